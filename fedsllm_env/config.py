@@ -1,0 +1,351 @@
+"""Frozen, validated configuration dataclasses holding every default of the system model.
+
+Each concern has its own record (wireless, compute, model/split/LoRA, training, reward); they are
+composed into :class:`FedsLLMConfig`. Every record validates itself in ``__post_init__`` and
+raises :class:`~fedsllm_env.errors.ConfigError` naming the field and the bad value.
+``FedsLLMConfig.from_dict`` rejects unknown keys at every level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fedsllm_env.errors import ConfigError
+
+__all__ = [
+    "WirelessConfig",
+    "ComputeConfig",
+    "ModelConfig",
+    "TrainingConfig",
+    "RewardConfig",
+    "FedsLLMConfig",
+]
+
+
+def _require(ok: bool, cls: str, name: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{cls}.{name} {rule}, got {value!r}")
+
+
+def _check_numbers(obj: Any) -> None:
+    """Type-check numeric and tuple fields against their annotations (bool is not a number)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        cls = type(obj).__name__
+        if hint is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{cls}.{f.name} must be an int, got {type(value).__name__} {value!r}")
+        elif hint is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{cls}.{f.name} must be a number, got {type(value).__name__} {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{cls}.{f.name} must be finite, got {value!r}")
+            object.__setattr__(obj, f.name, float(value))
+        elif origin is tuple:
+            if isinstance(value, list):
+                value = tuple(value)
+                object.__setattr__(obj, f.name, value)
+            if not isinstance(value, tuple):
+                raise TypeError(f"{cls}.{f.name} must be a tuple, got {type(value).__name__} {value!r}")
+        elif origin is Literal:
+            allowed = typing.get_args(hint)
+            if value not in allowed:
+                raise ConfigError(f"{cls}.{f.name} must be one of {allowed}, got {value!r}")
+
+
+class _Validated:
+    """Mixin: dict round trip with unknown-key rejection."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from a (possibly nested) dict; unknown keys raise ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} expects a dict, got {type(data).__name__}")
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {sorted(names)}")
+        kwargs = {}
+        hints = typing.get_type_hints(cls)
+        for key, value in data.items():
+            sub = hints[key]
+            if isinstance(sub, type) and issubclass(sub, _Validated) and isinstance(value, dict):
+                value = sub.from_dict(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-python dict (tuples become lists), inverse of ``from_dict``."""
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, _Validated):
+                return v.to_dict()
+            if isinstance(v, tuple):
+                return [conv(x) for x in v]
+            return v
+
+        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def replace(self, **changes: Any):
+        """Copy with some fields changed (re-validated)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class WirelessConfig(_Validated):
+    """Cell, subchannels, powers and channel dynamics."""
+
+    num_clients: int = 5
+    """K, number of edge clients."""
+    num_subchannels_ms: int = 10
+    """M, uplink subchannels towards the main server (activations)."""
+    num_subchannels_fs: int = 10
+    """N, uplink subchannels towards the federated server (LoRA adapters)."""
+    subchannel_bandwidth_ms_hz: float = 1e6
+    """B_s, bandwidth of one MS subchannel, Hz."""
+    subchannel_bandwidth_fs_hz: float = 1e6
+    """B_f, bandwidth of one FS subchannel, Hz."""
+    noise_psd_dbm_per_hz: float = -174.0
+    """N0, noise power spectral density, dBm/Hz."""
+    client_max_power_dbm: float = 23.0
+    """p_max^k, per-client transmit power cap on each link, dBm."""
+    total_power_ms_w: float = 0.6
+    """p_th^s, total transmit power of all clients on the MS link, W."""
+    total_power_fs_w: float = 0.6
+    """p_th^f, total transmit power of all clients on the FS link, W."""
+    cell_radius_m: float = 500.0
+    """Radius of the cell clients are dropped in uniformly, m."""
+    min_distance_m: float = 20.0
+    """Minimum client-to-access-point distance, m."""
+    shadowing_std_db: float = 8.0
+    """Log-normal shadowing standard deviation, dB."""
+    fading_correlation: float = 0.9
+    """Gauss-Markov coefficient rho of the Rayleigh fading between rounds (Jakes J0(2 pi f_d T))."""
+    mobility_speed_mps: float = 0.0
+    """Client speed for the random-direction mobility model, m/s (0 = static)."""
+    mobility_interval_s: float = 1.0
+    """Time that passes between two rounds for mobility, s."""
+    downlink_rate_bps: float = 50e6
+    """Fixed MS -> client downlink rate for activation gradients, bit/s."""
+    broadcast_rate_bps: float = 50e6
+    """Fixed FS -> clients broadcast rate for the averaged LoRA, bit/s."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        n = "WirelessConfig"
+        _require(self.num_clients >= 1, n, "num_clients", self.num_clients, "must be >= 1")
+        for name in ("num_subchannels_ms", "num_subchannels_fs"):
+            v = getattr(self, name)
+            _require(v >= self.num_clients, n, name, v,
+                     f"must be >= num_clients={self.num_clients} (every client needs a subchannel)")
+        for name in ("subchannel_bandwidth_ms_hz", "subchannel_bandwidth_fs_hz", "total_power_ms_w",
+                     "total_power_fs_w", "cell_radius_m", "min_distance_m", "downlink_rate_bps",
+                     "broadcast_rate_bps", "mobility_interval_s"):
+            v = getattr(self, name)
+            _require(v > 0, n, name, v, "must be > 0")
+        _require(self.min_distance_m < self.cell_radius_m, n, "min_distance_m", self.min_distance_m,
+                 f"must be < cell_radius_m={self.cell_radius_m}")
+        _require(self.shadowing_std_db >= 0, n, "shadowing_std_db", self.shadowing_std_db, "must be >= 0")
+        _require(self.mobility_speed_mps >= 0, n, "mobility_speed_mps", self.mobility_speed_mps, "must be >= 0")
+        _require(0.0 <= self.fading_correlation <= 1.0, n, "fading_correlation", self.fading_correlation,
+                 "must be in [0, 1]")
+        _require(-60 <= self.client_max_power_dbm <= 40, n, "client_max_power_dbm", self.client_max_power_dbm,
+                 "must be in [-60, 40] dBm")
+
+
+@dataclass(frozen=True)
+class ComputeConfig(_Validated):
+    """Device and server compute capabilities and the device-load process."""
+
+    client_cpu_freq_range_hz: tuple[float, float] = (1e9, 2e9)
+    """f_k is drawn uniformly in this range per client at reset, Hz."""
+    client_flops_per_cycle_choices: tuple[float, ...] = (4.0, 8.0, 16.0)
+    """kappa_k is drawn uniformly from these values (heterogeneous devices), FLOPs/cycle."""
+    server_cpu_freq_hz: float = 3e9
+    """f_s, main-server clock, Hz."""
+    server_flops_per_cycle: float = 80.0
+    """kappa_s, main-server FLOPs per cycle (default: 20x the mean device)."""
+    backward_factor: float = 2.0
+    """Backward FLOPs as a multiple of forward FLOPs."""
+    load_max: float = 0.9
+    """Upper bound of a device's background load (fraction of f_k busy)."""
+    load_mean: float = 0.3
+    """Long-run mean of the AR(1) load process."""
+    load_ar_coef: float = 0.8
+    """AR(1) coefficient of the load process between rounds."""
+    load_noise_std: float = 0.1
+    """Innovation standard deviation of the load process."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        n = "ComputeConfig"
+        rng = self.client_cpu_freq_range_hz
+        _require(len(rng) == 2 and 0 < rng[0] <= rng[1], n, "client_cpu_freq_range_hz", rng,
+                 "must be (low, high) with 0 < low <= high")
+        _require(len(self.client_flops_per_cycle_choices) >= 1
+                 and all(float(x) > 0 for x in self.client_flops_per_cycle_choices), n,
+                 "client_flops_per_cycle_choices", self.client_flops_per_cycle_choices,
+                 "must be a non-empty tuple of positive numbers")
+        for name in ("server_cpu_freq_hz", "server_flops_per_cycle", "backward_factor"):
+            v = getattr(self, name)
+            _require(v > 0, n, name, v, "must be > 0")
+        _require(0 <= self.load_max < 1, n, "load_max", self.load_max, "must be in [0, 1)")
+        _require(0 <= self.load_mean <= self.load_max, n, "load_mean", self.load_mean,
+                 f"must be in [0, load_max={self.load_max}]")
+        _require(0 <= self.load_ar_coef < 1, n, "load_ar_coef", self.load_ar_coef, "must be in [0, 1)")
+        _require(self.load_noise_std >= 0, n, "load_noise_std", self.load_noise_std, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Validated):
+    """Backbone, split candidates and LoRA."""
+
+    backbone: str = "tiny-gpt2"
+    """"tiny-gpt2" (built and pre-trained locally, cached) or any HF name / local path of a GPT-2 style LM."""
+    ranks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    """Candidate LoRA ranks r (one rank shared by every adapted module)."""
+    lora_scaling: float = 2.0
+    """LoRA alpha / r (alpha = lora_scaling * r, so the update scale does not depend on r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    lora_target_modules: tuple[str, ...] = ("attn.c_attn", "attn.c_proj")
+    """Module-name suffixes (inside each block) that get a LoRA adapter: the attention projections."""
+    activation_bits: int = 32
+    """q, bits per activation / gradient / LoRA element on the air (32 = the fp32 tensors actually sent)."""
+    initial_split: int = 1
+    """Cut index c used before the first action (1 <= c <= L-1)."""
+    initial_rank: int = 4
+    """LoRA rank used before the first action (must be one of ``ranks``)."""
+    tiny_n_layer: int = 6
+    """Blocks L of the locally built tiny GPT-2."""
+    tiny_n_embd: int = 128
+    """Hidden size of the tiny GPT-2."""
+    tiny_n_head: int = 4
+    """Attention heads of the tiny GPT-2."""
+    tiny_pretrain_steps: int = 400
+    """Optimizer steps of the one-off local pre-training of the tiny GPT-2."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        n = "ModelConfig"
+        _require(isinstance(self.backbone, str) and len(self.backbone) > 0, n, "backbone", self.backbone,
+                 "must be a non-empty string")
+        _require(len(self.ranks) >= 1 and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1
+                                              for r in self.ranks), n, "ranks", self.ranks,
+                 "must be a non-empty tuple of ints >= 1")
+        _require(list(self.ranks) == sorted(set(self.ranks)), n, "ranks", self.ranks,
+                 "must be strictly increasing")
+        _require(self.initial_rank in self.ranks, n, "initial_rank", self.initial_rank, f"must be one of {self.ranks}")
+        _require(self.lora_scaling > 0, n, "lora_scaling", self.lora_scaling, "must be > 0")
+        _require(0 <= self.lora_dropout < 1, n, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        _require(len(self.lora_target_modules) >= 1, n, "lora_target_modules", self.lora_target_modules,
+                 "must name at least one module")
+        _require(self.activation_bits in (8, 16, 32), n, "activation_bits", self.activation_bits,
+                 "must be 8, 16 or 32")
+        _require(self.tiny_n_layer >= 2, n, "tiny_n_layer", self.tiny_n_layer, "must be >= 2 (a split needs 2 blocks)")
+        _require(self.tiny_n_head >= 1 and self.tiny_n_embd % self.tiny_n_head == 0, n, "tiny_n_embd",
+                 self.tiny_n_embd, f"must be a positive multiple of tiny_n_head={self.tiny_n_head}")
+        _require(self.tiny_pretrain_steps >= 0, n, "tiny_pretrain_steps", self.tiny_pretrain_steps, "must be >= 0")
+        _require(self.initial_split >= 1, n, "initial_split", self.initial_split, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainingConfig(_Validated):
+    """Split-federated training: batches, iterations, data and the convergence target."""
+
+    batch_size: int = 8
+    """b, sequences per client mini-batch."""
+    seq_len: int = 64
+    """n, tokens per sequence."""
+    local_iterations: int = 2
+    """I, local iterations per round."""
+    learning_rate: float = 2e-3
+    """AdamW learning rate of the LoRA parameters (client and server side)."""
+    dataset: str = "e2e-synthetic"
+    """"e2e-synthetic" (generated meaning-representation -> sentence pairs) or a local .txt / .jsonl path."""
+    num_train_samples: int = 2000
+    """Training examples generated (synthetic dataset) or read at most (files)."""
+    num_val_samples: int = 200
+    """Validation examples."""
+    partition: Literal["iid", "dirichlet"] = "iid"
+    """How training data is split across clients."""
+    dirichlet_alpha: float = 0.5
+    """Concentration of the Dirichlet non-IID partition (over meaning-representation venue types)."""
+    val_batches: int = 4
+    """Validation mini-batches evaluated per round."""
+    target_val_loss: float = 0.0
+    """Episode terminates when validation loss <= this; 0 = use the calibration file's target."""
+    max_rounds: int = 60
+    """Round cap of one episode (truncation)."""
+    data_seed: int = 0
+    """Seed of the synthetic corpus (fixed: the task does not change between episodes)."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        n = "TrainingConfig"
+        for name in ("batch_size", "seq_len", "local_iterations", "num_train_samples", "num_val_samples",
+                     "val_batches", "max_rounds"):
+            v = getattr(self, name)
+            _require(v >= 1, n, name, v, "must be >= 1")
+        _require(self.seq_len >= 8, n, "seq_len", self.seq_len, "must be >= 8")
+        _require(self.learning_rate > 0, n, "learning_rate", self.learning_rate, "must be > 0")
+        _require(self.dirichlet_alpha > 0, n, "dirichlet_alpha", self.dirichlet_alpha, "must be > 0")
+        _require(self.target_val_loss >= 0, n, "target_val_loss", self.target_val_loss, "must be >= 0")
+        _require(isinstance(self.dataset, str) and self.dataset != "", n, "dataset", self.dataset,
+                 "must be a non-empty string")
+
+
+@dataclass(frozen=True)
+class RewardConfig(_Validated):
+    """Reward shaping. reward = -delay_weight * T_round / delay_scale_s (the return is -total delay)."""
+
+    delay_scale_s: float = 1.0
+    """Normaliser of the round delay, s."""
+    delay_weight: float = 1.0
+    """Weight of the delay term."""
+    progress_weight: float = 0.0
+    """Optional weight of a validation-loss-drop bonus (0 keeps the return equal to -total delay)."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        n = "RewardConfig"
+        _require(self.delay_scale_s > 0, n, "delay_scale_s", self.delay_scale_s, "must be > 0")
+        _require(self.delay_weight >= 0, n, "delay_weight", self.delay_weight, "must be >= 0")
+        _require(self.progress_weight >= 0, n, "progress_weight", self.progress_weight, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class FedsLLMConfig(_Validated):
+    """Everything one environment instance needs."""
+
+    wireless: WirelessConfig = field(default_factory=WirelessConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    mode: Literal["real", "surrogate"] = "surrogate"
+    """"real" trains the transformer every step; "surrogate" uses the calibrated loss-curve model."""
+    action_mode: Literal["box", "multidiscrete", "hybrid"] = "box"
+    """Flat Box(-1, 1) (PPO/SAC/TD3), MultiDiscrete with action masks (MaskablePPO), or split+rank only."""
+    power_levels: int = 5
+    """Power levels per subchannel in the MultiDiscrete action space."""
+    calibration_path: str = ""
+    """E(r) / loss-curve calibration JSON; "" = the measured table shipped with the package."""
+
+    def __post_init__(self) -> None:
+        for name, cls in (("wireless", WirelessConfig), ("compute", ComputeConfig), ("model", ModelConfig),
+                          ("training", TrainingConfig), ("reward", RewardConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, cls.from_dict(value))
+            elif not isinstance(value, cls):
+                raise TypeError(f"FedsLLMConfig.{name} must be a {cls.__name__} or dict, got {type(value).__name__}")
+        _check_numbers(self)
+        _require(self.power_levels >= 2, "FedsLLMConfig", "power_levels", self.power_levels, "must be >= 2")

@@ -1,0 +1,171 @@
+"""Delay model of one split-federated round (pure numpy, vectorised over clients and subchannels).
+
+Formulas (see ../shared/SPEC.md and the README's modelling assumptions):
+
+- rate of client k on link x: R_k = sum_{i owned by k} B_x log2(1 + p_i g_{k,i} / (N0 B_x));
+- client compute: T_k^F = b FLOPs_fwd(1..c) / (f_k kappa_k (1 - load_k)), T_k^B = beta T_k^F;
+- server compute: T^S = K b (1 + beta) FLOPs_fwd(c+1..L, head) / (f_s kappa_s);
+- payloads: activations b n d q bits (+ labels b n ceil(log2 V)), gradients b n d q (downlink at a
+  fixed rate), client LoRA q * sum over its adapted modules of r (d_in + d_out) bits;
+- T_iter = max_k(T_k^F + T_k^up) + T^S + max_k(T_k^down + T_k^B);
+- T_round = I T_iter + max_k T_k^{LoRA up} + T^broadcast; T = E(r) T_round.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import InfeasibleDecisionError
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
+from fedsllm_env.units import dbm_to_watt
+
+__all__ = [
+    "POWER_TOLERANCE",
+    "noise_psd_w_per_hz",
+    "subchannel_rates_bps",
+    "client_rates_bps",
+    "payload_bits",
+    "client_compute_s",
+    "server_compute_s",
+    "upload_time_s",
+    "round_delay",
+    "total_delay_s",
+    "decision_violations",
+    "check_feasible",
+]
+
+POWER_TOLERANCE = 1e-9
+"""Relative slack allowed on power limits (floating-point round-off of solvers)."""
+
+
+def noise_psd_w_per_hz(noise_psd_dbm_per_hz: float) -> float:
+    """N0 in W/Hz from dBm/Hz."""
+    return float(dbm_to_watt(noise_psd_dbm_per_hz))
+
+
+def subchannel_rates_bps(assign: np.ndarray, power_w: np.ndarray, gain: np.ndarray, bandwidth_hz: float,
+                         n0_w_per_hz: float) -> np.ndarray:
+    """(S,) Shannon rate of each subchannel for its owner: B log2(1 + p g_{owner,i} / (N0 B)), bit/s."""
+    owner_gain = gain[assign, np.arange(assign.shape[0])]
+    snr = power_w * owner_gain / (n0_w_per_hz * bandwidth_hz)
+    return bandwidth_hz * np.log2(1.0 + snr)
+
+
+def client_rates_bps(assign: np.ndarray, power_w: np.ndarray, gain: np.ndarray, bandwidth_hz: float,
+                     n0_w_per_hz: float) -> np.ndarray:
+    """(K,) sum rate of each client over the subchannels it owns, bit/s."""
+    per_sub = subchannel_rates_bps(assign, power_w, gain, bandwidth_hz, n0_w_per_hz)
+    return np.bincount(assign, weights=per_sub, minlength=gain.shape[0])
+
+
+def payload_bits(shape: ModelShape, split: int, rank: int, cfg: FedsLLMConfig) -> tuple[float, float, float]:
+    """(activation_bits, label_bits, lora_bits) of one client: per iteration, per iteration, per round."""
+    t, m = cfg.training, cfg.model
+    act = float(shape.activation_elements(t.batch_size, t.seq_len) * m.activation_bits)
+    labels = float(t.batch_size * t.seq_len * math.ceil(math.log2(shape.vocab_size)))
+    lora = float(shape.client_lora_params(split, rank, m.lora_target_modules) * m.activation_bits)
+    return act, labels, lora
+
+
+def client_compute_s(shape: ModelShape, split: int, rank: int, scenario: Scenario, load: np.ndarray,
+                     cfg: FedsLLMConfig) -> tuple[np.ndarray, np.ndarray]:
+    """((K,) forward, (K,) backward) client compute time of one iteration, s."""
+    t = cfg.training
+    flops = t.batch_size * shape.client_forward_flops(split, t.seq_len, rank, cfg.model.lora_target_modules)
+    available = scenario.client_peak_flops * (1.0 - load)
+    fwd = flops / available
+    return fwd, cfg.compute.backward_factor * fwd
+
+
+def server_compute_s(shape: ModelShape, split: int, rank: int, num_clients: int, cfg: FedsLLMConfig) -> float:
+    """Main-server forward + backward time for all K micro-batches of one iteration, s."""
+    t, c = cfg.training, cfg.compute
+    flops = num_clients * t.batch_size * (1.0 + c.backward_factor) * \
+        shape.server_forward_flops(split, t.seq_len, rank, cfg.model.lora_target_modules)
+    return float(flops / (c.server_cpu_freq_hz * c.server_flops_per_cycle))
+
+
+def upload_time_s(bits: float, rates_bps: np.ndarray) -> np.ndarray:
+    """bits / rate per client; inf where the rate is zero (no subchannel or no power)."""
+    with np.errstate(divide="ignore"):
+        return np.where(rates_bps > 0, bits / np.maximum(rates_bps, 1e-300), np.inf)
+
+
+def round_delay(decision: Decision, channel: ChannelState, scenario: Scenario, shape: ModelShape,
+                cfg: FedsLLMConfig) -> DelayBreakdown:
+    """Every delay term of one round under ``decision`` (no feasibility check: see ``check_feasible``)."""
+    w = cfg.wireless
+    n0 = noise_psd_w_per_hz(w.noise_psd_dbm_per_hz)
+    split, rank = int(decision.split), int(decision.rank)
+    act_bits, label_bits, lora_bits = payload_bits(shape, split, rank, cfg)
+    rate_ms = client_rates_bps(decision.assign_ms, decision.power_ms_w, channel.gain_ms,
+                               w.subchannel_bandwidth_ms_hz, n0)
+    rate_fs = client_rates_bps(decision.assign_fs, decision.power_fs_w, channel.gain_fs,
+                               w.subchannel_bandwidth_fs_hz, n0)
+    fwd, bwd = client_compute_s(shape, split, rank, scenario, channel.load, cfg)
+    up = upload_time_s(act_bits + label_bits, rate_ms)
+    down = np.full_like(fwd, act_bits / w.downlink_rate_bps)
+    t_server = server_compute_s(shape, split, rank, scenario.num_clients, cfg)
+    t_iter = float(np.max(fwd + up) + t_server + np.max(down + bwd))
+    lora_up = upload_time_s(lora_bits, rate_fs)
+    broadcast = lora_bits / w.broadcast_rate_bps
+    t_round = cfg.training.local_iterations * t_iter + float(np.max(lora_up)) + broadcast
+    return DelayBreakdown(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
+                          act_bits, label_bits, lora_bits)
+
+
+def total_delay_s(round_s: float, rounds_needed: float) -> float:
+    """Total training delay T = E(r) * T_round, s."""
+    return float(rounds_needed) * float(round_s)
+
+
+def decision_violations(decision: Decision, scenario: Scenario, shape: ModelShape, cfg: FedsLLMConfig) -> list[str]:
+    """Every constraint ``decision`` violates, as readable strings (empty list = feasible)."""
+    w = cfg.wireless
+    k = scenario.num_clients
+    out: list[str] = []
+    links = (("MS", decision.assign_ms, decision.power_ms_w, w.num_subchannels_ms, w.total_power_ms_w),
+             ("FS", decision.assign_fs, decision.power_fs_w, w.num_subchannels_fs, w.total_power_fs_w))
+    for name, assign, power, n_sub, p_total in links:
+        assign = np.asarray(assign)
+        power = np.asarray(power, dtype=float)
+        if assign.shape != (n_sub,):
+            out.append(f"{name} assignment must have shape ({n_sub},) (one owner per subchannel), got {assign.shape}")
+            continue
+        if power.shape != (n_sub,):
+            out.append(f"{name} power must have shape ({n_sub},), got {power.shape}")
+            continue
+        if not np.issubdtype(assign.dtype, np.integer) or np.any(assign < 0) or np.any(assign >= k):
+            out.append(f"{name} assignment must hold client indices in [0, {k - 1}], got {assign.tolist()}")
+            continue
+        if not np.all(np.isfinite(power)):
+            out.append(f"{name} power contains NaN/inf: {power.tolist()}")
+            continue
+        if np.any(power < 0):
+            out.append(f"{name} power must be >= 0 W, got {power.tolist()}")
+        missing = sorted(set(range(k)) - set(assign.tolist()))
+        if missing:
+            out.append(f"{name} link: clients {missing} have no subchannel")
+        per_client = np.bincount(assign, weights=power, minlength=k)
+        over = np.nonzero(per_client > scenario.client_max_power_w * (1 + POWER_TOLERANCE))[0]
+        for c in over:
+            out.append(f"{name} link: client {int(c)} power {per_client[c]:.6g} W > p_max "
+                       f"{scenario.client_max_power_w[c]:.6g} W")
+        if power.sum() > p_total * (1 + POWER_TOLERANCE):
+            out.append(f"{name} link: total power {power.sum():.6g} W > limit {p_total:.6g} W")
+    if not 1 <= int(decision.split) <= shape.n_layer - 1:
+        out.append(f"split {decision.split} outside [1, {shape.n_layer - 1}]")
+    if int(decision.rank) not in cfg.model.ranks:
+        out.append(f"rank {decision.rank} not in candidate ranks {cfg.model.ranks}")
+    return out
+
+
+def check_feasible(decision: Decision, scenario: Scenario, shape: ModelShape, cfg: FedsLLMConfig) -> None:
+    """Raise :class:`InfeasibleDecisionError` listing every violated constraint."""
+    violations = decision_violations(decision, scenario, shape, cfg)
+    if violations:
+        raise InfeasibleDecisionError(violations)
