@@ -28,3 +28,29 @@ __all__ = [
     "ResetNeeded",
     "__version__",
 ]
+
+
+def _register_envs() -> None:
+    """Register the versioned env ids once (idempotent)."""
+    from gymnasium.envs.registration import register, registry
+
+    variants = {
+        # id: (entry point, config overrides, nondeterministic)
+        "FedsLLM-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "real", "action_mode": "box"}),
+        "FedsLLM-Discrete-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "real", "action_mode": "multidiscrete"}),
+        "FedsLLM-Hybrid-v0": ("baselines.hybrid:make_hybrid_env", {"mode": "real", "action_mode": "hybrid"}),
+        "FedsLLM-Surrogate-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "surrogate", "action_mode": "box"}),
+        "FedsLLM-Surrogate-Discrete-v0": ("fedsllm_env.env:FedsLLMEnv",
+                                          {"mode": "surrogate", "action_mode": "multidiscrete"}),
+        "FedsLLM-Surrogate-Hybrid-v0": ("baselines.hybrid:make_hybrid_env",
+                                        {"mode": "surrogate", "action_mode": "hybrid"}),
+    }
+    for env_id, (entry_point, fixed) in variants.items():
+        if env_id in registry:
+            continue
+        # real training on CPU is bit-reproducible for a seed (tested), so no id is nondeterministic
+        register(id=env_id, entry_point=entry_point, kwargs={"config": None, "variant": fixed},
+                 nondeterministic=False, disable_env_checker=False)
+
+
+_register_envs()

@@ -182,6 +182,9 @@ class ComputeConfig(_Validated):
     """AR(1) coefficient of the load process between rounds."""
     load_noise_std: float = 0.1
     """Innovation standard deviation of the load process."""
+    client_memory_bytes: float = 0.0
+    """Memory a client may spend on its part of the model (frozen weights, LoRA + AdamW state, cut
+    activations), bytes; 0 = unlimited. Splits/ranks that do not fit are masked / projected."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -201,6 +204,7 @@ class ComputeConfig(_Validated):
                  f"must be in [0, load_max={self.load_max}]")
         _require(0 <= self.load_ar_coef < 1, n, "load_ar_coef", self.load_ar_coef, "must be in [0, 1)")
         _require(self.load_noise_std >= 0, n, "load_noise_std", self.load_noise_std, "must be >= 0")
+        _require(self.client_memory_bytes >= 0, n, "client_memory_bytes", self.client_memory_bytes, "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,15 @@ class ModelShape:
         self.check_split(split)
         return self.vocab_size * self.n_embd + self.n_positions * self.n_embd + split * self.block_params()
 
+    def client_memory_bytes(self, split: int, rank: int, targets: tuple[str, ...], batch_size: int,
+                            seq_len: int, bits: int = 32) -> float:
+        """Approximate client memory, bytes: frozen weights at ``bits`` + LoRA params, grads and two AdamW
+        moments in fp32 + one saved hidden state per client-side block (a lower bound on activations)."""
+        frozen = self.client_param_count(split) * bits / 8
+        lora = self.client_lora_params(split, rank, targets) * 4 * 4
+        saved = split * self.activation_elements(batch_size, seq_len) * 4
+        return float(frozen + lora + saved)
+
     # ---- FLOPs (per sequence of seq_len tokens) ---------------------------------------------
     def block_forward_flops(self, seq_len: int, rank: int = 0, targets: tuple[str, ...] = ()) -> float:
         """Forward FLOPs of one block for one sequence, including LoRA branches of rank ``rank``."""

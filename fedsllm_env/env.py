@@ -1,0 +1,214 @@
+"""FedsLLMEnv: one step = one split-federated LoRA training round over a wireless network."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from fedsllm_env.backends import TrainingBackend, make_backend
+from fedsllm_env.calibration import Calibration, load_calibration
+from fedsllm_env.channel import initial_channel, make_scenario, next_channel
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.delay import check_feasible, round_delay
+from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.reward import reward_terms, total_reward
+from fedsllm_env.spaces import ActionCodec, ObservationCodec
+from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
+
+__all__ = ["FedsLLMEnv", "Allocator"]
+
+Allocator = Callable[[Scenario, ChannelState, ModelShape, FedsLLMConfig, int, int], Decision]
+"""Fills subchannels and power for a given (split, rank) in hybrid mode."""
+
+
+class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Split-federated LoRA fine-tuning of a GPT-2 style LLM over a wireless cell.
+
+    Each ``step`` is one training round: the action fixes subchannel owners and transmit powers on
+    the main-server (MS) and federated-server (FS) uplinks, the cut layer and the LoRA rank; the
+    backend trains one round (real torch training or the calibrated surrogate); the delay model
+    prices it. Observation and action layouts are documented in :mod:`fedsllm_env.spaces`.
+
+    Reward: ``-delay_weight * T_round / delay_scale_s`` (+ optional progress bonus), so with the
+    defaults the episode return is minus the total training delay sum_t T_round(t) / scale.
+    ``info["expected_total_delay_s"]`` = E(r) * T_round is the paper's objective for the current
+    decision. Terminated when the validation loss reaches the target; truncated at
+    ``training.max_rounds`` rounds.
+
+    Args:
+        config: a :class:`FedsLLMConfig`, a (nested) dict of overrides, or None for the defaults.
+        backend: a prebuilt :class:`TrainingBackend` (e.g. an engine around a tiny test model);
+            default: built from ``config.mode``.
+        calibration: E(r) / loss-curve calibration; default: ``config.calibration_path`` or the
+            measured table shipped with the package.
+        allocator: hybrid mode only: fills subchannels and power for the agent's (split, rank).
+        render_mode: None or "ansi".
+        variant: config fields fixed by a registered id (``mode``, ``action_mode``); they override ``config``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(self, config: FedsLLMConfig | dict[str, Any] | None = None, *,
+                 backend: TrainingBackend | None = None, calibration: Calibration | None = None,
+                 allocator: Allocator | None = None, render_mode: str | None = None,
+                 variant: dict[str, Any] | None = None):
+        if config is None:
+            config = FedsLLMConfig()
+        elif isinstance(config, dict):
+            config = FedsLLMConfig.from_dict(config)
+        elif not isinstance(config, FedsLLMConfig):
+            raise TypeError(f"config must be a FedsLLMConfig, dict or None, got {type(config).__name__}")
+        if variant:  # the registered id fixes mode / action_mode
+            config = config.replace(**variant)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.config = config
+        self.render_mode = render_mode
+        self.calibration = calibration if calibration is not None else load_calibration(config.calibration_path)
+        self.backend = backend if backend is not None else make_backend(config, self.calibration)
+        self.shape: ModelShape = self.backend.shape
+        if self.shape != self.calibration.shape:
+            warnings.warn(f"backbone shape {self.shape} differs from the calibrated one {self.calibration.shape}; "
+                          "E(r) and the surrogate come from another model (run `fedsllm calibrate`)", stacklevel=2)
+        if not 1 <= config.model.initial_split <= self.shape.n_layer - 1:
+            raise ConfigError(f"ModelConfig.initial_split must be in [1, {self.shape.n_layer - 1}] for a "
+                              f"{self.shape.n_layer}-block model, got {config.model.initial_split}")
+        if config.action_mode == "hybrid" and allocator is None:
+            raise ConfigError("action_mode='hybrid' needs an allocator; use gym.make('FedsLLM-Surrogate-Hybrid-v0') "
+                              "or baselines.hybrid.make_hybrid_env")
+        self.allocator = allocator
+        self.target_val_loss = config.training.target_val_loss or self.calibration.target_val_loss
+        self._obs_codec = ObservationCodec(config, self.shape)
+        self._act_codec = ActionCodec(config, self.shape)
+        self.observation_space = self._obs_codec.space()
+        self.action_space = self._act_codec.space()
+        self._scenario: Scenario | None = None
+        self._channel: ChannelState | None = None
+        self.last_decision: Decision | None = None
+        self.last_breakdown: DelayBreakdown | None = None
+
+    # ---- public helpers --------------------------------------------------------------------------
+    @property
+    def scenario(self) -> Scenario:
+        """The current episode's scenario (after reset)."""
+        if self._scenario is None:
+            raise ResetNeeded("Call reset() before reading the scenario.")
+        return self._scenario
+
+    @property
+    def channel(self) -> ChannelState:
+        """The channel/load state the next action is applied to."""
+        if self._channel is None:
+            raise ResetNeeded("Call reset() before reading the channel.")
+        return self._channel
+
+    @property
+    def action_codec(self) -> ActionCodec:
+        """Decoder/encoder of this env's actions."""
+        return self._act_codec
+
+    @property
+    def observation_codec(self) -> ObservationCodec:
+        """Encoder/decoder of this env's observations."""
+        return self._obs_codec
+
+    def rounds_needed(self, rank: int) -> float:
+        """E(r) from the calibration."""
+        return self.calibration.rounds_needed(rank)
+
+    def action_masks(self) -> np.ndarray:
+        """Valid choices of the MultiDiscrete action (sb3-contrib MaskablePPO); see ActionCodec.action_masks."""
+        if self.config.action_mode == "box":
+            raise InvalidActionError("action masks exist only for action_mode 'multidiscrete' or 'hybrid'")
+        if self.config.action_mode == "hybrid":
+            split_ok, rank_ok = self._act_codec.split_rank_feasibility()
+            return np.concatenate([split_ok, rank_ok])
+        return self._act_codec.action_masks(self.scenario)
+
+    # ---- gym API ---------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Draw a new scenario and channel, restart fine-tuning from fresh adapters."""
+        super().reset(seed=seed)
+        cfg = self.config
+        self._scenario = make_scenario(self.np_random, cfg.wireless, cfg.compute)
+        self._channel = initial_channel(self.np_random, self._scenario, cfg.wireless, cfg.compute)
+        self._initial_val_loss = float(self.backend.reset(int(self.np_random.integers(2**31 - 1))))
+        self._val_loss = self._initial_val_loss
+        self._split, self._rank = cfg.model.initial_split, cfg.model.initial_rank
+        self._rounds = 0
+        self._cumulative_delay_s = 0.0
+        self.last_decision = None
+        self.last_breakdown = None
+        info = {"val_loss": self._val_loss, "target_val_loss": float(self.target_val_loss)}
+        return self._observe(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Decode the action into a feasible decision and run one training round with it."""
+        if self._channel is None:
+            raise ResetNeeded("Call reset() before using step().")
+        return self.step_decision(self._decode(action), _checked=True)
+
+    def step_decision(self, decision: Decision, *, _checked: bool = False):
+        """Run one round with an explicit :class:`Decision` (must be feasible, else InfeasibleDecisionError)."""
+        if self._channel is None or self._scenario is None:
+            raise ResetNeeded("Call reset() before using step_decision().")
+        cfg = self.config
+        if not _checked:
+            check_feasible(decision, self._scenario, self.shape, cfg)
+        breakdown = round_delay(decision, self._channel, self._scenario, self.shape, cfg)
+        outcome = self.backend.run_round(decision.split, decision.rank)
+        terms = reward_terms(breakdown.round_s, self._val_loss, outcome.val_loss, self._initial_val_loss, cfg.reward)
+        self._channel = next_channel(self.np_random, self._channel, self._scenario, cfg.wireless, cfg.compute)
+        self._val_loss, self._split, self._rank = outcome.val_loss, decision.split, decision.rank
+        self._rounds += 1
+        self._cumulative_delay_s += breakdown.round_s
+        self.last_decision, self.last_breakdown = decision, breakdown
+        terminated = bool(outcome.val_loss <= self.target_val_loss)
+        truncated = bool(not terminated and self._rounds >= cfg.training.max_rounds)
+        e_r = self.rounds_needed(decision.rank)
+        info = {
+            "round": self._rounds,
+            "split": int(decision.split),
+            "rank": int(decision.rank),
+            "train_loss": float(outcome.train_loss),
+            "val_loss": float(outcome.val_loss),
+            "target_val_loss": float(self.target_val_loss),
+            "round_delay_s": float(breakdown.round_s),
+            "cumulative_delay_s": float(self._cumulative_delay_s),
+            "expected_rounds": float(e_r),
+            "expected_total_delay_s": float(e_r * breakdown.round_s),
+            "reward_terms": terms,
+            "delay_breakdown": breakdown.as_info(),
+            "measured": dict(outcome.measured),
+        }
+        return self._observe(), total_reward(terms), terminated, truncated, info
+
+    def render(self) -> str | None:
+        """ANSI text summary of the last round."""
+        if self.render_mode != "ansi":
+            return None
+        if self.last_breakdown is None:
+            return f"round 0 | val_loss {getattr(self, '_val_loss', float('nan')):.4f}"
+        b = self.last_breakdown
+        return (f"round {self._rounds} | split {self._split} rank {self._rank} | val_loss {self._val_loss:.4f} "
+                f"| T_round {b.round_s:.4f} s (iter {b.iteration_s:.4f} s, LoRA up {np.max(b.lora_upload_s):.4f} s)")
+
+    # ---- stages ----------------------------------------------------------------------------------
+    def _decode(self, action: np.ndarray) -> Decision:
+        decoded = self._act_codec.decode(action, self.scenario)
+        if isinstance(decoded, tuple):
+            split, rank = self._act_codec.project_split_rank(*decoded)
+            assert self.allocator is not None
+            decision = self.allocator(self.scenario, self.channel, self.shape, self.config, split, rank)
+            check_feasible(decision, self.scenario, self.shape, self.config)
+            return decision
+        split, rank = self._act_codec.project_split_rank(decoded.split, decoded.rank)
+        return decoded if (split, rank) == (decoded.split, decoded.rank) else decoded.replace(split=split, rank=rank)
+
+    def _observe(self) -> np.ndarray:
+        return self._obs_codec.encode(self.channel, self.scenario, self._split, self._rank, self._val_loss,
+                                      self._initial_val_loss, self._rounds)
