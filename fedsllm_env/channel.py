@@ -22,6 +22,7 @@ __all__ = [
     "drop_clients",
     "draw_rayleigh",
     "evolve_fading",
+    "large_scale_gain",
     "channel_gain",
     "step_load",
     "move_clients",
@@ -55,18 +56,22 @@ def evolve_fading(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.nda
     return rho * h + np.sqrt(max(0.0, 1.0 - rho * rho)) * draw_rayleigh(rng, h.shape)
 
 
-def channel_gain(positions_m: np.ndarray, shadowing_db: np.ndarray, fading: np.ndarray) -> np.ndarray:
-    """(K, S) linear gain = 10^(-(PL + shadowing)/10) * |h|^2."""
-    distance = np.linalg.norm(positions_m, axis=1)
-    large_scale = db_to_linear(-(path_loss_db(distance) + shadowing_db))
-    return large_scale[:, None] * np.abs(fading) ** 2
+def large_scale_gain(positions_m: np.ndarray, shadowing_db: np.ndarray) -> np.ndarray:
+    """(K,) linear large-scale gain 10^(-(PL(d) + shadowing) / 10)."""
+    distance = np.sqrt((positions_m**2).sum(axis=1))
+    return db_to_linear(-(path_loss_db(distance) + shadowing_db))
+
+
+def channel_gain(large_scale: np.ndarray, fading: np.ndarray) -> np.ndarray:
+    """(K, S) linear gain = large-scale gain * |h|^2."""
+    return large_scale[:, None] * (fading.real**2 + fading.imag**2)
 
 
 def step_load(rng: np.random.Generator, load: np.ndarray, cfg: ComputeConfig) -> np.ndarray:
     """One AR(1) step of the device load, clipped to [0, load_max]."""
     eps = rng.standard_normal(load.shape)
     nxt = cfg.load_mean + cfg.load_ar_coef * (load - cfg.load_mean) + cfg.load_noise_std * eps
-    return np.clip(nxt, 0.0, cfg.load_max)
+    return np.minimum(np.maximum(nxt, 0.0), cfg.load_max)
 
 
 def move_clients(rng: np.random.Generator, positions_m: np.ndarray, cfg: WirelessConfig) -> np.ndarray:
@@ -104,8 +109,8 @@ def initial_channel(rng: np.random.Generator, scenario: Scenario, wcfg: Wireless
     h_fs = draw_rayleigh(rng, (k, wcfg.num_subchannels_fs))
     load = np.clip(ccfg.load_mean + ccfg.load_noise_std * rng.standard_normal(k), 0.0, ccfg.load_max)
     pos = scenario.positions_m
-    return ChannelState(channel_gain(pos, scenario.shadowing_db, h_ms), channel_gain(pos, scenario.shadowing_db, h_fs),
-                        load, h_ms, h_fs, pos)
+    ls = large_scale_gain(pos, scenario.shadowing_db)
+    return ChannelState(channel_gain(ls, h_ms), channel_gain(ls, h_fs), load, h_ms, h_fs, pos, ls)
 
 
 def next_channel(rng: np.random.Generator, state: ChannelState, scenario: Scenario, wcfg: WirelessConfig,
@@ -115,5 +120,5 @@ def next_channel(rng: np.random.Generator, state: ChannelState, scenario: Scenar
     h_ms = evolve_fading(rng, state.fading_ms, wcfg.fading_correlation)
     h_fs = evolve_fading(rng, state.fading_fs, wcfg.fading_correlation)
     load = step_load(rng, state.load, ccfg)
-    return ChannelState(channel_gain(pos, scenario.shadowing_db, h_ms), channel_gain(pos, scenario.shadowing_db, h_fs),
-                        load, h_ms, h_fs, pos)
+    ls = state.large_scale_gain if pos is state.positions_m else large_scale_gain(pos, scenario.shadowing_db)
+    return ChannelState(channel_gain(ls, h_ms), channel_gain(ls, h_fs), load, h_ms, h_fs, pos, ls)

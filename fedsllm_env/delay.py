@@ -14,6 +14,7 @@ Formulas (see ../shared/SPEC.md and the README's modelling assumptions):
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,6 +63,13 @@ def client_rates_bps(assign: np.ndarray, power_w: np.ndarray, gain: np.ndarray, 
     return np.bincount(assign, weights=per_sub, minlength=gain.shape[0])
 
 
+@lru_cache(maxsize=4096)
+def _flops(shape: ModelShape, split: int, rank: int, seq_len: int, targets: tuple[str, ...]) -> tuple[float, float]:
+    """(client, server) forward FLOPs per sequence, cached: the env asks for the same few pairs."""
+    return (shape.client_forward_flops(split, seq_len, rank, targets),
+            shape.server_forward_flops(split, seq_len, rank, targets))
+
+
 def payload_bits(shape: ModelShape, split: int, rank: int, cfg: FedsLLMConfig) -> tuple[float, float, float]:
     """(activation_bits, label_bits, lora_bits) of one client: per iteration, per iteration, per round."""
     t, m = cfg.training, cfg.model
@@ -75,7 +83,7 @@ def client_compute_s(shape: ModelShape, split: int, rank: int, scenario: Scenari
                      cfg: FedsLLMConfig) -> tuple[np.ndarray, np.ndarray]:
     """((K,) forward, (K,) backward) client compute time of one iteration, s."""
     t = cfg.training
-    flops = t.batch_size * shape.client_forward_flops(split, t.seq_len, rank, cfg.model.lora_target_modules)
+    flops = t.batch_size * _flops(shape, split, rank, t.seq_len, cfg.model.lora_target_modules)[0]
     available = scenario.client_peak_flops * (1.0 - load)
     fwd = flops / available
     return fwd, cfg.compute.backward_factor * fwd
@@ -85,14 +93,13 @@ def server_compute_s(shape: ModelShape, split: int, rank: int, num_clients: int,
     """Main-server forward + backward time for all K micro-batches of one iteration, s."""
     t, c = cfg.training, cfg.compute
     flops = num_clients * t.batch_size * (1.0 + c.backward_factor) * \
-        shape.server_forward_flops(split, t.seq_len, rank, cfg.model.lora_target_modules)
+        _flops(shape, split, rank, t.seq_len, cfg.model.lora_target_modules)[1]
     return float(flops / (c.server_cpu_freq_hz * c.server_flops_per_cycle))
 
 
 def upload_time_s(bits: float, rates_bps: np.ndarray) -> np.ndarray:
     """bits / rate per client; inf where the rate is zero (no subchannel or no power)."""
-    with np.errstate(divide="ignore"):
-        return np.where(rates_bps > 0, bits / np.maximum(rates_bps, 1e-300), np.inf)
+    return np.divide(bits, rates_bps, out=np.full(rates_bps.shape, np.inf), where=rates_bps > 0)
 
 
 def round_delay(decision: Decision, channel: ChannelState, scenario: Scenario, shape: ModelShape,
@@ -110,10 +117,10 @@ def round_delay(decision: Decision, channel: ChannelState, scenario: Scenario, s
     up = upload_time_s(act_bits + label_bits, rate_ms)
     down = np.full_like(fwd, act_bits / w.downlink_rate_bps)
     t_server = server_compute_s(shape, split, rank, scenario.num_clients, cfg)
-    t_iter = float(np.max(fwd + up) + t_server + np.max(down + bwd))
+    t_iter = float((fwd + up).max() + t_server + (down + bwd).max())
     lora_up = upload_time_s(lora_bits, rate_fs)
     broadcast = lora_bits / w.broadcast_rate_bps
-    t_round = cfg.training.local_iterations * t_iter + float(np.max(lora_up)) + broadcast
+    t_round = cfg.training.local_iterations * t_iter + float(lora_up.max()) + broadcast
     return DelayBreakdown(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
                           act_bits, label_bits, lora_bits)
 

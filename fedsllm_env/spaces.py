@@ -44,6 +44,7 @@ allocator fills subchannels and power.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from gymnasium import spaces
@@ -74,8 +75,10 @@ def repair_assignment(owner: np.ndarray, preference: np.ndarray, num_clients: in
         (S,) owners where each client holds >= 1 subchannel; a client without one takes, among the
         subchannels whose owner holds >= 2, the one maximising its preference minus the owner's.
     """
-    owner = owner.copy()
     counts = np.bincount(owner, minlength=num_clients)
+    if counts.min() > 0:
+        return owner
+    owner = owner.copy()
     for k in np.nonzero(counts == 0)[0]:
         donors = counts[owner] >= 2
         loss = preference[np.arange(owner.shape[0]), owner]
@@ -134,18 +137,31 @@ class ObservationCodec:
                initial_val_loss: float, rounds_done: int) -> np.ndarray:
         """Observation vector of the current state."""
         lo, hi = GAIN_DB_RANGE
-        gains = np.concatenate([channel.gain_ms.ravel(), channel.gain_fs.ravel()])
-        g = 10.0 * np.log10(np.maximum(gains, 1e-30))
-        g = np.clip((g - lo) / (hi - lo) * 2.0 - 1.0, -1.0, 1.0)
-        load = channel.load / max(self.cfg.compute.load_max, 1e-9)
-        compute = scenario.client_peak_flops / self._peak_scale()
+        k = scenario.num_clients
+        out = np.empty(self._size, dtype=np.float64)
+        n_ms = channel.gain_ms.size
+        n_g = n_ms + channel.gain_fs.size
+        out[:n_ms] = channel.gain_ms.ravel()
+        out[n_ms:n_g] = channel.gain_fs.ravel()
+        g = out[:n_g]
+        np.maximum(g, 1e-30, out=g)
+        np.log10(g, out=g)
+        g *= 20.0 / (hi - lo)  # 10 log10 -> dB, then onto [-1, 1]
+        g -= 2.0 * lo / (hi - lo) + 1.0
+        np.minimum(np.maximum(g, -1.0, out=g), 1.0, out=g)
+        out[n_g:n_g + k] = channel.load / max(self.cfg.compute.load_max, 1e-9)
+        out[n_g + k:n_g + 2 * k] = scenario.client_peak_flops / self._peak_scale()
+        np.minimum(np.maximum(out[n_g:n_g + 2 * k], 0.0, out=out[n_g:n_g + 2 * k]), 1.0, out=out[n_g:n_g + 2 * k])
         n_layer, ranks = self.shape.n_layer, self.cfg.model.ranks
-        split_f = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
-        rank_f = ranks.index(rank) / (len(ranks) - 1) if len(ranks) > 1 else 0.0
-        loss_f = min(max(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
-        round_f = min(rounds_done / self.cfg.training.max_rounds, 1.0)
-        tail = np.array([split_f, rank_f, loss_f, round_f])
-        return np.concatenate([g, np.clip(load, 0.0, 1.0), np.clip(compute, 0.0, 1.0), tail]).astype(np.float32)
+        out[-4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
+        out[-3] = ranks.index(rank) / (len(ranks) - 1) if len(ranks) > 1 else 0.0
+        out[-2] = min(max(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
+        out[-1] = min(rounds_done / self.cfg.training.max_rounds, 1.0)
+        return out.astype(np.float32)
+
+    @cached_property
+    def _size(self) -> int:
+        return sum(self.sizes.values())
 
     def decode_state(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Recover (gain_ms (K, M), gain_fs (K, N), load (K,), peak FLOP/s (K,)) from an observation.
@@ -176,6 +192,10 @@ class ActionCodec:
         """The action mode of the config."""
         return self.cfg.action_mode
 
+    @cached_property
+    def _space(self) -> spaces.Space:
+        return self.space()
+
     def space(self) -> spaces.Space:
         """The action space (built once by the env)."""
         w, k = self.cfg.wireless, self.cfg.wireless.num_clients
@@ -191,7 +211,7 @@ class ActionCodec:
 
     # ---- validation ----------------------------------------------------------------------------
     def _validate(self, action: np.ndarray) -> np.ndarray:
-        expected = self.space().shape
+        expected = self._space.shape
         try:
             a = np.asarray(action, dtype=float)
         except (TypeError, ValueError) as e:
@@ -232,7 +252,7 @@ class ActionCodec:
             idx = self._discrete_index(a, np.array([n_split, n_rank]))
             return self.split_rank(idx[0], idx[1])
         if self.mode == "box":
-            a = np.clip(a, -1.0, 1.0)
+            a = np.minimum(np.maximum(a, -1.0), 1.0)
             o = 0
             logit_ms = a[o: o + m * k].reshape(m, k); o += m * k
             logit_fs = a[o: o + n * k].reshape(n, k); o += n * k
@@ -247,7 +267,7 @@ class ActionCodec:
             p_fs = _spread_power(own_fs, w_fs, pmax * b_fs, k)
         else:
             p = self.cfg.power_levels
-            idx = self._discrete_index(a, self.space().nvec)  # type: ignore[union-attr]
+            idx = self._discrete_index(a, self._space.nvec)  # type: ignore[union-attr]
             o = 0
             own_ms = idx[o: o + m]; o += m
             own_fs = idx[o: o + n]; o += n

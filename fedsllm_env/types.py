@@ -52,6 +52,8 @@ class ChannelState:
     """(K, N) complex small-scale fading."""
     positions_m: np.ndarray
     """(K, 2) client positions this round, m."""
+    large_scale_gain: np.ndarray
+    """(K,) path loss and shadowing as a linear gain (cached while clients do not move)."""
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,13 @@ class DelayBreakdown:
     def as_info(self) -> dict[str, float]:
         """Plain floats for ``info`` / logging (per-client arrays are reported by their max)."""
         return {
-            "client_forward_s": float(np.max(self.client_forward_s)),
-            "client_backward_s": float(np.max(self.client_backward_s)),
-            "activation_upload_s": float(np.max(self.activation_upload_s)),
-            "gradient_download_s": float(np.max(self.gradient_download_s)),
+            "client_forward_s": float(self.client_forward_s.max()),
+            "client_backward_s": float(self.client_backward_s.max()),
+            "activation_upload_s": float(self.activation_upload_s.max()),
+            "gradient_download_s": float(self.gradient_download_s.max()),
             "server_compute_s": float(self.server_compute_s),
             "iteration_s": float(self.iteration_s),
-            "lora_upload_s": float(np.max(self.lora_upload_s)),
+            "lora_upload_s": float(self.lora_upload_s.max()),
             "broadcast_s": float(self.broadcast_s),
             "round_s": float(self.round_s),
             "activation_bits": float(self.activation_bits),
