@@ -1,0 +1,56 @@
+"""Shared fixtures: a synthetic calibration file (test-only numbers), tiny configs, RNGs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedsllm_env.calibration import atomic_write_json, fit_rounds_curve
+from fedsllm_env.config import FedsLLMConfig
+
+TEST_SHAPE = {"n_layer": 6, "n_embd": 128, "n_head": 4, "vocab_size": 500, "n_inner": 512, "n_positions": 128}
+"""Model shape of the synthetic calibration (the default tiny GPT-2 dimensions with a 500-word vocabulary)."""
+
+
+def write_synthetic_calibration(path, ranks=(1, 2, 4, 8, 16), initial=4.0, target=1.5, horizon=40):
+    """Write a calibration JSON with smooth made-up curves (tests only; never shipped)."""
+    data = {"version": 1, "command": "tests/conftest.py synthetic", "settings": {}, "model_shape": TEST_SHAPE,
+            "target_val_loss": target, "initial_val_loss": initial, "ranks": {}}
+    means = []
+    for r in ranks:
+        tau = 12.0 * r ** -0.3
+        curves = [[1.0 + (initial - 1.0) * float(np.exp(-(t + 1) / tau)) + 0.02 * float(np.sin(s + t))
+                   for t in range(horizon)] for s in range(2)]
+        hits = [next((i + 1 for i, v in enumerate(c) if v <= target), None) for c in curves]
+        means.append(np.mean([h if h is not None else horizon + 1 for h in hits]))
+        data["ranks"][str(r)] = {"rounds_to_target": hits, "val_loss_curves": curves}
+    data["fit"] = fit_rounds_curve(np.array(ranks, float), np.array(means))
+    atomic_write_json(path, data)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def calibration_path(tmp_path_factory) -> str:
+    """Path of a synthetic calibration file."""
+    return write_synthetic_calibration(tmp_path_factory.mktemp("cal") / "calibration.json")
+
+
+@pytest.fixture()
+def surrogate_config(calibration_path) -> FedsLLMConfig:
+    """Default config in surrogate mode on the synthetic calibration."""
+    return FedsLLMConfig(mode="surrogate", calibration_path=calibration_path)
+
+
+@pytest.fixture()
+def small_config(calibration_path) -> FedsLLMConfig:
+    """3 clients, 4 subchannels per link, surrogate mode."""
+    return FedsLLMConfig.from_dict({
+        "wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 4},
+        "calibration_path": calibration_path,
+    })
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    """A seeded generator."""
+    return np.random.default_rng(1234)
