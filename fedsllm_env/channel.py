@@ -51,9 +51,9 @@ def draw_rayleigh(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
 
 
-def evolve_fading(rng: np.random.Generator, h: np.ndarray, rho: float) -> np.ndarray:
-    """One Gauss-Markov step of the fading; keeps the CN(0, 1) marginal."""
-    return rho * h + np.sqrt(max(0.0, 1.0 - rho * rho)) * draw_rayleigh(rng, h.shape)
+def evolve_fading(h: np.ndarray, rho: float, innovation: np.ndarray) -> np.ndarray:
+    """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w with w ~ CN(0, 1) given; keeps the CN(0, 1) marginal."""
+    return rho * h + np.sqrt(max(0.0, 1.0 - rho * rho)) * innovation
 
 
 def large_scale_gain(positions_m: np.ndarray, shadowing_db: np.ndarray) -> np.ndarray:
@@ -67,10 +67,9 @@ def channel_gain(large_scale: np.ndarray, fading: np.ndarray) -> np.ndarray:
     return large_scale[:, None] * (fading.real**2 + fading.imag**2)
 
 
-def step_load(rng: np.random.Generator, load: np.ndarray, cfg: ComputeConfig) -> np.ndarray:
-    """One AR(1) step of the device load, clipped to [0, load_max]."""
-    eps = rng.standard_normal(load.shape)
-    nxt = cfg.load_mean + cfg.load_ar_coef * (load - cfg.load_mean) + cfg.load_noise_std * eps
+def step_load(load: np.ndarray, cfg: ComputeConfig, noise: np.ndarray) -> np.ndarray:
+    """One AR(1) step of the device load with standard-normal ``noise``, clipped to [0, load_max]."""
+    nxt = cfg.load_mean + cfg.load_ar_coef * (load - cfg.load_mean) + cfg.load_noise_std * noise
     return np.minimum(np.maximum(nxt, 0.0), cfg.load_max)
 
 
@@ -115,10 +114,15 @@ def initial_channel(rng: np.random.Generator, scenario: Scenario, wcfg: Wireless
 
 def next_channel(rng: np.random.Generator, state: ChannelState, scenario: Scenario, wcfg: WirelessConfig,
                  ccfg: ComputeConfig) -> ChannelState:
-    """Advance fading, mobility and load by one round."""
+    """Advance fading (both links, one Gauss-Markov step), mobility and load by one round."""
     pos = move_clients(rng, state.positions_m, wcfg)
-    h_ms = evolve_fading(rng, state.fading_ms, wcfg.fading_correlation)
-    h_fs = evolve_fading(rng, state.fading_fs, wcfg.fading_correlation)
-    load = step_load(rng, state.load, ccfg)
+    k, m = state.fading_ms.shape
+    n = state.fading_fs.shape[1]
+    # one draw for both links and the load keeps the step cheap: real parts, imaginary parts, load noise
+    z = rng.standard_normal(2 * k * (m + n) + k)
+    w = (z[: k * (m + n)] + 1j * z[k * (m + n): 2 * k * (m + n)]) / np.sqrt(2.0)
+    h_ms = evolve_fading(state.fading_ms, wcfg.fading_correlation, w[: k * m].reshape(k, m))
+    h_fs = evolve_fading(state.fading_fs, wcfg.fading_correlation, w[k * m:].reshape(k, n))
+    load = step_load(state.load, ccfg, z[-k:])
     ls = state.large_scale_gain if pos is state.positions_m else large_scale_gain(pos, scenario.shadowing_db)
     return ChannelState(channel_gain(ls, h_ms), channel_gain(ls, h_fs), load, h_ms, h_fs, pos, ls)

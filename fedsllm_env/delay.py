@@ -73,9 +73,16 @@ def _flops(shape: ModelShape, split: int, rank: int, seq_len: int, targets: tupl
 def payload_bits(shape: ModelShape, split: int, rank: int, cfg: FedsLLMConfig) -> tuple[float, float, float]:
     """(activation_bits, label_bits, lora_bits) of one client: per iteration, per iteration, per round."""
     t, m = cfg.training, cfg.model
-    act = float(shape.activation_elements(t.batch_size, t.seq_len) * m.activation_bits)
-    labels = float(t.batch_size * t.seq_len * math.ceil(math.log2(shape.vocab_size)))
-    lora = float(shape.client_lora_params(split, rank, m.lora_target_modules) * m.activation_bits)
+    return _payload_bits(shape, int(split), int(rank), t.batch_size, t.seq_len, m.activation_bits,
+                         m.lora_target_modules)
+
+
+@lru_cache(maxsize=4096)
+def _payload_bits(shape: ModelShape, split: int, rank: int, batch_size: int, seq_len: int, bits: int,
+                  targets: tuple[str, ...]) -> tuple[float, float, float]:
+    act = float(shape.activation_elements(batch_size, seq_len) * bits)
+    labels = float(batch_size * seq_len * math.ceil(math.log2(shape.vocab_size)))
+    lora = float(shape.client_lora_params(split, rank, targets) * bits)
     return act, labels, lora
 
 

@@ -97,12 +97,10 @@ def project_total_power(power_w: np.ndarray, total_w: float) -> np.ndarray:
 
 
 def _spread_power(owner: np.ndarray, weights: np.ndarray, budget_w: np.ndarray, num_clients: int) -> np.ndarray:
-    """p_i = budget_{owner} * w_i / sum of the owner's weights (equal split when they are all zero)."""
-    wsum = np.bincount(owner, weights=weights, minlength=num_clients)
-    counts = np.bincount(owner, minlength=num_clients)
-    zero = wsum[owner] <= 0
-    share = np.where(zero, 1.0 / counts[owner], weights / np.where(zero, 1.0, wsum[owner]))
-    return budget_w[owner] * share
+    """p_i = budget_{owner} * w_i / sum of the owner's weights (an equal split when they are all zero)."""
+    w = weights + 1e-12  # all-zero weights of a client become an exact equal split
+    wsum = np.bincount(owner, weights=w, minlength=num_clients)
+    return budget_w[owner] * (w / wsum[owner])
 
 
 @dataclass(frozen=True)
@@ -213,7 +211,7 @@ class ActionCodec:
     def _validate(self, action: np.ndarray) -> np.ndarray:
         expected = self._space.shape
         try:
-            a = np.asarray(action, dtype=float)
+            a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise InvalidActionError(f"action must be numeric, got {type(action).__name__}") from e
         if a.shape != expected:
@@ -222,8 +220,9 @@ class ActionCodec:
             else:
                 raise InvalidActionError(f"action has shape {a.shape}, expected {expected} "
                                          f"(action_mode={self.mode!r})")
-        if not np.all(np.isfinite(a)):
-            bad = np.nonzero(~np.isfinite(a))[0][:10].tolist()
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = np.nonzero(~finite)[0][:10].tolist()
             raise InvalidActionError(f"action contains NaN/inf at indices {bad}")
         return a
 

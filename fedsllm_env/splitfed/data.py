@@ -92,9 +92,9 @@ def _rating_phrase(r: str, rng: np.random.Generator) -> str:
 
 def _family_sentence(name: str, yes: bool, rng: np.random.Generator) -> str:
     if yes:
-        forms = (f"It is family friendly.", f"{name} is kid friendly.", "Children are welcome.")
+        forms = ("It is family friendly.", f"{name} is kid friendly.", "Children are welcome.")
     else:
-        forms = (f"It is not family friendly.", f"{name} is not kid friendly.", "It does not welcome children.")
+        forms = ("It is not family friendly.", f"{name} is not kid friendly.", "It does not welcome children.")
     return str(rng.choice(forms))
 
 
@@ -130,7 +130,7 @@ def _realise(mr: dict[str, str], rng: np.random.Generator) -> str:
 
 
 def _random_mr(rng: np.random.Generator) -> dict[str, str]:
-    n_opt = int(rng.integers(2, 6))  # 2..5 optional attributes besides the name
+    n_opt = int(rng.integers(2, 5))  # 2..4 optional attributes besides the name
     keys = sorted(rng.choice(len(OPTIONAL_KEYS), size=n_opt, replace=False).tolist())
     values = {"eatType": EAT_TYPES, "food": FOODS, "priceRange": PRICES, "customer rating": RATINGS,
               "area": AREAS, "familyFriendly": ("yes", "no"), "near": NEARS}

@@ -1,0 +1,11 @@
+"""Real split-federated LoRA training of GPT-2 style LMs (the environment's "real" mode).
+
+Public entry point: :class:`SplitFedEngine` (``reset(seed)``, ``run_round(split, rank)``). The calibration
+command ``python -m fedsllm_env.splitfed.calibrate`` measures E(r) with it.
+"""
+
+from __future__ import annotations
+
+from fedsllm_env.splitfed.engine import SplitFedEngine
+
+__all__ = ["SplitFedEngine"]

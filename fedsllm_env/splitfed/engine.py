@@ -1,0 +1,246 @@
+"""The real split-federated LoRA training engine used by the environment's "real" mode.
+
+One round (SPEC.md) = I local iterations, then FedAvg:
+
+* In each iteration every client k takes its next mini-batch (b sequences of n tokens from its own shard,
+  order from a seeded ``torch.Generator``), runs its part to the cut and "sends" the cut activation — a
+  detached tensor with ``requires_grad`` — and the labels to the main server (MS).
+* The MS runs forward + backward of its part for each of the K micro-batches with the *same* server
+  adapters (gradients accumulate), returns each client the gradient of that client's own micro-batch loss
+  w.r.t. its activation, and after all K micro-batches takes ONE AdamW step on the mean loss over the K
+  micro-batches (server gradients are divided by K).
+* Each client finishes backward with the returned gradient and takes one AdamW step on its own adapter
+  copy. Clients are processed one after another; because the server only steps after all K micro-batches,
+  this is mathematically identical to running the clients in parallel.
+* End of round: FedAvg of the client-side adapters weighted by client data sizes, broadcast to all.
+
+Optimizers (AdamW on LoRA parameters only, weight decay 0 by default, the base is frozen): one per client
+(its copy of all blocks' adapters; only the blocks it owns get gradients) and one on the server. Their state
+persists across rounds. When the cut moves, the Adam state of the moved blocks is reset on every side;
+when the rank changes all adapters are rebuilt (SVD resize) and every optimizer is re-created (state reset).
+Client Adam moments are per client and are not averaged by FedAvg.
+
+Determinism: the adapters' initialisation, the data order and any dropout are driven by ``seed``; dropout
+(global RNG) runs inside ``torch.random.fork_rng`` seeded per round, so the caller's global RNG state is
+left unchanged and the same seed gives bit-identical losses on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.splitfed.data import ClientSampler, EncodedSet, encode_examples, load_task, partition
+from fedsllm_env.splitfed.model import check_gpt2_style, load_backbone
+from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
+from fedsllm_env.types import RoundOutcome
+
+__all__ = ["SplitFedEngine"]
+
+
+def _seed_from(*entropy: int) -> int:
+    """A 63-bit seed derived from integers (numpy SeedSequence, no global state)."""
+    return int(np.random.SeedSequence([int(e) & 0xFFFFFFFF for e in entropy]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class SplitFedEngine:
+    """Split-federated LoRA fine-tuning of a GPT-2 style LM over K clients.
+
+    Args:
+        cfg: Full configuration; uses ``cfg.model`` (backbone, LoRA, initial split/rank),
+            ``cfg.training`` (b, n, I, learning rate, data, partition, validation) and
+            ``cfg.wireless.num_clients``.
+        model: Optional prebuilt GPT-2 style LM (e.g. a tiny random model in tests); requires ``tokenizer``.
+        tokenizer: The tokenizer matching ``model``.
+        weight_decay: AdamW weight decay of the LoRA parameters.
+        progress: Show a progress bar if the tiny backbone must be pre-trained.
+
+    Raises:
+        ValueError: Only one of model/tokenizer given, bad split/rank, too little data.
+        FileNotFoundError: Missing dataset file or backbone.
+    """
+
+    def __init__(self, cfg: FedsLLMConfig, model: Any = None, tokenizer: Any = None, weight_decay: float = 0.0,
+                 progress: bool = True) -> None:
+        if (model is None) != (tokenizer is None):
+            raise ValueError("pass both model and tokenizer, or neither (then cfg.model.backbone is loaded)")
+        self.cfg = cfg
+        t, m = cfg.training, cfg.model
+        if model is None:
+            model, tokenizer = load_backbone(m, t.seq_len, progress=progress)
+        check_gpt2_style(model, "SplitFedEngine")
+        if model.config.n_positions < t.seq_len:
+            raise ValueError(f"model n_positions={model.config.n_positions} < seq_len={t.seq_len}")
+        self.base = model.eval()
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.shape = ModelShape.from_hf_config(model.config)
+        self.num_clients = cfg.wireless.num_clients
+        self.weight_decay = float(weight_decay)
+        self._check_split(m.initial_split)
+        self._check_rank(m.initial_rank)
+
+        train, val = load_task(t.dataset, t.num_train_samples, t.num_val_samples, t.data_seed)
+        self.train_set: EncodedSet = encode_examples(train, tokenizer, t.seq_len)
+        val_set = encode_examples(val, tokenizer, t.seq_len)
+        n_val = min(len(val_set), t.val_batches * t.batch_size)
+        self.val_batches = [(val_set.input_ids[i:i + t.batch_size], val_set.labels[i:i + t.batch_size])
+                            for i in range(0, n_val, t.batch_size)]
+        self.shards = partition([e.label for e in train], self.num_clients, t.partition, t.dirichlet_alpha,
+                                t.batch_size, t.data_seed)
+        self.data_sizes = np.asarray([len(s) for s in self.shards], dtype=np.int64)
+        self.model: SplitLoRAModel | None = None
+        self._round = 0
+
+    # ---- validation of actions ----------------------------------------------------------------------
+    def _check_split(self, split: Any) -> None:
+        if isinstance(split, (bool, np.bool_)) or not isinstance(split, (int, np.integer)) \
+                or not 1 <= int(split) <= self.shape.n_layer - 1:
+            raise ValueError(f"split must be an int in [1, {self.shape.n_layer - 1}] for this "
+                             f"{self.shape.n_layer}-block model, got {split!r}")
+
+    def _check_rank(self, rank: Any) -> None:
+        if isinstance(rank, (bool, np.bool_)) or not isinstance(rank, (int, np.integer)) or int(rank) < 1:
+            raise ValueError(f"LoRA rank must be an int >= 1, got {rank!r}")
+
+    # ---- state --------------------------------------------------------------------------------------
+    @property
+    def current_split(self) -> int:
+        """Cut index c currently in use."""
+        return self.model.split if self.model is not None else int(self.cfg.model.initial_split)
+
+    @property
+    def current_rank(self) -> int:
+        """LoRA rank currently in use."""
+        return self.model.rank if self.model is not None else int(self.cfg.model.initial_rank)
+
+    @property
+    def round_index(self) -> int:
+        """Rounds run since the last reset."""
+        return self._round
+
+    def _make_optimizers(self) -> None:
+        assert self.model is not None
+        lr = self.cfg.training.learning_rate
+        self.client_opts = [torch.optim.AdamW(self.model.client_params(k), lr=lr, weight_decay=self.weight_decay)
+                            for k in range(self.num_clients)]
+        self.server_opt = torch.optim.AdamW(self.model.server_params(), lr=lr, weight_decay=self.weight_decay)
+
+    def reset(self, seed: int) -> float:
+        """Fresh adapters (B = 0: the model equals the backbone), fresh optimizers, data order from ``seed``.
+
+        Split and rank return to ``cfg.model.initial_split`` / ``initial_rank``.
+
+        Returns:
+            The validation loss of the backbone (before round 1).
+        """
+        m = self.cfg.model
+        self.seed = int(seed)
+        gen = torch.Generator().manual_seed(_seed_from(seed, 1))
+        self.model = SplitLoRAModel(self.base, self.num_clients, int(m.initial_rank), int(m.initial_split),
+                                    m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen)
+        self._resize_gen = torch.Generator().manual_seed(_seed_from(seed, 2))
+        self._round_seeds = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 3]))
+        self.samplers = [ClientSampler(self.train_set, self.shards[k], self.cfg.training.batch_size,
+                                       _seed_from(seed, 100 + k)) for k in range(self.num_clients)]
+        self._make_optimizers()
+        self._round = 0
+        return self.validation_loss()
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Mean loss over the fixed validation batches (global adapters, eval mode)."""
+        if self.model is None:
+            raise RuntimeError("call reset(seed) before using the engine")
+        self.model.eval()
+        losses = [lm_loss(self.model(ids, client=0), labels).item() for ids, labels in self.val_batches]
+        return float(np.mean(losses))
+
+    # ---- one round ----------------------------------------------------------------------------------
+    def _apply_action(self, split: int, rank: int) -> dict[str, float]:
+        assert self.model is not None
+        info = {"rank_changed": 0.0, "moved_blocks": 0.0}
+        if int(rank) != self.model.rank:
+            self.model.set_rank(int(rank), self._resize_gen)
+            self._make_optimizers()  # new parameter objects: all Adam state reset
+            info["rank_changed"] = 1.0
+        moved = self.model.set_split(int(split), weights=self.data_sizes.tolist())
+        for j in moved:  # reset Adam state of moved blocks on every side
+            for owner, opt in [(k, self.client_opts[k]) for k in range(self.num_clients)] + \
+                              [(self.num_clients, self.server_opt)]:
+                for p in self.model.block_params(owner, j):
+                    opt.state.pop(p, None)
+        info["moved_blocks"] = float(len(moved))
+        return info
+
+    def run_round(self, split: int, rank: int) -> RoundOutcome:
+        """Run one split-federated round with cut ``split`` and LoRA rank ``rank``.
+
+        Raises:
+            RuntimeError: ``reset`` was not called.
+            ValueError: ``split`` outside [1, L-1] or ``rank`` < 1.
+        """
+        if self.model is None:
+            raise RuntimeError("call reset(seed) before run_round")
+        self._check_split(split)
+        self._check_rank(rank)
+        t0 = time.perf_counter()
+        info = self._apply_action(int(split), int(rank))
+        t = self.cfg.training
+        model = self.model
+        train_s = 0.0
+        losses: list[float] = []
+        act_bytes = grad_bytes = label_tokens = 0
+        round_seed = int(self._round_seeds.integers(0, 2**63 - 1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(round_seed)  # only dropout draws from the global RNG
+            model.train()
+            for _ in range(t.local_iterations):
+                self.server_opt.zero_grad(set_to_none=True)
+                for k in range(self.num_clients):
+                    ids, labels = self.samplers[k].next_batch()
+                    s0 = time.perf_counter()
+                    # client k: forward to the cut
+                    act = model.client_forward(k, ids)
+                    sent = act.detach().requires_grad_(True)  # what goes over the air
+                    # main server: forward + backward of its part for this micro-batch
+                    loss = lm_loss(model.server_logits(sent), labels)
+                    loss.backward()
+                    grad = sent.grad  # returned to client k
+                    # client k: finish backward, update its own adapter copy
+                    opt = self.client_opts[k]
+                    opt.zero_grad(set_to_none=True)
+                    act.backward(grad)
+                    opt.step()
+                    train_s += time.perf_counter() - s0
+                    losses.append(loss.item())
+                    act_bytes = sent.numel() * sent.element_size()
+                    grad_bytes = grad.numel() * grad.element_size()
+                    label_tokens = labels.numel()
+                s0 = time.perf_counter()
+                with torch.no_grad():  # one server step on the mean loss over the K micro-batches
+                    for p in model.server_params():
+                        if p.grad is not None:
+                            p.grad.div_(self.num_clients)
+                self.server_opt.step()
+                train_s += time.perf_counter() - s0
+        s0 = time.perf_counter()
+        lora_bytes = model.client_lora_bytes(0)
+        model.fedavg_clients(self.data_sizes.tolist())
+        train_s += time.perf_counter() - s0
+        v0 = time.perf_counter()
+        val = self.validation_loss()
+        self._round += 1
+        measured = {"activation_bytes": float(act_bytes), "gradient_bytes": float(grad_bytes),
+                    "label_tokens": float(label_tokens), "lora_bytes": float(lora_bytes),
+                    "wall_s": time.perf_counter() - t0, "train_s": train_s,
+                    "val_s": time.perf_counter() - v0, **info}
+        train_loss = float(np.mean(losses)) if losses else math.nan
+        return RoundOutcome(train_loss=train_loss, val_loss=val, round_index=self._round, measured=measured)
