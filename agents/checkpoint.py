@@ -1,0 +1,221 @@
+"""Atomic model checkpoints during training, detection of a saved agent's algorithm, and resuming.
+
+A checkpoint is written to a temporary file in the target folder and moved into place with
+``os.replace``, so a crash never leaves a truncated ``.zip`` under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.factory import ALGOS
+
+__all__ = ["atomic_save", "AtomicCheckpointCallback", "latest_checkpoint", "detect_algo", "load_agent", "resume"]
+
+_STEPS_RE = re.compile(r"_(\d+)_steps\.zip$")
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_save(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
+    """Save an SB3 model to ``path`` atomically.
+
+    Args:
+        model: the agent.
+        path: target file; ``.zip`` is appended when missing (SB3's convention).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if path.suffix != ".zip":
+        path = path.with_name(path.name + ".zip")
+    return _atomic_write(path, model.save)
+
+
+class AtomicCheckpointCallback(BaseCallback):
+    """Save the model atomically every ``save_freq`` environment steps and at the end of training.
+
+    Files are ``<save_dir>/<name_prefix>_<num_timesteps>_steps.zip`` (and, when
+    ``save_replay_buffer`` is set for an off-policy agent, ``..._replay_buffer.pkl`` beside it).
+
+    Args:
+        save_freq: period in environment steps (counted over all parallel envs); 0 = only at the end.
+        save_dir: folder of the checkpoints.
+        name_prefix: file-name prefix.
+        save_replay_buffer: also save the replay buffer of off-policy agents (SAC, TD3).
+        keep_last: keep only this many most recent checkpoints (0 = keep all).
+        verbose: 1 prints each save.
+    """
+
+    def __init__(self, save_freq: int, save_dir: str | os.PathLike[str], name_prefix: str = "checkpoint",
+                 save_replay_buffer: bool = False, keep_last: int = 0, verbose: int = 0):
+        super().__init__(verbose)
+        if save_freq < 0:
+            raise ValueError(f"save_freq must be >= 0 environment steps, got {save_freq}")
+        if keep_last < 0:
+            raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+        self.save_freq = int(save_freq)
+        self.save_dir = Path(save_dir)
+        self.name_prefix = name_prefix
+        self.save_replay_buffer = save_replay_buffer
+        self.keep_last = keep_last
+        self.saved: list[Path] = []
+        self._last_saved_at = -1
+        self._next_save = 0
+
+    def _init_callback(self) -> None:
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        if self.save_freq > 0:
+            self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def checkpoint_path(self, num_timesteps: int) -> Path:
+        """Path of the checkpoint taken at ``num_timesteps``."""
+        return self.save_dir / f"{self.name_prefix}_{num_timesteps}_steps.zip"
+
+    def _save(self) -> None:
+        if self.num_timesteps == self._last_saved_at:
+            return
+        path = atomic_save(self.model, self.checkpoint_path(self.num_timesteps))
+        if self.save_replay_buffer and isinstance(self.model, OffPolicyAlgorithm):
+            buffer_path = path.with_name(path.stem + "_replay_buffer.pkl")
+            _atomic_write(buffer_path, self.model.save_replay_buffer)
+        self._last_saved_at = self.num_timesteps
+        self.saved.append(path)
+        if self.verbose:
+            print(f"saved checkpoint {path}")
+        if self.keep_last and len(self.saved) > self.keep_last:
+            old = self.saved.pop(0)
+            old.unlink(missing_ok=True)
+            old.with_name(old.stem + "_replay_buffer.pkl").unlink(missing_ok=True)
+
+    def _on_step(self) -> bool:
+        if self.save_freq > 0 and self.num_timesteps >= self._next_save:
+            self._save()
+            self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+        return True
+
+    def _on_training_end(self) -> None:
+        self._save()
+
+
+def latest_checkpoint(save_dir: str | os.PathLike[str], name_prefix: str = "checkpoint") -> Path | None:
+    """The checkpoint with the most environment steps in ``save_dir`` (None if there is none)."""
+    best: tuple[int, Path] | None = None
+    folder = Path(save_dir)
+    if not folder.is_dir():
+        return None
+    for path in folder.glob(f"{name_prefix}_*_steps.zip"):
+        match = _STEPS_RE.search(path.name)
+        if match and (best is None or int(match.group(1)) > best[0]):
+            best = (int(match.group(1)), path)
+    return None if best is None else best[1]
+
+
+def detect_algo(path: str | os.PathLike[str]) -> str:
+    """Infer the algorithm (key of :data:`~agents.factory.ALGOS`) of a saved SB3 zip.
+
+    Args:
+        path: a ``.zip`` written by ``model.save`` / :func:`atomic_save`.
+
+    Returns:
+        "maskable_ppo", "sac", "td3", "ppo" or "a2c" (PPO and A2C share a policy class; PPO is the
+        one that stores ``clip_range``).
+    """
+    data, _, _ = load_from_zip_file(path, load_data=True, device="cpu", print_system_info=False)
+    if not data or "policy_class" not in data:
+        raise ValueError(f"{path} is not a Stable-Baselines3 model zip (no policy_class in its data)")
+    module = getattr(data["policy_class"], "__module__", "")
+    if "maskable" in module:
+        return "maskable_ppo"
+    for name in ("sac", "td3"):
+        if f".{name}." in module:
+            return name
+    return "ppo" if "clip_range" in data else "a2c"
+
+
+def load_agent(path: str | os.PathLike[str], algo: str | None = None, env: gym.Env | VecEnv | None = None,
+               device: str = "cpu", **kwargs: Any) -> BaseAlgorithm:
+    """Load a saved agent.
+
+    Args:
+        path: the model ``.zip``.
+        algo: its algorithm; default: :func:`detect_algo`.
+        env: env to attach (needed to continue training; not needed to predict).
+        device: torch device.
+        **kwargs: passed to ``<Algo>.load`` (e.g. ``tensorboard_log``).
+
+    Returns:
+        The agent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved agent at {path}")
+    algo = algo or detect_algo(path)
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
+    return ALGOS[algo].load(path, env=env, device=device, **kwargs)
+
+
+def resume(path: str | os.PathLike[str], env: gym.Env | VecEnv, total_timesteps: int,
+           algo: str | None = None, callback: MaybeCallback = None, tensorboard_log: str | None = None,
+           replay_buffer: str | os.PathLike[str] | None = None, progress_bar: bool = False,
+           tb_log_name: str = "run", device: str = "cpu", **learn_kwargs: Any) -> BaseAlgorithm:
+    """Load a checkpoint and continue training until ``total_timesteps`` steps in all.
+
+    The step counter continues (``reset_num_timesteps=False``), so TensorBoard curves and checkpoint
+    names follow on from the checkpoint.
+
+    Args:
+        path: checkpoint ``.zip``.
+        env: env to continue on (same spaces as at save time).
+        total_timesteps: the TOTAL budget including the steps already done; nothing is trained if the
+            checkpoint is already there.
+        algo: the checkpoint's algorithm; default: :func:`detect_algo`.
+        callback: SB3 callback(s) for the continued run.
+        tensorboard_log: TensorBoard folder.
+        replay_buffer: a replay buffer ``.pkl`` to restore (off-policy agents).
+        progress_bar: show SB3's tqdm/rich progress bar.
+        tb_log_name: TensorBoard run name.
+        device: torch device.
+        **learn_kwargs: other ``model.learn`` arguments (e.g. ``log_interval``).
+
+    Returns:
+        The agent after training.
+    """
+    model = load_agent(path, algo=algo, env=env, device=device, tensorboard_log=tensorboard_log)
+    if replay_buffer is not None:
+        if not isinstance(model, OffPolicyAlgorithm):
+            raise ValueError(f"replay_buffer given but {type(model).__name__} is on-policy (has no replay buffer)")
+        model.load_replay_buffer(replay_buffer)
+    remaining = int(total_timesteps) - int(model.num_timesteps)
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False,
+                    progress_bar=progress_bar, tb_log_name=tb_log_name, **learn_kwargs)
+    return model

@@ -1,0 +1,323 @@
+"""One evaluation harness for agents and baselines: identical seeded episodes, per-episode records, tables.
+
+Anything with SB3's ``predict(observation, state=None, episode_start=None, deterministic=True)``
+is a :class:`Policy`: a trained PPO/SAC/A2C/TD3/MaskablePPO model or a baseline adapter
+(``baselines.policy.make_baseline_policy``). Every policy is run on the same list of seeds; a seed
+fixes the scenario (client positions, devices) and the whole channel/load trajectory, which do not
+depend on the actions, so the policies face identical conditions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from fedsllm_env.config import FedsLLMConfig
+
+__all__ = [
+    "Policy",
+    "PolicyFactory",
+    "EpisodeRecord",
+    "make_eval_env",
+    "merge_config",
+    "run_episode",
+    "evaluate_policy_on_seeds",
+    "summarize",
+    "comparison_rows",
+    "markdown_table",
+]
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """SB3's prediction interface (agents and baseline adapters)."""
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """Return ``(action, next_state)`` for one observation."""
+        ...
+
+
+PolicyFactory = Callable[[gym.Env], Policy]
+"""Builds a policy bound to the env it will act in (e.g. ``lambda env: make_baseline_policy("optimizer", env)``)."""
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """What one evaluation episode produced (times in seconds)."""
+
+    policy: str
+    """Name of the policy."""
+    seed: int
+    """Reset seed of the episode (fixes the scenario and the channel trajectory)."""
+    total_delay_s: float
+    """Sum of the round delays T_round over the episode, s."""
+    rounds: int
+    """Rounds (env steps) played."""
+    terminated: bool
+    """The validation loss reached the target."""
+    truncated: bool
+    """The round cap was hit first."""
+    final_val_loss: float
+    """Validation loss after the last round."""
+    episode_return: float
+    """Sum of rewards."""
+    mean_round_delay_s: float
+    """Mean T_round over the episode, s."""
+    mean_expected_total_delay_s: float
+    """Mean over rounds of E(r) * T_round (the paper's objective for each decision), s."""
+    decision_time_s: float
+    """Mean wall time per step spent in ``predict``, s."""
+    splits: tuple[int, ...]
+    """Cut index chosen each round."""
+    ranks: tuple[int, ...]
+    """LoRA rank chosen each round."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable)."""
+        out = asdict(self)
+        out["splits"], out["ranks"] = list(self.splits), list(self.ranks)
+        return out
+
+
+def merge_config(config: FedsLLMConfig | dict[str, Any] | None, max_rounds: int | None = None) -> dict[str, Any]:
+    """Nested config overrides as a dict, with ``training.max_rounds`` set when given.
+
+    Args:
+        config: a config, a dict of nested overrides, or None.
+        max_rounds: round cap of the episodes (None keeps the config's).
+
+    Returns:
+        A new dict suitable for ``gym.make(env_id, config=...)``.
+    """
+    if config is None:
+        out: dict[str, Any] = {}
+    elif isinstance(config, FedsLLMConfig):
+        out = config.to_dict()
+    elif isinstance(config, dict):
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    else:
+        raise TypeError(f"config must be a FedsLLMConfig, dict or None, got {type(config).__name__}")
+    if max_rounds is not None:
+        if max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        out["training"] = {**out.get("training", {}), "max_rounds": int(max_rounds)}
+    return out
+
+
+def make_eval_env(env_id: str, config: FedsLLMConfig | dict[str, Any] | None = None, max_rounds: int | None = None,
+                  env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """``gym.make(env_id, config=..., **env_kwargs)`` with :func:`merge_config` applied."""
+    return gym.make(env_id, config=merge_config(config, max_rounds), **(env_kwargs or {}))
+
+
+def _accepts_masks(policy: Policy) -> bool:
+    try:
+        return "action_masks" in inspect.signature(policy.predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
+                deterministic: bool = True) -> EpisodeRecord:
+    """Play one episode of ``env`` from ``reset(seed=seed)`` with ``policy``.
+
+    Policies whose ``predict`` takes ``action_masks`` (MaskablePPO) get ``env.action_masks()``.
+
+    Args:
+        policy: the policy.
+        env: a FedsLLM env (any wrapper stack).
+        seed: reset seed.
+        name: policy name stored in the record.
+        deterministic: passed to ``predict``.
+
+    Returns:
+        The episode's record.
+    """
+    use_masks = _accepts_masks(policy)
+    obs, _ = env.reset(seed=int(seed))
+    total_return, decide_s = 0.0, 0.0
+    round_delays: list[float] = []
+    expected: list[float] = []
+    splits: list[int] = []
+    ranks: list[int] = []
+    terminated = truncated = False
+    info: dict[str, Any] = {}
+    episode_start = np.ones((1,), dtype=bool)
+    while not (terminated or truncated):
+        kwargs: dict[str, Any] = {}
+        if use_masks:
+            kwargs["action_masks"] = env.get_wrapper_attr("action_masks")()
+        t0 = time.perf_counter()
+        action, _ = policy.predict(obs, state=None, episode_start=episode_start, deterministic=deterministic,
+                                   **kwargs)
+        decide_s += time.perf_counter() - t0
+        episode_start = np.zeros((1,), dtype=bool)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total_return += float(reward)
+        round_delays.append(float(info["round_delay_s"]))
+        expected.append(float(info["expected_total_delay_s"]))
+        splits.append(int(info["split"]))
+        ranks.append(int(info["rank"]))
+    n = len(round_delays)
+    return EpisodeRecord(
+        policy=name,
+        seed=int(seed),
+        total_delay_s=float(info["cumulative_delay_s"]),
+        rounds=n,
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        final_val_loss=float(info["val_loss"]),
+        episode_return=total_return,
+        mean_round_delay_s=float(np.mean(round_delays)),
+        mean_expected_total_delay_s=float(np.mean(expected)),
+        decision_time_s=decide_s / n,
+        splits=tuple(splits),
+        ranks=tuple(ranks),
+    )
+
+
+def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.Env, seeds: Sequence[int],
+                             config: FedsLLMConfig | dict[str, Any] | None = None, max_rounds: int | None = None,
+                             env_kwargs: dict[str, Any] | None = None, name: str | None = None,
+                             deterministic: bool = True) -> list[EpisodeRecord]:
+    """Run one deterministic episode per seed and record it.
+
+    Args:
+        policy: a :class:`Policy`, or a :data:`PolicyFactory` called once with the env (for baselines that
+            must be bound to the env they act in).
+        env_id: a registered id (the env is made with ``config`` / ``max_rounds`` / ``env_kwargs`` and
+            closed afterwards), or an already built env (reused as is; ``config`` etc. must then be None).
+        seeds: reset seeds, one episode each.
+        config: nested config overrides (or a FedsLLMConfig).
+        max_rounds: round cap per episode (``training.max_rounds``); None keeps the config's.
+        env_kwargs: other ``gym.make`` keyword arguments.
+        name: policy name in the records (default: the policy's class name).
+        deterministic: passed to ``predict``.
+
+    Returns:
+        One :class:`EpisodeRecord` per seed, in order.
+    """
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty; give at least one evaluation seed")
+    own_env = isinstance(env_id, str)
+    if own_env:
+        env = make_eval_env(env_id, config, max_rounds, env_kwargs)  # type: ignore[arg-type]
+    else:
+        if config is not None or max_rounds is not None or env_kwargs:
+            raise ValueError("config/max_rounds/env_kwargs apply only when env_id is an id, not a built env")
+        env = env_id  # type: ignore[assignment]
+    try:
+        bound = policy if hasattr(policy, "predict") else policy(env)  # type: ignore[operator]
+        label = name or type(bound).__name__
+        return [run_episode(bound, env, seed, label, deterministic) for seed in seeds]
+    finally:
+        if own_env:
+            env.close()
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=0))
+
+
+def summarize(records: Sequence[EpisodeRecord]) -> dict[str, float]:
+    """Mean and standard deviation over episodes.
+
+    Args:
+        records: the episodes of one policy.
+
+    Returns:
+        ``episodes``, ``success_rate`` (fraction that reached the target), and ``<field>_mean`` /
+        ``<field>_std`` for total_delay_s, rounds, final_val_loss, episode_return, mean_round_delay_s,
+        mean_expected_total_delay_s and decision_time_s.
+    """
+    if not records:
+        raise ValueError("no records to summarize")
+    out: dict[str, float] = {"episodes": float(len(records)),
+                             "success_rate": float(np.mean([r.terminated for r in records]))}
+    for key in ("total_delay_s", "rounds", "final_val_loss", "episode_return", "mean_round_delay_s",
+                "mean_expected_total_delay_s", "decision_time_s"):
+        mean, std = _mean_std([getattr(r, key) for r in records])
+        out[f"{key}_mean"], out[f"{key}_std"] = mean, std
+    return out
+
+
+def comparison_rows(results: dict[str, Sequence[EpisodeRecord]], reference: str = "optimizer") -> list[dict[str, Any]]:
+    """One table row per policy, with the total delay relative to a reference policy.
+
+    Args:
+        results: policy name -> its records (all on the same seeds).
+        reference: name of the policy whose mean total delay is 1.0 (missing -> NaN ratios).
+
+    Returns:
+        Rows with ``policy``, ``total_delay_mean_s``, ``total_delay_std_s``, ``relative_to_<reference>``
+        (ratio of mean total delays), ``rounds_mean``, ``success_rate``, ``expected_total_delay_mean_s``,
+        ``final_val_loss_mean`` and ``decision_ms_per_step``, in the order of ``results``.
+    """
+    seed_sets = {name: [r.seed for r in recs] for name, recs in results.items()}
+    if len({tuple(s) for s in seed_sets.values()}) > 1:
+        raise ValueError(f"policies were evaluated on different seeds: {seed_sets}")
+    ref = summarize(results[reference])["total_delay_s_mean"] if reference in results else math.nan
+    rows = []
+    for name, recs in results.items():
+        s = summarize(recs)
+        rows.append({
+            "policy": name,
+            "total_delay_mean_s": s["total_delay_s_mean"],
+            "total_delay_std_s": s["total_delay_s_std"],
+            f"relative_to_{reference}": s["total_delay_s_mean"] / ref if ref and not math.isnan(ref) else math.nan,
+            "rounds_mean": s["rounds_mean"],
+            "success_rate": s["success_rate"],
+            "expected_total_delay_mean_s": s["mean_expected_total_delay_s_mean"],
+            "final_val_loss_mean": s["final_val_loss_mean"],
+            "decision_ms_per_step": 1e3 * s["decision_time_s_mean"],
+        })
+    return rows
+
+
+_HEADERS = {
+    "policy": "policy",
+    "total_delay_mean_s": "total delay mean (s)",
+    "total_delay_std_s": "std (s)",
+    "rounds_mean": "rounds mean",
+    "success_rate": "reached target",
+    "expected_total_delay_mean_s": "E(r)·T_round mean (s)",
+    "final_val_loss_mean": "final val loss",
+    "decision_ms_per_step": "decision time (ms/step)",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Render rows (e.g. from :func:`comparison_rows`) as a GitHub markdown table.
+
+    Args:
+        rows: dicts with the same keys.
+        columns: keys to show, in order (default: all keys of the first row).
+
+    Returns:
+        The table text (no trailing newline).
+    """
+    if not rows:
+        return ""
+    columns = list(columns or rows[0].keys())
+    headers = [_HEADERS.get(c, c.replace("relative_to_", "relative to ").replace("_", " ")) for c in columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+

@@ -1,0 +1,187 @@
+"""Train (or resume) one agent on a FedsLLM env id, with logging, checkpoints and an atomic final save.
+
+Layout of a run folder::
+
+    <run_dir>/model.zip                 final agent (atomic write)
+    <run_dir>/checkpoints/*.zip         periodic checkpoints (if checkpoint_freq > 0)
+    <run_dir>/monitor/<i>.monitor.csv   per-episode return / length / time of each training env
+    <run_dir>/tb/                       TensorBoard logs (SB3 metrics + fedsllm/* info means)
+    <run_dir>/eval/evaluations.npz      EvalCallback curve (if eval_freq > 0)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.callbacks import FedsLLMInfoCallback
+from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume
+from agents.evaluation import merge_config
+from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent
+from fedsllm_env.config import FedsLLMConfig
+
+__all__ = ["TrainResult", "resolve_hyperparams", "make_training_env", "train_agent"]
+
+DEFAULT_TIMESTEPS = 20_000
+"""Budget when neither the caller nor the YAML entry (``n_timesteps``) gives one."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_agent` produced."""
+
+    model: BaseAlgorithm
+    """The trained agent."""
+    model_path: Path
+    """``<run_dir>/model.zip``."""
+    run_dir: Path
+    """Folder of the run."""
+    algo: str
+    """Algorithm name."""
+    env_id: str
+    """Env id trained on."""
+    hyperparams: dict[str, Any]
+    """Resolved hyperparameters (YAML entry + overrides, including n_timesteps / n_envs)."""
+    wall_time_s: float
+    """Training wall time, s."""
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    """Finished training episodes (see :class:`~agents.callbacks.FedsLLMInfoCallback`)."""
+    checkpoints: list[Path] = field(default_factory=list)
+    """Checkpoints written."""
+
+
+def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None = None,
+                        total_timesteps: int | None = None, n_envs: int | None = None) -> dict[str, Any]:
+    """The YAML entry of (algo, env_id) with overrides, and explicit budget / env count applied.
+
+    Args:
+        algo: algorithm name.
+        env_id: env id.
+        overrides: hyperparameter overrides (``policy_kwargs`` merged key by key).
+        total_timesteps: training budget in env steps (None: YAML ``n_timesteps``, else 20000).
+        n_envs: parallel training envs (None: YAML ``n_envs``, else 1).
+
+    Returns:
+        The merged dict.
+    """
+    params = load_hyperparams(algo, env_id)
+    for key, value in (overrides or {}).items():
+        if key == "policy_kwargs" and isinstance(value, dict) and isinstance(params.get(key), dict):
+            params[key] = {**params[key], **value}
+        else:
+            params[key] = value
+    params["n_timesteps"] = int(total_timesteps if total_timesteps is not None
+                                else params.get("n_timesteps", DEFAULT_TIMESTEPS))
+    params["n_envs"] = int(n_envs if n_envs is not None else params.get("n_envs", 1))
+    if params["n_timesteps"] < 1:
+        raise ValueError(f"total_timesteps must be >= 1, got {params['n_timesteps']}")
+    if params["n_envs"] < 1:
+        raise ValueError(f"n_envs must be >= 1, got {params['n_envs']}")
+    return params
+
+
+def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any] | None = None,
+                      monitor_dir: str | Path | None = None) -> VecEnv:
+    """``make_vec_env`` of a FedsLLM id: env i is reset with ``seed + i`` first, Monitor-wrapped.
+
+    ``render_mode=None`` is passed explicitly because ``make_vec_env`` asks for "rgb_array" otherwise.
+
+    Args:
+        env_id: registered id.
+        n_envs: number of envs in the DummyVecEnv.
+        seed: base seed.
+        config: nested config overrides.
+        monitor_dir: folder of the Monitor CSVs (None: not written).
+
+    Returns:
+        The VecEnv.
+    """
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs={"config": config or {}, "render_mode": None},
+                        monitor_dir=None if monitor_dir is None else str(monitor_dir))
+
+
+def _eval_callback(algo: str, env_id: str, config: dict[str, Any], run_dir: Path, eval_freq: int,
+                   eval_episodes: int, eval_seed: int, verbose: int) -> BaseCallback:
+    eval_env = make_training_env(env_id, 1, eval_seed, config)
+    kwargs = dict(n_eval_episodes=eval_episodes, eval_freq=eval_freq, log_path=str(run_dir / "eval"),
+                  best_model_save_path=None, deterministic=True, verbose=verbose)
+    if algo == "maskable_ppo":
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+
+        return MaskableEvalCallback(eval_env, **kwargs)
+    return EvalCallback(eval_env, **kwargs)
+
+
+def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, seed: int = 0,
+                total_timesteps: int | None = None, config: FedsLLMConfig | dict[str, Any] | None = None,
+                hyperparams: dict[str, Any] | None = None, n_envs: int | None = None,
+                checkpoint_freq: int = 0, eval_freq: int = 0, eval_episodes: int = 5, eval_seed: int = 10_000,
+                progress_bar: bool = False, tensorboard: bool = True, verbose: int = 0,
+                resume_from: str | Path | None = None, device: str = "cpu") -> TrainResult:
+    """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
+
+    Args:
+        algo: algorithm name (key of :data:`~agents.factory.ALGOS`).
+        run_dir: output folder (created).
+        env_id: env id; default :func:`~agents.factory.default_env_id`.
+        seed: seed of the agent and of the training envs (env i starts from ``seed + i``).
+        total_timesteps: budget in env steps (rounds); with ``resume_from`` the total including the
+            checkpoint's steps. None: the YAML ``n_timesteps``.
+        config: nested env config overrides.
+        hyperparams: overrides of the YAML hyperparameters.
+        n_envs: parallel envs (None: YAML ``n_envs``).
+        checkpoint_freq: save a checkpoint every this many env steps (0: none besides model.zip).
+        eval_freq: run an EvalCallback every this many calls (0: none); writes ``eval/evaluations.npz``.
+        eval_episodes: episodes per evaluation.
+        eval_seed: seed of the evaluation env (keep it apart from the test seeds).
+        progress_bar: show SB3's tqdm/rich progress bar.
+        tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
+        verbose: SB3 verbosity.
+        resume_from: a checkpoint zip to continue from (step counter continues).
+        device: torch device.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    env_id = env_id or default_env_id(algo)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env_config = merge_config(config)
+    params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
+    overrides = {k: v for k, v in params.items() if k not in ("n_timesteps", "n_envs")}
+    env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor")
+    try:
+        check_compatible(algo, env.action_space, env_id)
+        info_cb = FedsLLMInfoCallback()
+        callbacks: list[BaseCallback] = [info_cb]
+        ckpt_cb = None
+        if checkpoint_freq > 0:
+            ckpt_cb = AtomicCheckpointCallback(checkpoint_freq, run_dir / "checkpoints", verbose=verbose)
+            callbacks.append(ckpt_cb)
+        if eval_freq > 0:
+            callbacks.append(_eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes, eval_seed,
+                                            verbose))
+        tb = str(run_dir / "tb") if tensorboard else None
+        start = time.perf_counter()
+        if resume_from is not None:
+            model = resume(resume_from, env, params["n_timesteps"], algo=algo, callback=CallbackList(callbacks),
+                           tensorboard_log=tb, progress_bar=progress_bar, tb_log_name=algo, device=device)
+        else:
+            model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
+                               env_id=env_id)
+            model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
+                        progress_bar=progress_bar, tb_log_name=algo)
+        wall = time.perf_counter() - start
+        model_path = atomic_save(model, run_dir / "model.zip")
+    finally:
+        env.close()
+    return TrainResult(model=model, model_path=model_path, run_dir=run_dir, algo=algo, env_id=env_id,
+                       hyperparams=params, wall_time_s=wall, episodes=list(info_cb.episodes),
+                       checkpoints=list(ckpt_cb.saved) if ckpt_cb else [])

@@ -1,0 +1,217 @@
+"""Scripts: subprocess smoke tests, in-process runs with tiny budgets, the ``fedsllm`` CLI dispatch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train_scripts._common as common
+from train_scripts import benchmark, cli, demo, evaluate, figures, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_PPO = json.dumps({"n_steps": 64, "batch_size": 32, "n_epochs": 2, "policy_kwargs": {"net_arch": [32, 32]}})
+HAVE_BASELINES = importlib.util.find_spec("baselines.policy") is not None
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """The scripts set torch's thread count in their seeding block; restore it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+class _FakeBaseline:
+    """Stand-in for baselines.policy objects: "optimizer" = mid-range action, others seeded random."""
+
+    def __init__(self, name, env):
+        self.name, self.space = name, env.action_space
+        self.space.seed(0)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        if self.name == "optimizer":
+            return np.zeros(self.space.shape, dtype=self.space.dtype), None
+        return self.space.sample(), None
+
+
+@pytest.fixture()
+def fake_baselines(monkeypatch):
+    """Replace baselines.policy in every script by two fake baselines (tests of the orchestration only)."""
+    names = ("optimizer", "all_random")
+
+    def factory(name):
+        if name not in names:
+            raise ValueError(f"unknown baseline {name!r}")
+        return lambda env: _FakeBaseline(name, env)
+
+    for module in (common, benchmark, figures, demo, evaluate):
+        if hasattr(module, "baseline_factory"):
+            monkeypatch.setattr(module, "baseline_factory", factory)
+        if hasattr(module, "baseline_names"):
+            monkeypatch.setattr(module, "baseline_names", lambda: names)
+    return names
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---- subprocess smoke tests ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["train_scripts.train", "train_scripts.cli"])
+def test_help_in_a_subprocess(module):
+    proc = _run("-m", module, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout
+
+
+def test_tiny_train_in_a_subprocess(tmp_path, calibration_path):
+    proc = _run("-m", "train_scripts.train", "--algo", "ppo", "--total-timesteps", "128", "--hyperparams", TINY_PPO,
+                "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "smoke",
+                "--no-progress-bar", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "smoke"
+    assert (run / "model.zip").is_file()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["args"]["seed"] == 3 and cfg["algo"] == "ppo" and cfg["env_id"] == "FedsLLM-Surrogate-v0"
+    assert cfg["env_config"]["calibration_path"] == calibration_path and cfg["hyperparams"]["n_steps"] == 64
+    assert json.loads((run / "train_summary.json").read_text())["num_timesteps"] == 128
+
+
+# ---- in-process runs ---------------------------------------------------------------------------------
+
+def test_train_default_run_name_and_resume(tmp_path, calibration_path):
+    run = train.main(["--total-timesteps", "64", "--hyperparams", TINY_PPO, "--calibration-path", calibration_path,
+                      "--runs-dir", str(tmp_path), "--no-progress-bar", "--checkpoint-freq", "64",
+                      "--max-rounds", "5"])
+    env_id, algo, seed, stamp = run.name.split("__")
+    assert (env_id, algo, seed) == ("FedsLLM-Surrogate-v0", "ppo", "1") and stamp.isdigit()
+    ckpt = run / "checkpoints" / "checkpoint_64_steps.zip"
+    assert ckpt.is_file()
+    resumed = train.main(["--total-timesteps", "128", "--hyperparams", TINY_PPO, "--calibration-path",
+                          calibration_path, "--runs-dir", str(tmp_path), "--run-name", "resumed",
+                          "--no-progress-bar", "--resume", str(ckpt)])
+    assert json.loads((resumed / "train_summary.json").read_text())["num_timesteps"] == 128
+
+
+def test_evaluate_run_folder_and_baseline(tmp_path, calibration_path, fake_baselines, capsys):
+    run = train.main(["--total-timesteps", "64", "--hyperparams", TINY_PPO, "--calibration-path", calibration_path,
+                      "--runs-dir", str(tmp_path), "--run-name", "agent", "--no-progress-bar"])
+    out = evaluate.main(["--policies", str(run), "optimizer", "--seeds", "5", "6", "--max-rounds", "4",
+                         "--runs-dir", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "| ppo (agent) |" in text and "| optimizer |" in text
+    data = json.loads((out / "episodes.json").read_text())
+    assert {e["seed"] for e in data["episodes"]} == {5, 6} and all(e["rounds"] <= 4 for e in data["episodes"])
+    with pytest.raises(ValueError, match="neither an existing model zip"):
+        evaluate.main(["--policies", "no_such_policy", "--runs-dir", str(tmp_path)])
+
+
+def _check_benchmark(out: Path, names) -> list[dict]:
+    table = (out / "benchmark.md").read_text().splitlines()
+    assert table[0].startswith("| policy | total delay mean (s) | std (s) | relative to optimizer | rounds mean |")
+    assert "decision time (ms/step)" in table[0]
+    data = json.loads((out / "benchmark.json").read_text())
+    rows = {r["policy"]: r for r in data["rows"]}
+    assert rows["optimizer"]["relative_to_optimizer"] == pytest.approx(1.0)
+    ppo = [n for n in rows if n.startswith("ppo")]
+    assert ppo and set(names) <= set(rows)
+    seeds = {name: [e["seed"] for e in eps] for name, eps in data["episodes"].items()}
+    assert all(s == data["seeds"] for s in seeds.values())  # side by side on the same seeds
+    return data["rows"]
+
+
+def test_benchmark_end_to_end_with_fake_baselines(tmp_path, calibration_path, fake_baselines):
+    saved = train.main(["--algo", "maskable_ppo", "--total-timesteps", "64", "--hyperparams", TINY_PPO,
+                        "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "mppo",
+                        "--no-progress-bar"])
+    out = benchmark.main(["--train-algos", "ppo", "--train-timesteps", "64", "--hyperparams", TINY_PPO,
+                          "--agents", str(saved), "--seeds", "1000", "1001", "--max-rounds", "6",
+                          "--calibration-path", calibration_path, "--runs-dir", str(tmp_path)])
+    rows = _check_benchmark(out, fake_baselines)
+    assert [r["policy"] for r in rows] == ["optimizer", "all_random", "ppo (64 steps)", "maskable_ppo (mppo)"]
+    assert (out / "agents" / "ppo" / "model.zip").is_file() and (out / "config.json").is_file()
+
+
+@pytest.mark.skipif(not HAVE_BASELINES, reason="baselines.policy not written yet")
+def test_benchmark_with_the_real_baselines(tmp_path, calibration_path):
+    from baselines.policy import BASELINE_NAMES
+
+    out = benchmark.main(["--train-algos", "ppo", "--train-timesteps", "64", "--hyperparams", TINY_PPO,
+                          "--seeds", "1000", "1001", "--max-rounds", "3", "--calibration-path", calibration_path,
+                          "--runs-dir", str(tmp_path)])
+    _check_benchmark(out, BASELINE_NAMES)
+
+
+def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
+    run = train.main(["--total-timesteps", "128", "--hyperparams", TINY_PPO, "--calibration-path", calibration_path,
+                      "--runs-dir", str(tmp_path), "--run-name", "agent", "--no-progress-bar",
+                      "--eval-freq", "64", "--eval-episodes", "1"])
+    out = figures.main(["--agent", str(run), "--run", str(run), "--seeds", "0", "--rounds-per-point", "1",
+                        "--clients", "3", "5", "--bandwidths-mhz", "1", "2", "--power-budgets-w", "0.3", "0.6",
+                        "--ranks", "2", "8", "--calibration-path", calibration_path,
+                        "--out-dir", str(tmp_path / "fig")])
+    for name in ("clients", "bandwidth", "power", "rank"):
+        assert (out / f"delay_vs_{name}.png").stat().st_size > 1000
+    assert (out / "training_curve.png").is_file()
+    data = json.loads((out / "figures.json").read_text())
+    agent = [k for k in data["clients"]["curves"] if k.startswith("ppo")][0]
+    # the agent was trained with 5 clients: it cannot act with 3
+    assert np.isnan(data["clients"]["curves"][agent][0]) and np.isfinite(data["clients"]["curves"][agent][1])
+    assert len(data["training"]["train_steps"]) > 0 and len(data["training"]["eval_steps"]) == 2
+
+
+def test_demo_surrogate_only(tmp_path, calibration_path, fake_baselines, capsys):
+    out = demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "4",
+                     "--baselines", "optimizer", "all_random", "--calibration-path", calibration_path,
+                     "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    text = capsys.readouterr().out
+    assert "| optimizer |" in text and "| ppo (64 steps) |" in text
+    assert (out / "model.zip").is_file() and (out / "demo.md").is_file()
+
+
+def _engine_ready() -> bool:
+    try:
+        from fedsllm_env.splitfed import SplitFedEngine  # noqa: F401
+    except Exception:
+        return False
+    return HAVE_BASELINES
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _engine_ready(), reason="real split-fed engine or baselines.policy not available")
+def test_demo_real_env(tmp_path, calibration_path):
+    out = demo.main(["--timesteps", "64", "--real-rounds", "1", "--seeds", "0", "--surrogate-seeds",
+                     "--baselines", "optimizer", "--calibration-path", calibration_path,
+                     "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    report = json.loads((out / "demo.json").read_text())
+    rows = {r["policy"]: r for r in report["real"]["rows"]}
+    assert "optimizer" in rows and any(n.startswith("ppo") for n in rows)
+    assert all(np.isfinite(r["final_val_loss_mean"]) for r in rows.values())
+
+
+# ---- CLI -------------------------------------------------------------------------------------------
+
+def test_cli_dispatch(tmp_path, calibration_path, capsys):
+    assert cli.main([]) is None
+    assert "calibrate" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["frobnicate"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--help"])
+    assert exc.value.code == 0 and "fedsllm train" in capsys.readouterr().out
+    run = cli.main(["train", "--total-timesteps", "64", "--hyperparams", TINY_PPO, "--calibration-path",
+                    calibration_path, "--runs-dir", str(tmp_path), "--run-name", "cli", "--no-progress-bar"])
+    assert run == tmp_path / "cli" and (run / "model.zip").is_file()
+    assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate"}

@@ -1,0 +1,192 @@
+"""Helpers shared by the scripts: run names, config overrides, JSON outputs, policy resolution.
+
+Nothing here seeds global RNGs; each script does that once, in its own seeding block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import yaml
+
+import fedsllm_env
+from agents.checkpoint import detect_algo, load_agent
+from agents.evaluation import Policy, PolicyFactory
+from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
+from fedsllm_env.calibration import atomic_write_json
+
+__all__ = [
+    "run_name",
+    "env_overrides",
+    "write_json",
+    "save_run_config",
+    "baseline_names",
+    "baseline_factory",
+    "resolve_policy",
+    "ResolvedPolicy",
+]
+
+
+def run_name(env_id: str, algo: str, seed: int) -> str:
+    """``{env_id}__{algo}__{seed}__{unix time}`` (cleanRL's convention)."""
+    return f"{env_id}__{algo}__{seed}__{int(time.time())}"
+
+
+def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds: int = 0,
+                  base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested env config overrides from a JSON/YAML file plus the common CLI fields.
+
+    Args:
+        config_file: path of a JSON or YAML file with nested overrides ("" = none).
+        calibration_path: calibration JSON ("" = keep the file's / the shipped table).
+        max_rounds: round cap per episode (0 = keep).
+        base: overrides applied first (e.g. those a training run was made with).
+
+    Returns:
+        The merged overrides dict (validated by building a FedsLLMConfig).
+    """
+    out: dict[str, Any] = json.loads(json.dumps(base or {}))
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) if path.suffix in (".yml", ".yaml") else json.loads(path.read_text())
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
+        for key, value in loaded.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+    if calibration_path:
+        out["calibration_path"] = calibration_path
+    if max_rounds:
+        out["training"] = {**out.get("training", {}), "max_rounds": int(max_rounds)}
+    fedsllm_env.FedsLLMConfig.from_dict(out)  # fail early on typos / bad values
+    return out
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON atomically; returns the path."""
+    atomic_write_json(path, data)
+    return Path(path)
+
+
+def _versions() -> dict[str, str]:
+    import stable_baselines3
+    import torch
+
+    import sb3_contrib
+
+    return {"python": platform.python_version(), "fedsllm_env": fedsllm_env.__version__,
+            "stable_baselines3": stable_baselines3.__version__, "sb3_contrib": sb3_contrib.__version__,
+            "torch": torch.__version__, "gymnasium": gym.__version__, "platform": platform.platform()}
+
+
+def save_run_config(run_dir: str | Path, args: Any, env_config: dict[str, Any] | None = None,
+                    **extra: Any) -> Path:
+    """Save ``config.json`` beside the results: the Args, the env overrides, the full resolved config.
+
+    Args:
+        run_dir: the run folder.
+        args: the script's Args dataclass.
+        env_config: env config overrides used.
+        **extra: more JSON-serialisable entries (e.g. hyperparameters).
+
+    Returns:
+        The path of config.json.
+    """
+    data: dict[str, Any] = {
+        "script": Path(sys.argv[0]).name if sys.argv else "",
+        "argv": list(sys.argv),
+        "args": dataclasses.asdict(args),
+        "versions": _versions(),
+    }
+    if env_config is not None:
+        data["env_overrides"] = env_config
+        data["env_config"] = fedsllm_env.FedsLLMConfig.from_dict(env_config).to_dict()
+    data.update(extra)
+    return write_json(Path(run_dir) / "config.json", data)
+
+
+def baseline_names() -> tuple[str, ...]:
+    """Names of the baseline policies (``baselines.policy.BASELINE_NAMES``)."""
+    try:
+        from baselines.policy import BASELINE_NAMES
+    except ImportError as e:
+        raise ImportError(f"baseline policies need baselines.policy ({e})") from e
+    return tuple(BASELINE_NAMES)
+
+
+def baseline_factory(name: str) -> PolicyFactory:
+    """A factory binding the baseline ``name`` to the env it will act in."""
+    from baselines.policy import BASELINE_NAMES, make_baseline_policy
+
+    if name not in BASELINE_NAMES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
+
+    def build(env: gym.Env) -> Policy:
+        return make_baseline_policy(name, env)
+
+    return build
+
+
+@dataclasses.dataclass
+class ResolvedPolicy:
+    """A policy named on the command line, ready for the evaluation harness."""
+
+    name: str
+    """Display name."""
+    policy: Policy | Callable[[gym.Env], Policy]
+    """The policy or a factory bound per env."""
+    env_id: str
+    """Env id it acts in."""
+    env_overrides: dict[str, Any]
+    """Env config overrides it was trained with ({} for baselines)."""
+    algo: str | None
+    """Algorithm of a trained agent (None for baselines)."""
+
+
+def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolicy:
+    """Resolve a baseline name, a saved agent ``.zip`` or a training run folder.
+
+    Args:
+        spec: baseline name, path of a model zip, or a run folder holding ``model.zip`` (and
+            ``config.json`` written by train.py, whose env id and env overrides are reused).
+        algo: algorithm of the zip ("" = detect).
+        env_id: env id to act in ("" = the run's, else the algorithm's default; baselines: Box id).
+
+    Returns:
+        The resolved policy.
+    """
+    path = Path(spec)
+    if not path.exists():
+        try:
+            names = baseline_names()
+        except ImportError:
+            names = ()
+        if spec in names:
+            return ResolvedPolicy(spec, baseline_factory(spec), env_id or BOX_ENV_ID, {}, None)
+        raise ValueError(f"{spec!r} is neither an existing model zip / run folder nor a baseline name {list(names)}")
+    run_cfg: dict[str, Any] = {}
+    if path.is_dir():
+        cfg_path = path / "config.json"
+        if cfg_path.is_file():
+            run_cfg = json.loads(cfg_path.read_text())
+        path = path / "model.zip"
+        if not path.is_file():
+            raise FileNotFoundError(f"run folder {spec} has no model.zip")
+    algo = algo or run_cfg.get("algo") or detect_algo(path)
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
+    env_id = env_id or run_cfg.get("env_id") or default_env_id(algo)
+    model = load_agent(path, algo=algo)
+    name = f"{algo} ({path.parent.name})" if path.name == "model.zip" else f"{algo} ({path.stem})"
+    return ResolvedPolicy(name, model, env_id, dict(run_cfg.get("env_overrides", {})), algo)

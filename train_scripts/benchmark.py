@@ -1,0 +1,151 @@
+"""Benchmark trained agents against the paper's optimizer and the heuristics on the same seeds.
+
+Agents are saved zips / run folders (``--agents``) and/or trained on the fly with a small budget
+(``--train-algos``). Every policy plays one deterministic episode per seed (same scenarios, same
+channel trajectories). Prints a markdown table and saves ``benchmark.md`` and ``benchmark.json``
+in ``runs/<run_name>/``. The column "relative to optimizer" is the ratio of mean total delays
+(optimizer = 1.0; < 1 beats it).
+
+Example::
+
+    python -m train_scripts.benchmark --train-algos ppo maskable_ppo --train-timesteps 20000
+    python -m train_scripts.benchmark --agents runs/FedsLLM-Surrogate-v0__ppo__1__1700000000 --train-algos
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+
+from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
+from agents.factory import ALGOS, BOX_ENV_ID, box_env_id, discrete_env_id
+from agents.training import train_agent
+from train_scripts._common import (
+    baseline_factory,
+    baseline_names,
+    env_overrides,
+    resolve_policy,
+    run_name,
+    save_run_config,
+    write_json,
+)
+
+TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
+                 "decision_ms_per_step", "success_rate", "expected_total_delay_mean_s")
+
+
+@dataclass
+class Args:
+    """Benchmark agents and baselines on identical seeded episodes."""
+
+    agents: tuple[str, ...] = ()
+    """Saved agent zips or training run folders to include."""
+    train_algos: tuple[str, ...] = ("ppo",)
+    """Algorithms to train on the fly (each on its default surrogate id) before benchmarking."""
+    train_timesteps: int = 20000
+    """Budget of each on-the-fly training, env steps."""
+    hyperparams: str = ""
+    """JSON object of hyperparameter overrides for the on-the-fly trainings."""
+    baselines: tuple[str, ...] = ()
+    """Baseline names (() = all of baselines.policy.BASELINE_NAMES)."""
+    seeds: tuple[int, ...] = (1000, 1001, 1002, 1003, 1004)
+    """Held-out reset seeds, one episode per policy and seed."""
+    env_id: str = BOX_ENV_ID
+    """Env id of the baselines and of Box agents (MaskablePPO uses its MultiDiscrete sibling)."""
+    calibration_path: str = ""
+    """Calibration JSON ("" = the table shipped with the package)."""
+    config: str = ""
+    """JSON/YAML file of nested env config overrides ("" = none)."""
+    max_rounds: int = 0
+    """Round cap per episode (0 = the config's)."""
+    seed: int = 1
+    """Seed of the on-the-fly trainings and of the global RNGs."""
+    runs_dir: str = "runs"
+    """Parent folder of the output folder."""
+    progress_bar: bool = False
+    """Show SB3's progress bar during on-the-fly training."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+
+
+def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
+    """The id an agent acts in when the baselines use ``env_id``: same mode, the agent's kind of action.
+
+    Args:
+        env_id: the baselines' id.
+        action_space: the agent's action space.
+        own_id: the id the agent was trained on.
+    """
+    if isinstance(action_space, gym.spaces.Box):
+        return box_env_id(env_id)
+    if "Hybrid" in own_id:
+        return box_env_id(env_id).replace("-v0", "-Hybrid-v0")
+    return discrete_env_id(env_id)
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Train (optionally), evaluate everything, print and save the table; returns the output folder."""
+    args = tyro.cli(Args, args=argv, prog="fedsllm benchmark")
+    unknown = [a for a in args.train_algos if a not in ALGOS]
+    if unknown:
+        raise ValueError(f"unknown --train-algos {unknown}; choose from {sorted(ALGOS)}")
+    names = tuple(args.baselines) or baseline_names()
+    if "optimizer" not in names:
+        names = ("optimizer",) + tuple(names)
+    cfg = env_overrides(args.config, args.calibration_path, args.max_rounds)
+    overrides = json.loads(args.hyperparams) if args.hyperparams else {}
+
+    # ---- seeding: the only place global RNGs are touched --------------------------------------
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.torch_threads)
+
+    out = Path(args.runs_dir) / run_name(args.env_id, "benchmark", args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(out, args, cfg)
+
+    policies: list[tuple[str, Any, str, dict[str, Any]]] = []  # name, policy/factory, env id, env overrides
+    for name in names:
+        policies.append((name, baseline_factory(name), args.env_id, cfg))
+    trained: dict[str, Any] = {}
+    for algo in args.train_algos:
+        env_id = discrete_env_id(args.env_id) if algo == "maskable_ppo" else box_env_id(args.env_id)
+        result = train_agent(algo, out / "agents" / algo, env_id=env_id, seed=args.seed,
+                             total_timesteps=args.train_timesteps, config=cfg, hyperparams=overrides,
+                             progress_bar=args.progress_bar)
+        trained[algo] = {"model_path": str(result.model_path), "wall_time_s": result.wall_time_s,
+                         "timesteps": int(result.model.num_timesteps), "env_id": env_id}
+        print(f"trained {algo} on {env_id}: {result.model.num_timesteps} steps in {result.wall_time_s:.1f} s")
+        policies.append((f"{algo} ({args.train_timesteps} steps)", result.model, env_id, cfg))
+    for spec in args.agents:
+        res = resolve_policy(spec)
+        env_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
+        policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
+                                                                     args.max_rounds, base=res.env_overrides)))
+
+    results = {}
+    for name, policy, env_id, env_cfg in policies:
+        results[name] = evaluate_policy_on_seeds(policy, env_id, list(args.seeds), config=env_cfg, name=name)
+    rows = comparison_rows(results, reference="optimizer")
+    table = markdown_table(rows, TABLE_COLUMNS)
+    (out / "benchmark.md").write_text(table + "\n")
+    write_json(out / "benchmark.json", {
+        "seeds": list(args.seeds), "rows": rows, "trained": trained,
+        "episodes": {name: [r.to_dict() for r in recs] for name, recs in results.items()},
+    })
+    print(table)
+    print(f"\nsaved to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Evaluate saved agents and/or baselines on held-out seeds and print a comparison table.
+
+Each policy plays one deterministic episode per seed; a seed fixes the scenario and the channel
+trajectory, so all policies face the same conditions. Writes ``runs/<run_name>/`` with
+``config.json``, ``episodes.json`` and ``evaluation.md``.
+
+Example::
+
+    python -m train_scripts.evaluate --policies runs/FedsLLM-Surrogate-v0__ppo__1__1700000000 optimizer equal_power
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import tyro
+
+from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
+from train_scripts._common import env_overrides, resolve_policy, run_name, save_run_config, write_json
+
+TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
+                 "success_rate", "expected_total_delay_mean_s", "final_val_loss_mean", "decision_ms_per_step")
+
+
+@dataclass
+class Args:
+    """Evaluate agents and baselines on the same held-out seeds."""
+
+    policies: tuple[str, ...] = ("optimizer",)
+    """Baseline names, saved agent zips, or training run folders (holding model.zip + config.json)."""
+    algo: str = ""
+    """Algorithm of the zips ("" = read from the run's config.json or detected from the zip)."""
+    env_id: str = ""
+    """Env id for every policy ("" = the run's id for agents, FedsLLM-Surrogate-v0 for baselines)."""
+    seeds: tuple[int, ...] = (1000, 1001, 1002, 1003, 1004)
+    """Held-out reset seeds, one episode each (training uses other seeds)."""
+    calibration_path: str = ""
+    """Calibration JSON ("" = the run's or the shipped table)."""
+    config: str = ""
+    """JSON/YAML file of nested env config overrides ("" = those the agent was trained with; baselines use
+    the first agent's)."""
+    max_rounds: int = 0
+    """Round cap per episode (0 = the config's)."""
+    seed: int = 0
+    """Seed of the global RNGs (stochastic baselines draw from the env's seeded RNG)."""
+    runs_dir: str = "runs"
+    """Parent folder of the output folder."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Evaluate, print and save the table; returns the output folder."""
+    args = tyro.cli(Args, args=argv, prog="fedsllm evaluate")
+    if not args.policies:
+        raise ValueError("--policies is empty; name at least one baseline, model zip or run folder")
+
+    # ---- seeding: the only place global RNGs are touched --------------------------------------
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.torch_threads)
+
+    resolved = [resolve_policy(spec, args.algo, args.env_id) for spec in args.policies]
+    results = {}
+    episodes = []
+    used = {}
+    # baselines act in the env the (first) agent was trained in, unless --config says otherwise
+    agent_overrides = next((r.env_overrides for r in resolved if r.algo is not None), {})
+    for res in resolved:
+        base = res.env_overrides if res.algo is not None else agent_overrides
+        cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base)
+        used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
+        records = evaluate_policy_on_seeds(res.policy, res.env_id, list(args.seeds), config=cfg, name=res.name)
+        results[res.name] = records
+        episodes += [r.to_dict() for r in records]
+    rows = comparison_rows(results, reference="optimizer")
+    table = markdown_table(rows, TABLE_COLUMNS)
+    label = "eval" if len(resolved) > 1 else f"eval-{Path(args.policies[0]).name}"
+    out = Path(args.runs_dir) / run_name(resolved[0].env_id, label, args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(out, args, None, policies=used)
+    write_json(out / "episodes.json", {"rows": rows, "episodes": episodes})
+    (out / "evaluation.md").write_text(table + "\n")
+    print(table)
+    print(f"\nsaved to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
+

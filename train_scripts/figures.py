@@ -1,0 +1,248 @@
+"""Figures: total training delay of the optimizer, the heuristics (and an agent) vs system parameters.
+
+Each point is the paper's objective ``E(r) * T_round`` (``info["expected_total_delay_s"]``) averaged
+over the first ``--rounds-per-point`` rounds of seeded episodes of the surrogate env (cheap; the
+scenario and channels depend only on the seed). Sweeps: number of clients, subchannel bandwidth
+(MS and FS links together), total client power budget on each link (``total_power_ms_w`` =
+``total_power_fs_w``), and LoRA rank (``model.ranks`` restricted to one value). With ``--run`` the
+training curves of a train.py run (monitor CSVs, EvalCallback log) are plotted too.
+Writes PNGs (matplotlib Agg) and ``figures.json`` (the plotted numbers).
+
+Example::
+
+    python -m train_scripts.figures --agent runs/FedsLLM-Surrogate-v0__ppo__1__1700000000 \
+        --run runs/FedsLLM-Surrogate-v0__ppo__1__1700000000
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import tyro  # noqa: E402
+
+from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config  # noqa: E402
+from agents.factory import BOX_ENV_ID  # noqa: E402
+from fedsllm_env.config import FedsLLMConfig  # noqa: E402
+from train_scripts._common import (  # noqa: E402
+    baseline_factory,
+    baseline_names,
+    env_overrides,
+    resolve_policy,
+    run_name,
+    save_run_config,
+    write_json,
+)
+
+
+@dataclass
+class Args:
+    """Plot total delay vs system parameters, and training curves."""
+
+    policies: tuple[str, ...] = ()
+    """Baselines to plot (() = all of baselines.policy.BASELINE_NAMES)."""
+    agent: str = ""
+    """A saved agent zip or run folder to add where its spaces fit ("" = none)."""
+    run: str = ""
+    """A train.py run folder whose training curves to plot ("" = none)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Scenario seeds averaged at every point."""
+    rounds_per_point: int = 3
+    """Rounds played per seed and point (E(r) * T_round is averaged over them)."""
+    clients: tuple[int, ...] = (2, 4, 6, 8, 10)
+    """Numbers of clients K (subchannels per link are raised to K when fewer)."""
+    bandwidths_mhz: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    """Subchannel bandwidths B_s = B_f, MHz."""
+    power_budgets_w: tuple[float, ...] = (0.1, 0.2, 0.4, 0.8, 1.6)
+    """Total client power budgets p_th^s = p_th^f, W."""
+    ranks: tuple[int, ...] = ()
+    """Fixed LoRA ranks (() = the config's model.ranks)."""
+    calibration_path: str = ""
+    """Calibration JSON ("" = the table shipped with the package)."""
+    config: str = ""
+    """JSON/YAML file of nested env config overrides ("" = none)."""
+    out_dir: str = ""
+    """Output folder ("" = runs/<run_name>/figures)."""
+    runs_dir: str = "runs"
+    """Parent folder of the default output folder."""
+    seed: int = 0
+    """Seed of the global RNGs."""
+    torch_threads: int = 1
+    """torch intra-op threads."""
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for key, value in patch.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str) -> float:
+    records = evaluate_policy_on_seeds(policy, BOX_ENV_ID, list(seeds), config=cfg, max_rounds=rounds, name=name)
+    return float(np.mean([r.mean_expected_total_delay_s for r in records]))
+
+
+def _fits(model: Any, cfg: dict[str, Any]) -> bool:
+    env = make_eval_env(BOX_ENV_ID, cfg)
+    try:
+        return (env.observation_space.shape == model.observation_space.shape
+                and env.action_space.shape == model.action_space.shape)
+    finally:
+        env.close()
+
+
+def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tuple[float, dict[str, Any]]],
+          seeds: Sequence[int], rounds: int, agent: tuple[str, Any] | None = None) -> dict[str, list[float]]:
+    """Mean E(r)*T_round per policy at every point of a sweep (NaN where an agent's spaces do not fit)."""
+    curves: dict[str, list[float]] = {name: [] for name in policies}
+    if agent is not None:
+        curves[agent[0]] = []
+    for _, patch in patches:
+        cfg = _merge(base, patch)
+        for name, factory in policies.items():
+            curves[name].append(_point(factory, cfg, seeds, rounds, name))
+        if agent is not None:
+            model = agent[1]
+            curves[agent[0]].append(_point(model, cfg, seeds, rounds, agent[0]) if _fits(model, cfg) else math.nan)
+    return curves
+
+
+def _plot(path: Path, xs: Sequence[float], curves: dict[str, list[float]], xlabel: str, title: str,
+          logx: bool = False) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in curves.items():
+        style = {"linewidth": 2.5, "color": "black"} if name == "optimizer" else {}
+        ax.plot(xs, ys, marker="o", label=name, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("total training delay E(r)·T_round (s)")
+    ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(list(xs))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def read_monitor(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative timesteps, episode returns) from the Monitor CSVs of a run, in time order."""
+    rows: list[tuple[float, float, int]] = []
+    for path in sorted(Path(folder).glob("*.monitor.csv")):
+        with path.open() as fh:
+            fh.readline()  # '#{"t_start": ...}' header
+            for row in csv.DictReader(fh):
+                rows.append((float(row["t"]), float(row["r"]), int(row["l"])))
+    rows.sort()
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    lengths = np.array([r[2] for r in rows])
+    return np.cumsum(lengths), np.array([r[1] for r in rows])
+
+
+def plot_training_curves(run_dir: str | Path, out: Path, delay_scale_s: float = 1.0) -> dict[str, Any]:
+    """Plot episode total delay (-return * delay_scale_s) during training, and the EvalCallback curve."""
+    run_dir = Path(run_dir)
+    steps, returns = read_monitor(run_dir / "monitor")
+    data: dict[str, Any] = {"train_steps": steps.tolist(), "train_total_delay_s": (-returns * delay_scale_s).tolist()}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if len(steps):
+        delay = -returns * delay_scale_s
+        window = max(1, min(50, len(delay) // 10))
+        smooth = np.convolve(delay, np.ones(window) / window, mode="valid")
+        ax.plot(steps, delay, alpha=0.25, label="training episodes (stochastic policy)")
+        ax.plot(steps[window - 1:], smooth, label=f"moving mean ({window} episodes)")
+    eval_file = run_dir / "eval" / "evaluations.npz"
+    if eval_file.is_file():
+        ev = np.load(eval_file)
+        mean = -ev["results"].mean(axis=1) * delay_scale_s
+        ax.plot(ev["timesteps"], mean, marker="o", label="evaluation (deterministic)")
+        data["eval_steps"], data["eval_total_delay_s"] = ev["timesteps"].tolist(), mean.tolist()
+    ax.set_xlabel("environment steps (training rounds)")
+    ax.set_ylabel("episode total delay (s)")
+    ax.set_yscale("log")
+    ax.set_title(f"training curve: {run_dir.name}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Compute the sweeps, write the PNGs and figures.json; returns the output folder."""
+    args = tyro.cli(Args, args=argv, prog="fedsllm figures")
+    base = env_overrides(args.config, args.calibration_path)
+
+    # ---- seeding: the only place global RNGs are touched --------------------------------------
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.torch_threads)
+
+    names = tuple(args.policies) or baseline_names()
+    policies: dict[str, Callable[..., Any]] = {name: baseline_factory(name) for name in names}
+    agent = None
+    if args.agent:
+        res = resolve_policy(args.agent)
+        agent = (res.name, res.policy)
+    if args.out_dir:
+        out = Path(args.out_dir)
+    else:
+        out = Path(args.runs_dir) / run_name(BOX_ENV_ID, "figures", args.seed) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(out, args, base)
+    defaults = merge_config(base)
+    full = FedsLLMConfig.from_dict(defaults)
+    data: dict[str, Any] = {}
+    w = full.wireless
+    sweeps = {
+        "clients": ([float(k) for k in args.clients],
+                    [(k, {"wireless": {"num_clients": k, "num_subchannels_ms": max(k, w.num_subchannels_ms),
+                                       "num_subchannels_fs": max(k, w.num_subchannels_fs)}}) for k in args.clients],
+                    "number of clients K", False),
+        "bandwidth": (list(args.bandwidths_mhz),
+                      [(b, {"wireless": {"subchannel_bandwidth_ms_hz": b * 1e6, "subchannel_bandwidth_fs_hz": b * 1e6}})
+                       for b in args.bandwidths_mhz],
+                      "subchannel bandwidth B_s = B_f (MHz)", True),
+        "power": (list(args.power_budgets_w),
+                  [(p, {"wireless": {"total_power_ms_w": p, "total_power_fs_w": p}}) for p in args.power_budgets_w],
+                  "total client power budget per link p_th (W)", True),
+        "rank": ([float(r) for r in (args.ranks or full.model.ranks)],
+                 [(r, {"model": {"ranks": [int(r)], "initial_rank": int(r)}})
+                  for r in (args.ranks or full.model.ranks)],
+                 "LoRA rank r (fixed)", True),
+    }
+    for key, (xs, patches, xlabel, logx) in sweeps.items():
+        curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent)
+        _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx)
+        data[key] = {"x": xs, "curves": curves}
+        print(f"delay_vs_{key}.png: " + ", ".join(f"{n}={np.nanmean(v):.3g}s" for n, v in curves.items()))
+    if args.run:
+        data["training"] = plot_training_curves(args.run, out / "training_curve.png", full.reward.delay_scale_s)
+        print("training_curve.png")
+    write_json(out / "figures.json", data)
+    print(f"figures in {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
