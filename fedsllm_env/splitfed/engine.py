@@ -133,18 +133,23 @@ class SplitFedEngine:
                             for k in range(self.num_clients)]
         self.server_opt = torch.optim.AdamW(self.model.server_params(), lr=lr, weight_decay=self.weight_decay)
 
-    def reset(self, seed: int) -> float:
+    def reset(self, seed: int, split: int | None = None, rank: int | None = None) -> float:
         """Fresh adapters (B = 0: the model equals the backbone), fresh optimizers, data order from ``seed``.
 
-        Split and rank return to ``cfg.model.initial_split`` / ``initial_rank``.
+        Split and rank return to ``split`` / ``rank`` when given, else ``cfg.model.initial_split`` /
+        ``initial_rank`` (a fresh adapter is built directly at that rank).
 
         Returns:
             The validation loss of the backbone (before round 1).
         """
         m = self.cfg.model
+        split = int(m.initial_split) if split is None else split
+        rank = int(m.initial_rank) if rank is None else rank
+        self._check_split(split)
+        self._check_rank(rank)
         self.seed = int(seed)
         gen = torch.Generator().manual_seed(_seed_from(seed, 1))
-        self.model = SplitLoRAModel(self.base, self.num_clients, int(m.initial_rank), int(m.initial_split),
+        self.model = SplitLoRAModel(self.base, self.num_clients, int(rank), int(split),
                                     m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen)
         self._resize_gen = torch.Generator().manual_seed(_seed_from(seed, 2))
         self._round_seeds = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 3]))

@@ -99,10 +99,15 @@ def resize_pair(a: torch.Tensor, b: torch.Tensor, new_rank: int,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize one adapter (A: (r, d_in), B: (d_out, r)) to rank ``new_rank``, keeping B @ A as close as possible.
 
-    Shrinking: truncated SVD of B @ A = U S V^T; B' = U_r' sqrt(S_r'), A' = sqrt(S_r') V_r'^T, so the
-    Frobenius error equals sqrt(sum of the discarded S^2) (Eckart-Young, optimal). Growing: A and B are kept
-    and padded - B with zero columns (the product is unchanged, exactly) and A with fresh random rows drawn
-    like a new adapter's A, so the new directions can learn (zero rows in both would receive zero gradients).
+    Shrinking: truncated SVD of B @ A = U S V^T; A' = rho V_r'^T and B' = U_r' S_r' / rho, where rho is
+    the RMS row norm of the old A (A keeps its scale, B absorbs the singular values). B' @ A' is the best
+    rank-r' approximation, so the Frobenius error equals sqrt(sum of the discarded S^2) (Eckart-Young).
+    The usual balanced split (sqrt(S) into both factors) is deliberately NOT used: for directions with a
+    zero singular value (e.g. a fresh adapter with B = 0) it makes both A-row and B-column zero, and such
+    a direction receives zero gradient forever (the adapter would be dead).
+
+    Growing: A and B are kept and padded - B with zero columns (the product is unchanged, exactly) and A with
+    fresh random rows drawn like a new adapter's A, so the new directions can learn.
     """
     if int(new_rank) < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {new_rank}")
@@ -118,9 +123,11 @@ def resize_pair(a: torch.Tensor, b: torch.Tensor, new_rank: int,
         return a_new, b_new
     prod = (b.double() @ a.double())
     u, s, vh = torch.linalg.svd(prod, full_matrices=False)
-    root = s[:new_rank].sqrt()
-    b_new = (u[:, :new_rank] * root).to(b.dtype)
-    a_new = (root[:, None] * vh[:new_rank]).to(a.dtype)
+    rho = float(a.double().pow(2).sum(dim=1).mean().sqrt())
+    if not rho > 0:
+        rho = 1.0 / math.sqrt(3.0)  # the RMS row norm of a fresh U(-1/sqrt(d_in), 1/sqrt(d_in)) row
+    b_new = (u[:, :new_rank] * (s[:new_rank] / rho)).to(b.dtype)
+    a_new = (rho * vh[:new_rank]).to(a.dtype)
     return a_new.contiguous(), b_new.contiguous()
 
 
