@@ -90,6 +90,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self._channel: ChannelState | None = None
         self.last_decision: Decision | None = None
         self.last_breakdown: DelayBreakdown | None = None
+        self.last_timing: dict[str, float] = {}
+        """Wall-clock measurements of the last round (real mode: ``wall_s``, ``train_s``, ...), seconds."""
 
     # ---- public helpers --------------------------------------------------------------------------
     @property
@@ -167,6 +169,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self._rounds += 1
         self._cumulative_delay_s += breakdown.round_s
         self.last_decision, self.last_breakdown = decision, breakdown
+        self.last_timing = {k: float(v) for k, v in outcome.measured.items() if k.endswith("_s")}
         terminated = bool(outcome.val_loss <= self.target_val_loss)
         truncated = bool(not terminated and self._rounds >= cfg.training.max_rounds)
         e_r = self.rounds_needed(decision.rank)
@@ -183,7 +186,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
             "expected_total_delay_s": float(e_r * breakdown.round_s),
             "reward_terms": terms,
             "delay_breakdown": breakdown.as_info(),
-            "measured": dict(outcome.measured),
+            # measured payloads only: wall-clock times would make info differ between identical runs
+            "measured": {k: v for k, v in outcome.measured.items() if not k.endswith("_s")},
         }
         return self._observe(), total_reward(terms), terminated, truncated, info
 

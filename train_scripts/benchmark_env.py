@@ -56,7 +56,7 @@ def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
         t = time.perf_counter()
         _, _, term, trunc, info = env.step(a)
         step_s.append(time.perf_counter() - t)
-        train_s.append(float(info["measured"].get("train_s", np.nan)))
+        train_s.append(float(env.last_timing.get("train_s", np.nan)))
         if term or trunc:
             env.reset()
     step, train = float(np.mean(step_s)), float(np.mean(train_s))
