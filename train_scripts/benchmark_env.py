@@ -22,6 +22,8 @@ class Args:
     """Seed of the env and of the sampled actions."""
     calibration_path: str = ""
     """Calibration JSON ("" = the measured table shipped with the package)."""
+    torch_threads: int = 0
+    """torch intra-op threads for the real mode (0 = torch's default)."""
 
 
 def time_surrogate(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
@@ -42,7 +44,7 @@ def time_surrogate(steps: int, seed: int, calibration_path: str) -> dict[str, fl
 
 
 def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
-    """Seconds per real-mode step and the share spent outside the engine's torch work."""
+    """Seconds per real-mode step, split into training, validation, engine bookkeeping and the env itself."""
     from fedsllm_env.env import FedsLLMEnv
 
     t0 = time.perf_counter()
@@ -50,17 +52,20 @@ def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
     env.reset(seed=seed)
     setup_s = time.perf_counter() - t0
     env.action_space.seed(seed)
-    step_s, train_s = [], []
+    rows = []
     for _ in range(steps):
         a = env.action_space.sample()
         t = time.perf_counter()
-        _, _, term, trunc, info = env.step(a)
-        step_s.append(time.perf_counter() - t)
-        train_s.append(float(env.last_timing.get("train_s", np.nan)))
+        _, _, term, trunc, _ = env.step(a)
+        step = time.perf_counter() - t
+        tm = env.last_timing
+        rows.append((step, tm.get("wall_s", np.nan), tm.get("train_s", np.nan), tm.get("val_s", np.nan)))
         if term or trunc:
             env.reset()
-    step, train = float(np.mean(step_s)), float(np.mean(train_s))
-    return {"setup_s": setup_s, "step_s": step, "train_s": train, "outside_share": (step - train) / step}
+    step, wall, train, val = (float(x) for x in np.mean(rows, axis=0))
+    return {"setup_s": setup_s, "step_s": step, "train_s": train, "val_s": val,
+            "engine_other_s": wall - train - val, "env_s": step - wall,
+            "env_share": (step - wall) / step, "outside_training_share": (step - train) / step}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,13 +73,19 @@ def main(argv: list[str] | None = None) -> None:
     import tyro
 
     args = tyro.cli(Args, args=argv)
-    print(f"cores visible: {os.cpu_count()}, torch threads: {_torch_threads()}")
     s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
     print(f"surrogate: {s['steps_per_s']:,.0f} steps/s ({s['steps']} steps in {s['seconds']:.2f} s, one process)")
     if args.real_steps > 0:
+        if args.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         r = time_real(args.real_steps, args.seed, args.calibration_path)
-        print(f"real: setup {r['setup_s']:.1f} s, {r['step_s']:.3f} s/step, torch training {r['train_s']:.3f} s/step, "
-              f"outside training {100 * r['outside_share']:.2f}% (target < 5%)")
+        print(f"real ({args.real_steps} random-action steps, torch threads {_torch_threads()}): setup {r['setup_s']:.1f} s, "
+              f"{r['step_s']:.3f} s/step = training {r['train_s']:.3f} + validation {r['val_s']:.3f} + "
+              f"adapter moves/batching {r['engine_other_s']:.3f} + env (delay, channel, codec) {r['env_s']:.4f}")
+        print(f"  env share outside the engine: {100 * r['env_share']:.2f}% (target < 5%); "
+              f"everything but training: {100 * r['outside_training_share']:.1f}%")
 
 
 def _torch_threads() -> int | str:
