@@ -29,6 +29,14 @@ def inverse_snr_w(gain: np.ndarray, bandwidth_hz: float, n0_w_per_hz: float) -> 
         return np.where(gain > 0, n0_w_per_hz * bandwidth_hz / np.maximum(gain, 1e-300), np.inf)
 
 
+def _broadcast(sorted_inv_snr_w: np.ndarray, value: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Broadcast (..., S) coefficients and (...) values to a common batch shape."""
+    a = np.asarray(sorted_inv_snr_w, dtype=float)
+    v = np.asarray(value, dtype=float)
+    batch = np.broadcast_shapes(a.shape[:-1], v.shape)
+    return np.broadcast_to(a, batch + a.shape[-1:]), np.broadcast_to(v, batch)
+
+
 def _prefix_count(valid: np.ndarray) -> np.ndarray:
     return np.sum(valid, axis=-1)
 
@@ -40,15 +48,14 @@ def max_rate_for_power(sorted_inv_snr_w: np.ndarray, power_w: np.ndarray | float
     Args:
         sorted_inv_snr_w: (..., S) inverse SNR coefficients sorted ascending along the last axis, W
             (``inf`` = subchannel not usable).
-        power_w: (...) power budget, W (broadcast against the batch axes).
+        power_w: (...) power budget, W (batch axes of both arguments broadcast).
         bandwidth_hz: bandwidth of one subchannel, Hz.
 
     Returns:
         ``(rate_bps (...), level_w (...))``: the achieved rate, bit/s, and the water level ``nu``, W
         (``0`` where no subchannel is active).
     """
-    a = np.asarray(sorted_inv_snr_w, dtype=float)
-    power = np.broadcast_to(np.asarray(power_w, dtype=float), a.shape[:-1])
+    a, power = _broadcast(sorted_inv_snr_w, power_w)
     m = np.arange(1, a.shape[-1] + 1, dtype=float)
     with np.errstate(invalid="ignore", over="ignore"):
         nu_m = (power[..., None] + np.cumsum(a, axis=-1)) / m
@@ -67,7 +74,7 @@ def min_power_for_rate(sorted_inv_snr_w: np.ndarray, rate_bps: np.ndarray | floa
 
     Args:
         sorted_inv_snr_w: (..., S) inverse SNR coefficients sorted ascending along the last axis, W.
-        rate_bps: (...) required rate, bit/s (``inf`` or a rate needing an overflowing level gives
+        rate_bps: (...) required rate, bit/s, batch axes broadcast (``inf`` or a rate needing an overflowing level gives
             ``inf`` power).
         bandwidth_hz: bandwidth of one subchannel, Hz.
 
@@ -75,8 +82,7 @@ def min_power_for_rate(sorted_inv_snr_w: np.ndarray, rate_bps: np.ndarray | floa
         ``(power_w (...), level_w (...))``: the minimum power, W (``inf`` if the rate is positive
         and no subchannel is usable), and the water level ``nu``, W (``0`` for a zero rate).
     """
-    a = np.asarray(sorted_inv_snr_w, dtype=float)
-    rate = np.broadcast_to(np.asarray(rate_bps, dtype=float), a.shape[:-1])
+    a, rate = _broadcast(sorted_inv_snr_w, rate_bps)
     m = np.arange(1, a.shape[-1] + 1, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log2a = np.log2(a)

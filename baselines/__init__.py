@@ -1,0 +1,49 @@
+"""Baselines for the FedsLLM environment (numpy/scipy only; cvxpy only for the reference power solve).
+
+- :class:`Problem` / :class:`BaselineResult`: one instance and what a solver returns; the objective
+  is exactly the env's ``E(r) * round_delay(...).round_s``.
+- :class:`AlternatingOptimizer`: the paper's alternating optimisation (greedy subchannels + our
+  local-search refinement, exact min-max power, exhaustive split/rank), monotone.
+- :data:`SCHEMES`: conventional schemes (random subchannels, equal power, fixed split, fixed rank,
+  all random).
+- :func:`exact_optimum`: brute-force optimum of small instances.
+"""
+
+from __future__ import annotations
+
+from baselines.alternating import AlternatingOptimizer, initial_decision
+from baselines.exact import enumerate_assignments, exact_optimum, exact_optimum_joint
+from baselines.heuristics import SCHEMES, solve_optimizer
+from baselines.instances import random_problem, sized_config
+from baselines.power import equal_power, reference_link_power_cvxpy, solve_link_power
+from baselines.problem import DelayTables, LinkSpec, Problem
+from baselines.result import BaselineResult
+from baselines.steps import power_step, split_rank_search, split_rank_step, subchannel_step
+from baselines.subchannel import greedy_assignment, random_assignment, refine_assignment, rematch_sets
+
+__all__ = [
+    "AlternatingOptimizer",
+    "BaselineResult",
+    "DelayTables",
+    "LinkSpec",
+    "Problem",
+    "SCHEMES",
+    "enumerate_assignments",
+    "equal_power",
+    "exact_optimum",
+    "exact_optimum_joint",
+    "greedy_assignment",
+    "initial_decision",
+    "power_step",
+    "random_assignment",
+    "random_problem",
+    "reference_link_power_cvxpy",
+    "refine_assignment",
+    "rematch_sets",
+    "sized_config",
+    "solve_link_power",
+    "solve_optimizer",
+    "split_rank_search",
+    "split_rank_step",
+    "subchannel_step",
+]
