@@ -1,0 +1,55 @@
+"""Hybrid control: the agent picks split and rank, the paper's optimizer fills subchannels and power.
+
+``gym.make("FedsLLM-Surrogate-Hybrid-v0")`` / ``"FedsLLM-Hybrid-v0"`` build the env through
+:func:`make_hybrid_env`; the action is ``MultiDiscrete([L - 1, len(ranks)])``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from baselines.alternating import AlternatingOptimizer, initial_decision
+from baselines.problem import Problem
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.env import FedsLLMEnv
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.types import ChannelState, Decision, Scenario
+
+__all__ = ["OptimizerAllocator", "make_hybrid_env"]
+
+
+class OptimizerAllocator:
+    """Subchannels + power by the alternating optimizer with split and rank held fixed.
+
+    Args:
+        refine: also run our local-search refinement after the paper's greedy (slower, tighter).
+    """
+
+    def __init__(self, refine: bool = False):
+        self.refine = refine
+        self._optimizer = AlternatingOptimizer(refine=refine, search_split=False, search_rank=False)
+
+    def __call__(self, scenario: Scenario, channel: ChannelState, shape: ModelShape, cfg: FedsLLMConfig,
+                 split: int, rank: int) -> Decision:
+        """Feasible decision for this round with the given ``split`` and ``rank``."""
+        # E(r) is a constant factor once the rank is fixed, so any positive E works here
+        problem = Problem(scenario, channel, shape, cfg, lambda r: 1.0)
+        start = initial_decision(problem)
+        if (start.split, start.rank) != (split, rank):
+            ms, fs = problem.link("ms", split, rank), problem.link("fs", split, rank)
+            from baselines.power import equal_power
+            from baselines.subchannel import greedy_assignment
+
+            a_ms, a_fs = greedy_assignment(ms), greedy_assignment(fs)
+            start = Decision(a_ms, a_fs, equal_power(a_ms, ms.max_power_w, ms.total_power_w),
+                             equal_power(a_fs, fs.max_power_w, fs.total_power_w), split, rank)
+        return self._optimizer.solve(problem, start).decision
+
+
+def make_hybrid_env(config: FedsLLMConfig | dict[str, Any] | None = None, *, refine: bool = False,
+                    **kwargs: Any) -> FedsLLMEnv:
+    """A :class:`FedsLLMEnv` in hybrid action mode with the optimizer as allocator."""
+    env = FedsLLMEnv(config, allocator=OptimizerAllocator(refine), **kwargs)
+    if env.config.action_mode != "hybrid":
+        raise ValueError(f"make_hybrid_env needs action_mode='hybrid', got {env.config.action_mode!r}")
+    return env
