@@ -115,7 +115,7 @@ def test_observation_in_bounds_and_decodes_back():
     np.testing.assert_allclose(g_fs, channel.gain_fs, rtol=1e-5)
     np.testing.assert_allclose(load, channel.load, atol=1e-6)
     np.testing.assert_allclose(peak, scenario.client_peak_flops, rtol=1e-6)
-    assert obs[-4] == pytest.approx(0.25) and obs[-2] == pytest.approx(0.75) and obs[-1] == pytest.approx(0.1)
+    assert obs[-4] == pytest.approx(0.25) and obs[-2] == pytest.approx(0.75) and obs[-1] == pytest.approx(6 / cfg.training.max_rounds)
 
 
 def test_memory_limit_masks_and_projects_deep_splits():
