@@ -8,8 +8,8 @@ import pytest
 from fedsllm_env.calibration import atomic_write_json, fit_rounds_curve
 from fedsllm_env.config import FedsLLMConfig
 
-TEST_SHAPE = {"n_layer": 6, "n_embd": 128, "n_head": 4, "vocab_size": 500, "n_inner": 512, "n_positions": 128}
-"""Model shape of the synthetic calibration (the default tiny GPT-2 dimensions with a 500-word vocabulary)."""
+TEST_SHAPE = {"n_layer": 6, "n_embd": 128, "n_head": 4, "vocab_size": 239, "n_inner": 512, "n_positions": 256}
+"""Model shape of the synthetic calibration: the default tiny GPT-2 (239-word vocabulary)."""
 
 
 def write_synthetic_calibration(path, ranks=(1, 2, 4, 8, 16), initial=4.0, target=1.5, horizon=40):
