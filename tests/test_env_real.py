@@ -92,3 +92,19 @@ def test_registered_real_id_builds_through_gym_make(calibration_path, tiny_parts
     env.reset(seed=1)
     _, _, _, _, info = env.step(env.action_space.sample())
     assert info["round"] == 1
+
+
+def test_real_hybrid_id_trains_with_the_optimizers_allocation(calibration_path, tiny_parts):
+    model, tok = tiny_parts
+    cfg = _cfg(calibration_path, action_mode="hybrid")
+    backend = SplitFedEngine(cfg, model=model, tokenizer=tok, progress=False)
+    with pytest.warns(UserWarning, match="differs"):
+        env = gym.make("FedsLLM-Hybrid-v0", config=cfg, backend=backend)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+    assert [str(w.message) for w in caught if not issubclass(w.category, FutureWarning)] == []
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1, 2]))
+    assert (info["split"], info["rank"]) == (2, 4)
+    assert info["measured"]["lora_bytes"] * 8 == info["delay_breakdown"]["lora_bits"]

@@ -214,4 +214,5 @@ def test_cli_dispatch(tmp_path, calibration_path, capsys):
     run = cli.main(["train", "--total-timesteps", "64", "--hyperparams", TINY_PPO, "--calibration-path",
                     calibration_path, "--runs-dir", str(tmp_path), "--run-name", "cli", "--no-progress-bar"])
     assert run == tmp_path / "cli" and (run / "model.zip").is_file()
-    assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate"}
+    assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate", "benchmark-env",
+                                 "benchmark-optimizer"}
