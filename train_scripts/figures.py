@@ -235,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent)
         _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx)
         data[key] = {"x": xs, "curves": curves}
-        print(f"delay_vs_{key}.png: " + ", ".join(f"{n}={np.nanmean(v):.3g}s" for n, v in curves.items()))
+        means = {n: (f"{np.nanmean(v):.3g}s" if np.isfinite(v).any() else "n/a (spaces differ)")
+                 for n, v in curves.items()}
+        print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
     if args.run:
         data["training"] = plot_training_curves(args.run, out / "training_curve.png", full.reward.delay_scale_s)
         print("training_curve.png")
