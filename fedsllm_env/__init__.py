@@ -10,11 +10,27 @@ from fedsllm_env.config import (
     TrainingConfig,
     WirelessConfig,
 )
-from fedsllm_env.errors import ConfigError, FedsLLMError, InfeasibleDecisionError, InvalidActionError, ResetNeeded
+from fedsllm_env.env import FedsLLMEnv
+from fedsllm_env.errors import (
+    CalibrationError,
+    ConfigError,
+    FedsLLMError,
+    InfeasibleDecisionError,
+    InvalidActionError,
+    ResetNeeded,
+)
+from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, RoundOutcome, Scenario
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FedsLLMEnv",
+    "Decision",
+    "Scenario",
+    "ChannelState",
+    "DelayBreakdown",
+    "RoundOutcome",
+    "CalibrationError",
     "ComputeConfig",
     "FedsLLMConfig",
     "ModelConfig",
