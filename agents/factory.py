@@ -65,8 +65,10 @@ DISCRETE_ENV_ID = "FedsLLM-Surrogate-Discrete-v0"
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 """Folder of the per-algorithm YAML files (shipped as package data)."""
 
-SCRIPT_KEYS = ("n_timesteps", "n_envs")
-"""Hyperparameter keys read by the training scripts, not passed to the algorithm's constructor."""
+SCRIPT_KEYS = ("n_timesteps", "n_envs", "normalize_reward")
+"""Hyperparameter keys read by the training scripts, not passed to the algorithm's constructor
+(``normalize_reward``: train on VecNormalize-scaled rewards; observations are never normalised, so the
+saved policy needs no statistics at inference)."""
 
 _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,

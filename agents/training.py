@@ -19,12 +19,13 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.callbacks import FedsLLMInfoCallback
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume
 from agents.evaluation import merge_config
-from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent
+from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
 from fedsllm_env.config import FedsLLMConfig
 
 __all__ = ["TrainResult", "resolve_hyperparams", "make_training_env", "train_agent"]
@@ -155,8 +156,11 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
     run_dir.mkdir(parents=True, exist_ok=True)
     env_config = merge_config(config)
     params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
-    overrides = {k: v for k, v in params.items() if k not in ("n_timesteps", "n_envs")}
+    overrides, _ = split_hyperparams(params)
     env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor")
+    if params.get("normalize_reward", False):
+        # delays span orders of magnitude under exploration; scale rewards by a running return std
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(params.get("gamma", 0.99)))
     try:
         check_compatible(algo, env.action_space, env_id)
         info_cb = FedsLLMInfoCallback()

@@ -8,6 +8,7 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.vec_env import VecNormalize
 import torch
 
 from agents.callbacks import FedsLLMInfoCallback
@@ -228,6 +229,16 @@ def test_train_agent_run_folder(tmp_path, env_cfg):
     assert (tmp_path / "run" / "monitor" / "0.monitor.csv").is_file()
     assert any((tmp_path / "run" / "tb").iterdir())
     assert [p.name for p in result.checkpoints] == ["checkpoint_64_steps.zip", "checkpoint_128_steps.zip"]
+
+
+def test_normalize_reward_trains_on_scaled_rewards(tmp_path, env_cfg):
+    params = dict(TINY["ppo"], normalize_reward=True)
+    result = train_agent("ppo", tmp_path / "run", seed=0, total_timesteps=128, config=env_cfg, hyperparams=params)
+    assert isinstance(result.model.get_env(), VecNormalize)
+    assert result.model.get_env().ret_rms.count > 1  # running return statistics were updated
+    plain = train_agent("ppo", tmp_path / "plain", seed=0, total_timesteps=128, config=env_cfg,
+                        hyperparams=TINY["ppo"])
+    assert not isinstance(plain.model.get_env(), VecNormalize)
 
 
 # ---- evaluation harness ----------------------------------------------------------------------------
