@@ -40,11 +40,12 @@ from baselines.subchannel import greedy_assignment
 __all__ = ["AlternatingOptimizer", "initial_decision", "finish", "split_rank_search", "split_rank_step"]
 
 
-def initial_decision(problem: Problem) -> Decision:
-    """The default start: initial split/rank of the config, greedy subchannels, equal power."""
+def initial_decision(problem: Problem, split: int | None = None, rank: int | None = None) -> Decision:
+    """The default start: greedy subchannels, equal power, and ``split``/``rank`` (default: the config's
+    initial split, clipped to L-1, and initial rank)."""
     m = problem.cfg.model
-    split = min(int(m.initial_split), problem.shape.n_layer - 1)
-    rank = int(m.initial_rank)
+    split = min(int(m.initial_split), problem.shape.n_layer - 1) if split is None else int(split)
+    rank = int(m.initial_rank) if rank is None else int(rank)
     ms, fs = problem.link("ms", split, rank), problem.link("fs", split, rank)
     a_ms, a_fs = greedy_assignment(ms), greedy_assignment(fs)
     return Decision(a_ms, a_fs, equal_power(a_ms, ms.max_power_w, ms.total_power_w),

@@ -34,16 +34,7 @@ class OptimizerAllocator:
         """Feasible decision for this round with the given ``split`` and ``rank``."""
         # E(r) is a constant factor once the rank is fixed, so any positive E works here
         problem = Problem(scenario, channel, shape, cfg, lambda r: 1.0)
-        start = initial_decision(problem)
-        if (start.split, start.rank) != (split, rank):
-            ms, fs = problem.link("ms", split, rank), problem.link("fs", split, rank)
-            from baselines.power import equal_power
-            from baselines.subchannel import greedy_assignment
-
-            a_ms, a_fs = greedy_assignment(ms), greedy_assignment(fs)
-            start = Decision(a_ms, a_fs, equal_power(a_ms, ms.max_power_w, ms.total_power_w),
-                             equal_power(a_fs, fs.max_power_w, fs.total_power_w), split, rank)
-        return self._optimizer.solve(problem, start).decision
+        return self._optimizer.solve(problem, initial_decision(problem, split, rank)).decision
 
 
 def make_hybrid_env(config: FedsLLMConfig | dict[str, Any] | None = None, *, refine: bool = False,
