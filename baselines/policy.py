@@ -60,12 +60,6 @@ class BaselinePolicy:
         self.rng = np.random.default_rng(seed)
         self.last_result: BaselineResult | None = None
 
-    def solve(self, observation: np.ndarray) -> BaselineResult:
-        """Solve the problem one observation describes."""
-        problem, _ = problem_from_observation(self.env, observation)
-        self.last_result = self.scheme(problem, self.rng)
-        return self.last_result
-
     def _act(self, observation: np.ndarray) -> np.ndarray:
         problem, scenario = problem_from_observation(self.env, observation)
         self.last_result = self.scheme(problem, self.rng)
