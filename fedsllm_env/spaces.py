@@ -334,21 +334,21 @@ class ActionCodec:
         mask[-(len(split_ok) + len(rank_ok)):] = np.concatenate([split_ok, rank_ok])
         return mask
 
+    def client_memory_bytes(self, split: int, rank: int) -> float:
+        """Client memory of (split, rank), bytes (see :meth:`ModelShape.client_memory_bytes`)."""
+        t, m = self.cfg.training, self.cfg.model
+        return self.shape.client_memory_bytes(split, rank, m.lora_target_modules, t.batch_size, t.seq_len,
+                                              m.activation_bits)
+
     def split_rank_feasibility(self) -> tuple[np.ndarray, np.ndarray]:
         """(splits (L-1,), ranks (R,)) boolean feasibility under the client memory limit."""
         limit = self.cfg.compute.client_memory_bytes
         ranks = self.cfg.model.ranks
-        splits = np.arange(1, self.shape.n_layer)
+        splits = range(1, self.shape.n_layer)
         if limit <= 0:
             return np.ones(len(splits), bool), np.ones(len(ranks), bool)
-        t, mcfg = self.cfg.training, self.cfg.model
-
-        def mem(c: int, r: int) -> float:
-            return self.shape.client_memory_bytes(c, r, mcfg.lora_target_modules, t.batch_size, t.seq_len,
-                                                  mcfg.activation_bits)
-
-        split_ok = np.array([mem(int(c), ranks[0]) <= limit for c in splits])
-        rank_ok = np.array([mem(1, r) <= limit for r in ranks])
+        split_ok = np.array([self.client_memory_bytes(c, ranks[0]) <= limit for c in splits])
+        rank_ok = np.array([self.client_memory_bytes(1, r) <= limit for r in ranks])
         if not split_ok.any():
             split_ok[0] = True
         if not rank_ok.any():
@@ -357,13 +357,10 @@ class ActionCodec:
 
     def project_split_rank(self, split: int, rank: int) -> tuple[int, int]:
         """Largest split, then largest rank, not above the request that fits the memory limit."""
-        limit = self.cfg.compute.client_memory_bytes
-        if limit <= 0:
+        if self.cfg.compute.client_memory_bytes <= 0:
             return split, rank
-        t, mcfg = self.cfg.training, self.cfg.model
         for c in range(split, 0, -1):
-            for r in [x for x in mcfg.ranks if x <= rank][::-1]:
-                if self.shape.client_memory_bytes(c, r, mcfg.lora_target_modules, t.batch_size, t.seq_len,
-                                                  mcfg.activation_bits) <= limit:
+            for r in [x for x in self.cfg.model.ranks if x <= rank][::-1]:
+                if self.client_memory_bytes(c, r) <= self.cfg.compute.client_memory_bytes:
                     return c, r
-        return 1, mcfg.ranks[0]
+        return 1, self.cfg.model.ranks[0]
