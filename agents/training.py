@@ -14,18 +14,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import gymnasium as gym
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecNormalize
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents.callbacks import FedsLLMInfoCallback
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume
-from agents.evaluation import merge_config
+from agents.evaluation import Policy, merge_config
 from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
+from agents.imitation import behaviour_clone, collect_demonstrations
 from fedsllm_env.config import FedsLLMConfig
 
 __all__ = ["TrainResult", "resolve_hyperparams", "make_training_env", "train_agent"]
@@ -56,6 +58,8 @@ class TrainResult:
     """Finished training episodes (see :class:`~agents.callbacks.FedsLLMInfoCallback`)."""
     checkpoints: list[Path] = field(default_factory=list)
     """Checkpoints written."""
+    bc_losses: list[float] = field(default_factory=list)
+    """Behaviour-cloning loss per epoch (empty without a teacher)."""
 
 
 def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None = None,
@@ -125,7 +129,9 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 hyperparams: dict[str, Any] | None = None, n_envs: int | None = None,
                 checkpoint_freq: int = 0, eval_freq: int = 0, eval_episodes: int = 5, eval_seed: int = 10_000,
                 progress_bar: bool = False, tensorboard: bool = True, verbose: int = 0,
-                resume_from: str | Path | None = None, device: str = "cpu") -> TrainResult:
+                resume_from: str | Path | None = None, device: str = "cpu",
+                bc_teacher: Callable[[gym.Env], Policy] | None = None, bc_samples: int = 8000,
+                bc_epochs: int = 100, bc_seed: int = 20_000) -> TrainResult:
     """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
 
     Args:
@@ -147,6 +153,12 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         verbose: SB3 verbosity.
         resume_from: a checkpoint zip to continue from (step counter continues).
         device: torch device.
+        bc_teacher: optional teacher (factory ``env -> Policy``, e.g. a baseline): before RL, the fresh
+            agent is behaviour-cloned on ``bc_samples`` teacher steps for ``bc_epochs`` epochs
+            (:mod:`agents.imitation`; actor-critic agents only, ignored when resuming).
+        bc_samples: teacher env steps collected for the warm start.
+        bc_epochs: supervised epochs over them.
+        bc_seed: reset seed of the first teacher episode (apart from training and test seeds).
 
     Returns:
         A :class:`TrainResult`.
@@ -174,12 +186,17 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                                             verbose))
         tb = str(run_dir / "tb") if tensorboard else None
         start = time.perf_counter()
+        bc_losses: list[float] = []
         if resume_from is not None:
             model = resume(resume_from, env, params["n_timesteps"], algo=algo, callback=CallbackList(callbacks),
                            tensorboard_log=tb, progress_bar=progress_bar, tb_log_name=algo, device=device)
         else:
             model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
                                env_id=env_id)
+            if bc_teacher is not None:
+                obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
+                                                      progress=progress_bar)
+                bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed)
             model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
                         progress_bar=progress_bar, tb_log_name=algo)
         wall = time.perf_counter() - start
@@ -188,4 +205,4 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         env.close()
     return TrainResult(model=model, model_path=model_path, run_dir=run_dir, algo=algo, env_id=env_id,
                        hyperparams=params, wall_time_s=wall, episodes=list(info_cb.episodes),
-                       checkpoints=list(ckpt_cb.saved) if ckpt_cb else [])
+                       checkpoints=list(ckpt_cb.saved) if ckpt_cb else [], bc_losses=bc_losses)

@@ -174,10 +174,18 @@ def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
 def test_demo_surrogate_only(tmp_path, calibration_path, fake_baselines, capsys):
     out = demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "4",
                      "--baselines", "optimizer", "all_random", "--calibration-path", calibration_path,
-                     "--runs-dir", str(tmp_path), "--no-progress-bar"])
+                     "--runs-dir", str(tmp_path), "--no-progress-bar", "--bc-teacher", ""])
     text = capsys.readouterr().out
     assert "| optimizer |" in text and "| ppo (64 steps) |" in text
     assert (out / "model.zip").is_file() and (out / "demo.md").is_file()
+
+
+def test_demo_with_warm_start(tmp_path, calibration_path, fake_baselines, capsys):
+    demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "--bc-teacher", "optimizer",
+               "--bc-samples", "16", "--baselines", "optimizer", "--calibration-path", calibration_path,
+               "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    text = capsys.readouterr().out
+    assert "warm start: clone optimizer on 16 steps" in text and "| ppo (cloned optimizer + 64 steps) |" in text
 
 
 def _engine_ready() -> bool:
@@ -192,7 +200,7 @@ def _engine_ready() -> bool:
 @pytest.mark.skipif(not _engine_ready(), reason="real split-fed engine or baselines.policy not available")
 def test_demo_real_env(tmp_path, calibration_path):
     out = demo.main(["--timesteps", "64", "--real-rounds", "1", "--seeds", "0", "--surrogate-seeds",
-                     "--baselines", "optimizer", "--calibration-path", calibration_path,
+                     "--bc-samples", "16", "--baselines", "optimizer", "--calibration-path", calibration_path,
                      "--runs-dir", str(tmp_path), "--no-progress-bar"])
     report = json.loads((out / "demo.json").read_text())
     rows = {r["policy"]: r for r in report["real"]["rows"]}

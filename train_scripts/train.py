@@ -24,7 +24,7 @@ import tyro
 
 from agents.factory import default_env_id
 from agents.training import train_agent
-from train_scripts._common import env_overrides, run_name, save_run_config, write_json
+from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
 
@@ -73,6 +73,13 @@ class Args:
     """Set torch.backends.cudnn.deterministic."""
     torch_threads: int = 1
     """torch intra-op threads (1 is fastest for these small MLPs, especially on a busy machine)."""
+    bc_teacher: str = ""
+    """Behaviour-clone a baseline (e.g. equal_power, optimizer) before RL ("" = no warm start; ppo, a2c,
+    maskable_ppo only)."""
+    bc_samples: int = 8000
+    """Teacher env steps collected for the warm start."""
+    bc_epochs: int = 100
+    """Supervised epochs over the teacher's steps."""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -100,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         config=env_config, hyperparams=overrides, n_envs=args.n_envs or None,
         checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
         progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose,
-        resume_from=args.resume or None)
+        resume_from=args.resume or None, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
+        bc_samples=args.bc_samples, bc_epochs=args.bc_epochs)
     delays = [e["total_delay_s"] for e in result.episodes]
     summary = {
         "model_path": str(result.model_path),
@@ -111,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         "last_10_episodes_total_delay_mean_s": float(np.mean(delays[-10:])) if delays else None,
         "hyperparams": result.hyperparams,
         "checkpoints": [str(p) for p in result.checkpoints],
+        "bc_loss_first_last": [result.bc_losses[0], result.bc_losses[-1]] if result.bc_losses else None,
     }
     write_json(run_dir / "train_summary.json", summary)
     save_run_config(run_dir, args, env_config, algo=args.algo, env_id=env_id, hyperparam_overrides=overrides,

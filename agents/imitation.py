@@ -1,0 +1,108 @@
+"""Behaviour-cloning warm start: fit an on-policy agent's action distribution to a teacher's actions.
+
+The teacher is any policy with SB3's ``predict`` (e.g. a baseline from ``baselines.policy``, bound by a
+factory ``env -> Policy``). Demonstrations are the teacher's own rollouts on seeded episodes. Box
+actions are fitted by mean-squared error of the Gaussian mean, MultiDiscrete actions by the negative
+log-likelihood of every sub-action. Only actor-critic policies (PPO, A2C, MaskablePPO) are supported:
+their ``policy.get_distribution(obs)`` is what acts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from tqdm.auto import tqdm
+
+from agents.evaluation import Policy, make_eval_env
+
+__all__ = ["collect_demonstrations", "behaviour_clone"]
+
+
+def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_samples: int, seed: int,
+                           config: dict[str, Any] | None = None, progress: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Roll out ``teacher`` for ``n_samples`` env steps (episode i reset with ``seed + i``).
+
+    Args:
+        env_id: env id the agent will train on.
+        teacher: factory binding the teacher policy to the env it acts in.
+        n_samples: number of (observation, action) pairs.
+        seed: reset seed of the first episode.
+        config: nested env config overrides.
+        progress: show a progress bar.
+
+    Returns:
+        ``(observations (n, obs_dim) float32, actions (n, act_dim))``.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    env = make_eval_env(env_id, config)
+    policy = teacher(env)
+    observations, actions = [], []
+    episode = 0
+    obs, _ = env.reset(seed=seed)
+    with tqdm(total=n_samples, desc="teacher rollouts", disable=not progress, leave=False) as bar:
+        while len(observations) < n_samples:
+            action, _ = policy.predict(obs, deterministic=True)
+            observations.append(np.asarray(obs, dtype=np.float32))
+            actions.append(np.asarray(action))
+            obs, _, terminated, truncated, _ = env.step(action)
+            bar.update(1)
+            if terminated or truncated:
+                episode += 1
+                obs, _ = env.reset(seed=seed + episode)
+    env.close()
+    return np.stack(observations), np.stack(actions)
+
+
+def behaviour_clone(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, epochs: int = 100,
+                    batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0) -> list[float]:
+    """Fit ``model.policy`` to the demonstrations in place; returns the mean loss of every epoch.
+
+    Raises:
+        ValueError: the policy is not an actor-critic policy (SAC/TD3), the action space is neither
+            Box nor MultiDiscrete, or the data do not match the spaces.
+    """
+    policy = model.policy
+    if not isinstance(policy, (ActorCriticPolicy, MaskableActorCriticPolicy)):
+        raise ValueError(f"behaviour cloning supports actor-critic agents (ppo, a2c, maskable_ppo), "
+                         f"got {type(model).__name__}")
+    space = model.action_space
+    if not isinstance(space, (spaces.Box, spaces.MultiDiscrete)):
+        raise ValueError(f"behaviour cloning supports Box and MultiDiscrete actions, got {space}")
+    if observations.shape[0] != actions.shape[0] or observations.shape[1:] != model.observation_space.shape \
+            or actions.shape[1:] != space.shape:
+        raise ValueError(f"demonstrations of shapes {observations.shape} / {actions.shape} do not match the "
+                         f"spaces {model.observation_space.shape} / {space.shape}")
+    device = policy.device
+    x = torch.as_tensor(observations, dtype=torch.float32, device=device)
+    y = torch.as_tensor(actions, dtype=torch.float32 if isinstance(space, spaces.Box) else torch.long, device=device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, x.shape[0], batch_size):
+            idx = perm[i:i + batch_size]
+            dist = policy.get_distribution(x[idx])
+            if isinstance(space, spaces.Box):
+                loss = ((dist.distribution.mean - y[idx]) ** 2).mean()
+            else:
+                loss = -dist.log_prob(y[idx]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        history.append(total / count)
+    policy.set_training_mode(False)
+    return history
