@@ -9,7 +9,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecNormalize
-import torch
 
 from agents.callbacks import FedsLLMInfoCallback
 from agents.checkpoint import (
@@ -42,13 +41,7 @@ TINY = {
 """Hyperparameter overrides that keep every training in the tests well under a second or two."""
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small MLPs train fastest (and reproducibly) on one thread; restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import fedsllm_env  # noqa: F401
 from agents.factory import BOX_ENV_ID, DISCRETE_ENV_ID, make_agent
@@ -14,12 +13,7 @@ from agents.training import train_agent
 from baselines.policy import make_baseline_policy
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()
