@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fedsllm_env.config import ComputeConfig, FedsLLMConfig, ModelConfig, TrainingConfig, WirelessConfig
@@ -71,6 +73,6 @@ def test_dict_round_trip_and_nested_dicts():
 
 def test_configs_are_frozen():
     cfg = FedsLLMConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.mode = "real"  # type: ignore[misc]
     assert cfg.replace(mode="real").mode == "real"

@@ -3,7 +3,6 @@ real step spent outside torch training (target < 5%)."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
