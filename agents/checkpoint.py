@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,11 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.factory import ALGOS
+from fedsllm_env.atomic import atomic_write
 
 __all__ = ["atomic_save", "AtomicCheckpointCallback", "latest_checkpoint", "detect_algo", "load_agent", "resume"]
 
 _STEPS_RE = re.compile(r"_(\d+)_steps\.zip$")
-
-
-def _atomic_write(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def atomic_save(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
@@ -56,7 +40,7 @@ def atomic_save(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix != ".zip":
         path = path.with_name(path.name + ".zip")
-    return _atomic_write(path, model.save)
+    return atomic_write(path, model.save)
 
 
 class AtomicCheckpointCallback(BaseCallback):
@@ -105,7 +89,7 @@ class AtomicCheckpointCallback(BaseCallback):
         path = atomic_save(self.model, self.checkpoint_path(self.num_timesteps))
         if self.save_replay_buffer and isinstance(self.model, OffPolicyAlgorithm):
             buffer_path = path.with_name(path.stem + "_replay_buffer.pkl")
-            _atomic_write(buffer_path, self.model.save_replay_buffer)
+            atomic_write(buffer_path, self.model.save_replay_buffer)
         self._last_saved_at = self.num_timesteps
         self.saved.append(path)
         if self.verbose:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 
@@ -36,22 +36,6 @@ __all__ = ["Calibration", "load_calibration", "fit_rounds_curve", "atomic_write_
 
 DEFAULT_CALIBRATION = "calibration.json"
 """File name of the measured table shipped in ``fedsllm_env/data``."""
-
-
-def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fit_rounds_curve(ranks: np.ndarray, rounds: np.ndarray) -> dict[str, float]:
