@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from fedsllm_env.channel import initial_channel, make_scenario
+from fedsllm_env.channel import make_channel_model
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.profile import ModelShape
 from baselines.problem import Problem
@@ -25,7 +25,7 @@ def sized_config(num_clients: int, num_subchannels_ms: int, num_subchannels_fs: 
 
 def random_problem(seed: int | np.random.Generator, cfg: FedsLLMConfig, shape: ModelShape,
                    rounds_needed: Callable[[int], float]) -> Problem:
-    """A problem with a scenario and first channel state drawn by :mod:`fedsllm_env.channel`.
+    """A problem with a scenario and first channel state drawn by the config's channel model.
 
     Args:
         seed: seed or generator (the only source of randomness).
@@ -34,6 +34,7 @@ def random_problem(seed: int | np.random.Generator, cfg: FedsLLMConfig, shape: M
         rounds_needed: E(r).
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    scenario = make_scenario(rng, cfg.wireless, cfg.compute)
-    channel = initial_channel(rng, scenario, cfg.wireless, cfg.compute)
+    model = make_channel_model(cfg.wireless, cfg.compute)
+    scenario = model.draw_scenario(rng)
+    channel = model.observe(model.initial_state(rng, scenario))
     return Problem(scenario, channel, shape, cfg, rounds_needed)

@@ -1,7 +1,8 @@
 """SB3-style ``predict(obs)`` adapters, so baselines plug into the same evaluation as the RL agents.
 
 A baseline policy reconstructs the state it needs from the observation alone (channel gains, loads
-and device compute are encoded exactly, up to float32; p_max and the model come from the env's config),
+and device compute are encoded exactly, up to float32; p_max and the model come from the env's config;
+the channel model's hidden state, e.g. positions and fading, is neither observed nor needed),
 builds a :class:`~baselines.problem.Problem` with the env's E(r), solves it, and encodes the decision
 as an action of the env's action space (Box, MultiDiscrete or hybrid).
 """
@@ -32,10 +33,9 @@ def problem_from_observation(env: FedsLLMEnv, observation: np.ndarray) -> tuple[
     g_ms, g_fs, load, peak = env.observation_codec.decode_state(observation)
     k = cfg.wireless.num_clients
     # the delay model only needs f_k * kappa_k, so f_k carries the product and kappa_k = 1
-    scenario = Scenario(positions_m=np.zeros((k, 2)), shadowing_db=np.zeros(k), client_cpu_freq_hz=peak,
-                        client_flops_per_cycle=np.ones(k),
+    scenario = Scenario(client_cpu_freq_hz=peak, client_flops_per_cycle=np.ones(k),
                         client_max_power_w=np.full(k, float(dbm_to_watt(cfg.wireless.client_max_power_dbm))))
-    channel = ChannelState(g_ms, g_fs, load, g_ms, g_fs, np.zeros((k, 2)), np.ones(k))
+    channel = ChannelState(g_ms, g_fs, load)
     return Problem(scenario, channel, env.shape, cfg, env.rounds_needed), scenario
 
 

@@ -136,6 +136,13 @@ class WirelessConfig(_Validated):
     """Fixed MS -> client downlink rate for activation gradients, bit/s."""
     broadcast_rate_bps: float = 50e6
     """Fixed FS -> clients broadcast rate for the averaged LoRA, bit/s."""
+    channel_model: str = "macro"
+    """Channel model by name (``fedsllm_env.channel.CHANNEL_MODELS``): "macro" (128.1 + 37.6 log10 d_km path loss,
+    the fields above), "umi" (3GPP TR 38.901 UMi street canyon) or "trace" (replays ``channel_trace_path``)."""
+    carrier_frequency_hz: float = 3.5e9
+    """Carrier frequency of frequency-dependent path-loss models ("umi"), Hz."""
+    channel_trace_path: str = ""
+    """.npz file of recorded gains and loads replayed by channel_model="trace" (format: fedsllm_env.channel.trace)."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -147,7 +154,7 @@ class WirelessConfig(_Validated):
                      f"must be >= num_clients={self.num_clients} (every client needs a subchannel)")
         for name in ("subchannel_bandwidth_ms_hz", "subchannel_bandwidth_fs_hz", "total_power_ms_w",
                      "total_power_fs_w", "cell_radius_m", "min_distance_m", "downlink_rate_bps",
-                     "broadcast_rate_bps", "mobility_interval_s"):
+                     "broadcast_rate_bps", "mobility_interval_s", "carrier_frequency_hz"):
             v = getattr(self, name)
             _require(v > 0, n, name, v, "must be > 0")
         _require(self.min_distance_m < self.cell_radius_m, n, "min_distance_m", self.min_distance_m,
@@ -158,6 +165,10 @@ class WirelessConfig(_Validated):
                  "must be in [0, 1]")
         _require(-60 <= self.client_max_power_dbm <= 40, n, "client_max_power_dbm", self.client_max_power_dbm,
                  "must be in [-60, 40] dBm")
+        _require(isinstance(self.channel_model, str) and self.channel_model != "", n, "channel_model",
+                 self.channel_model, "must be a non-empty string naming a registered channel model")
+        _require(isinstance(self.channel_trace_path, str), n, "channel_trace_path", self.channel_trace_path,
+                 "must be a string")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fedsllm_env.backends import TrainingBackend, make_backend
 from fedsllm_env.calibration import Calibration, load_calibration
-from fedsllm_env.channel import initial_channel, make_scenario, next_channel
+from fedsllm_env.channel import ChannelModel, make_channel_model
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import check_feasible, round_delay
 from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
@@ -68,6 +68,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.config = config
         self.render_mode = render_mode
+        self.channel_model: ChannelModel = make_channel_model(config.wireless, config.compute)
         self.calibration = calibration if calibration is not None else load_calibration(config.calibration_path)
         self.backend = backend if backend is not None else make_backend(config, self.calibration)
         self.shape: ModelShape = self.backend.shape
@@ -88,6 +89,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = self._act_codec.space()
         self._scenario: Scenario | None = None
         self._channel: ChannelState | None = None
+        self._channel_hidden: Any = None  # the channel model's own state; agents see only self._channel
         self.last_decision: Decision | None = None
         self.last_breakdown: DelayBreakdown | None = None
         self.last_timing: dict[str, float] = {}
@@ -136,8 +138,9 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         """Draw a new scenario and channel, restart fine-tuning from fresh adapters."""
         super().reset(seed=seed)
         cfg = self.config
-        self._scenario = make_scenario(self.np_random, cfg.wireless, cfg.compute)
-        self._channel = initial_channel(self.np_random, self._scenario, cfg.wireless, cfg.compute)
+        self._scenario = self.channel_model.draw_scenario(self.np_random)
+        self._channel_hidden = self.channel_model.initial_state(self.np_random, self._scenario)
+        self._channel = self.channel_model.observe(self._channel_hidden)
         self._initial_val_loss = float(self.backend.reset(int(self.np_random.integers(2**31 - 1))))
         self._val_loss = self._initial_val_loss
         self._split, self._rank = cfg.model.initial_split, cfg.model.initial_rank
@@ -164,7 +167,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         breakdown = round_delay(decision, self._channel, self._scenario, self.shape, cfg)
         outcome = self.backend.run_round(decision.split, decision.rank)
         terms = reward_terms(breakdown.round_s, self._val_loss, outcome.val_loss, self._initial_val_loss, cfg.reward)
-        self._channel = next_channel(self.np_random, self._channel, self._scenario, cfg.wireless, cfg.compute)
+        self._channel_hidden = self.channel_model.next_state(self.np_random, self._channel_hidden, self._scenario)
+        self._channel = self.channel_model.observe(self._channel_hidden)
         self._val_loss, self._split, self._rank = outcome.val_loss, decision.split, decision.rank
         self._rounds += 1
         self._cumulative_delay_s += breakdown.round_s

@@ -12,18 +12,17 @@ __all__ = ["Scenario", "ChannelState", "Decision", "DelayBreakdown", "RoundOutco
 
 @dataclass(frozen=True)
 class Scenario:
-    """What stays fixed during one episode (drawn at reset)."""
+    """What stays fixed during one episode (drawn at reset): the devices, plus the channel model's hidden draw."""
 
-    positions_m: np.ndarray
-    """(K, 2) client positions relative to the access point, m."""
-    shadowing_db: np.ndarray
-    """(K,) log-normal shadowing, dB."""
     client_cpu_freq_hz: np.ndarray
     """(K,) f_k, Hz."""
     client_flops_per_cycle: np.ndarray
     """(K,) kappa_k, FLOPs per cycle."""
     client_max_power_w: np.ndarray
     """(K,) p_max^k on each link, W."""
+    hidden: Any = None
+    """The channel model's per-episode draw (e.g. positions and shadowing), opaque to agents and the optimizer;
+    None in a scenario rebuilt from an observation."""
 
     @property
     def num_clients(self) -> int:
@@ -38,7 +37,7 @@ class Scenario:
 
 @dataclass(frozen=True)
 class ChannelState:
-    """Per-round wireless and load state."""
+    """What an agent may observe of one round's wireless and load state (the channel model keeps the rest)."""
 
     gain_ms: np.ndarray
     """(K, M) linear channel gain of client k on MS subchannel i."""
@@ -46,14 +45,6 @@ class ChannelState:
     """(K, N) linear channel gain of client k on FS subchannel i."""
     load: np.ndarray
     """(K,) fraction of each device's clock busy with other work, in [0, load_max]."""
-    fading_ms: np.ndarray
-    """(K, M) complex small-scale fading (kept for time correlation)."""
-    fading_fs: np.ndarray
-    """(K, N) complex small-scale fading."""
-    positions_m: np.ndarray
-    """(K, 2) client positions this round, m."""
-    large_scale_gain: np.ndarray
-    """(K,) path loss and shadowing as a linear gain (cached while clients do not move)."""
 
 
 @dataclass(frozen=True)

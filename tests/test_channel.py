@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from fedsllm_env.channel import (
+    MacroChannel,
     draw_rayleigh,
     drop_clients,
     evolve_fading,
-    initial_channel,
-    make_scenario,
     move_clients,
-    next_channel,
     path_loss_db,
     step_load,
 )
@@ -67,12 +65,13 @@ def test_mobility_keeps_clients_in_cell(rng):
 def test_scenario_and_channel_shapes_and_determinism():
     w, c = WirelessConfig(num_clients=4, num_subchannels_ms=6, num_subchannels_fs=5), ComputeConfig()
 
+    model = MacroChannel(w, c)
+
     def episode(seed):
         g = np.random.default_rng(seed)
-        sc = make_scenario(g, w, c)
-        ch = initial_channel(g, sc, w, c)
-        ch2 = next_channel(g, ch, sc, w, c)
-        return sc, ch, ch2
+        sc = model.draw_scenario(g)
+        state = model.initial_state(g, sc)
+        return sc, model.observe(state), model.observe(model.next_state(g, state, sc))
 
     sc, ch, ch2 = episode(7)
     assert ch.gain_ms.shape == (4, 6) and ch.gain_fs.shape == (4, 5) and ch.load.shape == (4,)

@@ -53,14 +53,13 @@ def _two_client_case():
         "training": {"batch_size": 2, "seq_len": 8, "local_iterations": 3},
     })
     shape = ModelShape(n_layer=4, n_embd=8, n_head=2, vocab_size=16, n_inner=32)
-    scenario = Scenario(positions_m=np.zeros((2, 2)), shadowing_db=np.zeros(2),
-                        client_cpu_freq_hz=np.array([1e6, 2e6]), client_flops_per_cycle=np.ones(2),
+    scenario = Scenario(client_cpu_freq_hz=np.array([1e6, 2e6]), client_flops_per_cycle=np.ones(2),
                         client_max_power_w=np.full(2, 0.2))
     p = 0.1
     g_snr1 = N0_W_PER_HZ * 1000.0 / p  # SNR = 1 -> rate = B
     gain_ms = np.array([[g_snr1, 0.0], [0.0, 3 * g_snr1]])  # client 1 has SNR 3 -> rate 2B
     gain_fs = np.array([[g_snr1, 0.0], [0.0, g_snr1]])
-    channel = ChannelState(gain_ms, gain_fs, np.array([0.0, 0.5]), gain_ms, gain_fs, np.zeros((2, 2)), np.ones(2))
+    channel = ChannelState(gain_ms, gain_fs, np.array([0.0, 0.5]))
     decision = Decision(np.array([0, 1]), np.array([0, 1]), np.full(2, p), np.full(2, p), split=1, rank=2)
     return cfg, shape, scenario, channel, decision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedsllm_env.channel import initial_channel, make_scenario
+from fedsllm_env.channel import make_channel_model
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import decision_violations
 from fedsllm_env.errors import InvalidActionError
@@ -18,8 +18,9 @@ SHAPE = ModelShape(n_layer=6, n_embd=128, n_head=4, vocab_size=500)
 def _setup(action_mode="box", seed=0, **overrides):
     cfg = FedsLLMConfig(action_mode=action_mode, **overrides)
     g = np.random.default_rng(seed)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    channel = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    model = make_channel_model(cfg.wireless, cfg.compute)
+    scenario = model.draw_scenario(g)
+    channel = model.observe(model.initial_state(g, scenario))
     return cfg, ActionCodec(cfg, SHAPE), scenario, channel
 
 
