@@ -2,10 +2,15 @@
 
 Only :mod:`fedsllm_env`'s public API (registered ids, config, ``info`` keys) is used here.
 """
+# ruff: noqa: E402  (the extra check runs before the SB3 imports)
 
 from __future__ import annotations
 
 import fedsllm_env  # noqa: F401  (registers the env ids)
+from fedsllm_env.errors import require_extra
+
+require_extra("agents", "fedsllm-env's RL agents", "stable_baselines3", "sb3_contrib", "yaml", "tqdm")
+
 from agents.callbacks import FedsLLMInfoCallback
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, detect_algo, latest_checkpoint, load_agent, resume
 from agents.evaluation import (

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedsllm_env.errors import require_extra
 from baselines.problem import LinkSpec
 from baselines.waterfill import max_rate_for_power, min_power_for_rate, powers_from_level
 
@@ -248,6 +249,7 @@ def reference_link_power_cvxpy(spec: LinkSpec, assign: np.ndarray, solver: str =
     Returns:
         ``(level_s, power_w (S,))`` where ``level_s`` is recomputed from the (clipped) powers.
     """
+    require_extra("dev", "the cvxpy reference power solve", "cvxpy")
     import cvxpy as cp  # lazy: only the reference solve needs cvxpy
 
     assign = np.asarray(assign)

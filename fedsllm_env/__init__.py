@@ -14,6 +14,7 @@ from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.errors import (
     CalibrationError,
     ConfigError,
+    DependencyNotInstalled,
     FedsLLMError,
     InfeasibleDecisionError,
     InvalidActionError,
@@ -38,6 +39,7 @@ __all__ = [
     "TrainingConfig",
     "WirelessConfig",
     "ConfigError",
+    "DependencyNotInstalled",
     "FedsLLMError",
     "InfeasibleDecisionError",
     "InvalidActionError",

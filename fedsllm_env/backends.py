@@ -106,8 +106,6 @@ def make_backend(cfg: FedsLLMConfig, calibration: Calibration) -> TrainingBacken
     """Backend for ``cfg.mode``: ``SurrogateBackend`` or the torch ``SplitFedEngine`` (imported lazily)."""
     if cfg.mode == "surrogate":
         return SurrogateBackend(calibration, cfg)
-    try:
-        from fedsllm_env.splitfed import SplitFedEngine
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ImportError(f"mode='real' needs torch, transformers and peft ({e}); pip install fedsllm-env") from e
+    from fedsllm_env.splitfed import SplitFedEngine  # DependencyNotInstalled naming [train] without torch
+
     return SplitFedEngine(cfg)

@@ -29,3 +29,58 @@ class ResetNeeded(FedsLLMError, RuntimeError):
 
 class CalibrationError(FedsLLMError, ValueError):
     """A calibration (E(r) / loss-curve) file is missing or malformed."""
+
+
+class DependencyNotInstalled(FedsLLMError, ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+EXTRA_OF: dict[str, str] = {
+    "torch": "train",
+    "transformers": "train",
+    "peft": "train",
+    "tokenizers": "train",
+    "tqdm": "train",
+    "stable_baselines3": "agents",
+    "sb3_contrib": "agents",
+    "tensorboard": "agents",
+    "tyro": "agents",
+    "yaml": "agents",
+    "rich": "agents",
+    "ray": "ray",
+    "matplotlib": "figures",
+    "cvxpy": "dev",
+}
+"""Top-level module of each optional dependency -> the pyproject extra that installs it."""
+
+
+def missing_dependency(exc: ModuleNotFoundError, feature: str) -> ImportError:
+    """``exc`` as a :class:`DependencyNotInstalled` naming the extra, when it is about an optional dependency.
+
+    Args:
+        exc: the error an import raised.
+        feature: what needed it (e.g. "mode='real'"), for the message.
+
+    Returns:
+        The error to raise (``exc`` itself when the missing module is not an optional dependency).
+    """
+    top = (exc.name or "").split(".")[0]
+    if top not in EXTRA_OF:
+        return exc
+    extra = EXTRA_OF[top]
+    return DependencyNotInstalled(f"{feature} needs the optional dependency {top!r}, which is not installed: "
+                                  f"pip install 'fedsllm-env[{extra}]' (or 'fedsllm-env[all]')")
+
+
+def require_extra(extra: str, feature: str, *modules: str) -> None:
+    """Import ``modules`` now, raising :class:`DependencyNotInstalled` naming ``extra`` if one is missing."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != module.split(".")[0]:
+                raise
+            raise DependencyNotInstalled(f"{feature} needs {module!r}, which is not installed: "
+                                         f"pip install 'fedsllm-env[{extra}]' (or 'fedsllm-env[all]')") from exc

@@ -50,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> Any:
     if command not in COMMANDS:
         print(f"fedsllm: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         raise SystemExit(2)
-    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+    except ModuleNotFoundError as exc:  # an optional dependency of this command: name the extra
+        from fedsllm_env.errors import missing_dependency
+
+        raise missing_dependency(exc, f"`fedsllm {command}`") from exc
     return module.main(rest)
 
 

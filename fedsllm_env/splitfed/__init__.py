@@ -6,6 +6,10 @@ command ``python -m fedsllm_env.splitfed.calibrate`` measures E(r) with it.
 
 from __future__ import annotations
 
-from fedsllm_env.splitfed.engine import SplitFedEngine
+from fedsllm_env.errors import require_extra
+
+require_extra("train", "real split-fed training (mode='real')", "torch", "transformers", "peft", "tokenizers")
+
+from fedsllm_env.splitfed.engine import SplitFedEngine  # noqa: E402  (after the extra check)
 
 __all__ = ["SplitFedEngine"]
