@@ -1,0 +1,86 @@
+"""One way to start or join Ray for every command that takes ``--ray-address`` (optional extra ``[ray]``).
+
+``ray_init(address)`` maps the CLI value onto :func:`ray.init`:
+
+* ``"local"``: start a fresh Ray instance on this machine (never joins a running one), quietly: no
+  dashboard, no usage-stats prompt, worker logs not echoed to the driver. Workers import this checkout
+  of the project (its root is put first on the workers' ``PYTHONPATH``), so results never come from
+  another installed copy.
+* ``"auto"``: join the cluster already running on this machine (``ray start --head``); fails if none.
+* ``"ray://host:port"`` or ``"host:port"``: join a remote cluster (Ray client / GCS address). Every node
+  must have fedsllm-env installed (``pip install "fedsllm-env[all]"``), exactly as on the head node.
+
+``ray_session(address)`` is the same as a context manager that shuts Ray down afterwards if it started
+(or joined) it. Nothing here imports Ray until called, so scripts that never scale out do not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["ray_init", "ray_session", "require_ray", "RAY_INSTALL_HINT"]
+
+RAY_INSTALL_HINT = 'pip install "fedsllm-env[ray]"  (or: pip install ray)'
+"""What to install when Ray is missing."""
+
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def require_ray() -> Any:
+    """Import and return the ``ray`` module, or raise ImportError with the install command."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(f"--ray-address needs Ray, which is not installed ({e}); {RAY_INSTALL_HINT}") from e
+    return ray
+
+
+def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
+             log_to_driver: bool = False) -> Any:
+    """Start (``"local"``) or join (``"auto"``, ``"ray://host:port"``) Ray; return the ``ray`` module.
+
+    Args:
+        address: ``"local"``, ``"auto"``, ``"ray://host:port"`` or a GCS ``"host:port"``.
+        num_cpus: CPUs a local instance offers (None = all of this machine's); ignored when joining.
+        num_gpus: GPUs a local instance offers (None = detected); ignored when joining.
+        log_to_driver: echo the workers' stdout/stderr in this process.
+
+    Returns:
+        The initialised ``ray`` module. If Ray is already initialised in this process it is reused.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"--ray-address must be 'local', 'auto' or 'ray://host:port', got {address!r}")
+    address = address.strip()
+    if num_cpus is not None and num_cpus < 1:
+        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats banner or network call
+    kwargs: dict[str, Any] = {"log_to_driver": log_to_driver, "logging_level": logging.WARNING}
+    if address == "local":
+        pythonpath = os.pathsep.join(p for p in (_PROJECT_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+        kwargs.update(address="local", include_dashboard=False, num_cpus=num_cpus, num_gpus=num_gpus,
+                      runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    else:
+        kwargs.update(address=address)
+    ray.init(**kwargs)
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
+                log_to_driver: bool = False) -> Iterator[Any]:
+    """:func:`ray_init` as a context manager; shuts Ray down on exit unless it was already running."""
+    ray = require_ray()
+    owned = not ray.is_initialized()
+    ray_init(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=log_to_driver)
+    try:
+        yield ray
+    finally:
+        if owned:
+            ray.shutdown()
