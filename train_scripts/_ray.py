@@ -11,7 +11,10 @@
   must have fedsllm-env installed (``pip install "fedsllm-env[all]"``), exactly as on the head node.
 
 ``ray_session(address)`` is the same as a context manager that shuts Ray down afterwards if it started
-(or joined) it. Nothing here imports Ray until called, so scripts that never scale out do not need it.
+(or joined) it. ``ray_map_unordered(fn, args_list, num_cpus=..., num_gpus=...)`` runs one Ray task per
+argument tuple with declared resources and yields ``(index, result)`` as tasks finish (callers write each
+result at once, so a killed sweep loses only the tasks in flight). Nothing here imports Ray until called,
+so scripts that never scale out do not need it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["ray_init", "ray_session", "require_ray", "RAY_INSTALL_HINT"]
+__all__ = ["ray_init", "ray_session", "ray_map_unordered", "require_ray", "RAY_INSTALL_HINT"]
 
 RAY_INSTALL_HINT = 'pip install "fedsllm-env[ray]"  (or: pip install ray)'
 """What to install when Ray is missing."""
@@ -84,3 +87,34 @@ def ray_session(address: str, num_cpus: int | None = None, num_gpus: int | None 
     finally:
         if owned:
             ray.shutdown()
+
+
+def ray_map_unordered(fn: Callable[..., Any], args_list: Sequence[tuple], num_cpus: float = 1.0,
+                      num_gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
+    """Run ``fn(*args)`` as one Ray task per entry of ``args_list``; yield ``(index, result)`` as each finishes.
+
+    Args:
+        fn: A picklable top-level function (workers import it by module name).
+        args_list: One argument tuple per task.
+        num_cpus: CPUs each task reserves (Ray schedules at most ``cluster CPUs / num_cpus`` at once).
+        num_gpus: GPU fraction each task reserves (e.g. 0.25: four tasks share one GPU; 0 on CPU).
+
+    A task's exception is re-raised here (as Ray's ``RayTaskError``, which also subclasses the original
+    exception type); tasks still pending are then cancelled. Ray must be initialised (:func:`ray_init`).
+    """
+    ray = require_ray()
+    if not ray.is_initialized():
+        raise RuntimeError("ray_map_unordered needs Ray initialised first: call ray_init(address)")
+    if num_cpus < 0 or num_gpus < 0:
+        raise ValueError(f"task resources must be >= 0, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(fn)
+    index = {remote.remote(*args): i for i, args in enumerate(args_list)}
+    pending = list(index)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                yield index[ref], ray.get(ref)
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
