@@ -38,31 +38,38 @@ class TrainingBackend(Protocol):
 
 
 class SurrogateBackend:
-    """Numpy-only loss model calibrated from measured real runs.
+    """Numpy-only loss model replaying measured real runs for the configured data partition.
 
-    For each calibrated rank r the mean measured validation-loss curve (monotone envelope, prefixed by
-    the initial loss) defines progress. A round at rank r moves the state one round along r's curve
-    from the point where r's curve reaches the current loss ("equivalent progress"), so switching
-    ranks mid-run is consistent. Past the measured horizon the loss stays at the last measured value.
-    The reported loss adds Gaussian noise with the measured seed-to-seed standard deviation. The
-    split point does not change the loss model (split training computes the same function).
+    For each configured rank r and every cut c the seed-mean measured validation-loss curve of
+    (r, c, ``cfg.training.partition``) (a cut between measured ones interpolates linearly in c; with a
+    calibration measured at one cut every cut replays it) is turned into a monotone envelope prefixed by
+    the initial loss. A round at (r, c) moves the state one round along that curve from the point where it
+    reaches the current loss ("equivalent progress"), so switching rank or cut mid-run is consistent, and
+    the cut changes convergence exactly as far as it was measured to. Past the measured horizon the loss
+    stays at the curve's last value, so a configuration whose curve never reaches the target (censored in
+    the calibration) never terminates an episode: it is truncated at ``training.max_rounds``. The reported
+    loss adds Gaussian noise with the measured seed-to-seed standard deviation (seeded by ``reset``).
     """
 
     def __init__(self, calibration: Calibration, cfg: FedsLLMConfig):
-        missing = [r for r in cfg.model.ranks if r not in calibration.curves]
+        missing = [r for r in cfg.model.ranks if r not in calibration.ranks]
         if missing:
             raise CalibrationError(f"ranks {missing} of the config are not in calibration {calibration.path} "
                                    f"(calibrated: {calibration.ranks}); recalibrate or change model.ranks")
+        partition = cfg.training.partition
+        if partition not in calibration.partitions:
+            raise CalibrationError(f"training.partition={partition!r} is not calibrated in {calibration.path} "
+                                   f"(calibrated: {calibration.partitions}); recalibrate with --partitions "
+                                   f"{partition} or change training.partition")
         self._shape = calibration.shape
+        self.partition = partition
         self.initial_val_loss = calibration.initial_val_loss
-        self._curves: dict[int, np.ndarray] = {}
-        stds = []
+        self._curves: dict[tuple[int, int], np.ndarray] = {}
         for r in cfg.model.ranks:
-            curve = np.minimum.accumulate(np.concatenate([[self.initial_val_loss], calibration.mean_curve(r)]))
-            self._curves[r] = curve
-            if calibration.curves[r].shape[0] > 1:
-                stds.append(float(calibration.curves[r].std(axis=0, ddof=1).mean()))
-        self.noise_std = float(np.mean(stds)) if stds else 0.0
+            for c in range(1, self._shape.n_layer):
+                measured = calibration.mean_curve(r, c, partition)
+                self._curves[(r, c)] = np.minimum.accumulate(np.concatenate([[self.initial_val_loss], measured]))
+        self.noise_std = calibration.loss_std(partition)
         self._rng = np.random.default_rng(0)
         self._clean_loss = self.initial_val_loss
         self._round = 0
@@ -71,6 +78,14 @@ class SurrogateBackend:
     def shape(self) -> ModelShape:
         """Shape of the model the calibration was measured on."""
         return self._shape
+
+    def curve(self, rank: int, split: int) -> np.ndarray:
+        """Replayed clean loss at (rank, cut): index t = after t rounds (t = 0: the initial loss), non-increasing."""
+        key = (int(rank), int(split))
+        if key not in self._curves:
+            raise CalibrationError(f"(rank {rank}, split {split}) not replayable: ranks "
+                                   f"{sorted({k[0] for k in self._curves})}, splits 1..{self._shape.n_layer - 1}")
+        return self._curves[key]
 
     def reset(self, seed: int) -> float:
         """Restart from the initial validation loss; ``seed`` drives the observation noise."""
@@ -91,10 +106,8 @@ class SurrogateBackend:
         return j - 1 + frac
 
     def run_round(self, split: int, rank: int) -> RoundOutcome:
-        """Advance one round at ``rank`` along its measured curve."""
-        curve = self._curves.get(int(rank))
-        if curve is None:
-            raise CalibrationError(f"rank {rank} not calibrated; available {sorted(self._curves)}")
+        """Advance one round at (``rank``, ``split``) along its measured curve."""
+        curve = self.curve(rank, split)
         t = self._equivalent_round(curve, self._clean_loss) + 1.0
         self._clean_loss = float(np.interp(t, np.arange(len(curve)), curve))
         self._round += 1

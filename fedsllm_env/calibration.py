@@ -1,41 +1,90 @@
-"""Measured calibration of training progress: E(r) table and per-rank validation-loss curves (numpy only).
+"""Measured calibration of training progress: E(r, c) and validation-loss curves per (rank, split, partition).
 
-The file is written by ``fedsllm calibrate`` (real split-federated training, see
-``fedsllm_env.splitfed.calibrate``) and read by the delay model (E(r)), the surrogate backend (loss
-curves) and the optimizer. Schema (JSON)::
+The file is produced by ``fedsllm calibrate`` (real split-federated training, one run per
+(rank, split, partition, seed); see ``fedsllm_env.splitfed.calibrate`` and ``train_scripts/calibrate.py``)
+and read by the env and the optimizer (E(r, c)) and by the surrogate backend (loss curves). numpy only.
+
+Target rule (schema v2, ``target_rule.kind == "fraction_of_best_reduction"``): the best configuration is
+the (rank, split, partition) cell whose seed-mean validation-loss curve reaches the lowest value within
+the horizon; its total loss reduction is ``L0 - min(mean curve)`` (L0 = the loss before round 1). The
+target is where that configuration has completed ``fraction`` (default 0.9) of it::
+
+    target_val_loss = L0 - fraction * (L0 - min(mean curve of the best cell))
+
+A run reaches the target at the first (1-based) round whose validation loss is <= the target.
+
+Censoring: a run that never reaches the target within the horizon gets ``rounds_to_target = null``; no
+number is invented for it. A cell (rank, split, partition) with a censored seed is censored:
+``rounds_needed`` returns ``inf`` ("does not converge within the horizon"), the optimizer must treat the
+configuration as infeasible, and the surrogate replays its measured curve, which never reaches the target,
+so an episode on it is truncated at ``training.max_rounds``. Otherwise E(r, c) is the mean over seeds of
+the rounds to target, and its seed-to-seed spread is reported beside it (:meth:`Calibration.cell_table`).
+
+Schema v2 (JSON)::
 
     {
-      "version": 1,
-      "command": "...",                  # how it was produced
-      "settings": {...},                 # model/training config + seeds used
-      "model_shape": {...},              # ModelShape.to_dict() of the backbone measured
-      "target_val_loss": float,          # E(r) = first round whose validation loss <= this
-      "initial_val_loss": float,         # validation loss before round 1
-      "ranks": {"<r>": {"rounds_to_target": [int|null per seed],
-                        "val_loss_curves": [[float per round] per seed]}},
-      "fit": {"a": float, "b": float, "c": float}   # E(r) ~ a + b r^-c (least squares)
+      "version": 2,
+      "command": "...",                        # how it was produced
+      "settings": {"config": {...},            # FedsLLMConfig.to_dict() of the sweep (partition per cell)
+                   "ranks": [...], "splits": [...], "partitions": [...], "seeds": [...],
+                   "max_rounds": int, "threads": int, ...},   # plus timings, versions (informative)
+      "model_shape": {...},                    # ModelShape.to_dict() of the backbone measured
+      "horizon_rounds": int,                   # rounds of every run (the censoring horizon)
+      "default_partition": "iid",              # partition used when none is asked for
+      "target_rule": {"kind": "fraction_of_best_reduction" | "given", "fraction": 0.9,
+                      "best": {"rank": r, "split": c, "partition": p}},
+      "target_val_loss": float,                # 0 < target < initial_val_loss
+      "initial_val_loss": float,               # mean validation loss before round 1 over all runs
+      "cells": [{"rank": r, "split": c, "partition": p,
+                 "seeds": [int per run],
+                 "rounds_to_target": [int|null per run],      # null = censored
+                 "val_loss_curves": [[float per round] per run],
+                 "train_loss_curves": [[float per round] per run],
+                 "mean_rounds_to_target": float|null,          # informative (null = censored)
+                 "std_rounds_to_target": float|null}]          # informative (ddof 1; 0 for one seed)
     }
+
+A curve shorter than the horizon belongs to a run that diverged (non-finite loss) at the next round; it
+is kept as measured and left out of the cell's mean curve (a cell whose every run diverged never makes
+progress in the surrogate).
+
+Schema v1 (the shipped table of the first release) stays loadable: one split (``settings.split``, default
+1), one partition (``settings.training.partition``, default "iid"), ``ranks: {"<r>": {"rounds_to_target",
+"val_loss_curves"}}``, a stored least-squares ``fit`` E(r) ~ a + b r^-c used for uncalibrated ranks.
+
+Lookups between measured points: a split that was not measured interpolates linearly in c between the two
+nearest measured splits (the nearest one beyond the measured range; inf if either neighbour is censored);
+a rank that was not measured uses the fit a + b r^-c over the measured, uncensored ranks (v2: computed at
+load; v1: the stored fit), and is censored if a neighbouring measured rank is censored or fewer than two
+ranks converged. Every value is validated on load; any problem raises :class:`CalibrationError` naming the
+file and the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 
-__all__ = ["Calibration", "load_calibration", "fit_rounds_curve", "atomic_write_json", "DEFAULT_CALIBRATION"]
+__all__ = ["Calibration", "CalibrationCell", "load_calibration", "fit_rounds_curve", "choose_target",
+           "rounds_to_target", "build_calibration", "DEFAULT_CALIBRATION", "DEFAULT_TARGET_FRACTION",
+           "SCHEMA_VERSION"]
 
 DEFAULT_CALIBRATION = "calibration.json"
 """File name of the measured table shipped in ``fedsllm_env/data``."""
+DEFAULT_TARGET_FRACTION = 0.9
+"""Share of the best configuration's loss reduction over the horizon that defines the target."""
+SCHEMA_VERSION = 2
+"""Version written by :func:`build_calibration`."""
 
 
 def fit_rounds_curve(ranks: np.ndarray, rounds: np.ndarray) -> dict[str, float]:
@@ -54,77 +103,459 @@ def fit_rounds_curve(ranks: np.ndarray, rounds: np.ndarray) -> dict[str, float]:
     return {"a": best[1], "b": best[2], "c": best[3], "sse": best[0]}
 
 
+def rounds_to_target(curve: Sequence[float], target: float) -> int | None:
+    """First 1-based round whose validation loss is <= ``target``; None if never (censored)."""
+    for i, v in enumerate(curve):
+        if v <= target:
+            return i + 1
+    return None
+
+
+def _mean_curve(curves: Sequence[np.ndarray], horizon: int, initial: float) -> np.ndarray:
+    """Mean over the runs that lasted the horizon; flat at ``initial`` if every run diverged."""
+    full = [c for c in curves if len(c) >= horizon]
+    if not full:
+        return np.full(horizon, float(initial))
+    return np.mean([c[:horizon] for c in full], axis=0)
+
+
+def choose_target(mean_curves: dict[tuple[int, int, str], np.ndarray], initial_val_loss: float,
+                  fraction: float = DEFAULT_TARGET_FRACTION) -> tuple[float, tuple[int, int, str]]:
+    """Target where the best cell has completed ``fraction`` of its loss reduction over the horizon.
+
+    Args:
+        mean_curves: (rank, split, partition) -> seed-mean validation loss after each round.
+        initial_val_loss: Loss before round 1 (L0).
+        fraction: Share of the reduction, in (0, 1].
+
+    Returns:
+        (target, best cell key). The best cell's mean curve always reaches the target.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"target fraction must be in (0, 1], got {fraction}")
+    if not mean_curves:
+        raise ValueError("no runs to choose a target from")
+    best = min(sorted(mean_curves), key=lambda k: float(np.min(mean_curves[k])))
+    lowest = float(np.min(mean_curves[best]))
+    if not lowest < initial_val_loss:
+        raise ValueError(f"no configuration reduced the validation loss below its initial {initial_val_loss:.4f} "
+                         f"(best {lowest:.4f}); train longer or raise the learning rate")
+    return float(initial_val_loss - fraction * (initial_val_loss - lowest)), best
+
+
+@dataclass(frozen=True)
+class CalibrationCell:
+    """Measured runs of one (rank, split, partition): one entry per seed."""
+
+    rank: int
+    split: int
+    partition: str
+    seeds: tuple[int, ...]
+    rounds_to_target: tuple[int | None, ...]
+    """First round at or below the target per run; None = censored (never within the horizon)."""
+    val_loss_curves: tuple[np.ndarray, ...]
+    """Per run, the validation loss after each round (shorter than the horizon: diverged)."""
+
+    @property
+    def censored(self) -> int:
+        """Runs that never reached the target."""
+        return sum(h is None for h in self.rounds_to_target)
+
+    @property
+    def rounds_needed(self) -> float:
+        """Mean rounds to target over seeds; inf if any seed is censored."""
+        if self.censored:
+            return math.inf
+        return float(np.mean(self.rounds_to_target))
+
+    @property
+    def rounds_std(self) -> float:
+        """Seed-to-seed standard deviation of the rounds to target (ddof 1; 0 for one seed; nan if censored)."""
+        if self.censored:
+            return math.nan
+        return float(np.std(self.rounds_to_target, ddof=1)) if len(self.rounds_to_target) > 1 else 0.0
+
+
+def _interp_split(splits: Sequence[int], split: int) -> tuple[int, int, float]:
+    """(lower measured split, upper measured split, weight of the upper) for linear interpolation in c."""
+    s = sorted(splits)
+    if split <= s[0]:
+        return s[0], s[0], 0.0
+    if split >= s[-1]:
+        return s[-1], s[-1], 0.0
+    hi = next(x for x in s if x >= split)
+    lo = max(x for x in s if x <= split)
+    return lo, hi, 0.0 if hi == lo else (split - lo) / (hi - lo)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """A loaded, validated calibration file."""
+    """A loaded, validated calibration file (schema v1 or v2; see the module docstring)."""
 
     path: str
     shape: ModelShape
     target_val_loss: float
     initial_val_loss: float
     ranks: tuple[int, ...]
-    rounds_mean: dict[int, float]
-    """Mean over seeds of rounds to reach the target (seeds that never reached it count as their curve length + 1)."""
-    curves: dict[int, np.ndarray]
-    """Per rank, (seeds, rounds) validation loss after each round."""
-    fit: dict[str, float]
-    raw: dict[str, Any]
+    splits: tuple[int, ...]
+    partitions: tuple[str, ...]
+    default_partition: str
+    horizon_rounds: int
+    cells: dict[tuple[int, int, str], CalibrationCell]
+    version: int
+    raw: dict[str, Any] = field(repr=False)
+    stored_fit: dict[str, float] | None = field(default=None, repr=False)
+    _fits: dict[Any, dict[str, float] | None] = field(default_factory=dict, repr=False, compare=False)
 
-    def rounds_needed(self, rank: int) -> float:
-        """E(r): measured mean rounds to the target for a calibrated rank, else the fitted a + b r^-c."""
-        if rank in self.rounds_mean:
-            return self.rounds_mean[rank]
-        return float(self.fit["a"] + self.fit["b"] * float(rank) ** (-self.fit["c"]))
+    # ---- lookups --------------------------------------------------------------------------------------
+    def _partition(self, partition: str | None) -> str:
+        if partition is None:
+            return self.default_partition
+        if partition not in self.partitions:
+            raise CalibrationError(f"partition {partition!r} not calibrated in {self.path}; "
+                                   f"calibrated partitions: {self.partitions}")
+        return partition
 
-    def mean_curve(self, rank: int) -> np.ndarray:
-        """Mean validation-loss curve over seeds for a calibrated rank (index t = after round t+1)."""
-        if rank not in self.curves:
+    def _measured_rounds(self, rank: int, split: int | None, partition: str) -> float:
+        """E at a measured rank: one split (interpolated between measured splits) or pooled over splits."""
+        if split is None:
+            cells = [self.cells[(rank, c, partition)] for c in self.splits]
+            hits = [h for cell in cells for h in cell.rounds_to_target]
+            return math.inf if any(h is None for h in hits) else float(np.mean(hits))
+        lo, hi, w = _interp_split(self.splits, int(split))
+        e_lo = self.cells[(rank, lo, partition)].rounds_needed
+        e_hi = self.cells[(rank, hi, partition)].rounds_needed
+        if math.isinf(e_lo) or math.isinf(e_hi):
+            return math.inf
+        return (1.0 - w) * e_lo + w * e_hi
+
+    def _fit(self, split: int | None, partition: str) -> dict[str, float] | None:
+        """a + b r^-c over the uncensored measured ranks (v1: the stored fit); None if < 2 converged."""
+        if self.stored_fit is not None:
+            return self.stored_fit
+        key = (split, partition)
+        if key not in self._fits:
+            pts = [(r, self._measured_rounds(r, split, partition)) for r in self.ranks]
+            pts = [(r, e) for r, e in pts if math.isfinite(e)]
+            self._fits[key] = fit_rounds_curve(np.array([p[0] for p in pts], float),
+                                               np.array([p[1] for p in pts], float)) if len(pts) >= 2 else None
+        return self._fits[key]
+
+    def rounds_needed(self, rank: int, split: int | None = None, partition: str | None = None) -> float:
+        """E(r, c): mean measured rounds to the target; ``inf`` where censored (no convergence in the horizon).
+
+        Args:
+            rank: LoRA rank r (uncalibrated ranks use the fit a + b r^-c, see the module docstring).
+            split: Cut index c (None = pooled over every measured split; unmeasured = interpolated).
+            partition: "iid" / "dirichlet" (None = :attr:`default_partition`).
+
+        Returns:
+            Rounds (float, > 0) or ``math.inf``.
+        """
+        rank = int(rank)
+        part = self._partition(partition)
+        if rank in self.ranks:
+            return self._measured_rounds(rank, split, part)
+        lower = [r for r in self.ranks if r < rank]
+        upper = [r for r in self.ranks if r > rank]
+        neighbours = ([max(lower)] if lower else []) + ([min(upper)] if upper else [])
+        if any(math.isinf(self._measured_rounds(r, split, part)) for r in neighbours):
+            return math.inf
+        fit = self._fit(split, part)
+        if fit is None:
+            return math.inf
+        return max(1.0, float(fit["a"] + fit["b"] * float(rank) ** (-fit["c"])))
+
+    @property
+    def fit(self) -> dict[str, float]:
+        """E(r) ~ a + b r^-c for the default partition pooled over splits ({} if fewer than two ranks converged)."""
+        return dict(self._fit(None, self.default_partition) or {})
+
+    def seed_curves(self, rank: int, split: int, partition: str | None = None) -> tuple[np.ndarray, ...]:
+        """Measured validation-loss curves (one per seed) of a measured (rank, split, partition)."""
+        key = (int(rank), int(split), self._partition(partition))
+        if key not in self.cells:
+            raise CalibrationError(f"(rank {rank}, split {split}, partition {key[2]!r}) not measured in {self.path}; "
+                                   f"ranks {self.ranks}, splits {self.splits}")
+        return self.cells[key].val_loss_curves
+
+    def mean_curve(self, rank: int, split: int | None = None, partition: str | None = None) -> np.ndarray:
+        """Seed-mean validation-loss curve (index t = after round t+1), length :attr:`horizon_rounds`.
+
+        ``split=None`` averages every measured split; an unmeasured split interpolates linearly in c.
+        """
+        rank = int(rank)
+        part = self._partition(partition)
+        if rank not in self.ranks:
             raise CalibrationError(f"rank {rank} not calibrated in {self.path}; calibrated ranks: {self.ranks}")
-        return self.curves[rank].mean(axis=0)
+        if split is None:
+            return np.mean([self.mean_curve(rank, c, part) for c in self.splits], axis=0)
+        lo, hi, w = _interp_split(self.splits, int(split))
+        curve_lo = _mean_curve(self.cells[(rank, lo, part)].val_loss_curves, self.horizon_rounds,
+                               self.initial_val_loss)
+        if w == 0.0:
+            return curve_lo
+        curve_hi = _mean_curve(self.cells[(rank, hi, part)].val_loss_curves, self.horizon_rounds,
+                               self.initial_val_loss)
+        return (1.0 - w) * curve_lo + w * curve_hi
+
+    def loss_std(self, partition: str | None = None) -> float:
+        """Seed-to-seed standard deviation of the validation loss, averaged over rounds and cells (0 if one seed)."""
+        part = self._partition(partition)
+        stds = []
+        for (_, _, p), cell in sorted(self.cells.items()):
+            full = [c[:self.horizon_rounds] for c in cell.val_loss_curves if len(c) >= self.horizon_rounds]
+            if p == part and len(full) > 1:
+                stds.append(float(np.std(np.asarray(full), axis=0, ddof=1).mean()))
+        return float(np.mean(stds)) if stds else 0.0
+
+    def cell_table(self) -> list[dict[str, Any]]:
+        """One row per measured cell: E mean and seed spread, censored runs, final loss mean and spread."""
+        rows = []
+        for key in sorted(self.cells):
+            cell = self.cells[key]
+            finals = [float(c[-1]) for c in cell.val_loss_curves]
+            rows.append({"rank": key[0], "split": key[1], "partition": key[2], "seeds": len(cell.seeds),
+                         "rounds_to_target": list(cell.rounds_to_target), "mean_rounds": cell.rounds_needed,
+                         "std_rounds": cell.rounds_std, "censored": cell.censored,
+                         "final_val_loss": float(np.mean(finals)),
+                         "final_val_loss_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0})
+        return rows
 
 
-def _parse(raw: dict[str, Any], where: str) -> Calibration:
+# ---- building a v2 table from run records ------------------------------------------------------------------
+def build_calibration(runs: Iterable[dict[str, Any]], model_shape: dict[str, int], settings: dict[str, Any],
+                      horizon_rounds: int, default_partition: str, command: str,
+                      target_val_loss: float | None = None,
+                      target_fraction: float = DEFAULT_TARGET_FRACTION) -> dict[str, Any]:
+    """Merge per-run records into a schema-v2 calibration dict (deterministic: sorted by cell and seed).
+
+    Args:
+        runs: Records with ``rank``, ``split``, ``partition``, ``seed``, ``initial_val_loss``,
+            ``val_loss_curve``, ``train_loss_curve`` (as written by ``fedsllm_env.splitfed.calibrate``).
+        model_shape: ``ModelShape.to_dict()`` of the backbone.
+        settings: Recorded as is (config, grid, timings).
+        horizon_rounds: Rounds every run was given.
+        default_partition: Partition used when a caller names none.
+        command: Command line recorded in the file.
+        target_val_loss: Explicit target; None = the fraction-of-best-reduction rule.
+        target_fraction: Share of the best cell's reduction (see :func:`choose_target`).
+    """
+    runs = sorted(runs, key=lambda r: (r["rank"], r["split"], r["partition"], r["seed"]))
+    if not runs:
+        raise ValueError("no runs to merge")
+    grouped: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        grouped.setdefault((int(run["rank"]), int(run["split"]), str(run["partition"])), []).append(run)
+    initial = float(np.mean([r["initial_val_loss"] for r in runs]))
+    if target_val_loss is None:
+        means = {k: _mean_curve([np.asarray(r["val_loss_curve"], float) for r in v], horizon_rounds, initial)
+                 for k, v in grouped.items()}
+        target, best = choose_target(means, initial, target_fraction)
+        rule = {"kind": "fraction_of_best_reduction", "fraction": float(target_fraction),
+                "best": {"rank": best[0], "split": best[1], "partition": best[2]}}
+    else:
+        target, rule = float(target_val_loss), {"kind": "given"}
+    cells = []
+    for (rank, split, part), group in sorted(grouped.items()):
+        hits = [rounds_to_target(r["val_loss_curve"], target) for r in group]
+        reached = [h for h in hits if h is not None]
+        censored = len(reached) < len(hits)
+        cells.append({
+            "rank": rank, "split": split, "partition": part, "seeds": [int(r["seed"]) for r in group],
+            "rounds_to_target": hits,
+            "mean_rounds_to_target": None if censored else float(np.mean(reached)),
+            "std_rounds_to_target": None if censored else (float(np.std(reached, ddof=1)) if len(reached) > 1
+                                                           else 0.0),
+            "val_loss_curves": [list(map(float, r["val_loss_curve"])) for r in group],
+            "train_loss_curves": [list(map(float, r["train_loss_curve"])) for r in group],
+        })
+    return {"version": SCHEMA_VERSION, "command": command, "settings": settings, "model_shape": dict(model_shape),
+            "horizon_rounds": int(horizon_rounds), "default_partition": default_partition, "target_rule": rule,
+            "target_val_loss": float(target), "initial_val_loss": initial, "cells": cells}
+
+
+# ---- loading and validation ----------------------------------------------------------------------------------
+class _Checker:
+    """Typed field readers that raise CalibrationError naming the file and the field."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, name: str, problem: str) -> CalibrationError:
+        return CalibrationError(f"{self.where}: field {name!r} {problem}")
+
+    def get(self, obj: dict[str, Any], key: str, name: str) -> Any:
+        if not isinstance(obj, dict):
+            raise self.fail(name.rsplit(".", 1)[0], f"must be an object, got {type(obj).__name__}")
+        if key not in obj:
+            raise self.fail(name, "is missing")
+        return obj[key]
+
+    def number(self, value: Any, name: str, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(name, f"must be a number, got {value!r}")
+        v = float(value)
+        if not math.isfinite(v):
+            raise self.fail(name, f"must be finite, got {value!r}")
+        if positive and not v > 0:
+            raise self.fail(name, f"must be > 0, got {value!r}")
+        return v
+
+    def integer(self, value: Any, name: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(name, f"must be an int >= {minimum}, got {value!r}")
+        return int(value)
+
+    def seq(self, value: Any, name: str) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(name, f"must be a non-empty list, got {value!r:.60}")
+        return value
+
+    def curve(self, value: Any, name: str) -> np.ndarray:
+        items = self.seq(value, name)
+        return np.asarray([self.number(v, f"{name}[{i}]") for i, v in enumerate(items)], dtype=float)
+
+    def hits(self, value: Any, name: str, curves: Sequence[np.ndarray]) -> tuple[int | None, ...]:
+        items = self.seq(value, name)
+        if len(items) != len(curves):
+            raise self.fail(name, f"has {len(items)} entries for {len(curves)} loss curves")
+        out = []
+        for i, (h, c) in enumerate(zip(items, curves)):
+            if h is not None:
+                h = self.integer(h, f"{name}[{i}]", 1)
+                if h > len(c):
+                    raise self.fail(f"{name}[{i}]", f"= {h} is beyond its loss curve ({len(c)} rounds)")
+            out.append(h)
+        return tuple(out)
+
+    def shape(self, value: Any) -> ModelShape:
+        try:
+            if not isinstance(value, dict):
+                raise TypeError(f"must be an object, got {type(value).__name__}")
+            return ModelShape.from_dict(value)
+        except (TypeError, ValueError) as e:
+            raise self.fail("model_shape", f"is invalid ({e})") from e
+
+
+def _parse_v1(raw: dict[str, Any], ck: _Checker) -> dict[str, Any]:
+    settings = raw.get("settings") or {}
+    split = ck.integer(settings.get("split", 1), "settings.split", 1)
+    training = settings.get("training") or {}
+    partition = str(training.get("partition", "iid")) if isinstance(training, dict) else "iid"
+    ranks_raw = ck.get(raw, "ranks", "ranks")
+    if not isinstance(ranks_raw, dict) or not ranks_raw:
+        raise ck.fail("ranks", f"must be a non-empty object of rank -> runs, got {ranks_raw!r:.60}")
+    cells: dict[tuple[int, int, str], CalibrationCell] = {}
+    for key, entry in ranks_raw.items():
+        try:
+            rank = int(key)
+        except ValueError:
+            rank = 0
+        if rank < 1:
+            raise ck.fail(f"ranks.{key}", "is not a rank (int >= 1)")
+        name = f"ranks.{key}"
+        curves_raw = ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"), f"{name}.val_loss_curves")
+        curves = [ck.curve(c, f"{name}.val_loss_curves[{i}]") for i, c in enumerate(curves_raw)]
+        length = min(len(c) for c in curves)
+        curves = [c[:length] for c in curves]
+        hits = ck.hits(ck.get(entry, "rounds_to_target", f"{name}.rounds_to_target"), f"{name}.rounds_to_target",
+                       curves)
+        cells[(rank, split, partition)] = CalibrationCell(rank, split, partition, tuple(range(len(curves))), hits,
+                                                          tuple(curves))
+    fit_raw = ck.get(raw, "fit", "fit")
+    if not isinstance(fit_raw, dict):
+        raise ck.fail("fit", f"must be an object, got {fit_raw!r:.60}")
+    fit = {k: ck.number(ck.get(fit_raw, k, f"fit.{k}"), f"fit.{k}") for k in ("a", "b", "c")}
+    horizon = min(len(c) for cell in cells.values() for c in cell.val_loss_curves)
+    return {"cells": cells, "horizon": horizon, "default_partition": partition, "stored_fit": fit}
+
+
+def _parse_v2(raw: dict[str, Any], ck: _Checker) -> dict[str, Any]:
+    horizon = ck.integer(ck.get(raw, "horizon_rounds", "horizon_rounds"), "horizon_rounds", 1)
+    default = ck.get(raw, "default_partition", "default_partition")
+    cells_raw = ck.seq(ck.get(raw, "cells", "cells"), "cells")
+    cells: dict[tuple[int, int, str], CalibrationCell] = {}
+    for i, entry in enumerate(cells_raw):
+        name = f"cells[{i}]"
+        rank = ck.integer(ck.get(entry, "rank", f"{name}.rank"), f"{name}.rank", 1)
+        split = ck.integer(ck.get(entry, "split", f"{name}.split"), f"{name}.split", 1)
+        part = ck.get(entry, "partition", f"{name}.partition")
+        if not isinstance(part, str) or not part:
+            raise ck.fail(f"{name}.partition", f"must be a non-empty string, got {part!r}")
+        if (rank, split, part) in cells:
+            raise ck.fail(name, f"repeats (rank {rank}, split {split}, partition {part!r})")
+        curves_raw = ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"), f"{name}.val_loss_curves")
+        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in enumerate(curves_raw)]
+        for j, c in enumerate(curves):
+            if len(c) > horizon:
+                raise ck.fail(f"{name}.val_loss_curves[{j}]", f"has {len(c)} rounds, more than horizon_rounds={horizon}")
+        seeds = ck.seq(ck.get(entry, "seeds", f"{name}.seeds"), f"{name}.seeds")
+        if len(seeds) != len(curves):
+            raise ck.fail(f"{name}.seeds", f"has {len(seeds)} entries for {len(curves)} loss curves")
+        seeds = [ck.integer(s, f"{name}.seeds[{j}]", 0) for j, s in enumerate(seeds)]
+        hits = ck.hits(ck.get(entry, "rounds_to_target", f"{name}.rounds_to_target"), f"{name}.rounds_to_target",
+                       curves)
+        cells[(rank, split, part)] = CalibrationCell(rank, split, part, tuple(seeds), hits, tuple(curves))
+    ranks = sorted({k[0] for k in cells})
+    splits = sorted({k[1] for k in cells})
+    parts = sorted({k[2] for k in cells})
+    missing = [(r, c, p) for r in ranks for c in splits for p in parts if (r, c, p) not in cells]
+    if missing:
+        raise ck.fail("cells", f"is not a full grid over ranks {ranks} x splits {splits} x partitions {parts}; "
+                               f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+    if default not in parts:
+        raise ck.fail("default_partition", f"= {default!r} is not one of the measured partitions {parts}")
+    return {"cells": cells, "horizon": horizon, "default_partition": default, "stored_fit": None}
+
+
+def _parse(raw: Any, where: str) -> Calibration:
+    ck = _Checker(where)
+    if not isinstance(raw, dict):
+        raise CalibrationError(f"{where}: a calibration file must hold a JSON object, got {type(raw).__name__}")
+    version = raw.get("version")
+    if version not in (1, 2) or isinstance(version, bool):
+        raise ck.fail("version", f"= {version!r} is not supported (expected 1 or 2)")
+    shape = ck.shape(ck.get(raw, "model_shape", "model_shape"))
+    target = ck.number(ck.get(raw, "target_val_loss", "target_val_loss"), "target_val_loss", positive=True)
+    initial = ck.number(ck.get(raw, "initial_val_loss", "initial_val_loss"), "initial_val_loss", positive=True)
+    if not target < initial:
+        raise ck.fail("target_val_loss", f"= {target} must be below initial_val_loss = {initial}")
+    parsed = _parse_v1(raw, ck) if version == 1 else _parse_v2(raw, ck)
+    cells = parsed["cells"]
+    return Calibration(
+        path=where, shape=shape, target_val_loss=target, initial_val_loss=initial,
+        ranks=tuple(sorted({k[0] for k in cells})), splits=tuple(sorted({k[1] for k in cells})),
+        partitions=tuple(sorted({k[2] for k in cells})), default_partition=parsed["default_partition"],
+        horizon_rounds=int(parsed["horizon"]), cells=cells, version=int(version), raw=raw,
+        stored_fit=parsed["stored_fit"])
+
+
+def _read_json(data: bytes, where: str) -> Any:
     try:
-        if raw.get("version") != 1:
-            raise CalibrationError(f"{where}: unsupported calibration version {raw.get('version')!r} (expected 1)")
-        shape = ModelShape.from_dict(raw["model_shape"])
-        target = float(raw["target_val_loss"])
-        initial = float(raw["initial_val_loss"])
-        ranks_raw = raw["ranks"]
-        ranks = tuple(sorted(int(r) for r in ranks_raw))
-        if not ranks:
-            raise CalibrationError(f"{where}: no ranks in calibration")
-        rounds_mean: dict[int, float] = {}
-        curves: dict[int, np.ndarray] = {}
-        for r in ranks:
-            entry = ranks_raw[str(r)]
-            curve_list = entry["val_loss_curves"]
-            length = min(len(c) for c in curve_list)
-            curves[r] = np.asarray([c[:length] for c in curve_list], dtype=float)
-            hits = [float(e) if e is not None else float(len(c) + 1)
-                    for e, c in zip(entry["rounds_to_target"], curve_list)]
-            rounds_mean[r] = float(np.mean(hits))
-        fit = {k: float(v) for k, v in raw["fit"].items()}
-    except CalibrationError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise CalibrationError(f"{where}: malformed calibration file ({type(e).__name__}: {e})") from e
-    return Calibration(where, shape, target, initial, ranks, rounds_mean, curves, fit, raw)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CalibrationError(f"{where}: not a UTF-8 text file ({e})") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CalibrationError(f"{where}: not valid JSON ({e})") from e
 
 
 def load_calibration(path: str | os.PathLike[str] | None = None) -> Calibration:
-    """Load a calibration JSON; ``None``/"" loads the measured table shipped with the package."""
+    """Load and validate a calibration JSON; ``None``/"" loads the measured table shipped with the package.
+
+    Raises:
+        CalibrationError: Missing file, not UTF-8 / JSON, or a field with a bad value (named in the message).
+    """
     if not path:
         ref = resources.files("fedsllm_env") / "data" / DEFAULT_CALIBRATION
         if not ref.is_file():
             raise CalibrationError(
                 f"the shipped calibration {ref} is missing; run `fedsllm calibrate` to measure one")
-        return _parse(json.loads(ref.read_text()), str(ref))
+        return _parse(_read_json(ref.read_bytes(), str(ref)), str(ref))
     p = Path(path)
     if not p.is_file():
-        raise CalibrationError(f"calibration file {p} does not exist; run `fedsllm calibrate --out {p}`")
-    try:
-        raw = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise CalibrationError(f"{p}: not valid JSON ({e})") from e
-    return _parse(raw, str(p))
+        raise CalibrationError(f"calibration file {p} does not exist (or is not a file); "
+                               f"run `fedsllm calibrate --out {p}`")
+    return _parse(_read_json(p.read_bytes(), str(p)), str(p))

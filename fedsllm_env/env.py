@@ -120,9 +120,11 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         """Encoder/decoder of this env's observations."""
         return self._obs_codec
 
-    def rounds_needed(self, rank: int) -> float:
-        """E(r) from the calibration."""
-        return self.calibration.rounds_needed(rank)
+    def rounds_needed(self, rank: int, split: int | None = None) -> float:
+        """E(r, c) from the calibration for this env's data partition (``split=None``: pooled over measured
+        cuts); ``inf`` where the calibration is censored (no convergence within its horizon)."""
+        part = self.config.training.partition
+        return self.calibration.rounds_needed(rank, split, part if part in self.calibration.partitions else None)
 
     def action_masks(self) -> np.ndarray:
         """Valid choices of the MultiDiscrete action (sb3-contrib MaskablePPO); see ActionCodec.action_masks."""
@@ -176,7 +178,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self.last_timing = {k: float(v) for k, v in outcome.measured.items() if k.endswith("_s")}
         terminated = bool(outcome.val_loss <= self.target_val_loss)
         truncated = bool(not terminated and self._rounds >= cfg.training.max_rounds)
-        e_r = self.rounds_needed(decision.rank)
+        e_r = self.rounds_needed(decision.rank, decision.split)
         info = {
             "round": self._rounds,
             "split": int(decision.split),

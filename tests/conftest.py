@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedsllm_env.calibration import atomic_write_json, fit_rounds_curve
+from fedsllm_env.atomic import atomic_write_json
+from fedsllm_env.calibration import fit_rounds_curve
 from fedsllm_env.config import FedsLLMConfig
 
 TEST_SHAPE = {"n_layer": 6, "n_embd": 128, "n_head": 4, "vocab_size": 239, "n_inner": 512, "n_positions": 256}

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig, ModelConfig, TrainingConfig, WirelessConfig
 from fedsllm_env.delay import payload_bits
 from fedsllm_env.splitfed import SplitFedEngine
-from fedsllm_env.splitfed.calibrate import calibrate, choose_target, rounds_to_target
 from fedsllm_env.splitfed.lora import fedavg, resize_pair
 from fedsllm_env.splitfed.model import build_random_gpt2, load_backbone
 from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
@@ -258,28 +256,6 @@ def test_five_clients_three_rounds_validation_loss_decreases(tok):
                          model=model, tokenizer=tok)
     vals = [eng.reset(0)] + [eng.run_round(1, 4).val_loss for _ in range(3)]
     assert all(b < a for a, b in zip(vals, vals[1:])), vals
-
-
-@pytest.mark.slow
-def test_calibrate_writes_loadable_reproducible_file(tmp_path, base, tok):
-    cfg = tiny_cfg()
-    res1 = calibrate(cfg, [1, 4], [0], 3, 1, tmp_path / "c1.json", progress=False,
-                     engine=SplitFedEngine(cfg, model=base, tokenizer=tok))
-    res2 = calibrate(cfg, [1, 4], [0], 3, 1, tmp_path / "c2.json", progress=False,
-                     engine=SplitFedEngine(cfg, model=base, tokenizer=tok))
-    assert res1["ranks"] == res2["ranks"] and res1["fit"] == res2["fit"]
-    cal = load_calibration(tmp_path / "c1.json")
-    assert cal.ranks == (1, 4)
-    assert cal.target_val_loss == choose_target({r: e["val_loss_curves"] for r, e in
-                                                 [(int(k), v) for k, v in res1["ranks"].items()]})
-    for entry in res1["ranks"].values():  # the chosen target is reached by every run
-        assert all(h is not None for h in entry["rounds_to_target"])
-
-
-def test_rounds_to_target():
-    assert rounds_to_target([3.0, 2.5, 2.0], 2.5) == 2
-    assert rounds_to_target([3.0, 2.9], 2.5) is None
-    assert choose_target({1: [[3.0, 2.8]], 2: [[3.0, 2.1], [2.9, 2.4]]}) == 2.8
 
 
 @pytest.mark.slow

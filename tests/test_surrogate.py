@@ -40,7 +40,7 @@ def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(CalibrationError, match="not valid JSON"):
         load_calibration(bad)
     bad.write_text(json.dumps({"version": 1, "model_shape": {}}))
-    with pytest.raises(CalibrationError, match="malformed"):
+    with pytest.raises(CalibrationError, match="'model_shape' is invalid"):
         load_calibration(bad)
 
 

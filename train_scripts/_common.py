@@ -20,7 +20,7 @@ import fedsllm_env
 from agents.checkpoint import detect_algo, load_agent
 from agents.evaluation import Policy, PolicyFactory
 from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
-from fedsllm_env.calibration import atomic_write_json
+from fedsllm_env.atomic import atomic_write_json
 
 __all__ = [
     "run_name",

@@ -42,6 +42,14 @@ def require_ray() -> Any:
     return ray
 
 
+def _check_address(address: Any, num_cpus: int | None) -> str:
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"--ray-address must be 'local', 'auto' or 'ray://host:port', got {address!r}")
+    if num_cpus is not None and num_cpus < 1:
+        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
+    return address.strip()
+
+
 def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
              log_to_driver: bool = False) -> Any:
     """Start (``"local"``) or join (``"auto"``, ``"ray://host:port"``) Ray; return the ``ray`` module.
@@ -55,11 +63,7 @@ def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = N
     Returns:
         The initialised ``ray`` module. If Ray is already initialised in this process it is reused.
     """
-    if not isinstance(address, str) or not address.strip():
-        raise ValueError(f"--ray-address must be 'local', 'auto' or 'ray://host:port', got {address!r}")
-    address = address.strip()
-    if num_cpus is not None and num_cpus < 1:
-        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
+    address = _check_address(address, num_cpus)
     ray = require_ray()
     if ray.is_initialized():
         return ray
@@ -79,6 +83,7 @@ def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = N
 def ray_session(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
                 log_to_driver: bool = False) -> Iterator[Any]:
     """:func:`ray_init` as a context manager; shuts Ray down on exit unless it was already running."""
+    _check_address(address, num_cpus)
     ray = require_ray()
     owned = not ray.is_initialized()
     ray_init(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=log_to_driver)

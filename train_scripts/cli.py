@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("train_scripts.benchmark", "agents vs the paper's optimizer and the heuristics, same seeds"),
     "figures": ("train_scripts.figures", "delay vs clients / bandwidth / power / rank, training curves"),
     "demo": ("train_scripts.demo", "train PPO on the surrogate, compare with the optimizer in real training"),
-    "calibrate": ("fedsllm_env.splitfed.calibrate", "measure E(r) and loss curves with real split-fed training"),
+    "calibrate": ("train_scripts.calibrate", "measure E(r, c) and loss curves with real split-fed training (Ray optional)"),
     "benchmark-env": ("train_scripts.benchmark_env", "surrogate steps/s, real-mode seconds per step and its breakdown"),
     "benchmark-optimizer": ("train_scripts.benchmark_optimizer",
                             "optimizer solve time vs size and optimality gaps vs the exact optimum"),

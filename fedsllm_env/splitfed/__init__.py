@@ -1,7 +1,7 @@
 """Real split-federated LoRA training of GPT-2 style LMs (the environment's "real" mode).
 
 Public entry point: :class:`SplitFedEngine` (``reset(seed)``, ``run_round(split, rank)``). The calibration
-command ``python -m fedsllm_env.splitfed.calibrate`` measures E(r) with it.
+runner ``fedsllm_env.splitfed.calibrate`` (CLI: ``fedsllm calibrate``) measures E(r, c) with it.
 """
 
 from __future__ import annotations

@@ -1,186 +1,337 @@
-"""Measure E(r), the number of rounds to a target validation loss per LoRA rank, with real split-fed training.
+"""Calibration runner: measure E(r, c) and the loss curves with real split-federated training.
 
-For every rank r and seed, :func:`calibrate` resets the engine (fresh rank-r adapters, B = 0) and runs
-``max_rounds`` rounds at a fixed cut, recording the validation loss after every round. The target loss,
-unless given, is chosen by this deterministic rule::
+A sweep is a grid of independent runs, one per (rank, split, partition, seed). Each run
+(:func:`run_one`) builds a fresh :class:`SplitFedEngine` for the configuration with
+``training.partition`` set to the run's partition (every other field, e.g. ``model.device``, passes through
+untouched), resets it with the run's seed at the run's cut and rank (fresh adapters, B = 0) and trains
+``max_rounds`` rounds at that fixed (cut, rank), recording the validation and training loss after every
+round. The torch thread count is fixed per run (``threads``), so a run gives bit-identical losses whether
+it runs in this process or in a Ray worker.
 
-    target = max over (rank, seed) of (the best validation loss that run reached)
-
-i.e. the loosest of the per-run best losses, so EVERY run reaches it within ``max_rounds``. Then
-``rounds_to_target`` is the first (1-based) round whose validation loss <= target (null if never, only
-possible with an explicit target), and E(r) ~ a + b r^-c is fitted with
-:func:`fedsllm_env.calibration.fit_rounds_curve` to the per-rank mean over seeds (a run that never reached
-the target counts as ``max_rounds + 1``, the loader's convention). The JSON schema is documented in
-:mod:`fedsllm_env.calibration`.
-
-Usage::
-
-    python -m fedsllm_env.splitfed.calibrate [--out PATH] [--ranks 1,2,4,8,16] [--seeds 0,1]
-        [--max-rounds 60] [--split 1] [--target-val-loss X]
+:func:`calibrate` runs the runs that are not finished yet, writes each record atomically to
+``<out stem>.runs/<run name>.json`` as soon as it finishes (re-running skips finished runs, so a killed
+sweep loses only the runs in flight), then merges every run of the grid into the schema-v2 table at
+``out_path`` (:func:`fedsllm_env.calibration.build_calibration`: target rule, censoring, spread). Runs go
+through ``mapper`` (default: sequentially, in this process); ``train_scripts/calibrate.py`` passes Ray's
+(one Ray task per run). The CLI is ``fedsllm calibrate`` (``train_scripts/calibrate.py``).
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
+import json
+import math
+import os
 import platform
-import shlex
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from fedsllm_env.calibration import atomic_write_json, fit_rounds_curve
+from fedsllm_env.atomic import atomic_write_json
+from fedsllm_env.calibration import DEFAULT_TARGET_FRACTION, build_calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.splitfed.engine import SplitFedEngine
+from fedsllm_env.errors import CalibrationError
 
-__all__ = ["calibrate", "choose_target", "rounds_to_target", "main", "DEFAULT_OUT", "DEFAULT_SEEDS",
-           "DEFAULT_MAX_ROUNDS"]
+__all__ = ["RunSpec", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
+           "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND"]
 
-DEFAULT_OUT = str(Path(__file__).resolve().parents[1] / "data" / "calibration.json")
-DEFAULT_SEEDS = (0, 1)
-DEFAULT_MAX_ROUNDS = 60
-
-
-def choose_target(curves: dict[int, list[list[float]]]) -> float:
-    """max over (rank, seed) of the best validation loss of that run (every run reaches it)."""
-    return float(max(min(c) for runs in curves.values() for c in runs))
+RUN_KIND = "fedsllm-calibration-run"
+"""``kind`` field of a per-run record file."""
 
 
-def rounds_to_target(curve: Sequence[float], target: float) -> int | None:
-    """First 1-based round whose validation loss is <= ``target``; None if never."""
-    for i, v in enumerate(curve):
-        if v <= target:
-            return i + 1
-    return None
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """One calibration run: LoRA rank, cut index, data partition, training seed."""
+
+    rank: int
+    split: int
+    partition: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """File-name stem of the run's record, e.g. ``rank4_split1_iid_seed0``."""
+        return f"rank{self.rank}_split{self.split}_{self.partition}_seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON)."""
+        return {"rank": self.rank, "split": self.split, "partition": self.partition, "seed": self.seed}
 
 
-def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], seeds: Sequence[int], max_rounds: int, split: int,
-              out_path: str | Path | None, target_val_loss: float | None = None, progress: bool = True,
-              command: str | None = None, engine: SplitFedEngine | None = None) -> dict:
-    """Run the calibration and write it (atomically) to ``out_path`` (None = do not write).
+def sweep_grid(ranks: Iterable[int], splits: Iterable[int], partitions: Iterable[str],
+               seeds: Iterable[int]) -> list[RunSpec]:
+    """Every (rank, split, partition, seed) combination, sorted."""
+    return sorted(RunSpec(int(r), int(c), str(p), int(s)) for r in ranks for c in splits for p in partitions
+                  for s in seeds)
+
+
+def default_splits(n_layer: int) -> tuple[int, ...]:
+    """Three cuts spread over an ``n_layer``-block model: the shallowest, the middle, the deepest."""
+    return tuple(sorted({1, max(1, n_layer // 2), n_layer - 1}))
+
+
+def check_grid(ranks: Sequence[int], splits: Sequence[int], partitions: Sequence[str], seeds: Sequence[int],
+               max_rounds: int, threads: int = 1, n_layer: int | None = None) -> None:
+    """Raise ValueError naming the bad entry of the grid (before any training starts).
+
+    ``n_layer`` (blocks of the backbone) bounds the splits to [1, n_layer - 1]; None checks only c >= 1.
+    """
+    if not ranks or not splits or not partitions or not seeds:
+        raise ValueError(f"need >= 1 rank, split, partition and seed, got ranks={list(ranks)}, "
+                         f"splits={list(splits)}, partitions={list(partitions)}, seeds={list(seeds)}")
+    for name, values in (("ranks", ranks), ("splits", splits), ("partitions", partitions), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} has repeated entries: {list(values)}")
+    bad = [r for r in ranks if isinstance(r, bool) or not isinstance(r, int) or r < 1]
+    if bad:
+        raise ValueError(f"ranks must be ints >= 1, got {bad}")
+    top = n_layer - 1 if n_layer is not None else math.inf
+    bad = [c for c in splits if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= top]
+    if bad:
+        raise ValueError(f"splits must be ints in [1, L-1]; {bad} are not" +
+                         (f" (this backbone has L = {n_layer} blocks)" if n_layer is not None else ""))
+    bad = [p for p in partitions if p not in ("iid", "dirichlet")]
+    if bad:
+        raise ValueError(f"partitions must be 'iid' or 'dirichlet', got {bad}")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad:
+        raise ValueError(f"seeds must be ints >= 0, got {bad}")
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+
+
+def run_digest(config: dict[str, Any], max_rounds: int, threads: int) -> str:
+    """Hex digest of everything a run's losses depend on besides its spec (config, horizon, torch threads).
+
+    Two runs with the same spec and digest are the same measurement; a record with another digest is never
+    reused or mixed into a table.
+    """
+    blob = json.dumps({"config": config, "max_rounds": int(max_rounds), "threads": int(threads),
+                       "torch": torch.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _run_config(config: dict[str, Any], partition: str) -> FedsLLMConfig:
+    """The sweep's config with ``training.partition`` set to the run's (everything else untouched)."""
+    cfg = FedsLLMConfig.from_dict(config)
+    return cfg.replace(training=cfg.training.replace(partition=partition))
+
+
+def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int = 1) -> dict[str, Any]:
+    """Train one calibration run for real and return its record (a JSON-able dict).
 
     Args:
-        cfg: Configuration (backbone, data, K, I, b, n, learning rate).
-        ranks: LoRA ranks to measure.
-        seeds: Training seeds (adapter init, data order) per rank.
-        max_rounds: Rounds per run.
-        split: Fixed cut index used by every run.
-        out_path: Where the JSON goes.
-        target_val_loss: Target loss; None = :func:`choose_target`.
-        progress: Show a tqdm progress bar.
-        command: Command line recorded in the file (default: a python-call description).
-        engine: A prebuilt engine for ``cfg`` (tests); default builds one.
+        config: ``FedsLLMConfig.to_dict()`` of the sweep (the run's partition replaces training.partition).
+        spec: (rank, split, partition, seed).
+        max_rounds: Rounds to train (the horizon); a non-finite validation loss ends the run early
+            (recorded in ``diverged_at_round``; the curve keeps the finite rounds before it).
+        threads: torch intra-op threads while the run trains (restored afterwards).
 
     Returns:
-        The calibration dict that was written.
+        The record: spec, digest, ``initial_val_loss``, ``val_loss_curve``, ``train_loss_curve``,
+        ``diverged_at_round``, ``model_shape`` and timings (``wall_s``, ``mean_round_wall_s``).
     """
-    ranks = [int(r) for r in ranks]
-    seeds = [int(s) for s in seeds]
-    if not ranks or not seeds or max_rounds < 1:
-        raise ValueError(f"need >= 1 rank, >= 1 seed and max_rounds >= 1, got ranks={ranks}, seeds={seeds}, "
-                         f"max_rounds={max_rounds}")
-    if target_val_loss is not None and not target_val_loss > 0:
-        raise ValueError(f"target_val_loss must be > 0, got {target_val_loss}")
-    t_start = time.perf_counter()
-    engine = engine if engine is not None else SplitFedEngine(cfg, progress=progress)
-    from tqdm.auto import tqdm
+    from fedsllm_env.splitfed.engine import SplitFedEngine
 
-    curves: dict[int, list[list[float]]] = {}
-    train_curves: dict[int, list[list[float]]] = {}
-    initial: list[float] = []
-    round_walls: list[float] = []
-    bar = tqdm(total=len(ranks) * len(seeds) * max_rounds, desc="calibrating E(r)", disable=not progress)
-    for r in ranks:
-        curves[r], train_curves[r] = [], []
-        for s in seeds:
-            initial.append(engine.reset(s, split=split, rank=r))
-            vals, trains = [], []
-            for _ in range(max_rounds):
-                out = engine.run_round(split, r)
-                vals.append(out.val_loss)
-                trains.append(out.train_loss)
-                round_walls.append(out.measured["wall_s"])
-                bar.update(1)
-                bar.set_postfix(rank=r, seed=s, val=f"{out.val_loss:.3f}")
-            curves[r].append(vals)
-            train_curves[r].append(trains)
-    bar.close()
-    target = choose_target(curves) if target_val_loss is None else float(target_val_loss)
-    ranks_out: dict[str, dict] = {}
-    mean_rounds: list[float] = []
-    for r in ranks:
-        hits = [rounds_to_target(c, target) for c in curves[r]]
-        mean = float(np.mean([h if h is not None else max_rounds + 1 for h in hits]))
-        mean_rounds.append(mean)
-        ranks_out[str(r)] = {"rounds_to_target": hits, "mean_rounds_to_target": mean,
-                             "val_loss_curves": curves[r], "train_loss_curves": train_curves[r]}
-    fit = fit_rounds_curve(np.asarray(ranks, dtype=float), np.asarray(mean_rounds))
-    if command is None:
-        command = (f"fedsllm_env.splitfed.calibrate.calibrate(ranks={ranks}, seeds={seeds}, "
-                   f"max_rounds={max_rounds}, split={split}, target_val_loss={target_val_loss})")
-    result = {
-        "version": 1,
-        "command": command,
-        "settings": {
-            "model": cfg.model.to_dict(), "training": cfg.training.to_dict(),
-            "num_clients": cfg.wireless.num_clients, "seeds": seeds, "max_rounds": int(max_rounds),
-            "split": int(split), "target_rule": "given" if target_val_loss is not None else
-            "max over (rank, seed) of the best validation loss reached",
-            "torch": torch.__version__, "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads(),
-            "mean_round_wall_s": float(np.mean(round_walls)), "total_wall_s": time.perf_counter() - t_start,
-        },
-        "model_shape": engine.shape.to_dict(),
-        "target_val_loss": target,
-        "initial_val_loss": float(np.mean(initial)),
-        "ranks": ranks_out,
-        "fit": fit,
-    }
-    if out_path is not None:
-        atomic_write_json(out_path, result)
+    from transformers.utils import logging as hf_logging
+
+    t0 = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no weight-loading bar per run
+    try:
+        engine = SplitFedEngine(_run_config(config, spec.partition), progress=False)
+        initial = float(engine.reset(spec.seed, split=spec.split, rank=spec.rank))
+        vals: list[float] = []
+        trains: list[float] = []
+        walls: list[float] = []
+        diverged = None
+        for t in range(1, max_rounds + 1):
+            out = engine.run_round(spec.split, spec.rank)
+            if not (math.isfinite(out.val_loss) and math.isfinite(out.train_loss)):
+                diverged = t
+                break
+            vals.append(float(out.val_loss))
+            trains.append(float(out.train_loss))
+            walls.append(float(out.measured.get("wall_s", math.nan)))
+        shape = engine.shape.to_dict()
+    finally:
+        torch.set_num_threads(before)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return {"kind": RUN_KIND, "spec": spec.to_dict(), **spec.to_dict(),
+            "digest": run_digest(config, max_rounds, threads), "max_rounds": int(max_rounds),
+            "threads": int(threads), "model_shape": shape, "initial_val_loss": initial,
+            "val_loss_curve": vals, "train_loss_curve": trains, "diverged_at_round": diverged,
+            "mean_round_wall_s": float(np.mean(walls)) if walls else math.nan,
+            "wall_s": time.perf_counter() - t0, "host": platform.node()}
+
+
+def runs_dir_for(out_path: str | Path) -> Path:
+    """Folder of the per-run records that belong to the table ``out_path``: ``<parent>/<stem>.runs``."""
+    out_path = Path(out_path)
+    return out_path.parent / f"{out_path.stem}.runs"
+
+
+def finished_runs(runs_dir: Path, specs: Sequence[RunSpec], digest: str) -> dict[RunSpec, dict[str, Any]]:
+    """Records already in ``runs_dir`` for ``specs`` (same settings digest).
+
+    Raises:
+        CalibrationError: A record is unreadable, belongs to another spec, or was made with other settings
+            (config, horizon, threads): the folder belongs to another sweep and is never mixed in.
+    """
+    done: dict[RunSpec, dict[str, Any]] = {}
+    for spec in specs:
+        path = Path(runs_dir) / f"{spec.name}.json"
+        if not path.exists():
+            continue
+        try:
+            rec = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CalibrationError(f"{path}: unreadable run record ({e}); delete it to re-run that run") from e
+        if not isinstance(rec, dict) or rec.get("kind") != RUN_KIND or rec.get("spec") != spec.to_dict():
+            raise CalibrationError(f"{path}: not the record of run {spec.name}; delete it or use another --out")
+        if rec.get("digest") != digest:
+            raise CalibrationError(
+                f"{path}: was measured with other settings (digest {rec.get('digest')} != {digest}: config, "
+                f"max_rounds, threads or torch version differ); use another --out or delete {runs_dir}")
+        done[spec] = rec
+    return done
+
+
+def sequential_map(fn: Callable[..., Any], args_list: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
+    """``fn(*args)`` for each entry, in order, in this process; yields ``(index, result)``."""
+    for i, args in enumerate(args_list):
+        yield i, fn(*args)
+
+
+Mapper = Callable[[Callable[..., Any], Sequence[tuple]], Iterable[tuple[int, Any]]]
+
+
+def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], partitions: Sequence[str],
+              seeds: Sequence[int], max_rounds: int, out_path: str | Path, threads: int = 1,
+              target_val_loss: float | None = None, target_fraction: float = DEFAULT_TARGET_FRACTION,
+              mapper: Mapper | None = None, command: str = "", log: Callable[[str], None] | None = None,
+              extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the sweep's unfinished runs, write each as it finishes, merge all into ``out_path`` (schema v2).
+
+    Args:
+        cfg: Sweep configuration (backbone, data, K, I, b, n, learning rate; partition is set per run).
+        ranks, splits, partitions, seeds: The grid (every combination is one run; empty ``splits`` =
+            :func:`default_splits` of the backbone).
+        max_rounds: Rounds per run (the horizon; a run not at the target by then is censored).
+        out_path: The merged table (JSON); per-run records go to :func:`runs_dir_for` ``(out_path)``.
+        threads: torch threads per run (bit-level results depend on it: part of the settings digest).
+        target_val_loss: Explicit target (None = the fraction-of-best-reduction rule).
+        target_fraction: Share of the best configuration's reduction defining the target.
+        mapper: ``mapper(fn, args_list)`` yielding ``(index, result)`` as runs finish (default in-process,
+            sequential; Ray: ``train_scripts._ray.ray_map_unordered``).
+        command: Command line recorded in the table.
+        log: Called with one line per finished run (default: silent).
+        extra_settings: Recorded in ``settings`` (e.g. the Ray address).
+
+    Returns:
+        The merged calibration dict (also written to ``out_path``).
+    """
+    ranks, splits, seeds = [int(r) for r in ranks], [int(c) for c in splits], [int(s) for s in seeds]
+    partitions = [str(p) for p in partitions]
+    check_grid(ranks, splits or [1], partitions, seeds, max_rounds, threads)
+    out_path = check_out_path(out_path)
+    n_layer = _n_layer(cfg, threads)
+    splits = splits or list(default_splits(n_layer))
+    check_grid(ranks, splits, partitions, seeds, max_rounds, threads, n_layer=n_layer)
+    config = cfg.to_dict()
+    digest = run_digest(config, max_rounds, threads)
+    specs = sweep_grid(ranks, splits, partitions, seeds)
+    runs_dir = runs_dir_for(out_path)
+    done = finished_runs(runs_dir, specs, digest)
+    todo = [s for s in specs if s not in done]
+    say = log or (lambda _line: None)
+    say(f"{len(specs)} runs ({len(done)} already finished in {runs_dir}, {len(todo)} to run)")
+    t0 = time.perf_counter()
+    for i, rec in mapper_or_default(mapper)(run_one, [(config, s, max_rounds, threads) for s in todo]):
+        spec = todo[i]
+        atomic_write_json(runs_dir / f"{spec.name}.json", rec)
+        done[spec] = rec
+        curve = rec["val_loss_curve"]
+        say(f"[{len(done)}/{len(specs)}] {spec.name}: val loss {rec['initial_val_loss']:.4f} -> "
+            f"{curve[-1] if curve else math.nan:.4f} in {len(curve)} rounds, {rec['wall_s']:.1f} s"
+            + (f" (diverged at round {rec['diverged_at_round']})" if rec["diverged_at_round"] else ""))
+    records = [done[s] for s in specs]
+    settings = {"config": config, "ranks": ranks, "splits": splits, "partitions": partitions, "seeds": seeds,
+                "max_rounds": int(max_rounds), "threads": int(threads), "digest": digest,
+                "runs_dir": str(runs_dir), "torch": torch.__version__, "python": platform.python_version(),
+                "timing": {"sweep_wall_s": time.perf_counter() - t0,
+                           "run_wall_s_sum": float(sum(r["wall_s"] for r in records)),
+                           "mean_round_wall_s": float(np.nanmean([r["mean_round_wall_s"] for r in records]))},
+                **(extra_settings or {})}
+    default_partition = cfg.training.partition if cfg.training.partition in partitions else partitions[0]
+    result = build_calibration(records, records[0]["model_shape"], settings, max_rounds, default_partition,
+                               command, target_val_loss=target_val_loss, target_fraction=target_fraction)
+    atomic_write_json(out_path, result)
     return result
 
 
-def _int_list(text: str) -> list[int]:
+def mapper_or_default(mapper: Mapper | None) -> Mapper:
+    """``mapper`` or :func:`sequential_map`."""
+    return mapper if mapper is not None else sequential_map
+
+
+def _n_layer(cfg: FedsLLMConfig, threads: int) -> int:
+    """Blocks of the configured backbone, found by building the engine once before the sweep.
+
+    This validates the config, the data and the backbone up front and fills the backbone cache (the tiny
+    GPT-2 is pre-trained once, with the runs' thread count) before any worker needs it.
+    """
+    from fedsllm_env.splitfed.engine import SplitFedEngine
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+        return SplitFedEngine(cfg, progress=True).shape.n_layer
+    finally:
+        torch.set_num_threads(before)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m fedsllm_env.splitfed.calibrate``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = FedsLLMConfig()
-    parser = argparse.ArgumentParser(prog="python -m fedsllm_env.splitfed.calibrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=DEFAULT_OUT, help="output JSON (default: the shipped table)")
-    parser.add_argument("--ranks", type=_int_list, default=list(cfg.model.ranks), help="e.g. 1,2,4,8,16")
-    parser.add_argument("--seeds", type=_int_list, default=list(DEFAULT_SEEDS), help="e.g. 0,1")
-    parser.add_argument("--max-rounds", type=int, default=DEFAULT_MAX_ROUNDS)
-    parser.add_argument("--split", type=int, default=cfg.model.initial_split)
-    parser.add_argument("--target-val-loss", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for this process (default 1: on a small shared CPU, "
-                             "more threads contend badly; results are deterministic for a given value)")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)  # the command owns its process; the engine never changes threads
-    command = shlex.join(["python", "-m", "fedsllm_env.splitfed.calibrate", *argv])
-    res = calibrate(cfg, args.ranks, args.seeds, args.max_rounds, args.split, args.out, args.target_val_loss,
-                    progress=not args.no_progress, command=command)
-    print(f"target validation loss {res['target_val_loss']:.4f} (initial {res['initial_val_loss']:.4f})")
-    for r, entry in res["ranks"].items():
-        print(f"rank {r:>3}: rounds to target {entry['rounds_to_target']} (mean {entry['mean_rounds_to_target']:.1f})")
-    f = res["fit"]
-    print(f"fit E(r) = {f['a']:.3f} + {f['b']:.3f} r^-{f['c']:.3f}  (sse {f['sse']:.3g}); written to {args.out}")
-    return 0
+def package_dir() -> Path:
+    """Folder of the installed ``fedsllm_env`` package (never written by a command)."""
+    import fedsllm_env
+
+    return Path(fedsllm_env.__file__).resolve().parent
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def check_out_path(out_path: str | Path) -> Path:
+    """Check, before any training, that the table and its run folder can be written where asked.
+
+    Raises:
+        ValueError: ``out_path`` is an existing directory, or lies inside the installed package (the
+            shipped table is replaced only by copying a finished calibration there by hand).
+        PermissionError: The folder cannot be created or written.
+    """
+    out = Path(out_path).expanduser()
+    if str(out_path) == "" or out.name in ("", ".", ".."):
+        raise ValueError(f"--out must name a JSON file, got {str(out_path)!r}")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give the path of the calibration JSON to write, "
+                         f"e.g. {out / 'calibration.json'}")
+    pkg = package_dir()
+    if out.resolve().is_relative_to(pkg):
+        raise ValueError(f"--out {out} is inside the installed package {pkg}; commands never write there. "
+                         f"Write elsewhere (default runs/calibration/...), then copy the file to "
+                         f"{pkg / 'data' / 'calibration.json'} by hand to ship it")
+    for folder in (out.parent, runs_dir_for(out)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise PermissionError(f"cannot write the calibration to {folder} ({type(e).__name__}: {e})") from e
+    return out

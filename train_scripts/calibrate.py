@@ -1,0 +1,186 @@
+"""``fedsllm calibrate``: measure E(r, c) and the loss curves with real split-federated LoRA training.
+
+Every (rank, split, partition, seed) of the grid is one independent training run of ``--max-rounds``
+rounds at a fixed cut and rank. Without ``--ray-address`` the runs go one after another in this process;
+with it each run is one Ray task reserving ``--threads`` CPUs (and ``--gpus-per-run`` of a GPU when
+``model.device`` is cuda): ``local`` starts Ray on this machine, ``auto`` joins the cluster started here
+with ``ray start --head``, ``ray://host:port`` joins a remote one. Each run's record is written
+atomically as soon as it finishes, next to the table (``<out stem>.runs/``); re-running the same command
+skips finished runs, so a killed sweep loses only the runs in flight. The merged table (schema v2, see
+``fedsllm_env/calibration.py``) is identical, loss for loss, whichever way the runs were executed.
+
+The default ``--out`` is ``runs/calibration/<backbone>-<settings digest>/calibration.json``: the same
+settings land in the same folder (so a plain re-run resumes), and nothing is ever written inside the
+installed package; to ship a new table, copy the finished file to ``fedsllm_env/data/calibration.json``.
+
+Time budget: about runs x max_rounds x (seconds per round) / (parallel runs); the default grid is
+5 ranks x 3 splits x 2 partitions x 2 seeds = 60 runs of 60 rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Literal, Sequence
+
+from fedsllm_env.config import FedsLLMConfig
+
+__all__ = ["Args", "main", "run", "default_out"]
+
+
+@dataclass
+class Args:
+    """Measure E(r, c) and validation-loss curves with real split-federated training (one run per grid cell and seed)."""
+
+    out: str = ""
+    """Merged calibration JSON ("" = runs/calibration/<backbone>-<settings digest>/calibration.json; re-running resumes)."""
+    config: str = ""
+    """JSON/YAML file of nested config overrides (backbone, training, wireless.num_clients, ...)."""
+    ranks: tuple[int, ...] = (1, 4, 8, 16, 64)
+    """LoRA ranks to measure."""
+    splits: tuple[int, ...] = ()
+    """Cut indices c to measure (empty = 1, L//2 and L-1 of the backbone)."""
+    partitions: tuple[Literal["iid", "dirichlet"], ...] = ("iid", "dirichlet")
+    """Data partitions across clients (dirichlet uses training.dirichlet_alpha)."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Training seeds (adapter init, data order) per cell."""
+    max_rounds: int = 60
+    """Rounds per run: the horizon; a run not at the target by then is censored."""
+    learning_rate: float = 0.0
+    """AdamW learning rate of the LoRA parameters (0 = the config's training.learning_rate)."""
+    local_iterations: int = 0
+    """Local iterations I per round (0 = the config's training.local_iterations)."""
+    target_fraction: float = 0.9
+    """Target = where the best configuration completed this share of its loss reduction over the horizon."""
+    target_val_loss: float = 0.0
+    """Explicit target validation loss (0 = the --target-fraction rule)."""
+    threads: int = 1
+    """torch threads per run (= CPUs each Ray task reserves; results are bit-identical for a given value)."""
+    ray_address: str = ""
+    """"" = sequential in this process; "local" (start Ray here), "auto" or "ray://host:port" (join a cluster)."""
+    ray_num_cpus: int = 0
+    """CPUs a --ray-address local instance offers (0 = all of this machine's)."""
+    gpus_per_run: float = 0.5
+    """GPU fraction each Ray task reserves when model.device is cuda (ignored on CPU)."""
+
+
+def _load_overrides(path: str) -> dict:
+    """Nested overrides from a JSON or YAML file ("" = none)."""
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--config {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".yml", ".yaml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
+    return data
+
+
+def _config(args: Args) -> FedsLLMConfig:
+    cfg = FedsLLMConfig.from_dict(_load_overrides(args.config))
+    changes = {}
+    if args.learning_rate:
+        changes["learning_rate"] = args.learning_rate
+    if args.local_iterations:
+        changes["local_iterations"] = args.local_iterations
+    return cfg.replace(training=cfg.training.replace(**changes)) if changes else cfg
+
+
+def _check_args(args: Args) -> None:
+    """Reject bad flag values before anything is loaded or written."""
+    if not 0.0 < args.target_fraction <= 1.0:
+        raise ValueError(f"--target-fraction must be in (0, 1], got {args.target_fraction}")
+    if not (math.isfinite(args.target_val_loss) and args.target_val_loss >= 0):
+        raise ValueError(f"--target-val-loss must be >= 0 (0 = the fraction rule), got {args.target_val_loss}")
+    if args.learning_rate < 0 or not math.isfinite(args.learning_rate):
+        raise ValueError(f"--learning-rate must be > 0 (0 = the config's), got {args.learning_rate}")
+    if args.local_iterations < 0:
+        raise ValueError(f"--local-iterations must be >= 1 (0 = the config's), got {args.local_iterations}")
+    if args.ray_num_cpus < 0:
+        raise ValueError(f"--ray-num-cpus must be >= 0 (0 = all), got {args.ray_num_cpus}")
+    if not 0.0 < args.gpus_per_run <= 1.0:
+        raise ValueError(f"--gpus-per-run must be in (0, 1], got {args.gpus_per_run}")
+
+
+def default_out(cfg: FedsLLMConfig, max_rounds: int, threads: int, root: str | Path = "runs") -> Path:
+    """``<root>/calibration/<backbone>-<settings digest>/calibration.json`` (same settings, same folder)."""
+    from fedsllm_env.splitfed.calibrate import run_digest
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.model.backbone).name or "backbone")
+    return Path(root) / "calibration" / f"{name}-{run_digest(cfg.to_dict(), max_rounds, threads)}" / "calibration.json"
+
+
+def _device(cfg: FedsLLMConfig) -> str:
+    return str(getattr(cfg.model, "device", "cpu"))
+
+
+def run(args: Args, command: str = "fedsllm calibrate") -> Path:
+    """Run the sweep described by ``args``; print the table; return the path of the merged calibration."""
+    from fedsllm_env.calibration import load_calibration
+    from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path
+
+    _check_args(args)
+    check_grid(list(args.ranks), list(args.splits) or [1], list(args.partitions), list(args.seeds),
+               args.max_rounds, args.threads)
+    cfg = _config(args)
+    out = check_out_path(args.out or default_out(cfg, args.max_rounds, args.threads))
+    print(f"calibration -> {out}", flush=True)
+    kwargs = dict(cfg=cfg, ranks=args.ranks, splits=args.splits, partitions=args.partitions, seeds=args.seeds,
+                  max_rounds=args.max_rounds, out_path=out, threads=args.threads,
+                  target_val_loss=args.target_val_loss or None, target_fraction=args.target_fraction,
+                  command=command, log=lambda line: print(line, flush=True))
+    if args.ray_address:
+        from train_scripts._ray import ray_map_unordered, ray_session
+
+        gpus = args.gpus_per_run if _device(cfg).startswith("cuda") else 0.0
+        with ray_session(args.ray_address, num_cpus=args.ray_num_cpus or None):
+            calibrate(**kwargs, mapper=partial(ray_map_unordered, num_cpus=args.threads, num_gpus=gpus),
+                      extra_settings={"ray_address": args.ray_address, "gpus_per_run": gpus})
+    else:
+        calibrate(**kwargs)
+    print_summary(load_calibration(out))
+    return out
+
+
+def print_summary(cal) -> None:
+    """Print target, E(r, c) per cell with its seed spread and censoring, and the final losses."""
+    rule = cal.raw.get("target_rule", {})
+    best = rule.get("best")
+    how = (f"{rule.get('fraction', 0) * 100:.0f} % of the reduction of rank {best['rank']}, split {best['split']}, "
+           f"{best['partition']}" if best else "given")
+    print(f"initial validation loss {cal.initial_val_loss:.4f}; target {cal.target_val_loss:.4f} ({how}); "
+          f"horizon {cal.horizon_rounds} rounds")
+    print("| partition | split | rank | E (rounds to target) | seed spread (std) | censored | final val loss |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in sorted(cal.cell_table(), key=lambda r: (r["partition"], r["split"], r["rank"])):
+        e = "censored" if math.isinf(row["mean_rounds"]) else f"{row['mean_rounds']:.1f}"
+        std = "-" if math.isnan(row["std_rounds"]) else f"{row['std_rounds']:.1f}"
+        print(f"| {row['partition']} | {row['split']} | {row['rank']} | {e} | {std} | "
+              f"{row['censored']}/{row['seeds']} | {row['final_val_loss']:.4f} ± {row['final_val_loss_std']:.4f} |")
+    print(f"written to {cal.path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point (``fedsllm calibrate``)."""
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = tyro.cli(Args, args=argv, prog="fedsllm calibrate", description=__doc__)
+    run(args, command=shlex.join(["fedsllm", "calibrate", *argv]))
+
+
+if __name__ == "__main__":
+    main()
