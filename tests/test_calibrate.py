@@ -321,3 +321,35 @@ def test_ray_sweep_equals_the_sequential_one(tiny_overrides, reference, tmp_path
     cal = load_calibration(out)
     assert cal.raw["settings"]["ray_address"] == "local"
     assert _measured(cal.raw) == _measured(reference[0])  # bit-for-bit the sequential losses
+
+
+@pytest.mark.parametrize("device, gpus", [("cpu", 0.0), ("cuda:0", 0.25)])
+def test_ray_path_declares_cpus_and_gpu_fractions(tiny_overrides, reference, tmp_path, monkeypatch, device, gpus):
+    """The --ray-address path (Ray replaced by an in-process stand-in): one task per run with its resources."""
+    import contextlib
+
+    import train_scripts._ray as ray_helpers
+    import train_scripts.calibrate as script
+
+    seen: dict = {}
+
+    @contextlib.contextmanager
+    def fake_session(address, num_cpus=None, **_):
+        seen["session"] = (address, num_cpus)
+        yield None
+
+    def fake_map(fn, args_list, num_cpus=1.0, num_gpus=0.0):
+        seen.setdefault("resources", set()).add((num_cpus, num_gpus))
+        seen["tasks"] = len(args_list)
+        return sequential_map(fn, args_list)
+
+    monkeypatch.setattr(ray_helpers, "ray_session", fake_session)
+    monkeypatch.setattr(ray_helpers, "ray_map_unordered", fake_map)
+    monkeypatch.setattr(script, "_device", lambda cfg: device)
+    cfg_file = tmp_path / "tiny.json"
+    cfg_file.write_text(json.dumps(tiny_overrides))
+    out = script.run(script.Args(out=str(tmp_path / "cal.json"), config=str(cfg_file), ranks=(1, 4), splits=(1, 2),
+                                 partitions=("iid", "dirichlet"), seeds=(0, 1), max_rounds=4, threads=1,
+                                 ray_address="ray://head:10001", ray_num_cpus=0, gpus_per_run=0.25))
+    assert seen == {"session": ("ray://head:10001", None), "resources": {(1, gpus)}, "tasks": 16}
+    assert _measured(load_calibration(out).raw) == _measured(reference[0])
