@@ -13,8 +13,8 @@ The default ``--out`` is ``runs/calibration/<backbone>-<settings digest>/calibra
 settings land in the same folder (so a plain re-run resumes), and nothing is ever written inside the
 installed package; to ship a new table, copy the finished file to ``fedsllm_env/data/calibration.json``.
 
-Time budget: about runs x max_rounds x (seconds per round) / (parallel runs); the default grid is
-5 ranks x 3 splits x 2 partitions x 2 seeds = 60 runs of 60 rounds.
+Time budget: about runs x max_rounds x (seconds per round) / (parallel runs); the default grid is the
+config's ranks (5 by default) x 3 splits x 2 partitions x 2 seeds = 60 runs of 60 rounds.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class Args:
     """Merged calibration JSON ("" = runs/calibration/<backbone>-<settings digest>/calibration.json; re-running resumes)."""
     config: str = ""
     """JSON/YAML file of nested config overrides (backbone, training, wireless.num_clients, ...)."""
-    ranks: tuple[int, ...] = (1, 4, 8, 16, 64)
-    """LoRA ranks to measure."""
+    ranks: tuple[int, ...] = ()
+    """LoRA ranks to measure (empty = the config's model.ranks: the surrogate needs every configured rank)."""
     splits: tuple[int, ...] = ()
     """Cut indices c to measure (empty = 1, L//2 and L-1 of the backbone)."""
     partitions: tuple[Literal["iid", "dirichlet"], ...] = ("iid", "dirichlet")
@@ -133,12 +133,13 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path
 
     _check_args(args)
-    check_grid(list(args.ranks), list(args.splits) or [1], list(args.partitions), list(args.seeds),
-               args.max_rounds, args.threads)
     cfg = _config(args)
+    ranks = list(args.ranks) or list(cfg.model.ranks)
+    check_grid(ranks, list(args.splits) or [1], list(args.partitions), list(args.seeds), args.max_rounds,
+               args.threads)
     out = check_out_path(args.out or default_out(cfg, args.max_rounds, args.threads))
     print(f"calibration -> {out}", flush=True)
-    kwargs = dict(cfg=cfg, ranks=args.ranks, splits=args.splits, partitions=args.partitions, seeds=args.seeds,
+    kwargs = dict(cfg=cfg, ranks=ranks, splits=args.splits, partitions=args.partitions, seeds=args.seeds,
                   max_rounds=args.max_rounds, out_path=out, threads=args.threads,
                   target_val_loss=args.target_val_loss or None, target_fraction=args.target_fraction,
                   command=command, log=lambda line: print(line, flush=True))
