@@ -34,11 +34,13 @@ _PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def require_ray() -> Any:
-    """Import and return the ``ray`` module, or raise ImportError with the install command."""
+    """Import and return the ``ray`` module, or raise DependencyNotInstalled naming the ``[ray]`` extra."""
     try:
         import ray
-    except ImportError as e:
-        raise ImportError(f"--ray-address needs Ray, which is not installed ({e}); {RAY_INSTALL_HINT}") from e
+    except ModuleNotFoundError as e:
+        from fedsllm_env.errors import missing_dependency
+
+        raise missing_dependency(e, "--ray-address") from e
     return ray
 
 

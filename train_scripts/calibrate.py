@@ -29,7 +29,11 @@ from functools import partial
 from pathlib import Path
 from typing import Literal, Sequence
 
+import tyro
+
+from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path, run_digest
 
 __all__ = ["Args", "main", "run", "default_out"]
 
@@ -117,8 +121,6 @@ def _check_args(args: Args) -> None:
 
 def default_out(cfg: FedsLLMConfig, max_rounds: int, threads: int, root: str | Path = "runs") -> Path:
     """``<root>/calibration/<backbone>-<settings digest>/calibration.json`` (same settings, same folder)."""
-    from fedsllm_env.splitfed.calibrate import run_digest
-
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.model.backbone).name or "backbone")
     return Path(root) / "calibration" / f"{name}-{run_digest(cfg.to_dict(), max_rounds, threads)}" / "calibration.json"
 
@@ -129,9 +131,6 @@ def _device(cfg: FedsLLMConfig) -> str:
 
 def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     """Run the sweep described by ``args``; print the table; return the path of the merged calibration."""
-    from fedsllm_env.calibration import load_calibration
-    from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path
-
     _check_args(args)
     cfg = _config(args)
     ranks = list(args.ranks) or list(cfg.model.ranks)
@@ -156,7 +155,7 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     return out
 
 
-def print_summary(cal) -> None:
+def print_summary(cal: Calibration) -> None:
     """Print target, E(r, c) per cell with its seed spread and censoring, and the final losses."""
     rule = cal.raw.get("target_rule", {})
     best = rule.get("best")
@@ -176,8 +175,6 @@ def print_summary(cal) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (``fedsllm calibrate``)."""
-    import tyro
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = tyro.cli(Args, args=argv, prog="fedsllm calibrate", description=__doc__)
     run(args, command=shlex.join(["fedsllm", "calibrate", *argv]))
