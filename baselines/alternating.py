@@ -24,6 +24,7 @@ keeps the initial assignment, ``power="equal"`` uses the equal split throughout,
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,6 +51,23 @@ def initial_decision(problem: Problem, split: int | None = None, rank: int | Non
     a_ms, a_fs = greedy_assignment(ms), greedy_assignment(fs)
     return Decision(a_ms, a_fs, equal_power(a_ms, ms.max_power_w, ms.total_power_w),
                     equal_power(a_fs, fs.max_power_w, fs.total_power_w), split, rank)
+
+
+def _rate_underflow(problem: Problem) -> str:
+    """Why no allocation has a finite delay in the solvers' rate model ("" if some has).
+
+    A client whose best SNR at full power is below float64's resolution gets ``log2(1 + snr) = 0``
+    bit/s on every subchannel (e.g. a channel gain of 1e-300), so every candidate has T = inf.
+    """
+    pmax = np.asarray(problem.scenario.client_max_power_w, dtype=float)
+    for link, inv_snr in (("MS", problem.inv_snr_ms_w), ("FS", problem.inv_snr_fs_w)):
+        best_snr = np.max(pmax[:, None] / inv_snr, axis=1)
+        dead = np.nonzero(np.log2(1.0 + best_snr) <= 0)[0]
+        if dead.size:
+            return (f"on the {link} link client(s) {dead.tolist()} have a best SNR of {best_snr[dead].max():.3g} at "
+                    "full power, below float64 resolution, so the solvers' rate model gives it 0 bit/s (T = inf) "
+                    "under every allocation")
+    return ""
 
 
 def finish(problem: Problem, decision: Decision, *, success: bool, message: str, n_iter: int,
@@ -122,8 +140,10 @@ class AlternatingOptimizer:
             fedsllm_env.errors.InfeasibleDecisionError: if ``init`` violates a constraint.
         """
         start = time.perf_counter()
+        hopeless = _rate_underflow(problem)
         if init is None:
-            decision = initial_decision(problem)
+            with np.errstate(divide="ignore", invalid="ignore") if hopeless else nullcontext():
+                decision = initial_decision(problem)
         else:
             from fedsllm_env.delay import check_feasible
 
@@ -134,6 +154,9 @@ class AlternatingOptimizer:
                                     power_fs_w=np.asarray(init.power_fs_w, dtype=float))
         current = problem.fast_objective_s(decision)
         history = [current]
+        if hopeless:
+            return finish(problem, decision, success=False, n_iter=0, history=history, start_s=start,
+                          message=f"not optimised: {hopeless}; the start decision is returned")
         message = f"reached max_iter={self.max_iter} before the relative change fell below {self.rtol:g}"
         success = False
         n_iter = 0
@@ -143,7 +166,11 @@ class AlternatingOptimizer:
             if value > current:  # cannot happen (steps are guarded); keep the best anyway
                 nxt, value = decision, current
             history.append(value)
-            change = (current - value) / current
+            if not np.isfinite(value):  # cannot compare: stop instead of computing inf - inf
+                decision, current = nxt, value
+                message = "stopped: the objective is infinite (a client's rate rounds to 0 bit/s)"
+                break
+            change = (current - value) / current if np.isfinite(current) else 1.0
             decision, current = nxt, value
             if change < self.rtol:
                 success = True

@@ -152,6 +152,13 @@ class Problem:
             if np.shape(arr) != (k, n_sub):
                 raise ValueError(f"channel.{name} has shape {np.shape(arr)}, expected ({k}, {n_sub}) "
                                  f"(num_clients, subchannels) from the config")
+            gain = np.asarray(arr, dtype=float)
+            if not np.all(np.isfinite(gain) & (gain >= 0)):
+                raise ValueError(f"channel.{name} must hold finite gains >= 0, got {gain.tolist()}")
+            deaf = np.nonzero(~np.any(gain > 0, axis=1))[0]
+            if deaf.size:
+                raise ValueError(f"channel.{name}: client(s) {deaf.tolist()} have zero gain on every subchannel, "
+                                 "so no allocation gives them a positive rate (every decision has infinite delay)")
         if np.shape(self.channel.load) != (k,):
             raise ValueError(f"channel.load has shape {np.shape(self.channel.load)}, expected ({k},)")
         if self.shape.n_layer < 2:

@@ -23,12 +23,51 @@ __all__ = [
     "TrainingConfig",
     "RewardConfig",
     "FedsLLMConfig",
+    "PHYSICAL_BOUNDS",
 ]
 
 
 def _require(ok: bool, cls: str, name: str, value: Any, rule: str) -> None:
     if not ok:
         raise ConfigError(f"{cls}.{name} {rule}, got {value!r}")
+
+
+def _within(obj: Any, name: str, low: float, high: float, unit: str) -> None:
+    """Physical bound of a field (see :data:`PHYSICAL_BOUNDS`): ``low <= value <= high``."""
+    value = getattr(obj, name)
+    _require(low <= value <= high, type(obj).__name__, name, value, f"must be in [{low:g}, {high:g}] {unit}")
+
+
+PHYSICAL_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "subchannel_bandwidth_ms_hz": (1.0, 1e12, "Hz"),
+    "subchannel_bandwidth_fs_hz": (1.0, 1e12, "Hz"),
+    "noise_psd_dbm_per_hz": (-220.0, -100.0, "dBm/Hz"),
+    "client_max_power_dbm": (-60.0, 40.0, "dBm"),
+    "total_power_ms_w": (1e-9, math.inf, "W"),
+    "total_power_fs_w": (1e-9, math.inf, "W"),
+    "cell_radius_m": (1.0, 1e5, "m"),
+    "carrier_frequency_hz": (1e8, 1e12, "Hz"),
+    "shadowing_std_db": (0.0, 30.0, "dB"),
+    "mobility_speed_mps": (0.0, 1e3, "m/s"),
+    "mobility_interval_s": (1e-6, 1e6, "s"),
+    "downlink_rate_bps": (1.0, math.inf, "bit/s"),
+    "broadcast_rate_bps": (1.0, math.inf, "bit/s"),
+    "client_cpu_freq_range_hz": (1.0, 1e12, "Hz"),
+    "client_flops_per_cycle_choices": (1e-6, 1e6, "FLOPs/cycle"),
+    "server_cpu_freq_hz": (1.0, 1e12, "Hz"),
+    "server_flops_per_cycle": (1e-6, 1e9, "FLOPs/cycle"),
+    "backward_factor": (1e-3, 1e3, "x forward"),
+    "delay_scale_s": (1e-9, math.inf, "s"),
+    "delay_weight": (0.0, 1e9, ""),
+    "progress_weight": (0.0, 1e9, ""),
+}
+"""Field -> (low, high, unit): physical ranges of the wireless, compute and reward fields.
+
+They are far wider than any real cell or device, and narrow enough that every rate is positive and
+every delay, reward and observation stays a finite float64 (with a margin of more than 10^200 to the
+float range for any channel draw of non-negligible probability): the worst SNR they allow is about
+1e-70, whose rate ``B log2(1 + SNR)`` is still positive because the delay model evaluates it with
+``log1p``. Outside these ranges a value is refused with a :class:`ConfigError`."""
 
 
 def _check_numbers(obj: Any) -> None:
@@ -48,16 +87,37 @@ def _check_numbers(obj: Any) -> None:
             if not math.isfinite(value):
                 raise ConfigError(f"{cls}.{f.name} must be finite, got {value!r}")
             object.__setattr__(obj, f.name, float(value))
+        elif hint is str:
+            if not isinstance(value, str):
+                raise TypeError(f"{cls}.{f.name} must be a string, got {type(value).__name__} {value!r}")
         elif origin is tuple:
             if isinstance(value, list):
                 value = tuple(value)
                 object.__setattr__(obj, f.name, value)
             if not isinstance(value, tuple):
                 raise TypeError(f"{cls}.{f.name} must be a tuple, got {type(value).__name__} {value!r}")
+            _check_items(cls, f.name, value, typing.get_args(hint))
         elif origin is Literal:
             allowed = typing.get_args(hint)
             if value not in allowed:
                 raise ConfigError(f"{cls}.{f.name} must be one of {allowed}, got {value!r}")
+
+
+def _check_items(cls: str, name: str, value: tuple, args: tuple) -> None:
+    """Type-check the items of a tuple field (``tuple[float, ...]``, ``tuple[int, int]``, ...)."""
+    for i, item in enumerate(value):
+        item_type = args[0] if len(args) == 2 and args[1] is Ellipsis else args[min(i, len(args) - 1)]
+        where = f"{cls}.{name}[{i}]"
+        if item_type is float:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise TypeError(f"{where} must be a number, got {type(item).__name__} {item!r}")
+            if not math.isfinite(item):
+                raise ConfigError(f"{where} must be finite, got {item!r}")
+        elif item_type is int:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise TypeError(f"{where} must be an int, got {type(item).__name__} {item!r}")
+        elif item_type is str and not isinstance(item, str):
+            raise TypeError(f"{where} must be a string, got {type(item).__name__} {item!r}")
 
 
 class _Validated:
@@ -163,8 +223,11 @@ class WirelessConfig(_Validated):
         _require(self.mobility_speed_mps >= 0, n, "mobility_speed_mps", self.mobility_speed_mps, "must be >= 0")
         _require(0.0 <= self.fading_correlation <= 1.0, n, "fading_correlation", self.fading_correlation,
                  "must be in [0, 1]")
-        _require(-60 <= self.client_max_power_dbm <= 40, n, "client_max_power_dbm", self.client_max_power_dbm,
-                 "must be in [-60, 40] dBm")
+        for name in ("subchannel_bandwidth_ms_hz", "subchannel_bandwidth_fs_hz", "noise_psd_dbm_per_hz",
+                     "client_max_power_dbm", "total_power_ms_w", "total_power_fs_w", "cell_radius_m",
+                     "shadowing_std_db", "mobility_speed_mps", "mobility_interval_s", "downlink_rate_bps",
+                     "broadcast_rate_bps", "carrier_frequency_hz"):
+            _within(self, name, *PHYSICAL_BOUNDS[name])
         _require(isinstance(self.channel_model, str) and self.channel_model != "", n, "channel_model",
                  self.channel_model, "must be a non-empty string naming a registered channel model")
         _require(isinstance(self.channel_trace_path, str), n, "channel_trace_path", self.channel_trace_path,
@@ -210,6 +273,12 @@ class ComputeConfig(_Validated):
         for name in ("server_cpu_freq_hz", "server_flops_per_cycle", "backward_factor"):
             v = getattr(self, name)
             _require(v > 0, n, name, v, "must be > 0")
+            _within(self, name, *PHYSICAL_BOUNDS[name])
+        for name in ("client_cpu_freq_range_hz", "client_flops_per_cycle_choices"):
+            low, high, unit = PHYSICAL_BOUNDS[name]
+            values = getattr(self, name)
+            _require(all(low <= v <= high for v in values), n, name, values,
+                     f"must hold values in [{low:g}, {high:g}] {unit}")
         _require(0 <= self.load_max < 1, n, "load_max", self.load_max, "must be in [0, 1)")
         _require(0 <= self.load_mean <= self.load_max, n, "load_mean", self.load_mean,
                  f"must be in [0, load_max={self.load_max}]")
@@ -334,6 +403,8 @@ class RewardConfig(_Validated):
         _require(self.delay_scale_s > 0, n, "delay_scale_s", self.delay_scale_s, "must be > 0")
         _require(self.delay_weight >= 0, n, "delay_weight", self.delay_weight, "must be >= 0")
         _require(self.progress_weight >= 0, n, "progress_weight", self.progress_weight, "must be >= 0")
+        for name in ("delay_scale_s", "delay_weight", "progress_weight"):
+            _within(self, name, *PHYSICAL_BOUNDS[name])
 
 
 @dataclass(frozen=True)

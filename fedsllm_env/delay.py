@@ -50,10 +50,14 @@ def noise_psd_w_per_hz(noise_psd_dbm_per_hz: float) -> float:
 
 def subchannel_rates_bps(assign: np.ndarray, power_w: np.ndarray, gain: np.ndarray, bandwidth_hz: float,
                          n0_w_per_hz: float) -> np.ndarray:
-    """(S,) Shannon rate of each subchannel for its owner: B log2(1 + p g_{owner,i} / (N0 B)), bit/s."""
+    """(S,) Shannon rate of each subchannel for its owner: B log2(1 + p g_{owner,i} / (N0 B)), bit/s.
+
+    Evaluated as ``B log1p(snr) / ln 2``, so an SNR below float64's epsilon (1e-16) still gives a
+    positive (tiny) rate and a finite delay instead of rounding to 0 bit/s.
+    """
     owner_gain = gain[assign, np.arange(assign.shape[0])]
     snr = power_w * owner_gain / (n0_w_per_hz * bandwidth_hz)
-    return bandwidth_hz * np.log2(1.0 + snr)
+    return bandwidth_hz * np.log1p(snr) / np.log(2.0)
 
 
 def client_rates_bps(assign: np.ndarray, power_w: np.ndarray, gain: np.ndarray, bandwidth_hz: float,

@@ -84,3 +84,19 @@ def require_extra(extra: str, feature: str, *modules: str) -> None:
                 raise
             raise DependencyNotInstalled(f"{feature} needs {module!r}, which is not installed: "
                                          f"pip install 'fedsllm-env[{extra}]' (or 'fedsllm-env[all]')") from exc
+
+
+class NonFiniteError(FedsLLMError, FloatingPointError):
+    """A computed delay, loss, reward or observation is NaN or infinite (never passed on to an agent)."""
+
+
+class UsageError(FedsLLMError, ValueError):
+    """A command-line argument, or the content of a file a command reads, is invalid."""
+
+
+class MissingFileError(FedsLLMError, FileNotFoundError):
+    """A file or folder named by an argument or a config field does not exist."""
+
+
+class RunFolderBusyError(FedsLLMError, RuntimeError):
+    """Another live process is writing into the same run folder (see ``fedsllm_env.runlock``)."""

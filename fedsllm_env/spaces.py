@@ -229,7 +229,9 @@ class ActionCodec:
     def _discrete_index(self, a: np.ndarray, nvec: np.ndarray) -> np.ndarray:
         if np.any(a != np.round(a)):
             raise InvalidActionError("MultiDiscrete action must hold integers")
-        return np.clip(a.astype(np.int64), 0, nvec - 1)  # documented projection of out-of-range entries
+        # documented projection of out-of-range entries: clip in float first, so huge values (1e20) map to
+        # the largest choice instead of overflowing the int64 cast
+        return np.clip(a, 0, nvec - 1).astype(np.int64)
 
     # ---- decoding ------------------------------------------------------------------------------
     def split_rank(self, split_idx: int, rank_idx: int) -> tuple[int, int]:
