@@ -1,13 +1,19 @@
-"""SB3 callback that logs the env's info (delay breakdown, reward terms, losses) to the SB3 logger."""
+"""SB3 callbacks: the env's info (delay breakdown, reward terms, losses) to the SB3 logger and an
+episode log that survives resumes; plain-line progress for non-interactive logs."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-__all__ = ["FedsLLMInfoCallback"]
+from fedsllm_env.progress import PlainProgress
+
+__all__ = ["FedsLLMInfoCallback", "PlainProgressCallback", "read_episode_log", "truncate_episode_log"]
 
 _SCALARS = ("val_loss", "train_loss", "round_delay_s", "expected_total_delay_s", "expected_rounds", "split", "rank")
 
@@ -23,17 +29,28 @@ class FedsLLMInfoCallback(BaseCallback):
     of round delays, s), ``fedsllm/episode/rounds`` and ``fedsllm/episode/reached_target``.
 
     The finished episodes are also kept in :attr:`episodes` (dicts with ``total_delay_s``, ``rounds``,
-    ``terminated``, ``final_val_loss``, ``timestep``) for scripts and tests.
+    ``terminated``, ``final_val_loss``, ``timestep``) for scripts and tests and, with ``log_path``,
+    appended to that JSON-lines file as they finish (one flushed line each, so a killed run keeps
+    them; :func:`truncate_episode_log` cuts it back to a checkpoint before a resume).
 
     Args:
         prefix: logger key prefix.
+        log_path: JSON-lines episode log to append to (None: none).
         verbose: SB3 verbosity.
     """
 
-    def __init__(self, prefix: str = "fedsllm", verbose: int = 0):
+    def __init__(self, prefix: str = "fedsllm", log_path: str | os.PathLike[str] | None = None, verbose: int = 0):
         super().__init__(verbose)
         self.prefix = prefix
+        self.log_path = None if log_path is None else Path(log_path)
         self.episodes: list[dict[str, Any]] = []
+
+    def _log(self, episode: dict[str, Any]) -> None:
+        if self.log_path is None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as fh:
+            fh.write(json.dumps(episode) + "\n")
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos", ())
@@ -61,7 +78,65 @@ class FedsLLMInfoCallback(BaseCallback):
                     "timestep": int(self.num_timesteps),
                 }
                 self.episodes.append(episode)
+                self._log(episode)
                 record(f"{p}/episode/total_delay_s", episode["total_delay_s"])
                 record(f"{p}/episode/rounds", float(episode["rounds"]))
                 record(f"{p}/episode/reached_target", float(terminated))
         return True
+
+
+def read_episode_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Episodes of a :class:`FedsLLMInfoCallback` log ([] if missing; a torn last line is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line cut by a kill mid-write
+            continue
+    return out
+
+
+def truncate_episode_log(path: str | os.PathLike[str], max_timestep: int) -> int:
+    """Keep the episodes that ended at or before ``max_timestep`` (a checkpoint's step); returns how many."""
+    from fedsllm_env.atomic import atomic_write
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept = [e for e in read_episode_log(path) if int(e.get("timestep", 0)) <= max_timestep]
+    atomic_write(path, lambda fh: fh.write("".join(json.dumps(e) + "\n" for e in kept).encode()))
+    return len(kept)
+
+
+class PlainProgressCallback(BaseCallback):
+    """SB3 progress as a few plain lines (:class:`~fedsllm_env.progress.PlainProgress`), for logs.
+
+    SB3's own progress bar (tqdm/rich) redraws itself with carriage returns; this callback prints one
+    line per quarter of the run instead. :func:`agents.training.train_agent` picks it when stderr is
+    not a terminal.
+
+    Args:
+        desc: label of the lines.
+        verbose: SB3 verbosity.
+    """
+
+    def __init__(self, desc: str = "training", verbose: int = 0):
+        super().__init__(verbose)
+        self.desc = desc
+        self.bar: PlainProgress | None = None
+
+    def _on_training_start(self) -> None:
+        remaining = int(self.locals["total_timesteps"]) - int(self.model.num_timesteps)
+        self.bar = PlainProgress(total=max(remaining, 1), desc=self.desc)
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,12 +1,16 @@
 """Atomic model checkpoints during training, detection of a saved agent's algorithm, and resuming.
 
 A checkpoint is written to a temporary file in the target folder and moved into place with
-``os.replace``, so a crash never leaves a truncated ``.zip`` under the final name.
+``os.replace``, so a crash never leaves a truncated ``.zip`` under the final name. Beside a
+checkpoint ``<name>.zip`` lie, when they exist, ``<name>_vecnormalize.pkl`` (the running reward
+statistics of a ``normalize_reward`` run) and ``<name>_replay_buffer.pkl`` (off-policy agents, when
+asked); :func:`resume` restores both.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.factory import ALGOS
 from fedsllm_env.atomic import atomic_write
 
-__all__ = ["atomic_save", "AtomicCheckpointCallback", "latest_checkpoint", "detect_algo", "load_agent", "resume"]
+__all__ = ["atomic_save", "save_vec_normalize", "sidecar", "AtomicCheckpointCallback", "latest_checkpoint",
+           "detect_algo", "load_agent", "resume"]
 
 _STEPS_RE = re.compile(r"_(\d+)_steps\.zip$")
 
@@ -43,11 +48,28 @@ def atomic_save(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, model.save)
 
 
+def sidecar(checkpoint: str | os.PathLike[str], kind: str) -> Path:
+    """Path of a checkpoint's companion file: ``kind`` is "vecnormalize" or "replay_buffer"."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}_{kind}.pkl")
+
+
+def save_vec_normalize(model: BaseAlgorithm, checkpoint: str | os.PathLike[str]) -> Path | None:
+    """Save the agent's VecNormalize statistics beside ``checkpoint`` atomically (None if it has none)."""
+    vec = model.get_vec_normalize_env()
+    if vec is None:
+        return None
+    return atomic_write(sidecar(checkpoint, "vecnormalize"), lambda fh: pickle.dump(vec, fh))
+
+
 class AtomicCheckpointCallback(BaseCallback):
     """Save the model atomically every ``save_freq`` environment steps and at the end of training.
 
-    Files are ``<save_dir>/<name_prefix>_<num_timesteps>_steps.zip`` (and, when
-    ``save_replay_buffer`` is set for an off-policy agent, ``..._replay_buffer.pkl`` beside it).
+    Files are ``<save_dir>/<name_prefix>_<num_timesteps>_steps.zip``, with the VecNormalize statistics
+    (``..._vecnormalize.pkl``) when the agent trains on a VecNormalize env and, when
+    ``save_replay_buffer`` is set for an off-policy agent, the replay buffer (``..._replay_buffer.pkl``,
+    kept for the newest checkpoint only: it can be hundreds of MB). After a resume the first
+    checkpoint is the first multiple of ``save_freq`` past the resumed step count.
 
     Args:
         save_freq: period in environment steps (counted over all parallel envs); 0 = only at the end.
@@ -76,8 +98,10 @@ class AtomicCheckpointCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
+        # the model's counter: BaseCallback.num_timesteps is still 0 here on a resumed run
+        self._last_saved_at = int(self.model.num_timesteps)  # that state is already on disk when resuming
         if self.save_freq > 0:
-            self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+            self._next_save = (int(self.model.num_timesteps) // self.save_freq + 1) * self.save_freq
 
     def checkpoint_path(self, num_timesteps: int) -> Path:
         """Path of the checkpoint taken at ``num_timesteps``."""
@@ -87,9 +111,11 @@ class AtomicCheckpointCallback(BaseCallback):
         if self.num_timesteps == self._last_saved_at:
             return
         path = atomic_save(self.model, self.checkpoint_path(self.num_timesteps))
+        save_vec_normalize(self.model, path)
         if self.save_replay_buffer and isinstance(self.model, OffPolicyAlgorithm):
-            buffer_path = path.with_name(path.stem + "_replay_buffer.pkl")
-            atomic_write(buffer_path, self.model.save_replay_buffer)
+            atomic_write(sidecar(path, "replay_buffer"), self.model.save_replay_buffer)
+            for older in self.saved:
+                sidecar(older, "replay_buffer").unlink(missing_ok=True)
         self._last_saved_at = self.num_timesteps
         self.saved.append(path)
         if self.verbose:
@@ -97,7 +123,8 @@ class AtomicCheckpointCallback(BaseCallback):
         if self.keep_last and len(self.saved) > self.keep_last:
             old = self.saved.pop(0)
             old.unlink(missing_ok=True)
-            old.with_name(old.stem + "_replay_buffer.pkl").unlink(missing_ok=True)
+            for kind in ("replay_buffer", "vecnormalize"):
+                sidecar(old, kind).unlink(missing_ok=True)
 
     def _on_step(self) -> bool:
         if self.save_freq > 0 and self.num_timesteps >= self._next_save:

@@ -18,9 +18,8 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
-from tqdm.auto import tqdm
-
 from agents.evaluation import Policy, make_eval_env
+from fedsllm_env.progress import progress_bar
 
 __all__ = ["collect_demonstrations", "behaviour_clone"]
 
@@ -48,7 +47,7 @@ def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_
     observations, actions = [], []
     episode = 0
     obs, _ = env.reset(seed=seed)
-    with tqdm(total=n_samples, desc="teacher rollouts", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n_samples, desc="teacher rollouts", enabled=progress, leave=False) as bar:
         while len(observations) < n_samples:
             action, _ = policy.predict(obs, deterministic=True)
             observations.append(np.asarray(obs, dtype=np.float32))

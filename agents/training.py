@@ -7,6 +7,10 @@ Layout of a run folder::
     <run_dir>/monitor/<i>.monitor.csv   per-episode return / length / time of each training env
     <run_dir>/tb/                       TensorBoard logs (SB3 metrics + fedsllm/* info means)
     <run_dir>/eval/evaluations.npz      EvalCallback curve (if eval_freq > 0)
+    <run_dir>/episodes.jsonl            every finished training episode (whole run, across resumes)
+    <run_dir>/.fedsllm.lock             held while training (one writer per run folder)
+
+Resuming from a checkpoint continues the same curves: see :mod:`agents.resume`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from agents.callbacks import FedsLLMInfoCallback
-from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume
+from agents.callbacks import FedsLLMInfoCallback, PlainProgressCallback, read_episode_log
+from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, save_vec_normalize, sidecar
 from agents.evaluation import Policy, merge_config
 from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
 from agents.imitation import behaviour_clone, collect_demonstrations
+from agents.resume import EPISODE_LOG, checkpoint_timesteps, continue_monitor, prepare_resume
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.progress import is_interactive
+from fedsllm_env.runlock import RunLock
 
 __all__ = ["TrainResult", "resolve_hyperparams", "make_training_env", "train_agent"]
 
@@ -55,7 +62,8 @@ class TrainResult:
     wall_time_s: float
     """Training wall time, s."""
     episodes: list[dict[str, Any]] = field(default_factory=list)
-    """Finished training episodes (see :class:`~agents.callbacks.FedsLLMInfoCallback`)."""
+    """Finished training episodes of the whole run, resumed parts included (``episodes.jsonl``; see
+    :class:`~agents.callbacks.FedsLLMInfoCallback`)."""
     checkpoints: list[Path] = field(default_factory=list)
     """Checkpoints written."""
     bc_losses: list[float] = field(default_factory=list)
@@ -93,7 +101,7 @@ def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None
 
 
 def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any] | None = None,
-                      monitor_dir: str | Path | None = None) -> VecEnv:
+                      monitor_dir: str | Path | None = None, append_monitor: bool = False) -> VecEnv:
     """``make_vec_env`` of a FedsLLM id: env i is reset with ``seed + i`` first, Monitor-wrapped.
 
     ``render_mode=None`` is passed explicitly because ``make_vec_env`` asks for "rgb_array" otherwise.
@@ -104,12 +112,15 @@ def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any
         seed: base seed.
         config: nested config overrides.
         monitor_dir: folder of the Monitor CSVs (None: not written).
+        append_monitor: append to existing Monitor CSVs (a resumed run) instead of starting them anew.
 
     Returns:
         The VecEnv.
     """
+    append = {"monitor_kwargs": {"override_existing": False}, "wrapper_class": continue_monitor} \
+        if append_monitor and monitor_dir is not None else {}
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs={"config": config or {}, "render_mode": None},
-                        monitor_dir=None if monitor_dir is None else str(monitor_dir))
+                        monitor_dir=None if monitor_dir is None else str(monitor_dir), **append)
 
 
 def _eval_callback(algo: str, env_id: str, config: dict[str, Any], run_dir: Path, eval_freq: int,
@@ -131,7 +142,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 progress_bar: bool = False, tensorboard: bool = True, verbose: int = 0,
                 resume_from: str | Path | None = None, device: str = "cpu",
                 bc_teacher: Callable[[gym.Env], Policy] | None = None, bc_samples: int = 8000,
-                bc_epochs: int = 100, bc_seed: int = 20_000) -> TrainResult:
+                bc_epochs: int = 100, bc_seed: int = 20_000, save_replay_buffer: bool = False,
+                n_envs_before: int | None = None) -> TrainResult:
     """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
 
     Args:
@@ -148,10 +160,12 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         eval_freq: run an EvalCallback every this many calls (0: none); writes ``eval/evaluations.npz``.
         eval_episodes: episodes per evaluation.
         eval_seed: seed of the evaluation env (keep it apart from the test seeds).
-        progress_bar: show SB3's tqdm/rich progress bar.
+        progress_bar: report progress: SB3's tqdm/rich bar on a terminal, a few plain lines otherwise.
         tensorboard: write TensorBoard logs to ``<run_dir>/tb``.
         verbose: SB3 verbosity.
-        resume_from: a checkpoint zip to continue from (step counter continues).
+        resume_from: a checkpoint zip to continue from: the step counter, the monitor CSVs, the episode
+            log and TensorBoard continue where the checkpoint was taken (:mod:`agents.resume`); its
+            VecNormalize statistics and replay buffer are restored when saved beside it.
         device: torch device.
         bc_teacher: optional teacher (factory ``env -> Policy``, e.g. a baseline): before RL, the fresh
             agent is behaviour-cloned on ``bc_samples`` teacher steps for ``bc_epochs`` epochs
@@ -159,50 +173,74 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         bc_samples: teacher env steps collected for the warm start.
         bc_epochs: supervised epochs over them.
         bc_seed: reset seed of the first teacher episode (apart from training and test seeds).
+        save_replay_buffer: off-policy agents: save the replay buffer with the newest checkpoint, so a
+            resume continues with it.
+        n_envs_before: with ``resume_from``: the parallel envs of the run so far (default: the number
+            of monitor CSVs), to cut the CSVs back to the checkpoint.
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        fedsllm_env.errors.RunFolderBusyError: another process is training in ``run_dir``.
     """
     env_id = env_id or default_env_id(algo)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    env_config = merge_config(config)
-    params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
-    overrides, _ = split_hyperparams(params)
-    env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor")
-    if params.get("normalize_reward", False):
-        # delays span orders of magnitude under exploration; scale rewards by a running return std
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(params.get("gamma", 0.99)))
-    try:
-        check_compatible(algo, env.action_space, env_id)
-        info_cb = FedsLLMInfoCallback()
-        callbacks: list[BaseCallback] = [info_cb]
-        ckpt_cb = None
-        if checkpoint_freq > 0:
-            ckpt_cb = AtomicCheckpointCallback(checkpoint_freq, run_dir / "checkpoints", verbose=verbose)
-            callbacks.append(ckpt_cb)
-        if eval_freq > 0:
-            callbacks.append(_eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes, eval_seed,
-                                            verbose))
+    with RunLock(run_dir):
+        env_config = merge_config(config)
+        params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
+        overrides, _ = split_hyperparams(params)
         tb = str(run_dir / "tb") if tensorboard else None
-        start = time.perf_counter()
-        bc_losses: list[float] = []
         if resume_from is not None:
-            model = resume(resume_from, env, params["n_timesteps"], algo=algo, callback=CallbackList(callbacks),
-                           tensorboard_log=tb, progress_bar=progress_bar, tb_log_name=algo, device=device)
+            prepare_resume(run_dir, checkpoint_timesteps(resume_from), algo if tb else None, n_envs_before)
         else:
-            model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
-                               env_id=env_id)
-            if bc_teacher is not None:
-                obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
-                                                      progress=progress_bar)
-                bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed)
-            model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
-                        progress_bar=progress_bar, tb_log_name=algo)
-        wall = time.perf_counter() - start
-        model_path = atomic_save(model, run_dir / "model.zip")
-    finally:
-        env.close()
-    return TrainResult(model=model, model_path=model_path, run_dir=run_dir, algo=algo, env_id=env_id,
-                       hyperparams=params, wall_time_s=wall, episodes=list(info_cb.episodes),
-                       checkpoints=list(ckpt_cb.saved) if ckpt_cb else [], bc_losses=bc_losses)
+            (run_dir / EPISODE_LOG).unlink(missing_ok=True)  # a fresh run starts its logs anew, like the Monitor
+        env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor",
+                                append_monitor=resume_from is not None)
+        if params.get("normalize_reward", False):
+            # delays span orders of magnitude under exploration; scale rewards by a running return std
+            stats = None if resume_from is None else sidecar(resume_from, "vecnormalize")
+            if stats is not None and stats.is_file():
+                env = VecNormalize.load(str(stats), env)
+            else:
+                env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(params.get("gamma", 0.99)))
+        try:
+            check_compatible(algo, env.action_space, env_id)
+            info_cb = FedsLLMInfoCallback(log_path=run_dir / EPISODE_LOG)
+            callbacks: list[BaseCallback] = [info_cb]
+            show_progress = progress_bar
+            if progress_bar and not is_interactive():  # SB3's bar would flood a log with carriage returns
+                callbacks.append(PlainProgressCallback(desc=f"training {algo}"))
+                progress_bar = False
+            ckpt_cb = None
+            if checkpoint_freq > 0:
+                ckpt_cb = AtomicCheckpointCallback(checkpoint_freq, run_dir / "checkpoints", verbose=verbose,
+                                                   save_replay_buffer=save_replay_buffer)
+                callbacks.append(ckpt_cb)
+            if eval_freq > 0:
+                callbacks.append(_eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes,
+                                                eval_seed, verbose))
+            start = time.perf_counter()
+            bc_losses: list[float] = []
+            if resume_from is not None:
+                buffer = sidecar(resume_from, "replay_buffer")
+                model = resume(resume_from, env, params["n_timesteps"], algo=algo, callback=CallbackList(callbacks),
+                               tensorboard_log=tb, progress_bar=progress_bar, tb_log_name=algo, device=device,
+                               replay_buffer=buffer if buffer.is_file() else None)
+            else:
+                model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
+                                   env_id=env_id)
+                if bc_teacher is not None:
+                    obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
+                                                          progress=show_progress)
+                    bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed)
+                model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
+                            progress_bar=progress_bar, tb_log_name=algo)
+            wall = time.perf_counter() - start
+            model_path = atomic_save(model, run_dir / "model.zip")
+            save_vec_normalize(model, model_path)
+        finally:
+            env.close()
+        return TrainResult(model=model, model_path=model_path, run_dir=run_dir, algo=algo, env_id=env_id,
+                           hyperparams=params, wall_time_s=wall, episodes=read_episode_log(run_dir / EPISODE_LOG),
+                           checkpoints=list(ckpt_cb.saved) if ckpt_cb else [], bc_losses=bc_losses)

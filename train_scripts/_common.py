@@ -21,11 +21,13 @@ from agents.checkpoint import detect_algo, load_agent
 from agents.evaluation import Policy, PolicyFactory
 from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
 from fedsllm_env.atomic import atomic_write_json
+from fedsllm_env.errors import MissingFileError, UsageError
 
 __all__ = [
     "run_name",
     "env_overrides",
     "write_json",
+    "read_json_or_yaml",
     "save_run_config",
     "baseline_names",
     "baseline_factory",
@@ -56,10 +58,10 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
     if config_file:
         path = Path(config_file)
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) if path.suffix in (".yml", ".yaml") else json.loads(path.read_text())
+            raise MissingFileError(f"config file {path} does not exist")
+        loaded = read_json_or_yaml(path)
         if not isinstance(loaded, dict):
-            raise ValueError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
+            raise UsageError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
         for key, value in loaded.items():
             if isinstance(value, dict) and isinstance(out.get(key), dict):
                 out[key] = {**out[key], **value}
@@ -71,6 +73,16 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
         out["training"] = {**out.get("training", {}), "max_rounds": int(max_rounds)}
     fedsllm_env.FedsLLMConfig.from_dict(out)  # fail early on typos / bad values
     return out
+
+
+def read_json_or_yaml(path: str | Path) -> Any:
+    """Parse a JSON file (YAML for ``.yml``/``.yaml``); a UsageError naming the file if it is not readable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text) if path.suffix in (".yml", ".yaml") else json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"{path} is not valid {'YAML' if path.suffix in ('.yml', '.yaml') else 'JSON'}: {e}") from e
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -130,7 +142,7 @@ def baseline_factory(name: str) -> PolicyFactory:
     from baselines.policy import BASELINE_NAMES, make_baseline_policy
 
     if name not in BASELINE_NAMES:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
+        raise UsageError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
 
     def build(env: gym.Env) -> Policy:
         return make_baseline_policy(name, env)
@@ -174,18 +186,20 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
             names = ()
         if spec in names:
             return ResolvedPolicy(spec, baseline_factory(spec), env_id or BOX_ENV_ID, {}, None)
-        raise ValueError(f"{spec!r} is neither an existing model zip / run folder nor a baseline name {list(names)}")
+        raise UsageError(f"{spec!r} is neither an existing model zip / run folder nor a baseline name {list(names)}")
     run_cfg: dict[str, Any] = {}
     if path.is_dir():
         cfg_path = path / "config.json"
         if cfg_path.is_file():
-            run_cfg = json.loads(cfg_path.read_text())
+            run_cfg = read_json_or_yaml(cfg_path)
+            if not isinstance(run_cfg, dict):
+                raise UsageError(f"{cfg_path} must hold a JSON object, got {type(run_cfg).__name__}")
         path = path / "model.zip"
         if not path.is_file():
-            raise FileNotFoundError(f"run folder {spec} has no model.zip")
+            raise MissingFileError(f"run folder {spec} has no model.zip")
     algo = algo or run_cfg.get("algo") or detect_algo(path)
     if algo not in ALGOS:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
+        raise UsageError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
     env_id = env_id or run_cfg.get("env_id") or default_env_id(algo)
     model = load_agent(path, algo=algo)
     name = f"{algo} ({path.parent.name})" if path.name == "model.zip" else f"{algo} ({path.stem})"

@@ -97,4 +97,6 @@ def _torch_threads() -> int | str:
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("benchmark-env")

@@ -147,4 +147,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("benchmark-optimizer")

@@ -7,10 +7,11 @@ Stable-Baselines3.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "EXIT_OK", "EXIT_USAGE", "main", "run_as_script"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train_scripts.train", "train an RL agent (PPO/SAC/A2C/TD3/MaskablePPO) on a FedsLLM env"),
@@ -33,31 +34,54 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> Any:
-    """Dispatch ``argv`` (default ``sys.argv[1:]``) to a command's ``main``.
+EXIT_OK = 0
+"""Exit status of a command that finished."""
+EXIT_USAGE = 2
+"""Exit status of a command refused for bad input (argparse's convention)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``argv`` (default ``sys.argv[1:]``) to a command's ``main``; the console script's entry point.
+
+    Errors of the package's typed hierarchy (:class:`fedsllm_env.errors.FedsLLMError`: bad config or
+    argument, missing file, busy run folder, ...) are printed as one ``fedsllm <command>: error: ...``
+    line (set ``FEDSLLM_TRACEBACK=1`` for the traceback); anything else propagates with its traceback.
 
     Args:
         argv: ``[command, *options]``.
 
     Returns:
-        What the command's ``main`` returns (e.g. the run folder).
+        The exit status: 0 when the command finished, 2 when it was refused for bad input (a command's
+        own ``main`` returns its output folder; call it directly to get that).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
-        return None
+        return EXIT_OK
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"fedsllm: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        module = importlib.import_module(COMMANDS[command][0])
-    except ModuleNotFoundError as exc:  # an optional dependency of this command: name the extra
-        from fedsllm_env.errors import missing_dependency
+        raise SystemExit(EXIT_USAGE)
+    from fedsllm_env.errors import FedsLLMError, missing_dependency
 
-        raise missing_dependency(exc, f"`fedsllm {command}`") from exc
-    return module.main(rest)
+    try:
+        try:
+            module = importlib.import_module(COMMANDS[command][0])
+        except ModuleNotFoundError as exc:  # an optional dependency of this command: name the extra
+            raise missing_dependency(exc, f"`fedsllm {command}`") from exc
+        module.main(rest)
+    except FedsLLMError as e:
+        if os.environ.get("FEDSLLM_TRACEBACK"):
+            raise
+        print(f"fedsllm {command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_as_script(command: str) -> None:
+    """``python -m <the command's module>``: run ``command`` with ``sys.argv`` and exit with its status."""
+    raise SystemExit(main([command, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -158,4 +158,6 @@ def _cores() -> int:
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("demo")

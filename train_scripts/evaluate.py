@@ -93,5 +93,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("evaluate")
 

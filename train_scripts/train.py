@@ -12,18 +12,26 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
+import gymnasium as gym
 import numpy as np
 import torch
 import tyro
 
-from agents.factory import default_env_id
+from agents.checkpoint import detect_algo, latest_checkpoint
+from agents.factory import ALGOS, SCRIPT_KEYS, default_env_id
+from agents.resume import checkpoint_timesteps
 from agents.training import train_agent
+from fedsllm_env.calibration import load_calibration
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import MissingFileError, UsageError
+from fedsllm_env.runlock import RunLock
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
@@ -58,7 +66,9 @@ class Args:
     eval_episodes: int = 5
     """Episodes per periodic evaluation."""
     resume: str = ""
-    """Checkpoint zip to resume from (step counter continues; --total-timesteps is then the total)."""
+    """Checkpoint zip, or run folder (its newest checkpoint), to resume from. The run continues in the
+    checkpoint's own run folder (unless --run-name), with its env id, env overrides, n_envs and budget
+    (--total-timesteps is the total, 0 = the run's); monitor CSVs, episode log and TensorBoard continue."""
     runs_dir: str = "runs"
     """Parent folder of the run folder."""
     run_name: str = ""
@@ -80,16 +90,206 @@ class Args:
     """Teacher env steps collected for the warm start."""
     bc_epochs: int = 100
     """Supervised epochs over the teacher's steps."""
+    save_replay_buffer: bool = False
+    """SAC/TD3: save the replay buffer with the newest checkpoint, so --resume continues with it (it can take
+    hundreds of MB)."""
+
+
+ACTION_MODES: dict[str, tuple[str, ...]] = {
+    "ppo": ("box", "multidiscrete", "hybrid"),
+    "a2c": ("box", "multidiscrete", "hybrid"),
+    "sac": ("box",),
+    "td3": ("box",),
+    "maskable_ppo": ("multidiscrete", "hybrid"),
+}
+"""Action modes of the FedsLLM ids each algorithm can act in (checked before anything is created)."""
+
+_NON_CONSTRUCTOR_KEYS = ("policy", "noise_type", "noise_std")
+"""Hyperparameter keys the factory consumes itself (besides ``agents.factory.SCRIPT_KEYS``)."""
+
+
+@dataclass
+class RunPlan:
+    """Everything :func:`main` will do, resolved and validated before anything is written."""
+
+    run_dir: Path
+    env_id: str
+    env_config: dict[str, Any]
+    hyperparam_overrides: dict[str, Any]
+    total_timesteps: int | None
+    n_envs: int | None
+    resume: Path | None = None
+    resume_timesteps: int = 0
+    resumed_run: dict[str, Any] | None = None
+    """config.json of the run the checkpoint belongs to (None: a bare checkpoint)."""
+
+
+def _usage(flag: str, problem: str) -> UsageError:
+    return UsageError(f"{flag} {problem}")
+
+
+def _check_numbers(args: Args) -> None:
+    rules = (("--total-timesteps", args.total_timesteps, 0), ("--n-envs", args.n_envs, 0),
+             ("--max-rounds", args.max_rounds, 0), ("--checkpoint-freq", args.checkpoint_freq, 0),
+             ("--eval-freq", args.eval_freq, 0), ("--eval-episodes", args.eval_episodes, 1),
+             ("--torch-threads", args.torch_threads, 1), ("--bc-samples", args.bc_samples, 1),
+             ("--bc-epochs", args.bc_epochs, 1), ("--verbose", args.verbose, 0))
+    for flag, value, low in rules:
+        if value < low:
+            raise _usage(flag, f"must be >= {low}, got {value}")
+    if args.verbose > 2:
+        raise _usage("--verbose", f"must be 0, 1 or 2, got {args.verbose}")
+    if args.run_name and (args.run_name in (".", "..") or any(c in args.run_name for c in "/\\")):
+        raise _usage("--run-name", f"must be a plain folder name (no path separators), got {args.run_name!r}")
+
+
+def _parse_hyperparams(args: Args) -> dict[str, Any]:
+    if not args.hyperparams:
+        return {}
+    try:
+        overrides = json.loads(args.hyperparams)
+    except json.JSONDecodeError as e:
+        raise _usage("--hyperparams", f"is not valid JSON ({e}): {args.hyperparams!r}") from e
+    if not isinstance(overrides, dict):
+        raise _usage("--hyperparams", f"must be a JSON object, got {args.hyperparams!r}")
+    accepted = set(inspect.signature(ALGOS[args.algo].__init__).parameters) - {"self", "env"}
+    accepted |= set(SCRIPT_KEYS) | set(_NON_CONSTRUCTOR_KEYS)
+    unknown = sorted(set(overrides) - accepted)
+    if unknown:
+        raise _usage("--hyperparams", f"has key(s) {unknown} that {args.algo} does not take; valid: {sorted(accepted)}")
+    return overrides
+
+
+def _check_env_id(env_id: str, algo: str) -> None:
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as e:
+        ids = sorted(i for i in gym.registry if i.startswith("FedsLLM"))
+        raise _usage("--env-id", f"{env_id!r} is not a registered env id; FedsLLM ids: {ids}") from e
+    mode = (spec.kwargs.get("variant") or {}).get("action_mode")
+    if mode is not None and mode not in ACTION_MODES[algo]:
+        raise _usage("--algo", f"{algo} cannot act in {env_id} (action_mode {mode!r}); it needs one of "
+                               f"{list(ACTION_MODES[algo])} (e.g. {default_env_id(algo)})")
+
+
+def _read_run_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's config.json (None if it has none); UsageError naming the file if it is broken."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path} is not valid JSON ({e}); restore it or start a new run") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _resume_checkpoint(spec: str) -> Path:
+    """The checkpoint ``--resume`` names: a zip, or a run folder (its newest checkpoint or model.zip)."""
+    path = Path(spec)
+    if path.is_dir():
+        candidates = [p for p in (latest_checkpoint(path / "checkpoints"), path / "model.zip") if p and p.is_file()]
+        if not candidates:
+            raise MissingFileError(f"--resume {spec}: the folder has neither checkpoints/*.zip nor model.zip")
+        return max(candidates, key=checkpoint_timesteps)  # first wins a tie: the checkpoint
+    if not path.is_file():
+        raise MissingFileError(f"--resume {spec}: no such checkpoint zip or run folder")
+    return path
+
+
+def _run_of_checkpoint(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint was written into (``<run>/checkpoints/x.zip`` or ``<run>/model.zip``)."""
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run if (run / "config.json").is_file() else None
+
+
+def plan_run(args: Args) -> RunPlan:
+    """Validate every argument and input file and resolve the run; creates nothing.
+
+    Raises:
+        UsageError, MissingFileError, ConfigError, CalibrationError: naming the flag or file.
+    """
+    _check_numbers(args)
+    overrides = _parse_hyperparams(args)
+    if args.bc_teacher:
+        if args.algo not in ("ppo", "a2c", "maskable_ppo"):
+            raise _usage("--bc-teacher", f"needs an actor-critic agent (ppo, a2c, maskable_ppo), not {args.algo}")
+        if args.resume:
+            raise _usage("--bc-teacher", "warm-starts a fresh agent; it cannot be combined with --resume")
+        try:
+            baseline_factory(args.bc_teacher)
+        except ValueError as e:
+            raise _usage("--bc-teacher", str(e)) from e
+    resume = resumed_run = None
+    steps = 0
+    source_dir = None
+    if args.resume:
+        resume = _resume_checkpoint(args.resume)
+        steps = checkpoint_timesteps(resume)
+        algo = detect_algo(resume)
+        if algo != args.algo:
+            raise _usage("--algo", f"is {args.algo} but the checkpoint {resume} holds a {algo} agent; "
+                                   f"pass --algo {algo}")
+        source_dir = _run_of_checkpoint(resume)
+        resumed_run = _read_run_config(source_dir) if source_dir is not None else None
+        if overrides and overrides != (resumed_run or {}).get("hyperparam_overrides"):
+            raise _usage("--hyperparams", "cannot change a resumed agent: it continues with the hyperparameters "
+                                          "saved in its checkpoint (drop the flag, or repeat the run's own)")
+    source = resumed_run or {}
+    env_id = args.env_id or source.get("env_id") or default_env_id(args.algo)
+    if resumed_run and source.get("env_id") and env_id != source["env_id"]:
+        raise _usage("--env-id", f"is {env_id} but the resumed run trained on {source['env_id']}")
+    _check_env_id(env_id, args.algo)
+    base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
+    env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base)
+    load_calibration(FedsLLMConfig.from_dict(env_config).calibration_path)  # missing/broken file: fail now
+    previous = source.get("hyperparams") if isinstance(source.get("hyperparams"), dict) else {}
+    total = args.total_timesteps or previous.get("n_timesteps") or None
+    n_envs = args.n_envs or previous.get("n_envs") or None
+    if args.run_name:
+        run_dir = Path(args.runs_dir) / args.run_name
+    elif source_dir is not None:
+        run_dir = source_dir  # a resume continues in the checkpoint's own run folder
+    else:
+        run_dir = Path(args.runs_dir) / run_name(env_id, args.algo, args.seed)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} exists and is not a folder")
+    held = [n for n in ("config.json", "model.zip", "checkpoints", "monitor") if (run_dir / n).exists()]
+    if held and (resume is None or source_dir is None or run_dir.resolve() != source_dir.resolve()):
+        what = "resume it with --resume " + str(run_dir) if resume is None else "resume into its own run folder"
+        raise UsageError(f"run folder {run_dir} already holds another run ({', '.join(held)}); {what}, "
+                         "or choose another --run-name")
+    return RunPlan(run_dir, env_id, env_config, overrides, total, n_envs, resume, steps, resumed_run)
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return getattr(value, "__name__", None) or repr(value)
+
+
+def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
+    """The hyperparameters an agent actually trains with (its constructor arguments, read back from it)."""
+    names = set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env", "policy", "tensorboard_log",
+                                                                       "verbose", "device", "_init_setup_model"}
+    return {n: _json_safe(getattr(model, n)) for n in sorted(names) if hasattr(model, n)}
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """Parse the arguments, train, save; returns the run folder."""
+    """Parse and validate the arguments, train, save; returns the run folder.
+
+    Nothing is created when an argument or input file is bad. The run folder is locked for the whole
+    run (:class:`~fedsllm_env.runlock.RunLock`); with ``--resume`` the run continues in the
+    checkpoint's own folder (or ``--run-name``), its logs cut back to the checkpoint and appended to.
+    """
     args = tyro.cli(Args, args=argv, prog="fedsllm train")
-    env_id = args.env_id or default_env_id(args.algo)
-    overrides = json.loads(args.hyperparams) if args.hyperparams else {}
-    if not isinstance(overrides, dict):
-        raise ValueError(f"--hyperparams must be a JSON object, got {args.hyperparams!r}")
-    env_config = env_overrides(args.config, args.calibration_path, args.max_rounds)
+    plan = plan_run(args)
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -98,38 +298,51 @@ def main(argv: Sequence[str] | None = None) -> Path:
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
 
-    name = args.run_name or run_name(env_id, args.algo, args.seed)
-    run_dir = Path(args.runs_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_run_config(run_dir, args, env_config, algo=args.algo, env_id=env_id, hyperparam_overrides=overrides)
-    result = train_agent(
-        args.algo, run_dir, env_id=env_id, seed=args.seed, total_timesteps=args.total_timesteps or None,
-        config=env_config, hyperparams=overrides, n_envs=args.n_envs or None,
-        checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose,
-        resume_from=args.resume or None, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
-        bc_samples=args.bc_samples, bc_epochs=args.bc_epochs)
-    delays = [e["total_delay_s"] for e in result.episodes]
-    summary = {
-        "model_path": str(result.model_path),
-        "num_timesteps": int(result.model.num_timesteps),
-        "wall_time_s": result.wall_time_s,
-        "episodes": len(delays),
-        "first_10_episodes_total_delay_mean_s": float(np.mean(delays[:10])) if delays else None,
-        "last_10_episodes_total_delay_mean_s": float(np.mean(delays[-10:])) if delays else None,
-        "hyperparams": result.hyperparams,
-        "checkpoints": [str(p) for p in result.checkpoints],
-        "bc_loss_first_last": [result.bc_losses[0], result.bc_losses[-1]] if result.bc_losses else None,
-    }
-    write_json(run_dir / "train_summary.json", summary)
-    save_run_config(run_dir, args, env_config, algo=args.algo, env_id=env_id, hyperparam_overrides=overrides,
-                    hyperparams=result.hyperparams)
-    print(f"trained {args.algo} on {env_id} for {summary['num_timesteps']} steps in {result.wall_time_s:.1f} s "
-          f"({len(delays)} episodes; mean total delay of the last 10: "
+    run_dir = plan.run_dir
+    resumed = {"resumed_from": str(plan.resume), "resumed_at_timesteps": plan.resume_timesteps} if plan.resume else {}
+    history = list((plan.resumed_run or {}).get("resumes", [])) + ([resumed] if resumed else [])
+    with RunLock(run_dir):
+        save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id,
+                        hyperparam_overrides=plan.hyperparam_overrides, resumes=history)
+        if plan.resume is not None and (plan.total_timesteps or 0) <= plan.resume_timesteps:
+            print(f"nothing to train: the checkpoint already has {plan.resume_timesteps} steps "
+                  f">= --total-timesteps {plan.total_timesteps}")
+        result = train_agent(
+            args.algo, run_dir, env_id=plan.env_id, seed=args.seed, total_timesteps=plan.total_timesteps,
+            config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
+            checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+            progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose,
+            resume_from=plan.resume, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
+            bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
+            n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"))
+        hyperparams = result.hyperparams
+        if plan.resume is not None:  # what the loaded agent trains with, not the YAML's
+            hyperparams = {**agent_hyperparams(result.model, args.algo),
+                           "n_timesteps": result.hyperparams["n_timesteps"], "n_envs": result.hyperparams["n_envs"]}
+        delays = [e["total_delay_s"] for e in result.episodes]
+        summary = {
+            "model_path": str(result.model_path),
+            "num_timesteps": int(result.model.num_timesteps),
+            "wall_time_s": result.wall_time_s,
+            "episodes": len(delays),
+            "first_10_episodes_total_delay_mean_s": float(np.mean(delays[:10])) if delays else None,
+            "last_10_episodes_total_delay_mean_s": float(np.mean(delays[-10:])) if delays else None,
+            "hyperparams": hyperparams,
+            "checkpoints": [str(p) for p in sorted(result.checkpoints)],
+            "resumes": history,
+            "bc_loss_first_last": [result.bc_losses[0], result.bc_losses[-1]] if result.bc_losses else None,
+        }
+        write_json(run_dir / "train_summary.json", summary)
+        save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id,
+                        hyperparam_overrides=plan.hyperparam_overrides, hyperparams=hyperparams, resumes=history)
+    print(f"trained {args.algo} on {plan.env_id} for {summary['num_timesteps']} steps in {result.wall_time_s:.1f} s "
+          f"({len(delays)} episodes in the run; mean total delay of the last 10: "
           f"{summary['last_10_episodes_total_delay_mean_s']} s)")
     print(f"model: {result.model_path}")
     return run_dir
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("train")

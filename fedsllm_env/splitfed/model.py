@@ -93,9 +93,9 @@ def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) 
         opt, lambda s: min((s + 1) / warm, max(0.05, (steps - s) / max(1, steps - warm))))
     losses: list[float] = []
     model.train()
-    from tqdm.auto import tqdm
+    from fedsllm_env.progress import progress_bar
 
-    bar = tqdm(range(steps), desc="pre-training tiny-gpt2", disable=not progress)
+    bar = progress_bar(range(steps), desc="pre-training tiny-gpt2", enabled=progress)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(PRETRAIN_SEED)
         for _ in bar:
