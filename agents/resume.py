@@ -9,7 +9,7 @@ N) is cut back to N, and the loggers then append:
   the wall time since the run began;
 - ``episodes.jsonl`` (:class:`agents.callbacks.FedsLLMInfoCallback`): episodes after step N dropped;
 - TensorBoard: SB3 continues in the same ``tb/<algo>_<i>`` folder (``reset_num_timesteps=False``);
-  a ``purge_step=N`` marker makes TensorBoard discard the events the old run wrote after step N.
+  a ``purge_step=N+1`` marker makes TensorBoard discard the events the old run wrote after step N.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def truncate_monitor(monitor_dir: str | os.PathLike[str], timesteps: int, n_envs
 
 
 def purge_tensorboard(tb_dir: str | os.PathLike[str], tb_log_name: str, timesteps: int) -> Path | None:
-    """Mark SB3's latest ``<tb_dir>/<tb_log_name>_<i>`` so TensorBoard drops its events at steps >= ``timesteps``.
+    """Mark SB3's latest ``<tb_dir>/<tb_log_name>_<i>`` so TensorBoard drops its events after ``timesteps``.
 
     Returns the folder, or None when there is none yet.
     """
@@ -97,7 +97,8 @@ def purge_tensorboard(tb_dir: str | os.PathLike[str], tb_log_name: str, timestep
     folder = Path(tb_dir) / f"{tb_log_name}_{run_id}"
     from torch.utils.tensorboard import SummaryWriter
 
-    SummaryWriter(log_dir=str(folder), purge_step=int(timesteps)).close()
+    # events at step N itself were logged before or at the checkpoint (SB3 dumps a rollout's stats, then trains)
+    SummaryWriter(log_dir=str(folder), purge_step=int(timesteps) + 1).close()
     return folder
 
 

@@ -28,6 +28,9 @@ import tyro
 from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
 from agents.factory import ALGOS, BOX_ENV_ID, box_env_id, discrete_env_id
 from agents.training import train_agent
+from fedsllm_env.errors import UsageError
+from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
+from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
     baseline_factory,
     baseline_names,
@@ -96,12 +99,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     args = tyro.cli(Args, args=argv, prog="fedsllm benchmark")
     unknown = [a for a in args.train_algos if a not in ALGOS]
     if unknown:
-        raise ValueError(f"unknown --train-algos {unknown}; choose from {sorted(ALGOS)}")
+        raise UsageError(f"unknown --train-algos {unknown}; choose from {sorted(ALGOS)}")
+    non_empty(seeds=args.seeds)
+    at_least(train_timesteps=(args.train_timesteps, 1), max_rounds=(args.max_rounds, 0),
+             torch_threads=(args.torch_threads, 1))
+    check_env_id(args.env_id)
     names = tuple(args.baselines) or baseline_names()
+    check_baselines(names)
     if "optimizer" not in names:
         names = ("optimizer",) + tuple(names)
     cfg = env_overrides(args.config, args.calibration_path, args.max_rounds)
-    overrides = json.loads(args.hyperparams) if args.hyperparams else {}
+    check_env_config(cfg)
+    overrides = parse_hyperparams(args.hyperparams, args.train_algos)
+    agents = [resolve_policy(spec) for spec in args.agents]  # a bad path fails before any training
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -109,8 +119,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.torch_threads)
 
-    out = Path(args.runs_dir) / run_name(args.env_id, "benchmark", args.seed)
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_output_dir(Path(args.runs_dir) / run_name(args.env_id, "benchmark", args.seed))
     save_run_config(out, args, cfg)
 
     policies: list[tuple[str, Any, str, dict[str, Any]]] = []  # name, policy/factory, env id, env overrides
@@ -126,8 +135,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                          "timesteps": int(result.model.num_timesteps), "env_id": env_id}
         print(f"trained {algo} on {env_id}: {result.model.num_timesteps} steps in {result.wall_time_s:.1f} s")
         policies.append((f"{algo} ({args.train_timesteps} steps)", result.model, env_id, cfg))
-    for spec in args.agents:
-        res = resolve_policy(spec)
+    for res in agents:
         env_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
         policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
                                                                      args.max_rounds, base=res.env_overrides)))

@@ -71,7 +71,13 @@ def main(argv: list[str] | None = None) -> None:
     """Print the benchmark figures."""
     import tyro
 
-    args = tyro.cli(Args, args=argv)
+    from fedsllm_env.calibration import load_calibration
+    from train_scripts._checks import at_least
+
+    args = tyro.cli(Args, args=argv, prog="fedsllm benchmark-env")
+    at_least(surrogate_steps=(args.surrogate_steps, 1), real_steps=(args.real_steps, 0),
+             torch_threads=(args.torch_threads, 0))
+    load_calibration(args.calibration_path)
     s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
     print(f"surrogate: {s['steps_per_s']:,.0f} steps/s ({s['steps']} steps in {s['seconds']:.2f} s, one process)")
     if args.real_steps > 0:

@@ -120,7 +120,7 @@ def gap_table(k: int, m: int, n: int, seeds: int, shape: ModelShape, rounds_need
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="fedsllm benchmark-optimizer", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and few seeds (about a minute)")
     parser.add_argument("--clients", type=int, nargs="+", default=[5, 10, 20, 50], help="values of K")
     parser.add_argument("--factors", type=int, nargs="+", default=[2, 4], help="M = N = factor * K")
@@ -131,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "500-token vocabulary), 'gpt2' (124M) or 'auto' (calibration if present, else tiny)")
     parser.add_argument("--calibration", default=None, help="calibration JSON for E(r) (default: shipped)")
     args = parser.parse_args(argv)
+    for flag in ("clients", "factors"):
+        if min(getattr(args, flag)) < 1:
+            parser.error(f"--{flag} values must be >= 1, got {getattr(args, flag)}")
+    for flag in ("seeds", "gap_seeds"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.quick:
         args.clients, args.factors, args.seeds, args.gap_seeds = [5, 10, 20], [2], 2, 10
     cfg = FedsLLMConfig()

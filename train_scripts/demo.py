@@ -31,6 +31,7 @@ import tyro
 from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table, merge_config
 from agents.factory import BOX_ENV_ID
 from agents.training import train_agent
+from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 
 SURROGATE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
@@ -90,8 +91,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     """Run the demo; returns the run folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm demo")
     start = time.perf_counter()
+    at_least(timesteps=(args.timesteps, 1), bc_samples=(args.bc_samples, 1), real_rounds=(args.real_rounds, 0),
+             torch_threads=(args.torch_threads, 0))
+    if args.real_rounds:
+        non_empty(seeds=args.seeds)
+        check_env_id(args.real_env_id, flag="--real-env-id")
     cfg = env_overrides(args.config, args.calibration_path)
+    check_env_config(cfg)
     names = ("optimizer",) + tuple(b for b in args.baselines if b != "optimizer")
+    check_baselines(names + ((args.bc_teacher,) if args.bc_teacher else ()))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -99,8 +107,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.torch_threads or 1)
 
-    run_dir = Path(args.runs_dir) / run_name(BOX_ENV_ID, "demo-ppo", args.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_output_dir(Path(args.runs_dir) / run_name(BOX_ENV_ID, "demo-ppo", args.seed))
     save_run_config(run_dir, args, cfg, algo="ppo", env_id=BOX_ENV_ID)
     report: dict[str, Any] = {}
 

@@ -21,6 +21,7 @@ import torch
 import tyro
 
 from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
+from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import env_overrides, resolve_policy, run_name, save_run_config, write_json
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
@@ -57,8 +58,11 @@ class Args:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Evaluate, print and save the table; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm evaluate")
-    if not args.policies:
-        raise ValueError("--policies is empty; name at least one baseline, model zip or run folder")
+    non_empty(policies=args.policies, seeds=args.seeds)
+    at_least(max_rounds=(args.max_rounds, 0), torch_threads=(args.torch_threads, 1))
+    if args.env_id:
+        check_env_id(args.env_id)
+    check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -82,8 +86,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     rows = comparison_rows(results, reference="optimizer")
     table = markdown_table(rows, TABLE_COLUMNS)
     label = "eval" if len(resolved) > 1 else f"eval-{Path(args.policies[0]).name}"
-    out = Path(args.runs_dir) / run_name(resolved[0].env_id, label, args.seed)
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_output_dir(Path(args.runs_dir) / run_name(resolved[0].env_id, label, args.seed))
     save_run_config(out, args, None, policies=used)
     write_json(out / "episodes.json", {"rows": rows, "episodes": episodes})
     (out / "evaluation.md").write_text(table + "\n")

@@ -36,6 +36,8 @@ import tyro  # noqa: E402
 from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config  # noqa: E402
 from agents.factory import BOX_ENV_ID  # noqa: E402
 from fedsllm_env.config import FedsLLMConfig  # noqa: E402
+from fedsllm_env.errors import ConfigError, MissingFileError, UsageError  # noqa: E402
+from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty  # noqa: E402
 from train_scripts._common import (  # noqa: E402
     baseline_factory,
     baseline_names,
@@ -187,10 +189,49 @@ def plot_training_curves(run_dir: str | Path, out: Path, delay_scale_s: float = 
     return data
 
 
+def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
+    """Sweep name -> (x values, (x, config patch) per point, x label, log x axis)."""
+    w = full.wireless
+    return {
+        "clients": ([float(k) for k in args.clients],
+                    [(k, {"wireless": {"num_clients": k, "num_subchannels_ms": max(k, w.num_subchannels_ms),
+                                       "num_subchannels_fs": max(k, w.num_subchannels_fs)}}) for k in args.clients],
+                    "number of clients K", False),
+        "bandwidth": (list(args.bandwidths_mhz),
+                      [(b, {"wireless": {"subchannel_bandwidth_ms_hz": b * 1e6, "subchannel_bandwidth_fs_hz": b * 1e6}})
+                       for b in args.bandwidths_mhz],
+                      "subchannel bandwidth B_s = B_f (MHz)", True),
+        "power": (list(args.power_budgets_w),
+                  [(p, {"wireless": {"total_power_ms_w": p, "total_power_fs_w": p}}) for p in args.power_budgets_w],
+                  "total client power budget per link p_th (W)", True),
+        "rank": ([float(r) for r in (args.ranks or full.model.ranks)],
+                 [(r, {"model": {"ranks": [int(r)], "initial_rank": int(r)}})
+                  for r in (args.ranks or full.model.ranks)],
+                 "LoRA rank r (fixed)", True),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Compute the sweeps, write the PNGs and figures.json; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm figures")
+    non_empty(seeds=args.seeds, clients=args.clients, bandwidths_mhz=args.bandwidths_mhz,
+              power_budgets_w=args.power_budgets_w)
+    at_least(rounds_per_point=(args.rounds_per_point, 1), torch_threads=(args.torch_threads, 1))
     base = env_overrides(args.config, args.calibration_path)
+    check_env_config(base)
+    if args.policies:
+        check_baselines(args.policies, "--policies")
+    if args.run and not (Path(args.run) / "monitor").is_dir():
+        raise MissingFileError(f"--run {args.run}: not a training run folder (it has no monitor/ folder)")
+    defaults = merge_config(base)
+    full = FedsLLMConfig.from_dict(defaults)
+    sweeps = sweeps_of(args, full)
+    for key, (_, patches, _, _) in sweeps.items():  # every sweep point must be a valid config
+        for x, patch in patches:
+            try:
+                FedsLLMConfig.from_dict(_merge(defaults, patch))
+            except (ConfigError, TypeError) as e:
+                raise UsageError(f"the {key} sweep at {x:g} gives an invalid config: {e}") from e
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -210,27 +251,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         out = Path(args.runs_dir) / run_name(BOX_ENV_ID, "figures", args.seed) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(out, args, base)
-    defaults = merge_config(base)
-    full = FedsLLMConfig.from_dict(defaults)
     data: dict[str, Any] = {}
-    w = full.wireless
-    sweeps = {
-        "clients": ([float(k) for k in args.clients],
-                    [(k, {"wireless": {"num_clients": k, "num_subchannels_ms": max(k, w.num_subchannels_ms),
-                                       "num_subchannels_fs": max(k, w.num_subchannels_fs)}}) for k in args.clients],
-                    "number of clients K", False),
-        "bandwidth": (list(args.bandwidths_mhz),
-                      [(b, {"wireless": {"subchannel_bandwidth_ms_hz": b * 1e6, "subchannel_bandwidth_fs_hz": b * 1e6}})
-                       for b in args.bandwidths_mhz],
-                      "subchannel bandwidth B_s = B_f (MHz)", True),
-        "power": (list(args.power_budgets_w),
-                  [(p, {"wireless": {"total_power_ms_w": p, "total_power_fs_w": p}}) for p in args.power_budgets_w],
-                  "total client power budget per link p_th (W)", True),
-        "rank": ([float(r) for r in (args.ranks or full.model.ranks)],
-                 [(r, {"model": {"ranks": [int(r)], "initial_rank": int(r)}})
-                  for r in (args.ranks or full.model.ranks)],
-                 "LoRA rank r (fixed)", True),
-    }
     for key, (xs, patches, xlabel, logx) in sweeps.items():
         curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent)
         _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx)

@@ -19,19 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-import gymnasium as gym
 import numpy as np
 import torch
 import tyro
 
 from agents.checkpoint import detect_algo, latest_checkpoint
-from agents.factory import ALGOS, SCRIPT_KEYS, default_env_id
+from agents.factory import ALGOS, default_env_id
 from agents.resume import checkpoint_timesteps
 from agents.training import train_agent
-from fedsllm_env.calibration import load_calibration
-from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.runlock import RunLock
+from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, parse_hyperparams
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
@@ -95,19 +93,6 @@ class Args:
     hundreds of MB)."""
 
 
-ACTION_MODES: dict[str, tuple[str, ...]] = {
-    "ppo": ("box", "multidiscrete", "hybrid"),
-    "a2c": ("box", "multidiscrete", "hybrid"),
-    "sac": ("box",),
-    "td3": ("box",),
-    "maskable_ppo": ("multidiscrete", "hybrid"),
-}
-"""Action modes of the FedsLLM ids each algorithm can act in (checked before anything is created)."""
-
-_NON_CONSTRUCTOR_KEYS = ("policy", "noise_type", "noise_std")
-"""Hyperparameter keys the factory consumes itself (besides ``agents.factory.SCRIPT_KEYS``)."""
-
-
 @dataclass
 class RunPlan:
     """Everything :func:`main` will do, resolved and validated before anything is written."""
@@ -124,52 +109,15 @@ class RunPlan:
     """config.json of the run the checkpoint belongs to (None: a bare checkpoint)."""
 
 
-def _usage(flag: str, problem: str) -> UsageError:
-    return UsageError(f"{flag} {problem}")
-
-
 def _check_numbers(args: Args) -> None:
-    rules = (("--total-timesteps", args.total_timesteps, 0), ("--n-envs", args.n_envs, 0),
-             ("--max-rounds", args.max_rounds, 0), ("--checkpoint-freq", args.checkpoint_freq, 0),
-             ("--eval-freq", args.eval_freq, 0), ("--eval-episodes", args.eval_episodes, 1),
-             ("--torch-threads", args.torch_threads, 1), ("--bc-samples", args.bc_samples, 1),
-             ("--bc-epochs", args.bc_epochs, 1), ("--verbose", args.verbose, 0))
-    for flag, value, low in rules:
-        if value < low:
-            raise _usage(flag, f"must be >= {low}, got {value}")
+    at_least(total_timesteps=(args.total_timesteps, 0), n_envs=(args.n_envs, 0), max_rounds=(args.max_rounds, 0),
+             checkpoint_freq=(args.checkpoint_freq, 0), eval_freq=(args.eval_freq, 0),
+             eval_episodes=(args.eval_episodes, 1), torch_threads=(args.torch_threads, 1),
+             bc_samples=(args.bc_samples, 1), bc_epochs=(args.bc_epochs, 1), verbose=(args.verbose, 0))
     if args.verbose > 2:
-        raise _usage("--verbose", f"must be 0, 1 or 2, got {args.verbose}")
+        raise UsageError(f"--verbose must be 0, 1 or 2, got {args.verbose}")
     if args.run_name and (args.run_name in (".", "..") or any(c in args.run_name for c in "/\\")):
-        raise _usage("--run-name", f"must be a plain folder name (no path separators), got {args.run_name!r}")
-
-
-def _parse_hyperparams(args: Args) -> dict[str, Any]:
-    if not args.hyperparams:
-        return {}
-    try:
-        overrides = json.loads(args.hyperparams)
-    except json.JSONDecodeError as e:
-        raise _usage("--hyperparams", f"is not valid JSON ({e}): {args.hyperparams!r}") from e
-    if not isinstance(overrides, dict):
-        raise _usage("--hyperparams", f"must be a JSON object, got {args.hyperparams!r}")
-    accepted = set(inspect.signature(ALGOS[args.algo].__init__).parameters) - {"self", "env"}
-    accepted |= set(SCRIPT_KEYS) | set(_NON_CONSTRUCTOR_KEYS)
-    unknown = sorted(set(overrides) - accepted)
-    if unknown:
-        raise _usage("--hyperparams", f"has key(s) {unknown} that {args.algo} does not take; valid: {sorted(accepted)}")
-    return overrides
-
-
-def _check_env_id(env_id: str, algo: str) -> None:
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        ids = sorted(i for i in gym.registry if i.startswith("FedsLLM"))
-        raise _usage("--env-id", f"{env_id!r} is not a registered env id; FedsLLM ids: {ids}") from e
-    mode = (spec.kwargs.get("variant") or {}).get("action_mode")
-    if mode is not None and mode not in ACTION_MODES[algo]:
-        raise _usage("--algo", f"{algo} cannot act in {env_id} (action_mode {mode!r}); it needs one of "
-                               f"{list(ACTION_MODES[algo])} (e.g. {default_env_id(algo)})")
+        raise UsageError(f"--run-name must be a plain folder name (no path separators), got {args.run_name!r}")
 
 
 def _read_run_config(run_dir: Path) -> dict[str, Any] | None:
@@ -212,16 +160,13 @@ def plan_run(args: Args) -> RunPlan:
         UsageError, MissingFileError, ConfigError, CalibrationError: naming the flag or file.
     """
     _check_numbers(args)
-    overrides = _parse_hyperparams(args)
+    overrides = parse_hyperparams(args.hyperparams, [args.algo])
     if args.bc_teacher:
         if args.algo not in ("ppo", "a2c", "maskable_ppo"):
-            raise _usage("--bc-teacher", f"needs an actor-critic agent (ppo, a2c, maskable_ppo), not {args.algo}")
+            raise UsageError(f"--bc-teacher needs an actor-critic agent (ppo, a2c, maskable_ppo), not {args.algo}")
         if args.resume:
-            raise _usage("--bc-teacher", "warm-starts a fresh agent; it cannot be combined with --resume")
-        try:
-            baseline_factory(args.bc_teacher)
-        except ValueError as e:
-            raise _usage("--bc-teacher", str(e)) from e
+            raise UsageError("--bc-teacher warm-starts a fresh agent; it cannot be combined with --resume")
+        check_baselines([args.bc_teacher], "--bc-teacher")
     resume = resumed_run = None
     steps = 0
     source_dir = None
@@ -230,22 +175,26 @@ def plan_run(args: Args) -> RunPlan:
         steps = checkpoint_timesteps(resume)
         algo = detect_algo(resume)
         if algo != args.algo:
-            raise _usage("--algo", f"is {args.algo} but the checkpoint {resume} holds a {algo} agent; "
-                                   f"pass --algo {algo}")
+            raise UsageError(f"--algo is {args.algo} but the checkpoint {resume} holds a {algo} agent; "
+                             f"pass --algo {algo}")
         source_dir = _run_of_checkpoint(resume)
         resumed_run = _read_run_config(source_dir) if source_dir is not None else None
         if overrides and overrides != (resumed_run or {}).get("hyperparam_overrides"):
-            raise _usage("--hyperparams", "cannot change a resumed agent: it continues with the hyperparameters "
-                                          "saved in its checkpoint (drop the flag, or repeat the run's own)")
+            raise UsageError("--hyperparams cannot change a resumed agent: it continues with the hyperparameters "
+                             "saved in its checkpoint (drop the flag, or repeat the run's own)")
     source = resumed_run or {}
     env_id = args.env_id or source.get("env_id") or default_env_id(args.algo)
     if resumed_run and source.get("env_id") and env_id != source["env_id"]:
-        raise _usage("--env-id", f"is {env_id} but the resumed run trained on {source['env_id']}")
-    _check_env_id(env_id, args.algo)
+        raise UsageError(f"--env-id is {env_id} but the resumed run trained on {source['env_id']}")
+    check_env_id(env_id, args.algo)
     base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
     env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base)
-    load_calibration(FedsLLMConfig.from_dict(env_config).calibration_path)  # missing/broken file: fail now
+    check_env_config(env_config)
     previous = source.get("hyperparams") if isinstance(source.get("hyperparams"), dict) else {}
+    previous_args = source.get("args") if isinstance(source.get("args"), dict) else {}
+    for name in ("checkpoint_freq", "eval_freq", "save_replay_buffer"):  # flags not given: keep the run's
+        if not getattr(args, name) and previous_args.get(name):
+            setattr(args, name, previous_args[name])
     total = args.total_timesteps or previous.get("n_timesteps") or None
     n_envs = args.n_envs or previous.get("n_envs") or None
     if args.run_name:
@@ -328,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             "first_10_episodes_total_delay_mean_s": float(np.mean(delays[:10])) if delays else None,
             "last_10_episodes_total_delay_mean_s": float(np.mean(delays[-10:])) if delays else None,
             "hyperparams": hyperparams,
-            "checkpoints": [str(p) for p in sorted(result.checkpoints)],
+            "checkpoints": [str(p) for p in sorted((run_dir / "checkpoints").glob("*_steps.zip"),
+                                                   key=lambda p: int(p.stem.split("_")[-2]))],
             "resumes": history,
             "bc_loss_first_last": [result.bc_losses[0], result.bc_losses[-1]] if result.bc_losses else None,
         }

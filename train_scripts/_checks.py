@@ -1,0 +1,116 @@
+"""Argument checks shared by the commands: each raises a :class:`~fedsllm_env.errors.UsageError` (or
+``MissingFileError`` / ``ConfigError`` / ``CalibrationError``) naming the flag, before a command
+creates any file or folder.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import gymnasium as gym
+
+from fedsllm_env.calibration import load_calibration
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import UsageError
+
+__all__ = ["at_least", "non_empty", "parse_hyperparams", "check_env_id", "check_env_config", "check_baselines",
+           "new_output_dir", "ACTION_MODES"]
+
+ACTION_MODES: dict[str, tuple[str, ...]] = {
+    "ppo": ("box", "multidiscrete", "hybrid"),
+    "a2c": ("box", "multidiscrete", "hybrid"),
+    "sac": ("box",),
+    "td3": ("box",),
+    "maskable_ppo": ("multidiscrete", "hybrid"),
+}
+"""Action modes of the FedsLLM ids each algorithm can act in."""
+
+_FACTORY_KEYS = ("policy", "noise_type", "noise_std")
+"""Hyperparameter keys the agent factory consumes itself (besides ``agents.factory.SCRIPT_KEYS``)."""
+
+
+def at_least(**flags: tuple[float, float]) -> None:
+    """``at_least(n_envs=(value, 0), ...)``: each flag's value must be >= its bound."""
+    for name, (value, low) in flags.items():
+        if value < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+
+
+def non_empty(**flags: Iterable[Any]) -> None:
+    """Each named list flag must hold at least one value."""
+    for name, values in flags.items():
+        if not tuple(values):
+            raise UsageError(f"--{name.replace('_', '-')} is empty; give at least one value")
+
+
+def parse_hyperparams(text: str, algos: Iterable[str]) -> dict[str, Any]:
+    """``--hyperparams``: a JSON object whose keys every algorithm in ``algos`` accepts."""
+    if not text:
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--hyperparams is not valid JSON ({e}): {text!r}") from e
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--hyperparams must be a JSON object, got {text!r}")
+    from agents.factory import ALGOS, SCRIPT_KEYS
+
+    for algo in algos:
+        accepted = set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env"}
+        accepted |= set(SCRIPT_KEYS) | set(_FACTORY_KEYS)
+        unknown = sorted(set(overrides) - accepted)
+        if unknown:
+            raise UsageError(f"--hyperparams has key(s) {unknown} that {algo} does not take; valid: {sorted(accepted)}")
+    return overrides
+
+
+def check_env_id(env_id: str, algo: str | None = None, flag: str = "--env-id") -> None:
+    """``env_id`` is registered and, with ``algo``, has an action space that algorithm can use."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as e:
+        ids = sorted(i for i in gym.registry if i.startswith("FedsLLM"))
+        raise UsageError(f"{flag} {env_id!r} is not a registered env id; FedsLLM ids: {ids}") from e
+    mode = (spec.kwargs.get("variant") or {}).get("action_mode")
+    if algo is not None and mode is not None and mode not in ACTION_MODES[algo]:
+        from agents.factory import default_env_id
+
+        raise UsageError(f"--algo {algo} cannot act in {env_id} (action_mode {mode!r}); it needs one of "
+                         f"{list(ACTION_MODES[algo])} (e.g. {default_env_id(algo)})")
+
+
+def check_env_config(overrides: dict[str, Any]) -> FedsLLMConfig:
+    """Build the config of ``overrides`` and load its calibration file (missing or broken: fail now)."""
+    cfg = FedsLLMConfig.from_dict(overrides)
+    load_calibration(cfg.calibration_path)
+    return cfg
+
+
+def check_baselines(names: Iterable[str], flag: str = "--baselines") -> None:
+    """Every name is a baseline of :data:`baselines.policy.BASELINE_NAMES`."""
+    from baselines.policy import BASELINE_NAMES
+
+    unknown = [n for n in names if n not in BASELINE_NAMES]
+    if unknown:
+        raise UsageError(f"{flag}: unknown baseline(s) {unknown}; choose from {list(BASELINE_NAMES)}")
+
+
+def new_output_dir(path: str | Path) -> Path:
+    """Create a new, empty output folder at ``path``, or at ``path-2``, ``path-3``, ... if it exists.
+
+    Two commands started in the same second get timestamped names that collide; ``mkdir`` without
+    ``exist_ok`` is atomic, so each gets its own folder and neither overwrites the other's files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, i = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            i += 1
+            candidate = path.with_name(f"{path.name}-{i}")
