@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.factory import ALGOS
 from fedsllm_env.atomic import atomic_write
+from fedsllm_env.errors import MissingFileError, UsageError
 
 __all__ = ["atomic_save", "save_vec_normalize", "sidecar", "AtomicCheckpointCallback", "latest_checkpoint",
            "detect_algo", "load_agent", "resume"]
@@ -159,9 +160,12 @@ def detect_algo(path: str | os.PathLike[str]) -> str:
         "maskable_ppo", "sac", "td3", "ppo" or "a2c" (PPO and A2C share a policy class; PPO is the
         one that stores ``clip_range``).
     """
-    data, _, _ = load_from_zip_file(path, load_data=True, device="cpu", print_system_info=False)
+    try:
+        data, _, _ = load_from_zip_file(path, load_data=True, device="cpu", print_system_info=False)
+    except Exception as e:  # BadZipFile, ValueError, JSON errors...: all mean "not a readable model zip"
+        raise UsageError(f"{path} is not a readable Stable-Baselines3 model zip ({type(e).__name__}: {e})") from e
     if not data or "policy_class" not in data:
-        raise ValueError(f"{path} is not a Stable-Baselines3 model zip (no policy_class in its data)")
+        raise UsageError(f"{path} is not a Stable-Baselines3 model zip (no policy_class in its data)")
     module = getattr(data["policy_class"], "__module__", "")
     if "maskable" in module:
         return "maskable_ppo"
@@ -187,11 +191,13 @@ def load_agent(path: str | os.PathLike[str], algo: str | None = None, env: gym.E
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no saved agent at {path}")
-    algo = algo or detect_algo(path)
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
-    return ALGOS[algo].load(path, env=env, device=device, **kwargs)
+        raise MissingFileError(f"no saved agent at {path}")
+    if algo is not None and algo not in ALGOS:
+        raise UsageError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
+    saved = detect_algo(path)
+    if algo is not None and algo != saved:
+        raise UsageError(f"{path} holds a {saved} agent, not {algo}")
+    return ALGOS[saved].load(path, env=env, device=device, **kwargs)
 
 
 def resume(path: str | os.PathLike[str], env: gym.Env | VecEnv, total_timesteps: int,

@@ -13,7 +13,7 @@ from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.channel import ChannelModel, make_channel_model
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import check_feasible, round_delay
-from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
+from fedsllm_env.errors import ConfigError, InvalidActionError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.reward import reward_terms, total_reward
 from fedsllm_env.spaces import ActionCodec, ObservationCodec
@@ -220,5 +220,9 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         return decoded if (split, rank) == (decoded.split, decoded.rank) else decoded.replace(split=split, rank=rank)
 
     def _observe(self) -> np.ndarray:
-        return self._obs_codec.encode(self.channel, self.scenario, self._split, self._rank, self._val_loss,
-                                      self._initial_val_loss, self._rounds)
+        obs = self._obs_codec.encode(self.channel, self.scenario, self._split, self._rank, self._val_loss,
+                                     self._initial_val_loss, self._rounds)
+        if not np.isfinite(obs).all():  # never hand NaN/inf to an agent
+            raise NonFiniteError(f"observation has NaN/inf at indices {np.nonzero(~np.isfinite(obs))[0].tolist()} "
+                                 f"(validation loss {self._val_loss}, initial {self._initial_val_loss})")
+        return obs

@@ -150,8 +150,14 @@ def read_monitor(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     for path in sorted(Path(folder).glob("*.monitor.csv")):
         with path.open() as fh:
             fh.readline()  # '#{"t_start": ...}' header
-            for row in csv.DictReader(fh):
+            records = list(csv.DictReader(fh))
+        for i, row in enumerate(records):
+            try:
                 rows.append((float(row["t"]), float(row["r"]), int(row["l"])))
+            except (KeyError, TypeError, ValueError) as e:
+                if i == len(records) - 1:  # the last row of a killed run may be cut short
+                    break
+                raise UsageError(f"{path}: row {i + 1} is not a Monitor row (r,l,t): {row}") from e
     rows.sort()
     if not rows:
         return np.zeros(0), np.zeros(0)
