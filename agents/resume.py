@@ -9,7 +9,9 @@ N) is cut back to N, and the loggers then append:
   the wall time since the run began;
 - ``episodes.jsonl`` (:class:`agents.callbacks.FedsLLMInfoCallback`): episodes after step N dropped;
 - TensorBoard: SB3 continues in the same ``tb/<algo>_<i>`` folder (``reset_num_timesteps=False``);
-  a ``purge_step=N+1`` marker makes TensorBoard discard the events the old run wrote after step N.
+  a ``purge_step=N+1`` marker makes TensorBoard discard the events the old run wrote after step N;
+- ``eval/evaluations.npz`` (EvalCallback): the evaluations up to step N are loaded back into the new
+  callback (:func:`restore_evaluations`), which rewrites the file with them first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from fedsllm_env.atomic import atomic_write
 from fedsllm_env.errors import UsageError
 
 __all__ = ["EPISODE_LOG", "checkpoint_timesteps", "truncate_monitor", "purge_tensorboard", "prepare_resume",
-           "continue_monitor"]
+           "continue_monitor", "restore_evaluations"]
 
 EPISODE_LOG = "episodes.jsonl"
 """Episode log of a run folder (one JSON object per finished training episode)."""
@@ -145,3 +149,39 @@ def continue_monitor(env: Monitor) -> Monitor:
     except (ValueError, KeyError, TypeError):
         pass  # no readable header: times are relative to this process
     return env
+
+
+def restore_evaluations(callback: Any, timesteps: int) -> int:
+    """Load an EvalCallback's earlier evaluations (steps <= ``timesteps``) from its ``evaluations.npz``.
+
+    SB3's EvalCallback starts its lists empty and rewrites the file at every evaluation, which would drop
+    the curve of the run before the resume. Returns the number of evaluations restored.
+    """
+    path = getattr(callback, "log_path", None)  # ".../eval/evaluations"; np.savez adds ".npz"
+    if not path:
+        return 0
+    path = path if str(path).endswith(".npz") else f"{path}.npz"
+    if not os.path.isfile(path):
+        return 0
+    import numpy as np
+
+    try:
+        with np.load(path) as data:
+            keep = data["timesteps"] <= timesteps
+            restored = {"evaluations_timesteps": data["timesteps"][keep].tolist(),
+                        "evaluations_results": data["results"][keep].tolist(),
+                        "evaluations_length": data["ep_lengths"][keep].tolist()}
+            if "successes" in data.files and len(data["successes"]) == len(keep):
+                restored["evaluations_successes"] = data["successes"][keep].tolist()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # e.g. cut by a kill during np.savez
+        aside = f"{path}.unreadable"
+        os.replace(path, aside)
+        warnings.warn(f"{path} is unreadable ({e}); moved to {aside}, the evaluation curve restarts", stacklevel=2)
+        return 0
+    widths = {len(r) for r in restored["evaluations_results"]}
+    if widths and widths != {callback.n_eval_episodes}:
+        raise UsageError(f"{path} holds {widths.pop()} episodes per evaluation but this run evaluates "
+                         f"{callback.n_eval_episodes}: resume with the run's --eval-episodes")
+    for name, values in restored.items():
+        setattr(callback, name, values)
+    return len(restored["evaluations_timesteps"])

@@ -32,7 +32,7 @@ from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, sav
 from agents.evaluation import Policy, merge_config
 from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
 from agents.imitation import behaviour_clone, collect_demonstrations
-from agents.resume import EPISODE_LOG, checkpoint_timesteps, continue_monitor, prepare_resume
+from agents.resume import EPISODE_LOG, checkpoint_timesteps, continue_monitor, prepare_resume, restore_evaluations
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.progress import is_interactive
 from fedsllm_env.runlock import RunLock
@@ -218,8 +218,11 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                                                    save_replay_buffer=save_replay_buffer)
                 callbacks.append(ckpt_cb)
             if eval_freq > 0:
-                callbacks.append(_eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes,
-                                                eval_seed, verbose))
+                eval_cb = _eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes, eval_seed,
+                                         verbose)
+                if resume_from is not None:
+                    restore_evaluations(eval_cb, checkpoint_timesteps(resume_from))
+                callbacks.append(eval_cb)
             start = time.perf_counter()
             bc_losses: list[float] = []
             if resume_from is not None:

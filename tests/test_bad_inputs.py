@@ -272,7 +272,7 @@ def files(tmp_path_factory, calibration_path):
     runs = d / "runs"
     train.main(["--total-timesteps", "128", "--hyperparams", TINY, "--calibration-path", calibration_path,
                 "--runs-dir", str(runs), "--run-name", "ppo", "--checkpoint-freq", "64", "--max-rounds", "5",
-                "--no-progress-bar"])
+                "--eval-freq", "64", "--eval-episodes", "1", "--no-progress-bar"])
     broken = runs / "broken_cfg"
     broken.mkdir()
     (broken / "checkpoints").mkdir()
@@ -290,7 +290,7 @@ def _train_cases():
         (["--n-envs", "-1"], UsageError, "--n-envs must be >= 0"),
         (["--checkpoint-freq", "-1"], UsageError, "--checkpoint-freq must be >= 0"),
         (["--eval-freq", "-3"], UsageError, "--eval-freq must be >= 0"),
-        (["--eval-episodes", "0"], UsageError, "--eval-episodes must be >= 1"),
+        (["--eval-episodes", "-1"], UsageError, "--eval-episodes must be >= 0"),
         (["--torch-threads", "0"], UsageError, "--torch-threads must be >= 1"),
         (["--bc-samples", "0"], UsageError, "--bc-samples must be >= 1"),
         (["--bc-epochs", "0"], UsageError, "--bc-epochs must be >= 1"),
@@ -300,6 +300,9 @@ def _train_cases():
         (["--hyperparams", "{bad"], UsageError, "--hyperparams is not valid JSON"),
         (["--hyperparams", "[1]"], UsageError, "--hyperparams must be a JSON object"),
         (["--hyperparams", '{"n_stepz": 5}'], UsageError, "['n_stepz'] that ppo does not take"),
+        (["--hyperparams", '{"n_steps": -1}'], UsageError, "rejected by ppo: `n_steps * n_envs` must be greater"),
+        (["--hyperparams", '{"learning_rate": "abc"}'], UsageError, "rejected by ppo: The learning rate schedule"),
+        (["--algo", "sac", "--hyperparams", '{"policy_kwargs": {"net_arch": "x"}}'], UsageError, "rejected by sac"),
         (["--env-id", "Nope-v0"], UsageError, "'Nope-v0' is not a registered env id"),
         (["--algo", "sac", "--env-id", "FedsLLM-Surrogate-Discrete-v0"], UsageError, "sac cannot act in"),
         (["--algo", "maskable_ppo", "--env-id", "FedsLLM-Surrogate-v0"], UsageError, "maskable_ppo cannot act in"),
@@ -321,6 +324,7 @@ def _train_cases():
         (["--resume", ckpt, "--hyperparams", '{"n_steps": 128}'], UsageError, "cannot change a resumed agent"),
         (["--resume", ckpt, "--env-id", "FedsLLM-Surrogate-Discrete-v0"], UsageError, "resumed run trained on"),
         (["--resume", ckpt, "--bc-teacher", "equal_power"], UsageError, "cannot be combined with --resume"),
+        (["--resume", ckpt, "--eval-episodes", "3"], UsageError, "--eval-episodes 3 differs from the resumed run's 1"),
         (["--resume", "{d}/runs/broken_cfg"], UsageError, "broken_cfg/config.json is not valid JSON"),
         (["--run-name", "ppo", "--runs-dir", "{d}/runs"], UsageError, "already holds another run"),
     ]
@@ -536,7 +540,8 @@ def test_killed_run_resumes_with_monitor_episodes_tensorboard_and_summary_intact
     run = tmp_path / "r"
     proc = _python("-m", "train_scripts.cli", "train", "--total-timesteps", "1000000", "--hyperparams", TINY,
                    "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "r",
-                   "--checkpoint-freq", "64", "--max-rounds", "5", "--no-progress-bar")
+                   "--checkpoint-freq", "64", "--max-rounds", "5", "--eval-freq", "96", "--eval-episodes", "1",
+                   "--no-progress-bar")
     deadline = time.monotonic() + 240
     while not (run / "checkpoints" / "checkpoint_192_steps.zip").is_file():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
@@ -571,6 +576,9 @@ def test_killed_run_resumes_with_monitor_episodes_tensorboard_and_summary_intact
     acc.Reload()
     logged = [e.step for e in acc.Scalars("rollout/ep_rew_mean")]
     assert logged == sorted(set(logged)) and logged[0] <= 64 and logged[-1] == total
+    with np.load(run / "eval" / "evaluations.npz") as ev:  # the evaluation curve spans the resume
+        evaluated = ev["timesteps"].tolist()
+    assert evaluated == sorted(set(evaluated)) and evaluated[0] == 96 and evaluated[-1] > newest
 
 
 # ==== the count (``python -c "import sys; sys.path[:0] = ['tests', '.']; import test_bad_inputs as t; print(t.count())"``)

@@ -16,8 +16,8 @@ from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import UsageError
 
-__all__ = ["at_least", "non_empty", "parse_hyperparams", "check_env_id", "check_env_config", "check_baselines",
-           "new_output_dir", "ACTION_MODES"]
+__all__ = ["at_least", "non_empty", "parse_hyperparams", "check_env_id", "check_agent", "check_env_config",
+           "check_baselines", "new_output_dir", "ACTION_MODES"]
 
 ACTION_MODES: dict[str, tuple[str, ...]] = {
     "ppo": ("box", "multidiscrete", "hybrid"),
@@ -80,6 +80,21 @@ def check_env_id(env_id: str, algo: str | None = None, flag: str = "--env-id") -
 
         raise UsageError(f"--algo {algo} cannot act in {env_id} (action_mode {mode!r}); it needs one of "
                          f"{list(ACTION_MODES[algo])} (e.g. {default_env_id(algo)})")
+
+
+def check_agent(algo: str, env_id: str, overrides: dict[str, Any], hyperparams: dict[str, Any]) -> None:
+    """Build ``algo`` with ``hyperparams`` on the surrogate twin of ``env_id`` (same spaces, no engine), so a
+    value SB3 rejects (``n_steps: -1``, a learning rate that is not a number, ...) fails before any file."""
+    from agents.factory import make_agent
+
+    variant = dict((gym.spec(env_id).kwargs.get("variant") or {}), mode="surrogate")
+    env = gym.make(env_id, config=overrides, variant=variant)
+    try:
+        make_agent(algo, env, None, hyperparams, env_id=env_id)
+    except (AssertionError, ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"--hyperparams {json.dumps(hyperparams)} rejected by {algo}: {e}") from e
+    finally:
+        env.close()
 
 
 def check_env_config(overrides: dict[str, Any]) -> FedsLLMConfig:

@@ -29,7 +29,14 @@ from agents.resume import checkpoint_timesteps
 from agents.training import train_agent
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.runlock import RunLock
-from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, parse_hyperparams
+from train_scripts._checks import (
+    at_least,
+    check_agent,
+    check_baselines,
+    check_env_config,
+    check_env_id,
+    parse_hyperparams,
+)
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
@@ -61,8 +68,8 @@ class Args:
     """Save an atomic checkpoint every this many env steps (0 = only model.zip at the end)."""
     eval_freq: int = 0
     """Evaluate every this many steps with an EvalCallback (0 = off); curve in eval/evaluations.npz."""
-    eval_episodes: int = 5
-    """Episodes per periodic evaluation."""
+    eval_episodes: int = 0
+    """Episodes per periodic evaluation (0 = 5, or the resumed run's)."""
     resume: str = ""
     """Checkpoint zip, or run folder (its newest checkpoint), to resume from. The run continues in the
     checkpoint's own run folder (unless --run-name), with its env id, env overrides, n_envs and budget
@@ -112,7 +119,7 @@ class RunPlan:
 def _check_numbers(args: Args) -> None:
     at_least(total_timesteps=(args.total_timesteps, 0), n_envs=(args.n_envs, 0), max_rounds=(args.max_rounds, 0),
              checkpoint_freq=(args.checkpoint_freq, 0), eval_freq=(args.eval_freq, 0),
-             eval_episodes=(args.eval_episodes, 1), torch_threads=(args.torch_threads, 1),
+             eval_episodes=(args.eval_episodes, 0), torch_threads=(args.torch_threads, 1),
              bc_samples=(args.bc_samples, 1), bc_epochs=(args.bc_epochs, 1), verbose=(args.verbose, 0))
     if args.verbose > 2:
         raise UsageError(f"--verbose must be 0, 1 or 2, got {args.verbose}")
@@ -190,11 +197,16 @@ def plan_run(args: Args) -> RunPlan:
     base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
     env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base)
     check_env_config(env_config)
+    if resume is None and overrides:
+        check_agent(args.algo, env_id, env_config, overrides)
     previous = source.get("hyperparams") if isinstance(source.get("hyperparams"), dict) else {}
     previous_args = source.get("args") if isinstance(source.get("args"), dict) else {}
-    for name in ("checkpoint_freq", "eval_freq", "save_replay_buffer"):  # flags not given: keep the run's
+    for name in ("checkpoint_freq", "eval_freq", "eval_episodes", "save_replay_buffer"):  # not given: the run's
         if not getattr(args, name) and previous_args.get(name):
             setattr(args, name, previous_args[name])
+    if resumed_run and args.eval_freq and (args.eval_episodes or 5) != (previous_args.get("eval_episodes") or 5):
+        raise UsageError(f"--eval-episodes {args.eval_episodes} differs from the resumed run's "
+                         f"{previous_args.get('eval_episodes') or 5}: its evaluation curve could not continue")
     total = args.total_timesteps or previous.get("n_timesteps") or None
     n_envs = args.n_envs or previous.get("n_envs") or None
     if args.run_name:
@@ -259,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         result = train_agent(
             args.algo, run_dir, env_id=plan.env_id, seed=args.seed, total_timesteps=plan.total_timesteps,
             config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
-            checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+            checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes or 5,
             progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose,
             resume_from=plan.resume, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
