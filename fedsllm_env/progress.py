@@ -9,6 +9,7 @@ quarter of the work (and at most one per ``min_interval_s`` in between), with th
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import IO, Any, Iterable, Iterator
@@ -114,8 +115,12 @@ def progress_bar(iterable: Iterable[Any] | None = None, total: float | None = No
         enabled: False: report nothing.
         **tqdm_kwargs: passed to tqdm only (e.g. ``leave=False``).
     """
-    if enabled and not is_interactive():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with the [train] extra; the core package reports in plain lines
+        tqdm = None
+    if enabled and (tqdm is None or not is_interactive()):
         return PlainProgress(iterable, total=total, desc=desc)
-    from tqdm.auto import tqdm
-
+    if tqdm is None:
+        return PlainProgress(iterable, total=total, desc=desc, min_interval_s=math.inf, fractions=())
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, **tqdm_kwargs)

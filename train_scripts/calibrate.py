@@ -181,4 +181,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from train_scripts.cli import run_as_script
+
+    run_as_script("calibrate")
