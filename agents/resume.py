@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -101,9 +102,22 @@ def purge_tensorboard(tb_dir: str | os.PathLike[str], tb_log_name: str, timestep
     folder = Path(tb_dir) / f"{tb_log_name}_{run_id}"
     from torch.utils.tensorboard import SummaryWriter
 
+    # TensorBoard reads a folder's event files in name order, and names start with the creation second:
+    # the marker must sort after the old run's files and before the files of the resumed run
+    stamps = [int(m.group(1)) for p in folder.glob("events.out.tfevents.*")
+              if (m := re.match(r"events\.out\.tfevents\.(\d+)\.", p.name))]
+    _wait_past_second(max(stamps, default=0))
+    marker_second = int(time.time())
     # events at step N itself were logged before or at the checkpoint (SB3 dumps a rollout's stats, then trains)
     SummaryWriter(log_dir=str(folder), purge_step=int(timesteps) + 1).close()
+    _wait_past_second(marker_second)
     return folder
+
+
+def _wait_past_second(second: int) -> None:
+    """Sleep until the wall clock is past ``second`` (at most about a second)."""
+    while int(time.time()) <= second:
+        time.sleep(0.02)
 
 
 def prepare_resume(run_dir: str | os.PathLike[str], timesteps: int, tb_log_name: str | None,
