@@ -86,7 +86,7 @@ CONFIG_CASES = [
     ({"wireless": {"num_clients": True}}, TypeError, "num_clients must be an int"),
     ({"wireless": {"num_subchannels_ms": "10"}}, TypeError, "num_subchannels_ms must be an int"),
     ({"compute": {"client_cpu_freq_range_hz": [1e9, INF]}}, ConfigError, "client_cpu_freq_range_hz[1] must be finite"),
-    ({"compute": {"client_cpu_freq_range_hz": [1e9, "2e9"]}}, TypeError, "client_cpu_freq_range_hz[1] must be a number"),
+    ({"compute": {"client_cpu_freq_range_hz": [1e9, "2e9"]}}, TypeError, "client_cpu_freq_range_hz[1] must be a"),
     ({"compute": {"client_cpu_freq_range_hz": [1e-300, 1e9]}}, ConfigError, "client_cpu_freq_range_hz"),
     ({"compute": {"client_cpu_freq_range_hz": [1e9, 1e13]}}, ConfigError, "must hold values in [1, 1e+12] Hz"),
     ({"compute": {"client_flops_per_cycle_choices": ["a"]}}, TypeError, "client_flops_per_cycle_choices[0]"),
@@ -267,6 +267,8 @@ def files(tmp_path_factory, calibration_path):
     (d / "latin1.json").write_bytes(b'{"training": {"dataset": "caf\xe9"}}')
     (d / "unknown.json").write_text('{"wireless": {"num_client": 3}}')
     (d / "hot.json").write_text('{"wireless": {"noise_psd_dbm_per_hz": 200}}')
+    (d / "trace.json").write_text(json.dumps({"wireless": {"channel_model": "trace",
+                                                           "channel_trace_path": str(d / "no_trace.npz")}}))
     (d / "notzip.zip").write_text("this is not a zip")
     (d / "empty_run").mkdir()
     runs = d / "runs"
@@ -316,6 +318,7 @@ def _train_cases():
         (["--config", "{d}/latin1.json"], UsageError, "latin1.json is not valid JSON"),
         (["--config", "{d}/unknown.json"], ConfigError, "unknown WirelessConfig key(s) ['num_client']"),
         (["--config", "{d}/hot.json"], ConfigError, "noise_psd_dbm_per_hz must be in"),
+        (["--config", "{d}/trace.json"], MissingFileError, "channel trace {d}/no_trace.npz does not exist"),
         (["--resume", "{d}/missing.zip"], MissingFileError, "no such checkpoint zip or run folder"),
         (["--resume", "{d}/notzip.zip"], UsageError, "notzip.zip is not a readable Stable-Baselines3"),
         (["--resume", "{d}/empty_run"], MissingFileError, "has neither checkpoints/*.zip nor model.zip"),
@@ -558,8 +561,7 @@ def test_killed_run_resumes_with_monitor_episodes_tensorboard_and_summary_intact
     assert header == t_start  # the monitor keeps its original start time ...
     lengths = np.cumsum([int(r[1]) for r in rows])
     kept = int(np.searchsorted(lengths, newest, side="right"))
-    assert rows[:kept] == [r for r in rows_before if r in rows_before[:kept]]  # ... and every episode up to the checkpoint
-    assert rows[:kept] == rows_before[:kept] and lengths[kept - 1] <= newest
+    assert rows[:kept] == rows_before[:kept] and lengths[kept - 1] <= newest  # ... and every episode up to N
     times = [float(r[2]) for r in rows]
     assert times == sorted(times)  # appended, wall time since the run began
     summary = json.loads((run / "train_summary.json").read_text())
@@ -581,7 +583,7 @@ def test_killed_run_resumes_with_monitor_episodes_tensorboard_and_summary_intact
     assert evaluated == sorted(set(evaluated)) and evaluated[0] == 96 and evaluated[-1] > newest
 
 
-# ==== the count (``python -c "import sys; sys.path[:0] = ['tests', '.']; import test_bad_inputs as t; print(t.count())"``)
+# ==== the count: python -c "import sys; sys.path[:0] = ['tests', '.']; import test_bad_inputs as t; print(t.count())"
 
 INPUT_TABLES = {"config": CONFIG_CASES, "reward": REWARD_CASES, "actions": ACTION_CASES, "gains": GAIN_CASES,
                 "train": TRAIN_CASES, "other commands": OTHER_CASES, "file modes": MODE_CASES,

@@ -14,7 +14,7 @@ import gymnasium as gym
 
 from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import UsageError
+from fedsllm_env.errors import MissingFileError, UsageError
 
 __all__ = ["at_least", "non_empty", "parse_hyperparams", "check_env_id", "check_agent", "check_env_config",
            "check_baselines", "new_output_dir", "ACTION_MODES"]
@@ -98,8 +98,15 @@ def check_agent(algo: str, env_id: str, overrides: dict[str, Any], hyperparams: 
 
 
 def check_env_config(overrides: dict[str, Any]) -> FedsLLMConfig:
-    """Build the config of ``overrides`` and load its calibration file (missing or broken: fail now)."""
+    """Build the config of ``overrides``, its channel model and its calibration (a missing or broken file
+    such as a channel trace or a calibration table fails now)."""
+    from fedsllm_env.channel import make_channel_model
+
     cfg = FedsLLMConfig.from_dict(overrides)
+    try:
+        make_channel_model(cfg.wireless, cfg.compute)
+    except FileNotFoundError as e:
+        raise MissingFileError(str(e)) from e
     load_calibration(cfg.calibration_path)
     return cfg
 
