@@ -63,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fedsllm: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
     from fedsllm_env.errors import FedsLLMError, missing_dependency
+    from fedsllm_env.progress import is_interactive
 
+    quiet = not is_interactive() and "TQDM_DISABLE" not in os.environ
+    if quiet:  # a log: third-party tqdm bars (e.g. transformers' weight loading) stay silent; ours print
+        os.environ["TQDM_DISABLE"] = "1"  # plain lines (fedsllm_env.progress)
     try:
         try:
             module = importlib.import_module(COMMANDS[command][0])
@@ -75,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"fedsllm {command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if quiet:
+            del os.environ["TQDM_DISABLE"]
     return EXIT_OK
 
 
