@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -292,7 +293,12 @@ class ModelConfig(_Validated):
     """Backbone, split candidates and LoRA."""
 
     backbone: str = "tiny-gpt2"
-    """"tiny-gpt2" (built and pre-trained locally, cached) or any HF name / local path of a GPT-2 style LM."""
+    """"tiny-gpt2" (built and pre-trained locally, cached), a local folder or a Hugging Face hub name of a GPT-2,
+    LLaMA-style (LLaMA, Qwen2, Mistral, SmolLM) or OPT causal LM."""
+    device: str = "auto"
+    """Where the real engine trains: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" or "mps"."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Compute dtype of the frozen backbone (LoRA adapters stay float32); 16-bit dtypes send 16-bit activations."""
     ranks: tuple[int, ...] = (1, 2, 4, 8, 16)
     """Candidate LoRA ranks r (one rank shared by every adapted module)."""
     lora_scaling: float = 2.0
@@ -300,9 +306,12 @@ class ModelConfig(_Validated):
     lora_dropout: float = 0.0
     """Dropout on the LoRA input."""
     lora_target_modules: tuple[str, ...] = ("attn.c_attn", "attn.c_proj")
-    """Module-name suffixes (inside each block) that get a LoRA adapter: the attention projections."""
+    """Sub-modules (inside each block) that get a LoRA adapter: the family's own suffixes, GPT-2 names standing
+    for the same role in every family ("attn.c_attn" = q/k/v, "attn.c_proj" = attention output, "mlp.c_fc",
+    "mlp.c_proj") or "attention" / "mlp" / "all". Default: the attention projections."""
     activation_bits: int = 32
-    """q, bits per activation / gradient / LoRA element on the air (32 = the fp32 tensors actually sent)."""
+    """q, bits per activation / gradient / LoRA element on the air; activations and gradients are capped by the
+    compute dtype's bits. Below the tensors' own bits the engine quantises what it sends (bfloat16 / int8)."""
     initial_split: int = 1
     """Cut index c used before the first action (1 <= c <= L-1)."""
     initial_rank: int = 4
@@ -338,6 +347,8 @@ class ModelConfig(_Validated):
                  self.tiny_n_embd, f"must be a positive multiple of tiny_n_head={self.tiny_n_head}")
         _require(self.tiny_pretrain_steps >= 0, n, "tiny_pretrain_steps", self.tiny_pretrain_steps, "must be >= 0")
         _require(self.initial_split >= 1, n, "initial_split", self.initial_split, "must be >= 1")
+        _require(isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
+                 n, "device", self.device, "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
 @dataclass(frozen=True)
@@ -353,7 +364,8 @@ class TrainingConfig(_Validated):
     learning_rate: float = 2e-3
     """AdamW learning rate of the LoRA parameters (client and server side)."""
     dataset: str = "e2e-synthetic"
-    """"e2e-synthetic" (generated meaning-representation -> sentence pairs) or a local .txt / .jsonl path."""
+    """"e2e-synthetic" (generated meaning-representation -> sentence pairs) or a local .txt / .jsonl / .csv path
+    (official E2E ``mr,ref`` or Hugging Face ``meaning_representation,human_reference`` fields, or ``text``)."""
     num_train_samples: int = 2000
     """Training examples generated (synthetic dataset) or read at most (files)."""
     num_val_samples: int = 200
@@ -362,8 +374,8 @@ class TrainingConfig(_Validated):
     """How training data is split across clients."""
     dirichlet_alpha: float = 0.5
     """Concentration of the Dirichlet non-IID partition (over meaning-representation venue types)."""
-    val_batches: int = 4
-    """Validation mini-batches evaluated per round."""
+    val_batches: int = 0
+    """Validation mini-batches evaluated per round; 0 = every validation example."""
     target_val_loss: float = 0.0
     """Episode terminates when validation loss <= this; 0 = use the calibration file's target."""
     max_rounds: int = 80
@@ -375,9 +387,10 @@ class TrainingConfig(_Validated):
         _check_numbers(self)
         n = "TrainingConfig"
         for name in ("batch_size", "seq_len", "local_iterations", "num_train_samples", "num_val_samples",
-                     "val_batches", "max_rounds"):
+                     "max_rounds"):
             v = getattr(self, name)
             _require(v >= 1, n, name, v, "must be >= 1")
+        _require(self.val_batches >= 0, n, "val_batches", self.val_batches, "must be >= 0 (0 = all)")
         _require(self.seq_len >= 8, n, "seq_len", self.seq_len, "must be >= 8")
         _require(self.learning_rate > 0, n, "learning_rate", self.learning_rate, "must be > 0")
         _require(self.dirichlet_alpha > 0, n, "dirichlet_alpha", self.dirichlet_alpha, "must be > 0")

@@ -5,8 +5,9 @@ Formulas (see ../shared/SPEC.md and the README's modelling assumptions):
 - rate of client k on link x: R_k = sum_{i owned by k} B_x log2(1 + p_i g_{k,i} / (N0 B_x));
 - client compute: T_k^F = b FLOPs_fwd(1..c) / (f_k kappa_k (1 - load_k)), T_k^B = beta T_k^F;
 - server compute: T^S = K b (1 + beta) FLOPs_fwd(c+1..L, head) / (f_s kappa_s);
-- payloads: activations b n d q bits (+ labels b n ceil(log2 V)), gradients b n d q (downlink at a
-  fixed rate), client LoRA q * sum over its adapted modules of r (d_in + d_out) bits;
+- payloads: activations b n d q_a bits (+ labels b n ceil(log2 V)), gradients b n d q_a (downlink at a
+  fixed rate), client LoRA q * sum over its adapted modules of r (d_in + d_out) bits, with
+  q_a = min(q, bits of the compute dtype) and, at 8 bits, one 32-bit scale per token / LoRA matrix;
 - T_iter = max_k(T_k^F + T_k^up) + T^S + max_k(T_k^down + T_k^B);
 - T_round = I T_iter + max_k T_k^{LoRA up} + T^broadcast; T = E(r) T_round.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import InfeasibleDecisionError
-from fedsllm_env.profile import ModelShape
+from fedsllm_env.profile import QUANT_SCALE_BITS, ModelShape, wire_bits
 from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
 from fedsllm_env.units import dbm_to_watt
 
@@ -75,18 +76,27 @@ def _flops(shape: ModelShape, split: int, rank: int, seq_len: int, targets: tupl
 
 
 def payload_bits(shape: ModelShape, split: int, rank: int, cfg: FedsLLMConfig) -> tuple[float, float, float]:
-    """(activation_bits, label_bits, lora_bits) of one client: per iteration, per iteration, per round."""
+    """(activation_bits, label_bits, lora_bits) of one client: per iteration, per iteration, per round.
+
+    Activations (and their gradients) are sent at q_a = min(activation_bits, bits of ``model.dtype``), the
+    LoRA adapters (float32) at q = activation_bits; at 8 bits every activation row (token) and every LoRA
+    matrix also carries one fp32 scale (see ``fedsllm_env.splitfed.wire``).
+    """
     t, m = cfg.training, cfg.model
     return _payload_bits(shape, int(split), int(rank), t.batch_size, t.seq_len, m.activation_bits,
-                         m.lora_target_modules)
+                         wire_bits(m.activation_bits, m.dtype), m.lora_target_modules)
 
 
 @lru_cache(maxsize=4096)
 def _payload_bits(shape: ModelShape, split: int, rank: int, batch_size: int, seq_len: int, bits: int,
-                  targets: tuple[str, ...]) -> tuple[float, float, float]:
-    act = float(shape.activation_elements(batch_size, seq_len) * bits)
+                  act_bits: int, targets: tuple[str, ...]) -> tuple[float, float, float]:
+    act = float(shape.activation_elements(batch_size, seq_len) * act_bits)
+    if act_bits == 8:
+        act += batch_size * seq_len * QUANT_SCALE_BITS
     labels = float(batch_size * seq_len * math.ceil(math.log2(shape.vocab_size)))
     lora = float(shape.client_lora_params(split, rank, targets) * bits)
+    if bits == 8:
+        lora += split * 2 * len(shape.resolve_targets(tuple(targets))) * QUANT_SCALE_BITS
     return act, labels, lora
 
 

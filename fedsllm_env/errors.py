@@ -100,3 +100,16 @@ class MissingFileError(FedsLLMError, FileNotFoundError):
 
 class RunFolderBusyError(FedsLLMError, RuntimeError):
     """Another live process is writing into the same run folder (see ``fedsllm_env.runlock``)."""
+
+
+class BackboneError(FedsLLMError, ValueError):
+    """A backbone cannot be used: truncated or corrupted weights, weights missing, NaN weights."""
+
+
+class BackboneNotFoundError(FedsLLMError, FileNotFoundError):
+    """A backbone is neither a local folder nor in the Hugging Face cache, and cannot be downloaded."""
+
+
+class TrainingError(FedsLLMError, RuntimeError):
+    """Real training cannot go on: a non-finite loss, a batch without labelled tokens, token ids outside the
+    model's vocabulary (the message names the round, the client and the cause)."""

@@ -14,8 +14,10 @@ E2E task is a real adaptation. Everything is generated from explicit ``numpy.ran
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -211,39 +213,81 @@ def _example_from_text(text: str) -> Example:
     return Example(text, prompt, label)
 
 
-def load_examples(path: str | Path) -> list[Example]:
-    """Read examples from a local ``.txt`` (one per non-empty line) or ``.jsonl`` file.
+_FIELD_PAIRS = (("mr", "ref"), ("meaning_representation", "human_reference"))
+"""(meaning representation, reference) field names: the official E2E release and the Hugging Face dataset."""
 
-    ``.jsonl`` objects need ``"text"`` or both ``"mr"`` and ``"ref"`` (joined as ``"mr => ref"``).
+
+def _read_text(p: Path) -> str:
+    """The file as text (UTF-8, an optional BOM ignored); one clear error for other encodings."""
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"dataset file {str(p)!r} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                         f"{e.start}); convert it, e.g. `iconv -f latin1 -t utf-8 {p.name} > {p.stem}.utf8{p.suffix}`"
+                         ) from None
+
+
+def _example_from_record(rec: dict, where: str) -> Example:
+    """An example from a JSON object or CSV row: ``text``, or a (meaning representation, reference) pair."""
+    keys = {str(k).strip().lower(): v for k, v in rec.items() if k is not None}
+    if isinstance(keys.get("text"), str) and keys["text"].strip():
+        return _example_from_text(keys["text"])
+    for mr, ref in _FIELD_PAIRS:
+        if isinstance(keys.get(mr), str) and isinstance(keys.get(ref), str):
+            if not keys[mr].strip() or not keys[ref].strip():
+                raise ValueError(f"{where}: empty {mr!r} or {ref!r}")
+            return _example_from_text(f"{keys[mr]} {SEPARATOR} {keys[ref]}")
+    pairs = " or ".join(f"{a!r} and {b!r}" for a, b in _FIELD_PAIRS)
+    raise ValueError(f"{where}: each record needs a string 'text' or strings {pairs}; found fields {sorted(keys)}")
+
+
+def load_examples(path: str | Path) -> list[Example]:
+    """Read examples from a local ``.txt``, ``.jsonl`` or ``.csv`` file (UTF-8).
+
+    * ``.txt``: one example per non-empty line (``"MR => reference"`` lines get a prompt);
+    * ``.jsonl``: one object per line with ``"text"``, or ``"mr"`` and ``"ref"`` (the official E2E names), or
+      ``"meaning_representation"`` and ``"human_reference"`` (the Hugging Face ``e2e_nlg`` names);
+    * ``.csv`` (header row; names matched case-insensitively): the same fields as ``.jsonl``, e.g. the
+      official E2E ``trainset.csv`` (``mr,ref``).
+
+    Meaning-representation pairs become ``"mr => ref"`` with the loss on the reference only.
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: Unknown extension, malformed JSON line, or no examples in the file.
+        ValueError: Unknown extension, not UTF-8, malformed line / row, or no examples in the file.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"dataset file {str(p)!r} does not exist (expected 'e2e-synthetic' or a local "
-                                ".txt / .jsonl path)")
+                                ".txt / .jsonl / .csv path)")
     suffix = p.suffix.lower()
+    if suffix not in (".txt", ".jsonl", ".csv"):
+        raise ValueError(f"dataset file {str(p)!r} must end in .txt, .jsonl or .csv, got suffix {suffix!r}")
+    text = _read_text(p)
     out: list[Example] = []
     if suffix == ".txt":
-        out = [_example_from_text(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out = [_example_from_text(line) for line in text.splitlines() if line.strip()]
     elif suffix == ".jsonl":
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p}:{lineno}: not valid JSON ({e})") from e
-            if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-                out.append(_example_from_text(obj["text"]))
-            elif isinstance(obj, dict) and isinstance(obj.get("mr"), str) and isinstance(obj.get("ref"), str):
-                out.append(_example_from_text(f"{obj['mr']} {SEPARATOR} {obj['ref']}"))
-            else:
-                raise ValueError(f"{p}:{lineno}: each JSON line needs a string 'text' or strings 'mr' and 'ref'")
+            if not isinstance(obj, dict):
+                raise ValueError(f"{p}:{lineno}: each JSON line must be an object, got {type(obj).__name__}")
+            out.append(_example_from_record(obj, f"{p}:{lineno}"))
     else:
-        raise ValueError(f"dataset file {str(p)!r} must end in .txt or .jsonl, got suffix {suffix!r}")
+        try:
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            for row in reader:
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue
+                out.append(_example_from_record(row, f"{p}:{reader.line_num}"))
+        except csv.Error as e:
+            raise ValueError(f"{p}: malformed CSV ({e})") from e
     if not out:
         raise ValueError(f"dataset file {str(p)!r} contains no examples")
     return out
@@ -323,33 +367,78 @@ class EncodedSet:
     Attributes:
         input_ids: (N, seq_len) int64, right-padded with the pad id.
         labels: (N, seq_len) int64, the input ids with -100 on padding and on prompt tokens.
+        kept: (N,) indices of the encoded examples in the list given to :func:`encode_examples`.
+        truncated: Kept examples cut at seq_len (their end-of-sequence token is lost, the rest trains).
+        dropped_prompt: Examples dropped because their prompt alone fills seq_len (nothing left to predict).
+        dropped_empty: Examples dropped because they have no token to predict (empty text).
     """
 
     input_ids: torch.Tensor
     labels: torch.Tensor
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    truncated: int = 0
+    dropped_prompt: int = 0
+    dropped_empty: int = 0
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
+    def report(self, name: str, seq_len: int) -> str:
+        """A one-line account of truncated and dropped examples ("" if none)."""
+        parts = []
+        if self.truncated:
+            parts.append(f"{self.truncated} truncated at seq_len={seq_len}")
+        if self.dropped_prompt:
+            parts.append(f"{self.dropped_prompt} dropped: the prompt alone fills seq_len={seq_len}")
+        if self.dropped_empty:
+            parts.append(f"{self.dropped_empty} dropped: no token to predict")
+        return f"{name} examples: " + "; ".join(parts) + f" ({len(self)} kept)" if parts else ""
+
 
 def encode_examples(examples: Sequence[Example], tokenizer, seq_len: int) -> EncodedSet:
-    """Tokenise ``text + eos`` to exactly ``seq_len`` tokens (truncate / right-pad); mask prompt and pad labels."""
+    """Tokenise ``[bos] text eos`` to exactly ``seq_len`` tokens (truncate / right-pad); mask prompt and pad labels.
+
+    A bos token is prepended only when the tokenizer has one distinct from eos (LLaMA-style). Examples whose
+    prompt fills ``seq_len``, or that leave nothing to predict, are dropped and counted; truncated examples
+    are kept and counted.
+
+    Raises:
+        ValueError: no examples, a tokenizer without eos, or every example dropped.
+    """
     if not examples:
         raise ValueError("cannot encode an empty list of examples")
     eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     if eos is None:
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has no eos token")
-    ids = torch.full((len(examples), seq_len), pad, dtype=torch.long)
-    labels = torch.full((len(examples), seq_len), -100, dtype=torch.long)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    bos = getattr(tokenizer, "bos_token_id", None)
+    head = [bos] if bos is not None and bos != eos else []
     texts = tokenizer([e.text for e in examples], add_special_tokens=False)["input_ids"]
     prompts = tokenizer([e.prompt for e in examples], add_special_tokens=False)["input_ids"]
+    rows: list[tuple[list[int], int]] = []
+    kept: list[int] = []
+    truncated = dropped_prompt = dropped_empty = 0
     for i, (tok, pr) in enumerate(zip(texts, prompts)):
-        tok = (list(tok) + [eos])[:seq_len]
+        full = head + list(tok) + [eos]
+        n_prompt = len(head) + len(pr) if pr else 0
+        if n_prompt >= seq_len:
+            dropped_prompt += 1
+            continue
+        if len(full[:seq_len]) - max(n_prompt, 1) < 1:  # labels[0] is never predicted
+            dropped_empty += 1
+            continue
+        truncated += len(full) > seq_len
+        rows.append((full[:seq_len], n_prompt))
+        kept.append(i)
+    if not rows:
+        raise ValueError(f"all {len(examples)} examples were dropped: {dropped_prompt} have a prompt that fills "
+                         f"seq_len={seq_len}, {dropped_empty} have no token to predict; raise training.seq_len")
+    ids = torch.full((len(rows), seq_len), pad, dtype=torch.long)
+    labels = torch.full((len(rows), seq_len), -100, dtype=torch.long)
+    for i, (tok, n_prompt) in enumerate(rows):
         ids[i, :len(tok)] = torch.tensor(tok, dtype=torch.long)
-        labels[i, :len(tok)] = ids[i, :len(tok)]
-        labels[i, :min(len(pr), len(tok))] = -100
-    return EncodedSet(ids, labels)
+        labels[i, n_prompt:len(tok)] = ids[i, n_prompt:len(tok)]
+    return EncodedSet(ids, labels, np.asarray(kept, dtype=np.int64), truncated, dropped_prompt, dropped_empty)
 
 
 class ClientSampler:

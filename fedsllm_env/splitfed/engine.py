@@ -27,21 +27,26 @@ left unchanged and the same seed gives bit-identical losses on CPU.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.profile import ModelShape
+from fedsllm_env.errors import TrainingError
+from fedsllm_env.profile import wire_bits
+from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.data import ClientSampler, EncodedSet, encode_examples, load_task, partition
-from fedsllm_env.splitfed.model import check_gpt2_style, load_backbone
+from fedsllm_env.splitfed.model import load_backbone
 from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
+from fedsllm_env.splitfed.wire import send
 from fedsllm_env.types import RoundOutcome
 
-__all__ = ["SplitFedEngine"]
+__all__ = ["SplitFedEngine", "resolve_device"]
 
 
 def _seed_from(*entropy: int) -> int:
@@ -49,20 +54,45 @@ def _seed_from(*entropy: int) -> int:
     return int(np.random.SeedSequence([int(e) & 0xFFFFFFFF for e in entropy]).generate_state(2, np.uint64)[0] >> 1)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``model.device`` -> a torch device: "auto" = the first of cuda, mps, cpu that is available.
+
+    Raises:
+        ValueError: the device is not available in this torch build / machine.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"model.device={name!r} but CUDA is not available (torch {torch.__version__}); "
+                             "use 'auto' or 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"model.device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"model.device={name!r} but MPS is not available on this machine; use 'auto' or 'cpu'")
+    return dev
+
+
 class SplitFedEngine:
-    """Split-federated LoRA fine-tuning of a GPT-2 style LM over K clients.
+    """Split-federated LoRA fine-tuning of a decoder-only LM (GPT-2, LLaMA-style, OPT) over K clients.
 
     Args:
-        cfg: Full configuration; uses ``cfg.model`` (backbone, LoRA, initial split/rank),
-            ``cfg.training`` (b, n, I, learning rate, data, partition, validation) and
+        cfg: Full configuration; uses ``cfg.model`` (backbone, device, dtype, LoRA, wire bits, initial
+            split/rank), ``cfg.training`` (b, n, I, learning rate, data, partition, validation) and
             ``cfg.wireless.num_clients``.
-        model: Optional prebuilt GPT-2 style LM (e.g. a tiny random model in tests); requires ``tokenizer``.
+        model: Optional prebuilt causal LM (e.g. a tiny random model in tests); requires ``tokenizer``. It is
+            used in place when it already has the configured device and dtype, else a converted copy is.
         tokenizer: The tokenizer matching ``model``.
         weight_decay: AdamW weight decay of the LoRA parameters.
         progress: Show a progress bar if the tiny backbone must be pre-trained.
 
     Raises:
-        ValueError: Only one of model/tokenizer given, bad split/rank, too little data.
+        ValueError: Only one of model/tokenizer given, bad split/rank, too little data, unsupported family,
+            unavailable device, token ids outside the model's vocabulary.
         FileNotFoundError: Missing dataset file or backbone.
     """
 
@@ -72,16 +102,26 @@ class SplitFedEngine:
             raise ValueError("pass both model and tokenizer, or neither (then cfg.model.backbone is loaded)")
         self.cfg = cfg
         t, m = cfg.training, cfg.model
-        if model is None:
+        self.device = resolve_device(m.device)
+        self.dtype = getattr(torch, m.dtype)
+        owned = model is None
+        if owned:
             model, tokenizer = load_backbone(m, t.seq_len, progress=progress)
-        check_gpt2_style(model, "SplitFedEngine")
-        if model.config.n_positions < t.seq_len:
-            raise ValueError(f"model n_positions={model.config.n_positions} < seq_len={t.seq_len}")
+        self.adapter = adapter_for(model.config)
+        self.adapter.check(model, "SplitFedEngine")
+        if self.adapter.max_positions() < t.seq_len:
+            raise ValueError(f"model accepts at most {self.adapter.max_positions()} positions < seq_len={t.seq_len}")
+        first = next(model.parameters())
+        if first.device != self.device or first.dtype != self.dtype:
+            model = (model if owned else copy.deepcopy(model)).to(self.device, self.dtype)  # caller's model untouched
         self.base = model.eval()
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.tokenizer = tokenizer
-        self.shape = ModelShape.from_hf_config(model.config)
+        self.shape = self.adapter.shape(model)
+        self.shape.resolve_targets(tuple(m.lora_target_modules))  # unknown target names fail here
+        self.vocab_rows = int(model.get_input_embeddings().num_embeddings)
+        self.wire_bits = wire_bits(m.activation_bits, m.dtype)
         self.num_clients = cfg.wireless.num_clients
         self.weight_decay = float(weight_decay)
         self._check_split(m.initial_split)
@@ -90,11 +130,24 @@ class SplitFedEngine:
         train, val = load_task(t.dataset, t.num_train_samples, t.num_val_samples, t.data_seed)
         self.train_set: EncodedSet = encode_examples(train, tokenizer, t.seq_len)
         val_set = encode_examples(val, tokenizer, t.seq_len)
-        n_val = min(len(val_set), t.val_batches * t.batch_size)
-        self.val_batches = [(val_set.input_ids[i:i + t.batch_size], val_set.labels[i:i + t.batch_size])
+        self.data_report = {f"{name}_{k}": getattr(enc, k) for name, enc in (("train", self.train_set),
+                                                                               ("val", val_set))
+                            for k in ("truncated", "dropped_prompt", "dropped_empty")}
+        notes = [r for r in (self.train_set.report("training", t.seq_len), val_set.report("validation", t.seq_len)) if r]
+        if notes:
+            warnings.warn(f"dataset {t.dataset!r}: " + "; ".join(notes), stacklevel=2)
+        for name, enc in (("training", self.train_set), ("validation", val_set)):
+            top = int(enc.input_ids.max())
+            if top >= self.vocab_rows:
+                raise ValueError(f"tokenizer/model mismatch: the {name} data holds token id {top} but the model's "
+                                 f"embedding has {self.vocab_rows} rows (tokenizer size {len(tokenizer)}); use the "
+                                 "tokenizer saved with this model")
+        n_val = len(val_set) if t.val_batches == 0 else min(len(val_set), t.val_batches * t.batch_size)
+        self.val_batches = [(val_set.input_ids[i:i + t.batch_size].to(self.device),
+                             val_set.labels[i:i + t.batch_size].to(self.device))
                             for i in range(0, n_val, t.batch_size)]
-        self.shards = partition([e.label for e in train], self.num_clients, t.partition, t.dirichlet_alpha,
-                                t.batch_size, t.data_seed)
+        self.shards = partition([train[i].label for i in self.train_set.kept], self.num_clients, t.partition,
+                                t.dirichlet_alpha, t.batch_size, t.data_seed)
         self.data_sizes = np.asarray([len(s) for s in self.shards], dtype=np.int64)
         self.model: SplitLoRAModel | None = None
         self._round = 0
@@ -141,6 +194,9 @@ class SplitFedEngine:
 
         Returns:
             The validation loss of the backbone (before round 1).
+
+        Raises:
+            TrainingError: the backbone's validation loss is not finite.
         """
         m = self.cfg.model
         split = int(m.initial_split) if split is None else split
@@ -150,7 +206,7 @@ class SplitFedEngine:
         self.seed = int(seed)
         gen = torch.Generator().manual_seed(_seed_from(seed, 1))
         self.model = SplitLoRAModel(self.base, self.num_clients, int(rank), int(split),
-                                    m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen)
+                                    m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen, self.adapter)
         self._resize_gen = torch.Generator().manual_seed(_seed_from(seed, 2))
         self._round_seeds = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 3]))
         self.samplers = [ClientSampler(self.train_set, self.shards[k], self.cfg.training.batch_size,
@@ -161,12 +217,58 @@ class SplitFedEngine:
 
     @torch.no_grad()
     def validation_loss(self) -> float:
-        """Mean loss over the fixed validation batches (global adapters, eval mode)."""
+        """Mean token loss over the validation set (every example unless ``training.val_batches`` limits it;
+        global adapters, eval mode).
+
+        Raises:
+            TrainingError: the loss is not finite.
+        """
         if self.model is None:
             raise RuntimeError("call reset(seed) before using the engine")
         self.model.eval()
-        losses = [lm_loss(self.model(ids, client=0), labels).item() for ids, labels in self.val_batches]
-        return float(np.mean(losses))
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        for ids, labels in self.val_batches:
+            logits = self.model(ids, client=0)
+            total += torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
+                ignore_index=-100, reduction="sum").double()
+            count += int((labels[:, 1:] != -100).sum())
+        loss = float(total) / max(count, 1)
+        if not math.isfinite(loss):
+            where = "before round 1" if self._round == 0 else f"after round {self._round}"
+            raise TrainingError(f"validation loss is {loss} {where}: {self._diagnose(None)}")
+        return loss
+
+    # ---- guards -------------------------------------------------------------------------------------
+    def _diagnose(self, client: int | None) -> str:
+        """The most likely cause of a non-finite loss, from the tensors that feed it."""
+        assert self.model is not None
+        lr = self.cfg.training.learning_rate
+        for k in ([client] if client is not None else []) + list(range(self.num_clients)):
+            if any(not bool(torch.isfinite(p).all()) for p in self.model.client_params(k)):
+                return (f"client {k}'s LoRA adapters hold NaN/inf: training diverged (training.learning_rate="
+                        f"{lr:g}; lower it)")
+        if any(not bool(torch.isfinite(p).all()) for p in self.model.server_params()):
+            return f"the server's LoRA adapters hold NaN/inf: training diverged (training.learning_rate={lr:g}; lower it)"
+        if any(not bool(torch.isfinite(p).all()) for p in self.base.parameters()):
+            return "the backbone's weights hold NaN/inf (corrupted checkpoint)"
+        return (f"the activations overflowed in {self.cfg.model.dtype} (training.learning_rate={lr:g}; try a lower "
+                "learning rate or model.dtype='float32' / 'bfloat16')")
+
+    def _check_batch(self, k: int, it: int, ids: torch.Tensor, labels: torch.Tensor) -> None:
+        where = f"round {self._round + 1}, client {k}, local iteration {it + 1}"
+        if int(ids.max()) >= self.vocab_rows or int(ids.min()) < 0:
+            raise TrainingError(f"{where}: token id {int(ids.max())} outside the model's vocabulary of "
+                                f"{self.vocab_rows} (tokenizer/vocabulary mismatch)")
+        if not bool((labels[:, 1:] != -100).any()):
+            raise TrainingError(f"{where}: the mini-batch has no labelled token (every label is masked: prompts "
+                                "fill seq_len or the tokenizer produced no tokens)")
+
+    def _check_loss(self, k: int, it: int, loss: float, stage: str) -> None:
+        if not math.isfinite(loss):
+            raise TrainingError(f"round {self._round + 1}, client {k}, local iteration {it + 1}: {stage} loss is "
+                                f"{loss}: {self._diagnose(k)}")
 
     # ---- one round ----------------------------------------------------------------------------------
     def _apply_action(self, split: int, rank: int) -> dict[str, float]:
@@ -185,12 +287,17 @@ class SplitFedEngine:
         info["moved_blocks"] = float(len(moved))
         return info
 
+    def _rng_devices(self) -> list[int]:
+        return [self.device.index or 0] if self.device.type == "cuda" else []
+
     def run_round(self, split: int, rank: int) -> RoundOutcome:
         """Run one split-federated round with cut ``split`` and LoRA rank ``rank``.
 
         Raises:
             RuntimeError: ``reset`` was not called.
             ValueError: ``split`` outside [1, L-1] or ``rank`` < 1.
+            TrainingError: a non-finite loss, a mini-batch without labelled tokens or token ids outside the
+                vocabulary (the message names the round, the client and the cause).
         """
         if self.model is None:
             raise RuntimeError("call reset(seed) before run_round")
@@ -204,30 +311,33 @@ class SplitFedEngine:
         losses: list[float] = []
         act_bytes = grad_bytes = label_tokens = 0
         round_seed = int(self._round_seeds.integers(0, 2**63 - 1))
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=self._rng_devices()):
             torch.manual_seed(round_seed)  # only dropout draws from the global RNG
             model.train()
-            for _ in range(t.local_iterations):
+            for it in range(t.local_iterations):
                 self.server_opt.zero_grad(set_to_none=True)
                 for k in range(self.num_clients):
                     ids, labels = self.samplers[k].next_batch()
+                    self._check_batch(k, it, ids, labels)
                     s0 = time.perf_counter()
-                    # client k: forward to the cut
+                    ids, labels = ids.to(self.device), labels.to(self.device)
+                    # client k: forward to the cut; the activation goes over the air at wire_bits
                     act = model.client_forward(k, ids)
-                    sent = act.detach().requires_grad_(True)  # what goes over the air
+                    received, act_bytes = send(act, self.wire_bits)
+                    sent = received.requires_grad_(True)
                     # main server: forward + backward of its part for this micro-batch
                     loss = lm_loss(model.server_logits(sent), labels)
                     loss.backward()
-                    grad = sent.grad  # returned to client k
+                    loss_value = loss.item()
+                    self._check_loss(k, it, loss_value, "training")
+                    grad, grad_bytes = send(sent.grad, self.wire_bits)  # returned to client k
                     # client k: finish backward, update its own adapter copy
                     opt = self.client_opts[k]
                     opt.zero_grad(set_to_none=True)
                     act.backward(grad)
                     opt.step()
                     train_s += time.perf_counter() - s0
-                    losses.append(loss.item())
-                    act_bytes = sent.numel() * sent.element_size()
-                    grad_bytes = grad.numel() * grad.element_size()
+                    losses.append(loss_value)
                     label_tokens = labels.numel()
                 s0 = time.perf_counter()
                 with torch.no_grad():  # one server step on the mean loss over the K micro-batches
@@ -237,15 +347,14 @@ class SplitFedEngine:
                 self.server_opt.step()
                 train_s += time.perf_counter() - s0
         s0 = time.perf_counter()
-        lora_bytes = model.client_lora_bytes(0)
-        model.fedavg_clients(self.data_sizes.tolist())
+        lora_bytes = model.fedavg_clients(self.data_sizes.tolist(), self.cfg.model.activation_bits)
         train_s += time.perf_counter() - s0
         v0 = time.perf_counter()
-        val = self.validation_loss()
         self._round += 1
+        val = self.validation_loss()
         measured = {"activation_bytes": float(act_bytes), "gradient_bytes": float(grad_bytes),
                     "label_tokens": float(label_tokens), "lora_bytes": float(lora_bytes),
                     "wall_s": time.perf_counter() - t0, "train_s": train_s,
                     "val_s": time.perf_counter() - v0, **info}
-        train_loss = float(np.mean(losses)) if losses else math.nan
+        train_loss = float(np.mean(losses))
         return RoundOutcome(train_loss=train_loss, val_loss=val, round_index=self._round, measured=measured)

@@ -1,10 +1,10 @@
-"""LoRA helpers: peft configuration for GPT-2 attention projections, deterministic initialisation,
+"""LoRA helpers: peft configuration for a block list's sub-modules, deterministic initialisation,
 SVD-based rank resizing, FedAvg of adapter states, and copies that share frozen base weights.
 
 Adapter tensors of one block are kept in a ``dict[str, Tensor]`` keyed by the parameter name inside the
 block, e.g. ``"attn.c_attn.lora_A.default.weight"`` (shape (r, d_in)) and
 ``"attn.c_attn.lora_B.default.weight"`` (shape (d_out, r)). The adapted weight delta of a module is
-``scaling * B @ A`` (transposed into GPT-2's Conv1D layout), with ``scaling = lora_alpha / r =
+``scaling * B @ A`` (transposed for GPT-2's Conv1D layout), with ``scaling = lora_alpha / r =
 lora_scaling`` independent of the rank.
 """
 
@@ -23,20 +23,23 @@ __all__ = ["target_regex", "make_lora_config", "inject_lora", "shared_base_copy"
            "init_lora_", "adapter_pairs", "resize_pair", "resize_state", "fedavg", "delta_weight"]
 
 
-def target_regex(targets: Sequence[str]) -> str:
-    """Full-match regex on module names selecting ``<...>.h.<i>.<target>`` for every target suffix."""
+def target_regex(targets: Sequence[str], blocks_path: str = "transformer.h") -> str:
+    """Full-match regex on module names selecting ``<blocks_path>.<i>.<target>`` for every target suffix."""
     if not targets:
         raise ValueError("LoRA needs at least one target module suffix, got an empty list")
     alts = "|".join(re.escape(t) for t in targets)
-    return rf".*\.h\.\d+\.({alts})"
+    return rf"(.*\.)?{re.escape(blocks_path)}\.\d+\.({alts})"
 
 
-def make_lora_config(rank: int, scaling: float, dropout: float, targets: Sequence[str]) -> LoraConfig:
-    """peft LoraConfig: rank ``rank``, ``lora_alpha = scaling * rank``, Conv1D layout (fan_in_fan_out)."""
+def make_lora_config(rank: int, scaling: float, dropout: float, targets: Sequence[str],
+                     blocks_path: str = "transformer.h", fan_in_fan_out: bool = True) -> LoraConfig:
+    """peft LoraConfig: rank ``rank``, ``lora_alpha = scaling * rank`` on ``targets`` inside every block of
+    ``blocks_path``; ``fan_in_fan_out`` for Conv1D layers (GPT-2)."""
     if int(rank) < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
     return LoraConfig(r=int(rank), lora_alpha=float(scaling) * int(rank), lora_dropout=float(dropout),
-                      target_modules=target_regex(targets), fan_in_fan_out=True, bias="none")
+                      target_modules=target_regex(targets, blocks_path), fan_in_fan_out=fan_in_fan_out,
+                      bias="none")
 
 
 def shared_base_copy(module: nn.Module) -> nn.Module:
@@ -111,6 +114,9 @@ def resize_pair(a: torch.Tensor, b: torch.Tensor, new_rank: int,
     """
     if int(new_rank) < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {new_rank}")
+    if a.device.type != "cpu" or b.device.type != "cpu":  # float64 SVD on the CPU (MPS has no float64)
+        a_new, b_new = resize_pair(a.cpu(), b.cpu(), new_rank, generator)
+        return a_new.to(a.device), b_new.to(b.device)
     r = a.shape[0]
     if b.shape[1] != r:
         raise ValueError(f"A has rank {r} but B has {b.shape[1]} columns")
@@ -142,7 +148,10 @@ def resize_state(state: Mapping[str, torch.Tensor], new_rank: int,
 
 @torch.no_grad()
 def fedavg(states: Sequence[Mapping[str, torch.Tensor]], weights: Iterable[float]) -> dict[str, torch.Tensor]:
-    """Weighted average sum_k w_k state_k / sum_k w_k of adapter states with identical keys and shapes."""
+    """Weighted average sum_k w_k state_k / sum_k w_k of adapter states with identical keys and shapes.
+
+    Accumulated in float64 on the CPU (the same numbers on every device); results go back to the device and
+    dtype of the first state's tensors."""
     w = torch.as_tensor(list(weights), dtype=torch.float64)
     if len(states) == 0 or w.numel() != len(states):
         raise ValueError(f"fedavg needs one weight per state, got {w.numel()} weights for {len(states)} states")
@@ -152,11 +161,12 @@ def fedavg(states: Sequence[Mapping[str, torch.Tensor]], weights: Iterable[float
     keys = list(states[0])
     out: dict[str, torch.Tensor] = {}
     for key in keys:
-        acc = torch.zeros_like(states[0][key], dtype=torch.float64)
+        ref = states[0][key]
+        acc = torch.zeros(ref.shape, dtype=torch.float64)
         for wk, st in zip(w, states):
             if wk != 0:
-                acc += wk * st[key].double()
-        out[key] = acc.to(states[0][key].dtype)
+                acc += wk * st[key].detach().to("cpu", torch.float64)
+        out[key] = acc.to(ref.device, ref.dtype)
     return out
 
 

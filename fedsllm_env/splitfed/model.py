@@ -1,8 +1,16 @@
-"""Backbones: the locally built and pre-trained tiny GPT-2 (cached on disk), tiny random GPT-2s for tests,
-and any locally available GPT-2 style Hugging Face model."""
+"""Backbones: the locally built and pre-trained tiny GPT-2 (cached on disk), tiny random models of every
+supported family for tests and benchmarks, and any Hugging Face causal LM of a supported family by local
+path or hub name.
+
+Hub names: a ``model.backbone`` that is not an existing path is looked up in the Hugging Face cache first
+(``HF_HOME`` / ``HF_HUB_CACHE``), then downloaded with ``from_pretrained`` unless the hub is offline
+(``HF_HUB_OFFLINE=1``) or unreachable; then one :class:`~fedsllm_env.errors.BackboneNotFoundError` says
+what was not found and how to point to a local copy.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -10,18 +18,24 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
-from transformers import GPT2Config, GPT2LMHeadModel
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from fedsllm_env.config import ModelConfig
+from fedsllm_env.errors import BackboneError, BackboneNotFoundError
+from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.data import GENERATOR_VERSION, generate_pretrain_corpus
 from fedsllm_env.splitfed.tokenizer import default_word_tokenizer, load_pretrained_tokenizer
 
-__all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "cache_root", "tiny_cache_dir",
-           "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style"]
+__all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "build_random_model", "cache_root",
+           "tiny_cache_dir", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
+           "hub_offline", "check_finite_weights", "PRETRAIN_THREADS"]
 
 TINY_BACKBONE = "tiny-gpt2"
 PRETRAIN_SEED = 1234
@@ -30,6 +44,21 @@ PRETRAIN_BATCH = 16
 PRETRAIN_SEQ_LEN = 64
 PRETRAIN_LR = 3e-3
 PRETRAIN_SENTENCES = 20000
+PRETRAIN_THREADS = 1
+"""torch intra-op threads of the pre-training (fixed: the cached bytes must not depend on the process)."""
+_WEIGHTS = "model.safetensors"
+_MARKER = "fedsllm_pretrain.json"
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the caller's count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def tiny_gpt2_config(vocab_size: int, n_layer: int, n_embd: int, n_head: int, n_positions: int = 256,
@@ -45,9 +74,19 @@ def build_random_gpt2(tokenizer, n_layer: int = 2, n_embd: int = 32, n_head: int
     """A randomly initialised tiny GPT-2 matching ``tokenizer`` (for tests); global RNG left untouched."""
     cfg = tiny_gpt2_config(len(tokenizer), n_layer, n_embd, n_head, n_positions, tokenizer.pad_token_id,
                            tokenizer.eos_token_id)
+    return build_random_model(cfg, seed)
+
+
+def build_random_model(config: Any, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A randomly initialised ``AutoModelForCausalLM`` of ``config`` in eval mode (global RNG untouched).
+
+    Raises:
+        ValueError: ``config.model_type`` has no backbone adapter.
+    """
+    adapter_for(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(cfg)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     return model.eval()
 
 
@@ -61,7 +100,7 @@ def _tiny_settings(m: ModelConfig, n_positions: int) -> dict:
     return {"generator_version": GENERATOR_VERSION, "n_layer": m.tiny_n_layer, "n_embd": m.tiny_n_embd,
             "n_head": m.tiny_n_head, "pretrain_steps": m.tiny_pretrain_steps, "n_positions": n_positions,
             "seed": PRETRAIN_SEED, "batch": PRETRAIN_BATCH, "seq_len": PRETRAIN_SEQ_LEN, "lr": PRETRAIN_LR,
-            "sentences": PRETRAIN_SENTENCES, "torch": torch.__version__.split("+")[0]}
+            "sentences": PRETRAIN_SENTENCES, "threads": PRETRAIN_THREADS, "torch": torch.__version__.split("+")[0]}
 
 
 def tiny_cache_dir(m: ModelConfig, n_positions: int) -> Path:
@@ -73,7 +112,8 @@ def tiny_cache_dir(m: ModelConfig, n_positions: int) -> Path:
 def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) -> tuple[GPT2LMHeadModel, float]:
     """Build the tiny GPT-2 and pre-train it on the plain-sentence corpus (packed 64-token chunks).
 
-    Deterministic (fixed seeds through a forked RNG); AdamW with linear warm-up and decay.
+    Deterministic whoever calls it: fixed seeds through a forked RNG and :data:`PRETRAIN_THREADS` torch
+    threads (the caller's thread count is restored); AdamW with linear warm-up and decay.
 
     Returns:
         (model in eval mode, mean loss of the last 20 steps).
@@ -96,7 +136,7 @@ def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) 
     from fedsllm_env.progress import progress_bar
 
     bar = progress_bar(range(steps), desc="pre-training tiny-gpt2", enabled=progress)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), fixed_threads(PRETRAIN_THREADS):
         torch.manual_seed(PRETRAIN_SEED)
         for _ in bar:
             batch = chunks[torch.randint(0, n_chunks, (PRETRAIN_BATCH,), generator=gen)]
@@ -114,60 +154,178 @@ def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) 
     return model, float(sum(tail) / len(tail))
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_complete(path: Path) -> bool:
+    """True when the folder has its marker (written last) and the files the marker lists."""
+    try:
+        info = json.loads((path / _MARKER).read_text())
+        return all((path / name).is_file() for name in info["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _remove_stale(path: Path) -> None:
+    """Move an incomplete cache folder aside and delete it (another process may be reading it)."""
+    aside = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, aside)
+    except OSError:
+        return  # already moved or replaced by a concurrent process
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _build_tiny_cache(m: ModelConfig, n_positions: int, path: Path, progress: bool) -> None:
+    t0 = time.perf_counter()
+    model, final_loss = pretrain_tiny_gpt2(m, n_positions, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        default_word_tokenizer().save_pretrained(tmp)
+        files = sorted(p.name for p in tmp.iterdir())
+        info = {"settings": _tiny_settings(m, n_positions), "final_pretrain_loss": final_loss,
+                "pretrain_s": time.perf_counter() - t0, "files": files, "sha256": {_WEIGHTS: _sha256(tmp / _WEIGHTS)}}
+        (tmp / _MARKER).write_text(json.dumps(info, indent=1))  # written last: marks the folder complete
+        if path.exists() and not _cache_complete(path):
+            _remove_stale(path)
+        try:
+            os.rename(tmp, path)  # atomic; fails if a concurrent process finished first
+        except OSError:
+            if not _cache_complete(path):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _load_tiny(m: ModelConfig, seq_len: int, progress: bool) -> tuple[GPT2LMHeadModel, object]:
     n_positions = max(256, seq_len)
     path = tiny_cache_dir(m, n_positions)
-    if not (path / "config.json").is_file():
-        t0 = time.perf_counter()
-        model, final_loss = pretrain_tiny_gpt2(m, n_positions, progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
-        try:
-            model.save_pretrained(tmp)
-            default_word_tokenizer().save_pretrained(tmp)
-            info = {"settings": _tiny_settings(m, n_positions), "final_pretrain_loss": final_loss,
-                    "pretrain_s": time.perf_counter() - t0}
-            (tmp / "fedsllm_pretrain.json").write_text(json.dumps(info, indent=1))
-            try:
-                os.rename(tmp, path)  # atomic; fails if a concurrent process finished first
-            except OSError:
-                if not (path / "config.json").is_file():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    model = GPT2LMHeadModel.from_pretrained(path)
+    if not _cache_complete(path):  # missing or partial (e.g. a deleted file): rebuild in place
+        _build_tiny_cache(m, n_positions, path, progress)
+    weights = path / _WEIGHTS
+    expected = json.loads((path / _MARKER).read_text()).get("sha256", {}).get(_WEIGHTS)
+    if expected is not None and _sha256(weights) != expected:
+        raise BackboneError(f"cached tiny-gpt2 weights {weights} are corrupted (size {weights.stat().st_size} bytes, "
+                            f"checksum differs from the one recorded when it was built); delete the folder {path} "
+                            "and it is rebuilt on the next run")
+    model = _from_pretrained_checked(GPT2LMHeadModel, path, str(weights))
+    check_finite_weights(model, str(weights))
     return model.eval(), default_word_tokenizer()
 
 
 def check_gpt2_style(model, where: str) -> None:
-    """Raise TypeError unless ``model`` has ``.transformer.h`` blocks, ``wte``, ``wpe``, ``ln_f`` and ``lm_head``."""
-    tr = getattr(model, "transformer", None)
-    ok = tr is not None and all(hasattr(tr, a) for a in ("wte", "wpe", "drop", "h", "ln_f")) and \
-        hasattr(model, "lm_head")
-    if not ok:
-        raise TypeError(f"{where}: {type(model).__name__} is not a GPT-2 style causal LM (needs .transformer.wte/"
-                        ".wpe/.drop/.h/.ln_f and .lm_head)")
+    """Raise TypeError unless ``model`` is a GPT-2 style LM (``.transformer.{wte,wpe,drop,h,ln_f}``, ``.lm_head``)."""
+    adapter_for(GPT2Config()).check(model, where)
+
+
+def check_finite_weights(model: torch.nn.Module, where: str) -> None:
+    """Raise BackboneError naming the first parameter holding NaN/inf."""
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise BackboneError(f"backbone weights {where}: parameter {name!r} contains NaN/inf (a corrupted or "
+                                "diverged checkpoint); replace the file")
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    env = [os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")]
+    if any(v.strip().lower() in ("1", "true", "yes", "on") for v in env):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the installed hub client
+        return False
+
+
+def _not_found(name: str, reason: str) -> BackboneNotFoundError:
+    return BackboneNotFoundError(
+        f"backbone {name!r} not found: it is not a local folder and not in the Hugging Face cache, and {reason}. "
+        f"Download it where there is network (e.g. `huggingface-cli download {name} --local-dir DIR`) and set "
+        f"model.backbone to that folder (or copy the hub cache into $HF_HOME); 'tiny-gpt2' needs no download")
+
+
+def resolve_backbone_source(name: str) -> str:
+    """A local folder holding ``name`` (the path itself, or its Hugging Face cache snapshot), or ``name``
+    itself when it must be downloaded (hub online).
+
+    Raises:
+        BackboneNotFoundError: a path-like name that does not exist, or a hub name that is not cached while
+            the hub is offline.
+    """
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BackboneNotFoundError(f"backbone folder {str(path)!r} has no config.json (expected a folder "
+                                        "written by save_pretrained, with config, weights and tokenizer files)")
+        return str(path)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_local:
+        raise BackboneNotFoundError(f"backbone folder {str(path)!r} does not exist (a hub name is 'org/model'; "
+                                    "a local path must exist)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means "not cached"; the online path reports its own reason
+        pass
+    if hub_offline():
+        raise _not_found(name, "the hub is offline (HF_HUB_OFFLINE=1)")
+    return name
+
+
+def _from_pretrained_checked(cls: Any, source: str | Path, where: str, **kwargs: Any):
+    """``cls.from_pretrained`` whose load failures name the file and the fix, and missing weights are errors."""
+    try:
+        model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        if isinstance(e, OSError) and not Path(str(source)).exists():
+            raise _not_found(str(source), f"the download failed ({type(e).__name__}: {str(e)[:200]})") from e
+        raise BackboneError(f"cannot load backbone weights from {where}: {type(e).__name__}: {e}. The file is "
+                            "truncated or corrupted: delete it and download / rebuild it") from e
+    missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
+    if missing:
+        raise BackboneError(f"backbone {where}: {len(missing)} weight(s) missing from the checkpoint, e.g. "
+                            f"{missing[:3]}; the files do not match the config's architecture")
+    return model
 
 
 def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
-    """(model, tokenizer) for ``m.backbone``: "tiny-gpt2" (pre-trained once, cached) or a local HF model.
+    """(model, tokenizer) for ``m.backbone`` in ``m.dtype`` on the CPU.
+
+    "tiny-gpt2" is pre-trained once and cached; anything else is a local folder or a hub name of a
+    supported family (``fedsllm_env.splitfed.backbones.REGISTRY``).
 
     Raises:
-        FileNotFoundError: A non-tiny backbone is not available locally.
-        TypeError: The model is not GPT-2 style.
-        ValueError: The model's context is shorter than ``seq_len``.
+        BackboneNotFoundError: not a local folder, not cached and not downloadable.
+        BackboneError: truncated / corrupted weights, weights missing from the checkpoint, NaN weights.
+        ValueError: unsupported model_type; context shorter than ``seq_len``; unusable tokenizer.
     """
+    dtype = getattr(torch, m.dtype)
     if m.backbone == TINY_BACKBONE:
-        return _load_tiny(m, seq_len, progress)
-    tok = load_pretrained_tokenizer(m.backbone)
+        model, tok = _load_tiny(m, seq_len, progress)
+        return model.to(dtype), tok
+    source = resolve_backbone_source(m.backbone)
     try:
-        model = GPT2LMHeadModel.from_pretrained(m.backbone, local_files_only=True)
+        config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as e:
-        raise FileNotFoundError(
-            f"backbone {m.backbone!r}: no GPT-2 style model found locally (directory or Hugging Face cache); "
-            f"this project never downloads models ({type(e).__name__}: {e})") from e
-    check_gpt2_style(model, f"backbone {m.backbone!r}")
-    if model.config.n_positions < seq_len:
-        raise ValueError(f"backbone {m.backbone!r} has n_positions={model.config.n_positions} < seq_len={seq_len}")
+        if source == m.backbone and not Path(source).exists():
+            raise _not_found(m.backbone, f"the download failed ({type(e).__name__}: {str(e)[:200]})") from e
+        raise BackboneError(f"backbone {m.backbone!r}: cannot read its config.json ({type(e).__name__}: {e})") from e
+    adapter = adapter_for(config)  # unsupported families fail before any weight is read
+    if adapter.max_positions() < seq_len:
+        raise ValueError(f"backbone {m.backbone!r} accepts at most {adapter.max_positions()} positions < "
+                         f"training.seq_len={seq_len}")
+    tok = load_pretrained_tokenizer(source, display_name=m.backbone)
+    model = _from_pretrained_checked(AutoModelForCausalLM, source, f"{m.backbone!r} ({source})", dtype=dtype)
+    check_finite_weights(model, repr(m.backbone))
     return model.eval(), tok

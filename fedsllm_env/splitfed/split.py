@@ -1,10 +1,13 @@
-"""A GPT-2 style causal LM split at block c, with LoRA adapters owned by blocks and per-client copies.
+"""A decoder-only causal LM split at block c, with LoRA adapters owned by blocks and per-client copies.
+
+The architecture family is handled by a :class:`~fedsllm_env.splitfed.backbones.BackboneAdapter` (GPT-2,
+LLaMA-style, OPT); this module only knows blocks, embeddings and a head.
 
 Ownership model:
-    * Client side = token + position embeddings, embedding dropout and blocks 1..c (0-based ``h[:c]``).
-      Server side = blocks c+1..L, the final layer norm and the LM head.
+    * Client side = embeddings (token, learned positions or none, input projection, dropout) and blocks
+      1..c (0-based ``blocks[:c]``). Server side = blocks c+1..L, the final norm and the LM head.
     * Every client has its own copy of *all* L blocks' adapters (a :func:`shared_base_copy` of the peft
-      model's ``transformer.h``: frozen weights are shared, LoRA tensors are private); only blocks ``< c``
+      model's block list: frozen weights are shared, LoRA tensors are private); only blocks ``< c``
       are used and trained on the client. The server uses the peft model's own blocks ``>= c``.
     * Moving the cut transfers ownership: a block moving to the server takes the FedAvg of the client copies
       (identical after a round's FedAvg), a block moving to the clients is copied to every client. Blocks
@@ -14,8 +17,9 @@ Ownership model:
       as possible (not at all when growing). Rank changes happen between rounds, after FedAvg, when all client
       copies are identical; client 0's copy is resized and given to every client.
 
-The forward pass is split into :meth:`client_forward` (to the cut), :meth:`server_forward` (cut to loss)
-exactly as the unsplit model computes it (same embeddings, causal mask and blocks).
+The forward pass is split into :meth:`client_forward` (to the cut) and :meth:`server_logits` (cut to logits)
+exactly as the unsplit model computes it (same embeddings, causal mask, positions and blocks; each side
+builds the mask and rotary tables for its own slice of blocks).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.masking_utils import create_causal_mask
 
+from fedsllm_env.splitfed.backbones import BackboneAdapter, adapter_for
 from fedsllm_env.splitfed.lora import (block_lora_params, fedavg, init_lora_, inject_lora, make_lora_config,
                                        resize_state, shared_base_copy)
-from fedsllm_env.splitfed.model import check_gpt2_style
+from fedsllm_env.splitfed.wire import send
 
 __all__ = ["SplitLoRAModel", "lm_loss"]
 
@@ -41,34 +45,37 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class SplitLoRAModel(nn.Module):
-    """Frozen GPT-2 style backbone + LoRA adapters at one rank, split for ``num_clients`` clients.
+    """Frozen backbone + LoRA adapters at one rank, split for ``num_clients`` clients.
 
     Args:
-        base: A GPT-2 style ``*LMHeadModel`` (``.transformer.{wte,wpe,drop,h,ln_f}``, ``.lm_head``); its
-            weights are frozen and shared, never modified.
+        base: A ``*ForCausalLM`` of a supported family; its weights are frozen and shared, never modified.
         num_clients: K.
         rank: Initial LoRA rank r >= 1.
         split: Initial cut index c in [1, L-1].
         lora_scaling: alpha / r.
         lora_dropout: Dropout on the LoRA input.
-        targets: Block-module suffixes that get adapters, e.g. ("attn.c_attn", "attn.c_proj").
+        targets: LoRA target names (module suffixes, GPT-2 role names or groups, see
+            :meth:`fedsllm_env.profile.ModelShape.resolve_targets`), e.g. ("attn.c_attn", "attn.c_proj").
         generator: Source of the adapters' random initialisation.
+        adapter: The family's adapter (default: chosen by ``base.config.model_type``).
     """
 
     def __init__(self, base: nn.Module, num_clients: int, rank: int, split: int, lora_scaling: float,
-                 lora_dropout: float, targets: Sequence[str], generator: torch.Generator) -> None:
+                 lora_dropout: float, targets: Sequence[str], generator: torch.Generator,
+                 adapter: BackboneAdapter | None = None) -> None:
         super().__init__()
-        check_gpt2_style(base, "SplitLoRAModel")
+        self.adapter = adapter if adapter is not None else adapter_for(base.config)
+        self.adapter.check(base, "SplitLoRAModel")
         if int(num_clients) < 1:
             raise ValueError(f"num_clients must be >= 1, got {num_clients}")
         for p in base.parameters():
             p.requires_grad_(False)
         self._base = [base]  # a list: keep it out of this module's parameters/state_dict
-        self.n_layer = len(base.transformer.h)
+        self.n_layer = len(self.adapter.blocks(base))
         self.num_clients = int(num_clients)
         self.lora_scaling = float(lora_scaling)
         self.lora_dropout = float(lora_dropout)
-        self.targets = tuple(targets)
+        self.targets = self.adapter.shape(base).resolve_targets(tuple(targets))
         self.check_split(split)
         self.split = int(split)
         self._build(int(rank))
@@ -81,14 +88,18 @@ class SplitLoRAModel(nn.Module):
         if int(rank) < 1:
             raise ValueError(f"LoRA rank must be >= 1, got {rank}")
         self.rank = int(rank)
-        cfg = make_lora_config(rank, self.lora_scaling, self.lora_dropout, self.targets)
+        ad = self.adapter
+        cfg = make_lora_config(rank, self.lora_scaling, self.lora_dropout, self.targets, ad.blocks_path,
+                               ad.fan_in_fan_out)
         self.peft_model = inject_lora(self._base[0], cfg)
-        inner = self.peft_model.get_base_model()
-        self.config = inner.config
-        self.server_blocks = inner.transformer.h
-        self.client_blocks = nn.ModuleList([shared_base_copy(inner.transformer.h) for _ in range(self.num_clients)])
-        tr = inner.transformer
-        self.wte, self.wpe, self.drop, self.ln_f, self.lm_head = tr.wte, tr.wpe, tr.drop, tr.ln_f, inner.lm_head
+        self.config = self.inner.config
+        self.server_blocks = ad.blocks(self.inner)
+        self.client_blocks = nn.ModuleList([shared_base_copy(self.server_blocks) for _ in range(self.num_clients)])
+
+    @property
+    def inner(self) -> nn.Module:
+        """The LoRA-injected ``*ForCausalLM`` (its blocks are the server copy)."""
+        return self.peft_model.get_base_model()
 
     def check_split(self, split: int) -> None:
         """Raise ValueError unless 1 <= split <= L-1."""
@@ -145,11 +156,22 @@ class SplitLoRAModel(nn.Module):
         return sum(p.numel() * p.element_size() for j in range(self.split) for p in self._block(k, j).values())
 
     @torch.no_grad()
-    def fedavg_clients(self, weights: Sequence[float]) -> None:
-        """Replace every client's adapters of blocks < split by their weighted average (FedAvg + broadcast)."""
-        avg = fedavg([self.client_state(k) for k in range(self.num_clients)], weights)
+    def fedavg_clients(self, weights: Sequence[float], bits: int = 32) -> int:
+        """Replace every client's adapters of blocks < split by their weighted average (FedAvg + broadcast).
+
+        Uploads and the broadcast are sent at ``bits`` per element (:func:`fedsllm_env.splitfed.wire.send`,
+        one scale per tensor at 8 bits). Returns the bytes of one client's upload.
+        """
+        uploads, sizes = [], []
+        for k in range(self.num_clients):
+            sent = {key: send(v, bits, per_row=False) for key, v in self.client_state(k).items()}
+            uploads.append({key: v for key, (v, _) in sent.items()})
+            sizes.append(sum(n for _, n in sent.values()))
+        avg = fedavg(uploads, weights)
+        avg = {key: send(v, bits, per_row=False)[0] for key, v in avg.items()}
         for k in range(self.num_clients):
             self.load_client_state(k, avg)
+        return int(sizes[0])
 
     # ---- split / rank changes ---------------------------------------------------------------------
     @torch.no_grad()
@@ -201,28 +223,15 @@ class SplitLoRAModel(nn.Module):
         return True
 
     # ---- computation ------------------------------------------------------------------------------
-    def _mask_and_positions(self, hidden: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        pos = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
-        mask = create_causal_mask(config=self.config, inputs_embeds=hidden, attention_mask=None, cache=None,
-                                  position_ids=pos)
-        return mask, pos
-
     def client_forward(self, k: int, input_ids: torch.Tensor) -> torch.Tensor:
-        """Client k's part: embeddings, dropout and blocks < split; returns the cut activation (b, n, d)."""
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
-        hidden = self.drop(self.wte(input_ids) + self.wpe(pos))
-        mask, pos = self._mask_and_positions(hidden)
-        for j in range(self.split):
-            hidden = self.client_blocks[k][j](hidden, attention_mask=mask, position_ids=pos)
-        return hidden
+        """Client k's part: embeddings and blocks < split; returns the cut activation (b, n, d)."""
+        hidden = self.adapter.embed(self.inner, input_ids)
+        return self.adapter.run_blocks(self.inner, self.client_blocks[k], hidden, range(self.split))
 
     def server_logits(self, activation: torch.Tensor) -> torch.Tensor:
-        """Server part: blocks >= split, final layer norm and LM head; returns logits (b, n, V)."""
-        mask, pos = self._mask_and_positions(activation)
-        hidden = activation
-        for j in range(self.split, self.n_layer):
-            hidden = self.server_blocks[j](hidden, attention_mask=mask, position_ids=pos)
-        return self.lm_head(self.ln_f(hidden))
+        """Server part: blocks >= split, final norm and LM head; returns logits (b, n, V)."""
+        hidden = self.adapter.run_blocks(self.inner, self.server_blocks, activation, range(self.split, self.n_layer))
+        return self.adapter.head(self.inner, hidden)
 
     def forward(self, input_ids: torch.Tensor, client: int = 0) -> torch.Tensor:
         """Unsplit-equivalent logits through client ``client``'s copy and the server."""

@@ -1,9 +1,10 @@
-"""Offline tokenizers: a deterministic word-level tokenizer for the locally built tiny GPT-2, or a locally
-available Hugging Face tokenizer for any other backbone."""
+"""Tokenizers: a deterministic word-level tokenizer for the locally built tiny GPT-2, or the Hugging Face
+tokenizer of any other backbone (local folder, hub cache or hub)."""
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -40,20 +41,28 @@ def default_word_tokenizer() -> PreTrainedTokenizerFast:
     return build_word_tokenizer(lexicon_text())
 
 
-def load_pretrained_tokenizer(name_or_path: str):
-    """``AutoTokenizer.from_pretrained`` from local files only; pad = eos when the tokenizer has no pad.
+def load_pretrained_tokenizer(name_or_path: str, display_name: str | None = None):
+    """``AutoTokenizer.from_pretrained`` (local files only for a folder); pad = eos when the tokenizer has no pad.
 
     Raises:
-        FileNotFoundError: The tokenizer is not available locally (no downloads are attempted).
+        FileNotFoundError: No tokenizer could be loaded.
+        ValueError: The tokenizer is empty (no tokenizer files beside the model) or has no eos token.
     """
+    name = display_name or name_or_path
+    local = Path(name_or_path).exists()
     try:
-        tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
-    except (OSError, ValueError) as e:
+        tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
+    except (OSError, ValueError, TypeError) as e:
         raise FileNotFoundError(
-            f"backbone {name_or_path!r}: no tokenizer found locally (directory or Hugging Face cache); this "
-            f"project never downloads models - use 'tiny-gpt2' or a local path ({type(e).__name__}: {e})") from e
+            f"backbone {name!r}: no tokenizer could be loaded from {name_or_path!r} ({type(e).__name__}: {e}); "
+            "the folder needs the tokenizer files saved with tokenizer.save_pretrained") from e
+    if len(tok) < 2 or not tok("The quick brown fox.", add_special_tokens=False)["input_ids"]:
+        raise ValueError(f"backbone {name!r}: the tokenizer is empty ({len(tok)} token(s); it encodes text to "
+                         f"nothing): {name_or_path!r} has no tokenizer files (tokenizer.json, or vocab + merges, "
+                         "or tokenizer.model); save the matching tokenizer into that folder")
     if tok.eos_token_id is None:
-        raise ValueError(f"backbone {name_or_path!r}: tokenizer has no eos token")
+        raise ValueError(f"backbone {name!r}: tokenizer has no eos token (needed to end every example); "
+                         "set tokenizer.eos_token and save it")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
