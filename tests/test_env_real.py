@@ -18,7 +18,8 @@ from fedsllm_env.splitfed import SplitFedEngine
 from fedsllm_env.splitfed.model import build_random_gpt2
 from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore:dataset "),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

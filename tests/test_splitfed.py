@@ -18,6 +18,7 @@ from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
 from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
 
 TARGETS = ("attn.c_attn", "attn.c_proj")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.filterwarnings("ignore:dataset ")]
 
 
 def tiny_cfg(k: int = 3, **training) -> FedsLLMConfig:
@@ -199,7 +200,9 @@ def test_engine_on_local_jsonl(tmp_path, base, tok):
     rows = [{"mr": e.prompt[:-3], "ref": e.text[len(e.prompt) + 1:]} for e in generate_e2e(80, 5)]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     eng = make_engine(base, tok, dataset=str(path), num_train_samples=60)
-    assert int(eng.data_sizes.sum()) == 60  # 80 examples: validation 80 // 5 = 16, training capped at 60
+    # 80 examples: validation 80 // 5 = 16, training capped at 60, less those whose prompt fills seq_len=32
+    assert eng.data_report["train_dropped_prompt"] > 0
+    assert int(eng.data_sizes.sum()) == 60 - eng.data_report["train_dropped_prompt"]
     assert sum(len(ids) for ids, _ in eng.val_batches) == 8  # val_batches=2 of b=4
     assert np.isfinite(eng.reset(0))
 

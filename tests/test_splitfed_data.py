@@ -123,9 +123,56 @@ def test_file_errors(tmp_path):
     bad.write_text('{"foo": 1}\n')
     with pytest.raises(ValueError, match="needs a string 'text'"):
         load_examples(bad)
-    csv = tmp_path / "d.csv"
-    csv.write_text("a,b\n")
-    with pytest.raises(ValueError, match=".txt or .jsonl"):
-        load_examples(csv)
-    with pytest.raises(FileNotFoundError, match="no tokenizer found locally"):
+    other = tmp_path / "d.parquet"
+    other.write_text("a,b\n")
+    with pytest.raises(ValueError, match=".txt, .jsonl or .csv"):
+        load_examples(other)
+    with pytest.raises(FileNotFoundError, match="no tokenizer could be loaded"):
         load_pretrained_tokenizer(str(tmp_path / "no-model"))
+
+
+def test_official_e2e_csv_and_hugging_face_field_names(tmp_path):
+    official = tmp_path / "trainset.csv"  # the E2E release: a header "mr,ref", quoted fields with commas
+    official.write_bytes('\ufeffmr,ref\n"name[The Eagle], eatType[pub], food[French]","The Eagle is a French pub, '
+                         'near the river."\n"name[Aromi], eatType[coffee shop]",Aromi is a coffee shop .\n'
+                         .encode("utf-8"))
+    ex = load_examples(official)
+    assert ex[0].prompt == "name[The Eagle], eatType[pub], food[French] =>" and ex[0].label == "pub"
+    assert ex[0].text.endswith("=> The Eagle is a French pub, near the river.") and ex[1].label == "coffee shop"
+    hf_jsonl = tmp_path / "e2e_nlg.jsonl"
+    hf_jsonl.write_text(json.dumps({"meaning_representation": "name[B]", "human_reference": "B is nice ."}) + "\n")
+    hf_csv = tmp_path / "e2e_nlg.csv"
+    hf_csv.write_text("Meaning_Representation,Human_Reference\nname[B],B is nice .\n")
+    assert load_examples(hf_jsonl) == load_examples(hf_csv) == [load_examples(official)[0].__class__(
+        "name[B] => B is nice .", "name[B] =>", "name[B]")]
+
+
+def test_truncation_and_prompts_that_fill_seq_len_are_counted():
+    tok = default_word_tokenizer()
+    ex = generate_e2e(40, 0)
+    lengths = [len(t) for t in tok([e.text for e in ex], add_special_tokens=False)["input_ids"]]
+    prompts = [len(t) for t in tok([e.prompt for e in ex], add_special_tokens=False)["input_ids"]]
+    seq_len = 24
+    enc = encode_examples(ex, tok, seq_len)
+    assert enc.dropped_prompt == sum(p >= seq_len for p in prompts) > 0
+    assert enc.truncated == sum(n + 1 > seq_len and p < seq_len for n, p in zip(lengths, prompts)) > 0
+    assert len(enc) == len(ex) - enc.dropped_prompt and len(enc.kept) == len(enc)
+    assert bool(((enc.labels[:, 1:] != -100).sum(dim=1) > 0).all())  # every kept example trains
+    assert "truncated at seq_len=24" in enc.report("training", seq_len)
+    assert encode_examples(ex, tok, 128).report("training", 128) == ""
+
+
+def test_validation_uses_every_validation_example(one_torch_thread):
+    from fedsllm_env.config import FedsLLMConfig, ModelConfig, TrainingConfig, WirelessConfig
+    from fedsllm_env.splitfed import SplitFedEngine
+    from fedsllm_env.splitfed.model import build_random_gpt2
+
+    tok = default_word_tokenizer()
+    cfg = FedsLLMConfig(model=ModelConfig(ranks=(2,), initial_rank=2, device="cpu"),
+                        wireless=WirelessConfig(num_clients=2),
+                        training=TrainingConfig(batch_size=4, seq_len=64, num_train_samples=16, num_val_samples=23))
+    eng = SplitFedEngine(cfg, model=build_random_gpt2(tok, n_layer=2, n_positions=64), tokenizer=tok)
+    assert sum(len(ids) for ids, _ in eng.val_batches) == 23
+    limited = SplitFedEngine(cfg.replace(training=cfg.training.replace(val_batches=2)),
+                             model=build_random_gpt2(tok, n_layer=2, n_positions=64), tokenizer=tok)
+    assert sum(len(ids) for ids, _ in limited.val_batches) == 8

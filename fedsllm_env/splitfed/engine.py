@@ -265,6 +265,16 @@ class SplitFedEngine:
             raise TrainingError(f"{where}: the mini-batch has no labelled token (every label is masked: prompts "
                                 "fill seq_len or the tokenizer produced no tokens)")
 
+    def _check_adapters(self) -> None:
+        """After the local updates, before FedAvg: every client's and the server's adapters are finite."""
+        assert self.model is not None
+        lr = self.cfg.training.learning_rate
+        owners = [(f"client {k}", self.model.client_params(k)) for k in range(self.num_clients)]
+        for who, params in owners + [("the server", self.model.server_params())]:
+            if any(not bool(torch.isfinite(p).all()) for p in params):
+                raise TrainingError(f"round {self._round + 1}, {who}: LoRA adapters hold NaN/inf after the local "
+                                    f"updates: training diverged (training.learning_rate={lr:g}; lower it)")
+
     def _check_loss(self, k: int, it: int, loss: float, stage: str) -> None:
         if not math.isfinite(loss):
             raise TrainingError(f"round {self._round + 1}, client {k}, local iteration {it + 1}: {stage} loss is "
@@ -347,6 +357,7 @@ class SplitFedEngine:
                 self.server_opt.step()
                 train_s += time.perf_counter() - s0
         s0 = time.perf_counter()
+        self._check_adapters()
         lora_bytes = model.fedavg_clients(self.data_sizes.tolist(), self.cfg.model.activation_bits)
         train_s += time.perf_counter() - s0
         v0 = time.perf_counter()

@@ -11,6 +11,7 @@ what was not found and how to point to a local copy.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -109,6 +110,16 @@ def tiny_cache_dir(m: ModelConfig, n_positions: int) -> Path:
     return cache_root() / f"{TINY_BACKBONE}-{digest}"
 
 
+@functools.lru_cache(maxsize=1)
+def _pretrain_chunks() -> torch.Tensor:
+    """The pre-training corpus as packed (n_chunks, PRETRAIN_SEQ_LEN) token ids (built once per process)."""
+    tok = default_word_tokenizer()
+    ids = tok(generate_pretrain_corpus(PRETRAIN_SENTENCES, PRETRAIN_SEED), add_special_tokens=False)["input_ids"]
+    stream = torch.tensor([t for sent in ids for t in sent + [tok.eos_token_id]], dtype=torch.long)
+    n_chunks = len(stream) // PRETRAIN_SEQ_LEN
+    return stream[:n_chunks * PRETRAIN_SEQ_LEN].view(n_chunks, PRETRAIN_SEQ_LEN)
+
+
 def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) -> tuple[GPT2LMHeadModel, float]:
     """Build the tiny GPT-2 and pre-train it on the plain-sentence corpus (packed 64-token chunks).
 
@@ -120,11 +131,8 @@ def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) 
     """
     tok = default_word_tokenizer()
     model = build_random_gpt2(tok, m.tiny_n_layer, m.tiny_n_embd, m.tiny_n_head, n_positions, seed=PRETRAIN_SEED)
-    text = generate_pretrain_corpus(PRETRAIN_SENTENCES, PRETRAIN_SEED)
-    ids = tok(text, add_special_tokens=False)["input_ids"]
-    stream = torch.tensor([t for sent in ids for t in sent + [tok.eos_token_id]], dtype=torch.long)
-    n_chunks = len(stream) // PRETRAIN_SEQ_LEN
-    chunks = stream[:n_chunks * PRETRAIN_SEQ_LEN].view(n_chunks, PRETRAIN_SEQ_LEN)
+    chunks = _pretrain_chunks()
+    n_chunks = chunks.shape[0]
     gen = torch.Generator().manual_seed(PRETRAIN_SEED)
     steps = m.tiny_pretrain_steps
     opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.01)

@@ -1,0 +1,239 @@
+"""Bad inputs of the real engine, table-driven: (input, expected error type, message fragment).
+
+Backbones (unknown family, missing / offline hub names, folders without config, tokenizer or weights,
+truncated weights, tokenizer larger than the vocabulary), devices and dtypes, LoRA targets, data files
+(encodings, fields, prompts that fill seq_len) and the guards of every real round (non-finite loss, NaN
+weights, mini-batches without labelled tokens, token ids outside the vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from transformers import BertConfig
+
+from fedsllm_env.config import FedsLLMConfig, ModelConfig, TrainingConfig, WirelessConfig
+from fedsllm_env.errors import BackboneError, BackboneNotFoundError, ConfigError, TrainingError
+from fedsllm_env.splitfed import SplitFedEngine
+from fedsllm_env.splitfed.data import encode_examples, generate_e2e, load_examples
+from fedsllm_env.splitfed.model import build_random_model, load_backbone
+from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
+from fedsllm_env.splitfed.zoo import tiny_config
+
+pytestmark = [pytest.mark.filterwarnings("ignore:dataset 'e2e-synthetic'"), pytest.mark.usefixtures("one_torch_thread")]
+
+TOK = default_word_tokenizer()
+
+
+def _cfg(**sections) -> FedsLLMConfig:
+    model = dict(ranks=(1, 2), initial_rank=2, initial_split=1, device="cpu")
+    model.update(sections.pop("model", {}))
+    training = dict(batch_size=4, seq_len=32, local_iterations=1, num_train_samples=24, num_val_samples=4)
+    training.update(sections.pop("training", {}))
+    return FedsLLMConfig(model=ModelConfig(**model), training=TrainingConfig(**training),
+                         wireless=WirelessConfig(num_clients=2))
+
+
+def _tiny(family: str = "gpt2", vocab: int | None = None):
+    return build_random_model(tiny_config(family, vocab or len(TOK)), seed=0)
+
+
+def _engine(net=None, **sections) -> SplitFedEngine:
+    return SplitFedEngine(_cfg(**sections), model=net if net is not None else _tiny(), tokenizer=TOK,
+                          progress=False)
+
+
+def _saved(tmp: Path, family: str = "gpt2", tokenizer: bool = True) -> Path:
+    folder = tmp / family
+    _tiny(family).save_pretrained(folder)
+    if tokenizer:
+        TOK.save_pretrained(folder)
+    return folder
+
+
+def _load(backbone: str | Path, seq_len: int = 32):
+    return load_backbone(ModelConfig(backbone=str(backbone)), seq_len, progress=False)
+
+
+# ---- one function per bad input: build it under tmp, then trigger the error -----------------------------
+def unknown_family(tmp: Path):
+    BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=32).save_pretrained(tmp / "bert")
+    _load(tmp / "bert")
+
+
+def offline_hub_name(tmp: Path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp / "hf"))
+    _load("no-such-org/no-such-model-123")
+
+
+def missing_local_path(tmp: Path):
+    _load(tmp / "nowhere" / "model")
+
+
+def folder_without_config(tmp: Path):
+    (tmp / "empty").mkdir()
+    _load(tmp / "empty")
+
+
+def folder_without_tokenizer(tmp: Path):
+    _load(_saved(tmp, tokenizer=False))
+
+
+def truncated_weights(tmp: Path):
+    folder = _saved(tmp)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    _load(folder)
+
+
+def weights_of_another_architecture(tmp: Path):
+    folder = _saved(tmp, "gpt2")
+    json_cfg = json.loads((_saved(tmp, "llama") / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(json_cfg))
+    _load(folder)
+
+
+def context_shorter_than_seq_len(tmp: Path):
+    _load(_saved(tmp), seq_len=4096)
+
+
+def tokenizer_larger_than_vocab(tmp: Path):
+    _engine(_tiny(vocab=50))
+
+
+def cuda_without_cuda(tmp: Path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    _engine(model={"device": "cuda"})
+
+
+def non_utf8_dataset(tmp: Path):
+    path = tmp / "latin1.txt"
+    path.write_bytes("café => a nice café .\n".encode("latin-1"))
+    load_examples(path)
+
+
+def csv_without_known_columns(tmp: Path):
+    path = tmp / "d.csv"
+    path.write_text("meaning,sentence\nname[A],A is nice .\n")
+    load_examples(path)
+
+
+def jsonl_line_not_an_object(tmp: Path):
+    path = tmp / "d.jsonl"
+    path.write_text('["mr", "ref"]\n')
+    load_examples(path)
+
+
+def every_prompt_fills_seq_len(tmp: Path):
+    encode_examples(generate_e2e(5, 0), TOK, 8)
+
+
+def diverging_learning_rate(tmp: Path):
+    eng = _engine(training={"learning_rate": 1e4, "local_iterations": 2})
+    eng.reset(0)
+    for _ in range(6):
+        eng.run_round(1, 2)
+
+
+def nan_backbone_weights(tmp: Path):
+    model = _tiny()
+    with torch.no_grad():
+        model.transformer.h[1].mlp.c_fc.weight[0, 0] = float("nan")
+    _engine(model).reset(0)
+
+
+def inf_server_adapter(tmp: Path):
+    eng = _engine()
+    eng.reset(0)
+    with torch.no_grad():
+        eng.model.server_params()[-1].fill_(float("inf"))
+    eng.run_round(1, 2)
+
+
+def batch_without_labels(tmp: Path):
+    eng = _engine()
+    eng.reset(0)
+    eng.train_set.labels.fill_(-100)
+    eng.run_round(1, 2)
+
+
+def token_ids_outside_vocab(tmp: Path):
+    eng = _engine()
+    eng.reset(0)
+    eng.train_set.input_ids[:, 3] = 10_000
+    eng.run_round(1, 2)
+
+
+CASES: list[tuple[str, Callable, type[BaseException], str]] = [
+    ("unknown model_type", unknown_family, ValueError, "model_type 'bert' is not supported; supported: ['gpt2', "),
+    ("hub name while offline", offline_hub_name, BackboneNotFoundError, "set model.backbone to that folder"),
+    ("missing local path", missing_local_path, BackboneNotFoundError, "does not exist"),
+    ("folder without config.json", folder_without_config, BackboneNotFoundError, "has no config.json"),
+    ("folder without tokenizer files", folder_without_tokenizer, ValueError, "the tokenizer is empty"),
+    ("truncated safetensors", truncated_weights, BackboneError, "truncated or corrupted: delete it"),
+    ("config and weights of different families", weights_of_another_architecture, BackboneError,
+     "missing from the checkpoint"),
+    ("context shorter than seq_len", context_shorter_than_seq_len, ValueError, "accepts at most 64 positions"),
+    ("tokenizer larger than the vocabulary", tokenizer_larger_than_vocab, ValueError,
+     "embedding has 50 rows (tokenizer size 239)"),
+    ("model.device cuda without CUDA", cuda_without_cuda, ValueError, "CUDA is not available"),
+    ("model.device typo", lambda tmp: ModelConfig(device="gpu"), ConfigError, "ModelConfig.device"),
+    ("model.dtype float64", lambda tmp: ModelConfig(dtype="float64"), ConfigError, "ModelConfig.dtype"),
+    ("LoRA target not in the family", lambda tmp: _engine(model={"lora_target_modules": ("self_attn.q_proj",)}),
+     ValueError, "matches no module of this model"),
+    ("val_batches < 0", lambda tmp: TrainingConfig(val_batches=-1), ConfigError, "val_batches"),
+    ("dataset not UTF-8", non_utf8_dataset, ValueError, "is not UTF-8 text (byte 0xe9"),
+    ("CSV without mr/ref columns", csv_without_known_columns, ValueError, "found fields ['meaning', 'sentence']"),
+    ("JSONL line not an object", jsonl_line_not_an_object, ValueError, "must be an object, got list"),
+    ("every prompt fills seq_len", every_prompt_fills_seq_len, ValueError, "have a prompt that fills seq_len=8"),
+    ("learning rate 1e4", diverging_learning_rate, TrainingError, "training diverged"),
+    ("NaN in the backbone", nan_backbone_weights, TrainingError, "the backbone's weights hold NaN/inf"),
+    ("inf in the server's adapters", inf_server_adapter, TrainingError,
+     "round 1, client 0, local iteration 1: training loss is nan: the server's LoRA adapters hold NaN/inf"),
+    ("mini-batch without labelled tokens", batch_without_labels, TrainingError,
+     "round 1, client 0, local iteration 1: the mini-batch has no labelled token"),
+    ("token ids outside the vocabulary", token_ids_outside_vocab, TrainingError,
+     "token id 10000 outside the model's vocabulary of 239"),
+]
+
+
+@pytest.mark.parametrize("name,make,error,fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_a_clear_error(tmp_path, monkeypatch, name, make, error, fragment):
+    with pytest.raises(error) as info:
+        make(tmp_path, monkeypatch) if "monkeypatch" in make.__code__.co_varnames else make(tmp_path)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_divergence_error_names_round_client_and_the_fix():
+    with pytest.raises(TrainingError) as info:
+        diverging_learning_rate(Path("."))
+    msg = str(info.value)
+    assert msg.startswith("round 1, client ") and "training.learning_rate=10000; lower it" in msg
+
+
+def test_env_step_raises_instead_of_returning_nan(calibration_path):
+    import warnings
+
+    import numpy as np
+
+    from fedsllm_env.env import FedsLLMEnv
+
+    cfg = _cfg(training={"learning_rate": 1e4, "local_iterations": 2}).replace(
+        mode="real", calibration_path=calibration_path,
+        wireless=WirelessConfig(num_clients=2, num_subchannels_ms=2, num_subchannels_fs=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = FedsLLMEnv(cfg, backend=SplitFedEngine(cfg, model=_tiny(), tokenizer=TOK, progress=False))
+    obs, _ = env.reset(seed=0)
+    assert np.isfinite(obs).all()
+    with pytest.raises(TrainingError, match="training diverged"):
+        for _ in range(6):
+            obs, reward, *_ = env.step(env.action_space.sample())
+            assert np.isfinite(obs).all() and np.isfinite(reward)
