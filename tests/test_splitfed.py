@@ -14,10 +14,8 @@ from fedsllm_env.delay import payload_bits
 from fedsllm_env.splitfed import SplitFedEngine
 from fedsllm_env.splitfed.lora import fedavg, resize_pair
 from fedsllm_env.splitfed.model import build_random_gpt2, load_backbone
-from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
 from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
 
-TARGETS = ("attn.c_attn", "attn.c_proj")
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.filterwarnings("ignore:dataset ")]
 
 

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("train_scripts.demo", "train PPO on the surrogate, compare with the optimizer in real training"),
     "calibrate": ("train_scripts.calibrate", "measure E(r, c) and loss curves with real split-fed training (Ray optional)"),
     "benchmark-env": ("train_scripts.benchmark_env", "surrogate steps/s, real-mode seconds per step and its breakdown"),
+    "benchmark-engine": ("train_scripts.benchmark_engine",
+                         "real-engine seconds per round and peak memory for named model shapes and devices"),
     "benchmark-optimizer": ("train_scripts.benchmark_optimizer",
                             "optimizer solve time vs size and optimality gaps vs the exact optimum"),
 }
