@@ -10,7 +10,6 @@ from fedsllm_env.config import (
     TrainingConfig,
     WirelessConfig,
 )
-from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.errors import (
     CalibrationError,
     ConfigError,
@@ -48,9 +47,21 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    """``FedsLLMEnv`` is imported on first use: the engine and the delay model also work without gymnasium."""
+    if name == "FedsLLMEnv":
+        from fedsllm_env.env import FedsLLMEnv
+
+        return FedsLLMEnv
+    raise AttributeError(f"module 'fedsllm_env' has no attribute {name!r}")
+
+
 def _register_envs() -> None:
-    """Register the versioned env ids once (idempotent)."""
-    from gymnasium.envs.registration import register, registry
+    """Register the versioned env ids once (idempotent); nothing to register without gymnasium."""
+    try:
+        from gymnasium.envs.registration import register, registry
+    except ImportError:
+        return
 
     variants = {
         # id: (entry point, config overrides, nondeterministic)

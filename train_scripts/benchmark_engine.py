@@ -104,11 +104,30 @@ def _child(queue, *args) -> None:
         queue.put({"shape": args[0], "dtype": args[2], "error": f"{type(e).__name__}: {e}"})
 
 
+def _parse(argv: list[str] | None) -> Args:
+    """Flags from the fields of :class:`Args` (argparse: this command also runs where only torch,
+    transformers and peft are installed, e.g. an offline GPU box)."""
+    import argparse
+    import dataclasses
+
+    parser = argparse.ArgumentParser(prog="fedsllm benchmark-engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Args):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, tuple):
+            parser.add_argument(flag, nargs="+", default=list(f.default), help=f"(default: {' '.join(f.default)})")
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default: {f.default!r})")
+    ns = parser.parse_args(argv)
+    args = Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items()})
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every (shape, dtype) in its own process, print the table, write JSON if asked."""
-    import tyro
-
-    args = tyro.cli(Args, args=argv)
+    args = _parse(argv)
     ctx = mp.get_context("spawn")
     results = []
     for shape in args.shapes:

@@ -10,6 +10,8 @@ how to finish (final norm, output projection, LM head). The LoRA target names co
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
 from typing import Any, ClassVar, Sequence
 
@@ -18,7 +20,7 @@ from torch import nn
 
 from fedsllm_env.profile import ModelShape
 
-__all__ = ["BackboneAdapter"]
+__all__ = ["BackboneAdapter", "causal_mask"]
 
 
 class BackboneAdapter:
@@ -111,3 +113,18 @@ def _has_path(obj: Any, path: str) -> bool:
     except AttributeError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=8)
+def _mask_params(fn: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(fn).parameters)
+
+
+def causal_mask(fn: Any, config: Any, hidden: torch.Tensor, position_ids: torch.Tensor) -> Any:
+    """Call a ``transformers.masking_utils`` mask builder (``create_causal_mask``, ...) for a slice of blocks
+    without padding or cache, across transformers releases (the cache arguments changed names)."""
+    params = _mask_params(fn)
+    if "cache_position" in params:  # releases that still take cache_position
+        extra = {n: None for n in ("past_key_values", "cache") if n in params}
+        return fn(config, hidden, None, cache_position=position_ids[0], position_ids=position_ids, **extra)
+    return fn(config, hidden, None, None, position_ids=position_ids)

@@ -10,7 +10,7 @@ from torch import nn
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from fedsllm_env.profile import ModelShape
-from fedsllm_env.splitfed.backbones.base import BackboneAdapter
+from fedsllm_env.splitfed.backbones.base import BackboneAdapter, causal_mask
 
 __all__ = ["LlamaAdapter"]
 
@@ -48,10 +48,9 @@ class LlamaAdapter(BackboneAdapter):
 
     def block_context(self, model: nn.Module, hidden: torch.Tensor) -> dict[str, Any]:
         pos = self.positions(hidden)
-        kwargs = dict(config=self.config, inputs_embeds=hidden, attention_mask=None, cache=None, position_ids=pos)
-        masks = {"full_attention": create_causal_mask(**kwargs)}
+        masks = {"full_attention": causal_mask(create_causal_mask, self.config, hidden, pos)}
         if any(self._layer_type(j) == "sliding_attention" for j in range(int(self.config.num_hidden_layers))):
-            masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
+            masks["sliding_attention"] = causal_mask(create_sliding_window_causal_mask, self.config, hidden, pos)
         return {"masks": masks, "position_ids": pos, "position_embeddings": model.model.rotary_emb(hidden, pos)}
 
     def run_block(self, block: nn.Module, j: int, hidden: torch.Tensor, ctx: dict[str, Any]) -> torch.Tensor:

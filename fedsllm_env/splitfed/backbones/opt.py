@@ -10,7 +10,7 @@ from torch import nn
 from transformers.masking_utils import create_causal_mask
 
 from fedsllm_env.profile import ModelShape
-from fedsllm_env.splitfed.backbones.base import BackboneAdapter
+from fedsllm_env.splitfed.backbones.base import BackboneAdapter, causal_mask
 
 __all__ = ["OPTAdapter"]
 
@@ -44,8 +44,7 @@ class OPTAdapter(BackboneAdapter):
 
     def block_context(self, model: nn.Module, hidden: torch.Tensor) -> dict[str, Any]:
         pos = self.positions(hidden)
-        mask = create_causal_mask(config=self.config, inputs_embeds=hidden, attention_mask=None, cache=None,
-                                  position_ids=pos)
+        mask = causal_mask(create_causal_mask, self.config, hidden, pos)
         return {"attention_mask": mask, "position_ids": pos}
 
     def head(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
