@@ -162,3 +162,21 @@ def test_quantised_cut_changes_training_but_stays_deterministic(tok):
     full, q8, q8_again = one_round(32), one_round(8), one_round(8)
     assert q8 == q8_again  # same seed, same result
     assert q8[0] != full[0] and q8[1] != full[1]  # the server trained on the dequantised activations
+
+
+def test_hub_name_is_read_from_the_hugging_face_cache_when_offline(tok, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    repo = tmp_path / "hub" / "models--local-org--tiny-llama"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    model = tiny("llama", tok, seed=5)
+    model.save_pretrained(snapshot)
+    tok.save_pretrained(snapshot)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded, _ = load_backbone(ModelConfig(backbone="local-org/tiny-llama"), 32, progress=False)
+    ids = torch.randint(0, len(tok), (1, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=0, rtol=0)
