@@ -229,11 +229,12 @@ class SplitFedEngine:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
         for ids, labels in self.val_batches:
-            logits = self.model(ids, client=0)
-            total += torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1),
-                ignore_index=-100, reduction="sum").double()
-            count += int((labels[:, 1:] != -100).sum())
+            select = torch.zeros_like(labels, dtype=torch.bool)
+            select[:, :-1] = labels[:, 1:] != -100  # positions that predict a labelled token: the head runs there only
+            logits = self.model(ids, client=0, select=select)
+            total += torch.nn.functional.cross_entropy(logits.float(), labels[:, 1:][select[:, :-1]],
+                                                       reduction="sum").double()
+            count += int(logits.shape[0])
         loss = float(total) / max(count, 1)
         if not math.isfinite(loss):
             where = "before round 1" if self._round == 0 else f"after round {self._round}"

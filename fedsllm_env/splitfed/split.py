@@ -228,11 +228,12 @@ class SplitLoRAModel(nn.Module):
         hidden = self.adapter.embed(self.inner, input_ids)
         return self.adapter.run_blocks(self.inner, self.client_blocks[k], hidden, range(self.split))
 
-    def server_logits(self, activation: torch.Tensor) -> torch.Tensor:
-        """Server part: blocks >= split, final norm and LM head; returns logits (b, n, V)."""
+    def server_logits(self, activation: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
+        """Server part: blocks >= split, final norm and LM head; returns logits (b, n, V), or (m, V) for the
+        m positions where the boolean (b, n) mask ``select`` is True (the head runs on those only)."""
         hidden = self.adapter.run_blocks(self.inner, self.server_blocks, activation, range(self.split, self.n_layer))
-        return self.adapter.head(self.inner, hidden)
+        return self.adapter.head(self.inner, hidden if select is None else hidden[select])
 
-    def forward(self, input_ids: torch.Tensor, client: int = 0) -> torch.Tensor:
-        """Unsplit-equivalent logits through client ``client``'s copy and the server."""
-        return self.server_logits(self.client_forward(client, input_ids))
+    def forward(self, input_ids: torch.Tensor, client: int = 0, select: torch.Tensor | None = None) -> torch.Tensor:
+        """Unsplit-equivalent logits through client ``client``'s copy and the server (see ``server_logits``)."""
+        return self.server_logits(self.client_forward(client, input_ids), select)
