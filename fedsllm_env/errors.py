@@ -113,3 +113,7 @@ class BackboneNotFoundError(FedsLLMError, FileNotFoundError):
 class TrainingError(FedsLLMError, RuntimeError):
     """Real training cannot go on: a non-finite loss, a batch without labelled tokens, token ids outside the
     model's vocabulary (the message names the round, the client and the cause)."""
+
+
+class TrainingDiverged(TrainingError):
+    """A training or validation loss, or a LoRA adapter, became NaN/inf (the message names the likely cause)."""

@@ -34,7 +34,7 @@ import torch
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.calibration import DEFAULT_TARGET_FRACTION, build_calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import CalibrationError
+from fedsllm_env.errors import CalibrationError, TrainingDiverged
 
 __all__ = ["RunSpec", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
            "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND"]
@@ -154,7 +154,11 @@ def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int
         walls: list[float] = []
         diverged = None
         for t in range(1, max_rounds + 1):
-            out = engine.run_round(spec.split, spec.rank)
+            try:
+                out = engine.run_round(spec.split, spec.rank)
+            except TrainingDiverged:  # the engine stops on a non-finite loss or adapter
+                diverged = t
+                break
             if not (math.isfinite(out.val_loss) and math.isfinite(out.train_loss)):
                 diverged = t
                 break

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import TrainingError
+from fedsllm_env.errors import TrainingDiverged, TrainingError
 from fedsllm_env.profile import wire_bits
 from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.data import ClientSampler, EncodedSet, encode_examples, load_task, partition
@@ -196,7 +196,7 @@ class SplitFedEngine:
             The validation loss of the backbone (before round 1).
 
         Raises:
-            TrainingError: the backbone's validation loss is not finite.
+            TrainingDiverged: the backbone's validation loss is not finite.
         """
         m = self.cfg.model
         split = int(m.initial_split) if split is None else split
@@ -221,7 +221,7 @@ class SplitFedEngine:
         global adapters, eval mode).
 
         Raises:
-            TrainingError: the loss is not finite.
+            TrainingDiverged: the loss is not finite.
         """
         if self.model is None:
             raise RuntimeError("call reset(seed) before using the engine")
@@ -238,7 +238,7 @@ class SplitFedEngine:
         loss = float(total) / max(count, 1)
         if not math.isfinite(loss):
             where = "before round 1" if self._round == 0 else f"after round {self._round}"
-            raise TrainingError(f"validation loss is {loss} {where}: {self._diagnose(None)}")
+            raise TrainingDiverged(f"validation loss is {loss} {where}: {self._diagnose(None)}")
         return loss
 
     # ---- guards -------------------------------------------------------------------------------------
@@ -273,12 +273,12 @@ class SplitFedEngine:
         owners = [(f"client {k}", self.model.client_params(k)) for k in range(self.num_clients)]
         for who, params in owners + [("the server", self.model.server_params())]:
             if any(not bool(torch.isfinite(p).all()) for p in params):
-                raise TrainingError(f"round {self._round + 1}, {who}: LoRA adapters hold NaN/inf after the local "
+                raise TrainingDiverged(f"round {self._round + 1}, {who}: LoRA adapters hold NaN/inf after the local "
                                     f"updates: training diverged (training.learning_rate={lr:g}; lower it)")
 
     def _check_loss(self, k: int, it: int, loss: float, stage: str) -> None:
         if not math.isfinite(loss):
-            raise TrainingError(f"round {self._round + 1}, client {k}, local iteration {it + 1}: {stage} loss is "
+            raise TrainingDiverged(f"round {self._round + 1}, client {k}, local iteration {it + 1}: {stage} loss is "
                                 f"{loss}: {self._diagnose(k)}")
 
     # ---- one round ----------------------------------------------------------------------------------
@@ -307,8 +307,9 @@ class SplitFedEngine:
         Raises:
             RuntimeError: ``reset`` was not called.
             ValueError: ``split`` outside [1, L-1] or ``rank`` < 1.
-            TrainingError: a non-finite loss, a mini-batch without labelled tokens or token ids outside the
-                vocabulary (the message names the round, the client and the cause).
+            TrainingDiverged: a non-finite loss or adapter (the message names the round, the client and the
+                likely cause).
+            TrainingError: a mini-batch without labelled tokens or token ids outside the vocabulary.
         """
         if self.model is None:
             raise RuntimeError("call reset(seed) before run_round")
