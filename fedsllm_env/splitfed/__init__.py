@@ -1,4 +1,5 @@
-"""Real split-federated LoRA training of GPT-2 style LMs (the environment's "real" mode).
+"""Real split-federated LoRA training of decoder-only LMs: GPT-2, LLaMA-style (LLaMA, SmolLM, Qwen2, Mistral)
+and OPT backbones (the environment's "real" mode; families in :mod:`fedsllm_env.splitfed.backbones`).
 
 Public entry point: :class:`SplitFedEngine` (``reset(seed)``, ``run_round(split, rank)``). The calibration
 runner ``fedsllm_env.splitfed.calibrate`` (CLI: ``fedsllm calibrate``) measures E(r, c) with it.

@@ -14,6 +14,15 @@ One round (SPEC.md) = I local iterations, then FedAvg:
   this is mathematically identical to running the clients in parallel.
 * End of round: FedAvg of the client-side adapters weighted by client data sizes, broadcast to all.
 
+What crosses the air goes through :func:`fedsllm_env.splitfed.wire.send` at the bits the delay model
+charges (activations and gradients at min(``activation_bits``, dtype bits), LoRA at ``activation_bits``), so
+training sees the same compression; the measured bytes are returned in ``RoundOutcome.measured``. The
+backbone lives on ``model.device`` in ``model.dtype``; adapters and optimizer state stay float32.
+
+Guards: a non-finite loss or adapter raises :class:`~fedsllm_env.errors.TrainingDiverged`, a mini-batch
+without labelled tokens or token ids outside the vocabulary raise :class:`~fedsllm_env.errors.TrainingError`;
+each message names the round, the client and the cause, so no NaN reaches the env.
+
 Optimizers (AdamW on LoRA parameters only, weight decay 0 by default, the base is frozen): one per client
 (its copy of all blocks' adapters; only the blocks it owns get gradients) and one on the server. Their state
 persists across rounds. When the cut moves, the Adam state of the moved blocks is reset on every side;
