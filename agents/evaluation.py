@@ -5,15 +5,22 @@ is a :class:`Policy`: a trained PPO/SAC/A2C/TD3/MaskablePPO model or a baseline 
 (``baselines.policy.make_baseline_policy``). Every policy is run on the same list of seeds; a seed
 fixes the scenario (client positions, devices) and the whole channel/load trajectory, which do not
 depend on the actions, so the policies face identical conditions.
+
+Scale-out: :func:`evaluate_policies` runs every (policy, seed) episode as one Ray task (an
+:class:`EpisodeJob` played by :func:`run_job` in a fresh env) when asked; an episode depends only on
+its seed, so the records equal the sequential ones (all but the measured ``decision_time_s``).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import io
 import math
+import random
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +35,12 @@ __all__ = [
     "merge_config",
     "run_episode",
     "evaluate_policy_on_seeds",
+    "PolicySource",
+    "policy_source",
+    "EpisodeJob",
+    "run_job",
+    "Mapper",
+    "evaluate_policies",
     "summarize",
     "comparison_rows",
     "markdown_table",
@@ -190,8 +203,9 @@ def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.E
     """Run one deterministic episode per seed and record it.
 
     Args:
-        policy: a :class:`Policy`, or a :data:`PolicyFactory` called once with the env (for baselines that
-            must be bound to the env they act in).
+        policy: a :class:`Policy`, or a :data:`PolicyFactory` called with the env at the start of every
+            episode (for baselines that must be bound to the env they act in; a fresh policy per episode
+            makes each episode depend on its seed only).
         env_id: a registered id (the env is made with ``config`` / ``max_rounds`` / ``env_kwargs`` and
             closed afterwards), or an already built env (reused as is; ``config`` etc. must then be None).
         seeds: reset seeds, one episode each.
@@ -214,12 +228,124 @@ def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.E
             raise ValueError("config/max_rounds/env_kwargs apply only when env_id is an id, not a built env")
         env = env_id  # type: ignore[assignment]
     try:
-        bound = policy if hasattr(policy, "predict") else policy(env)  # type: ignore[operator]
-        label = name or type(bound).__name__
-        return [run_episode(bound, env, seed, label, deterministic) for seed in seeds]
+        records = []
+        for seed in seeds:
+            # a factory is bound afresh for every episode, so an episode (random baselines included)
+            # depends on its seed only, not on the episodes played before it
+            bound = policy if hasattr(policy, "predict") else policy(env)  # type: ignore[operator]
+            records.append(run_episode(bound, env, seed, name or type(bound).__name__, deterministic))
+        return records
     finally:
         if own_env:
             env.close()
+
+
+PolicySource = Callable[[], "Policy | PolicyFactory"]
+"""A picklable zero-argument callable that builds a policy (or a per-env factory) in the process that plays."""
+
+
+def _same(policy: Any) -> Any:
+    return policy
+
+
+def _load_sb3(cls: type, data: bytes) -> Policy:
+    return cls.load(io.BytesIO(data), device="cpu")
+
+
+def policy_source(policy: Policy | PolicyFactory) -> PolicySource:
+    """A :data:`PolicySource` for ``policy`` that can travel to another process or machine.
+
+    Stable-Baselines3 agents travel as their saved zip (bytes, no shared file system needed); baseline
+    factories and other picklable policies travel as themselves.
+    """
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    if isinstance(policy, BaseAlgorithm):
+        buf = io.BytesIO()
+        policy.save(buf)
+        return functools.partial(_load_sb3, type(policy), buf.getvalue())
+    return functools.partial(_same, policy)
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One evaluation episode, described by picklable values only (a Ray task's argument)."""
+
+    name: str
+    """Policy name in the record."""
+    source: PolicySource
+    """Builds the policy (:func:`policy_source`)."""
+    env_id: str
+    """Env id."""
+    config: dict[str, Any]
+    """Nested env config overrides."""
+    seed: int
+    """Reset seed of the episode."""
+
+
+def run_job(job: EpisodeJob, torch_threads: int = 0, global_seed: int | None = None) -> EpisodeRecord:
+    """Play one :class:`EpisodeJob` in a fresh env (the body of a Ray task; also callable in-process).
+
+    Args:
+        job: the episode.
+        torch_threads: torch intra-op threads of this process (0 = leave as is).
+        global_seed: seeds Python's, numpy's and torch's global RNGs first, as the scripts do (None = don't).
+
+    Returns:
+        The episode's record.
+    """
+    if torch_threads or global_seed is not None:
+        import torch
+
+        if torch_threads:
+            torch.set_num_threads(int(torch_threads))
+        if global_seed is not None:
+            random.seed(global_seed)
+            np.random.seed(global_seed)
+            torch.manual_seed(global_seed)
+    return evaluate_policy_on_seeds(job.source(), job.env_id, [job.seed], config=job.config, name=job.name)[0]
+
+
+Mapper = Callable[[Callable[..., Any], Sequence[tuple]], Iterable[tuple[int, Any]]]
+"""Runs ``fn(*args)`` for every argument tuple, anywhere, yielding ``(index, result)`` in any order
+(e.g. ``train_scripts._ray.ray_map_unordered``: one Ray task each)."""
+
+
+def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, dict[str, Any]]], seeds: Sequence[int],
+                      *, mapper: Mapper | None = None, torch_threads: int = 0,
+                      global_seed: int | None = None) -> dict[str, list[EpisodeRecord]]:
+    """Evaluate several policies on the same seeds, in this process or one job per (policy, seed).
+
+    Args:
+        entries: ``(name, policy or factory, env id, env config overrides)`` per policy.
+        seeds: reset seeds, one episode per policy and seed.
+        mapper: runs the :class:`EpisodeJob` s through :func:`run_job` (e.g. as Ray tasks with declared
+            resources); None: :func:`evaluate_policy_on_seeds` per policy, here.
+        torch_threads: torch threads inside each job (0 = leave as is).
+        global_seed: global RNG seed inside each job (see :func:`run_job`).
+
+    Returns:
+        Policy name -> its records in seed order, in the order of ``entries``.
+    """
+    names = [e[0] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be unique, got {names}")
+    if mapper is None:
+        return {name: evaluate_policy_on_seeds(policy, env_id, list(seeds), config=cfg, name=name)
+                for name, policy, env_id, cfg in entries}
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty; give at least one evaluation seed")
+    jobs = [EpisodeJob(name, source, env_id, dict(cfg or {}), int(seed))
+            for name, source, env_id, cfg in ((n, policy_source(p), e, c) for n, p, e, c in entries) for seed in seeds]
+    records: list[EpisodeRecord | None] = [None] * len(jobs)
+    for i, record in mapper(run_job, [(job, torch_threads, global_seed) for job in jobs]):
+        records[i] = record
+    out: dict[str, list[EpisodeRecord]] = {name: [] for name in names}
+    for job, record in zip(jobs, records):
+        if record is None:
+            raise RuntimeError(f"the mapper returned no record for {job.name!r} on seed {job.seed}")
+        out[job.name].append(record)
+    return out
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

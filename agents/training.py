@@ -15,6 +15,7 @@ Resuming from a checkpoint continues the same curves: see :mod:`agents.resume`.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from agents.callbacks import FedsLLMInfoCallback, PlainProgressCallback, read_episode_log
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, save_vec_normalize, sidecar
@@ -37,10 +38,13 @@ from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.progress import is_interactive
 from fedsllm_env.runlock import RunLock
 
-__all__ = ["TrainResult", "resolve_hyperparams", "make_training_env", "train_agent"]
+__all__ = ["TrainResult", "VEC_ENVS", "resolve_hyperparams", "make_training_env", "train_agent"]
 
 DEFAULT_TIMESTEPS = 20_000
 """Budget when neither the caller nor the YAML entry (``n_timesteps``) gives one."""
+
+VEC_ENVS: dict[str, type[VecEnv]] = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+"""``--vec-env`` name -> SB3 VecEnv class: envs stepped in this process, or one worker process per env."""
 
 
 @dataclass
@@ -100,27 +104,43 @@ def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None
     return params
 
 
+def _make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` after importing the package that registers the ids.
+
+    Module-level on purpose: SubprocVecEnv pickles it by reference, so a fresh worker process imports
+    ``agents.training`` (and through it ``fedsllm_env``) before making the env.
+    """
+    return gym.make(env_id, **kwargs)
+
+
 def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any] | None = None,
-                      monitor_dir: str | Path | None = None, append_monitor: bool = False) -> VecEnv:
+                      monitor_dir: str | Path | None = None, append_monitor: bool = False,
+                      vec_env: str = "dummy") -> VecEnv:
     """``make_vec_env`` of a FedsLLM id: env i is reset with ``seed + i`` first, Monitor-wrapped.
 
-    ``render_mode=None`` is passed explicitly because ``make_vec_env`` asks for "rgb_array" otherwise.
+    The training envs do not render (``render_mode=None``; "rgb_array", SB3's default, works too).
 
     Args:
         env_id: registered id.
-        n_envs: number of envs in the DummyVecEnv.
+        n_envs: number of envs.
         seed: base seed.
         config: nested config overrides.
         monitor_dir: folder of the Monitor CSVs (None: not written).
         append_monitor: append to existing Monitor CSVs (a resumed run) instead of starting them anew.
+        vec_env: a key of :data:`VEC_ENVS`: "dummy" (all envs in this process) or "subproc" (one
+            process per env, for real-mode envs whose rounds take long).
 
     Returns:
         The VecEnv.
     """
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {vec_env!r}; choose one of {sorted(VEC_ENVS)}")
     append = {"monitor_kwargs": {"override_existing": False}, "wrapper_class": continue_monitor} \
         if append_monitor and monitor_dir is not None else {}
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs={"config": config or {}, "render_mode": None},
-                        monitor_dir=None if monitor_dir is None else str(monitor_dir), **append)
+    return make_vec_env(functools.partial(_make_env, env_id), n_envs=n_envs, seed=seed,
+                        env_kwargs={"config": config or {}, "render_mode": None},
+                        monitor_dir=None if monitor_dir is None else str(monitor_dir), vec_env_cls=VEC_ENVS[vec_env],
+                        **append)
 
 
 def _eval_callback(algo: str, env_id: str, config: dict[str, Any], run_dir: Path, eval_freq: int,
@@ -140,7 +160,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 hyperparams: dict[str, Any] | None = None, n_envs: int | None = None,
                 checkpoint_freq: int = 0, eval_freq: int = 0, eval_episodes: int = 5, eval_seed: int = 10_000,
                 progress_bar: bool = False, tensorboard: bool = True, verbose: int = 0,
-                resume_from: str | Path | None = None, device: str = "cpu",
+                resume_from: str | Path | None = None, device: str = "cpu", vec_env: str = "dummy",
                 bc_teacher: Callable[[gym.Env], Policy] | None = None, bc_samples: int = 8000,
                 bc_epochs: int = 100, bc_seed: int = 20_000, save_replay_buffer: bool = False,
                 n_envs_before: int | None = None) -> TrainResult:
@@ -167,6 +187,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
             log and TensorBoard continue where the checkpoint was taken (:mod:`agents.resume`); its
             VecNormalize statistics and replay buffer are restored when saved beside it.
         device: torch device.
+        vec_env: how the ``n_envs`` training envs run, a key of :data:`VEC_ENVS` ("dummy" or "subproc").
         bc_teacher: optional teacher (factory ``env -> Policy``, e.g. a baseline): before RL, the fresh
             agent is behaviour-cloned on ``bc_samples`` teacher steps for ``bc_epochs`` epochs
             (:mod:`agents.imitation`; actor-critic agents only, ignored when resuming).
@@ -196,7 +217,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         else:
             (run_dir / EPISODE_LOG).unlink(missing_ok=True)  # a fresh run starts its logs anew, like the Monitor
         env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor",
-                                append_monitor=resume_from is not None)
+                                append_monitor=resume_from is not None, vec_env=vec_env)
         if params.get("normalize_reward", False):
             # delays span orders of magnitude under exploration; scale rewards by a running return std
             stats = None if resume_from is None else sidecar(resume_from, "vecnormalize")

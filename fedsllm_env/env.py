@@ -15,6 +15,7 @@ from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import check_feasible, round_delay
 from fedsllm_env.errors import ConfigError, InvalidActionError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
+from fedsllm_env.render import render_decision
 from fedsllm_env.reward import reward_terms, total_reward
 from fedsllm_env.spaces import ActionCodec, ObservationCodec
 from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
@@ -46,11 +47,12 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         calibration: E(r) / loss-curve calibration; default: ``config.calibration_path`` or the
             measured table shipped with the package.
         allocator: hybrid mode only: fills subchannels and power for the agent's (split, rank).
-        render_mode: None or "ansi".
+        render_mode: None, "ansi" (a text line per round) or "rgb_array" (a small picture of the last
+            decision, :mod:`fedsllm_env.render`; SB3's ``make_vec_env`` asks for it by default).
         variant: config fields fixed by a registered id (``mode``, ``action_mode``); they override ``config``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 1}
 
     def __init__(self, config: FedsLLMConfig | dict[str, Any] | None = None, *,
                  backend: TrainingBackend | None = None, calibration: Calibration | None = None,
@@ -197,8 +199,13 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         return self._observe(), total_reward(terms), terminated, truncated, info
 
-    def render(self) -> str | None:
-        """ANSI text summary of the last round."""
+    def render(self) -> str | np.ndarray | None:
+        """ANSI text summary (``"ansi"``) or ``(H, W, 3)`` uint8 frame (``"rgb_array"``) of the last round."""
+        if self.render_mode == "rgb_array":
+            w = self.config.wireless
+            pmax = None if self._scenario is None else self._scenario.client_max_power_w
+            return render_decision(self.last_decision, (w.num_subchannels_ms, w.num_subchannels_fs),
+                                   self.shape.n_layer, self.config.model.ranks, pmax)
         if self.render_mode != "ansi":
             return None
         if self.last_breakdown is None:

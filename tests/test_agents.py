@@ -268,7 +268,7 @@ def test_policy_factory_built_env_and_masks(env_cfg):
 
     env = gym.make(DISCRETE_ENV_ID, config=merge_config(env_cfg, max_rounds=3))
     records = evaluate_policy_on_seeds(factory, env, [1, 2], name="random")
-    assert built == [env] and all(r.rounds <= 3 for r in records)
+    assert built == [env, env] and all(r.rounds <= 3 for r in records)  # bound afresh per episode
     with pytest.raises(ValueError, match="apply only when env_id is an id"):
         evaluate_policy_on_seeds(factory, env, [1], max_rounds=2)
     with pytest.raises(ValueError, match="seeds is empty"):

@@ -96,7 +96,8 @@ def test_pyproject_extras_match_the_modules_that_need_them():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert _requirement_names(project["dependencies"]) == {"numpy", "scipy", "gymnasium"}
     extras = project["optional-dependencies"]
-    assert extras["all"] == ["fedsllm-env[train,agents,ray,figures]"]
+    assert extras["all"] == ["fedsllm-env[train,agents,ray,rllib,figures]"]
+    assert _requirement_names(extras["rllib"]) == {"ray"} and "[rllib]" in extras["rllib"][0]
     distribution = {"yaml": "pyyaml", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib"}
     for module, extra in EXTRA_OF.items():
         assert module in BLOCKED, f"{module} is optional but the core test does not block it"

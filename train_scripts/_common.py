@@ -163,15 +163,16 @@ class ResolvedPolicy:
     env_overrides: dict[str, Any]
     """Env config overrides it was trained with ({} for baselines)."""
     algo: str | None
-    """Algorithm of a trained agent (None for baselines)."""
+    """Algorithm of a trained agent ("rllib" for an RLlib run, None for baselines)."""
 
 
 def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolicy:
     """Resolve a baseline name, a saved agent ``.zip`` or a training run folder.
 
     Args:
-        spec: baseline name, path of a model zip, or a run folder holding ``model.zip`` (and
-            ``config.json`` written by train.py, whose env id and env overrides are reused).
+        spec: baseline name, path of a model zip, or a run folder holding ``model.zip`` or an RLlib
+            ``rllib_checkpoint/`` (and ``config.json`` written by train.py, whose env id and env overrides
+            are reused).
         algo: algorithm of the zip ("" = detect).
         env_id: env id to act in ("" = the run's, else the algorithm's default; baselines: Box id).
 
@@ -194,6 +195,13 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
             run_cfg = read_json_or_yaml(cfg_path)
             if not isinstance(run_cfg, dict):
                 raise UsageError(f"{cfg_path} must hold a JSON object, got {type(run_cfg).__name__}")
+        if (path / "rllib_checkpoint").is_dir():  # a `train --framework rllib` run
+            from agents.rllib import RLlibPolicy
+
+            return ResolvedPolicy(f"rllib {run_cfg.get('algo', 'ppo')} ({path.name})",
+                                  RLlibPolicy.from_checkpoint(path / "rllib_checkpoint"),
+                                  env_id or run_cfg.get("env_id") or BOX_ENV_ID,
+                                  dict(run_cfg.get("env_overrides", {})), "rllib")
         path = path / "model.zip"
         if not path.is_file():
             raise MissingFileError(f"run folder {spec} has no model.zip")

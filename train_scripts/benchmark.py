@@ -10,10 +10,13 @@ Example::
 
     python -m train_scripts.benchmark --train-algos ppo maskable_ppo --train-timesteps 20000
     python -m train_scripts.benchmark --agents runs/FedsLLM-Surrogate-v0__ppo__1__1700000000 --train-algos
+    python -m train_scripts.benchmark --train-algos --ray-address auto   # episodes as tasks on a Ray cluster
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 import tyro
 
-from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
+from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
 from agents.factory import ALGOS, BOX_ENV_ID, box_env_id, discrete_env_id
 from agents.training import train_agent
 from fedsllm_env.errors import UsageError
@@ -40,6 +43,7 @@ from train_scripts._common import (
     save_run_config,
     write_json,
 )
+from train_scripts._ray import ray_map_unordered, ray_session
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                  "decision_ms_per_step", "success_rate", "expected_total_delay_mean_s")
@@ -77,6 +81,13 @@ class Args:
     """Show SB3's progress bar during on-the-fly training."""
     torch_threads: int = 1
     """torch intra-op threads."""
+    ray_address: str = ""
+    """Run every (policy, seed) episode as a Ray task: "local" (start Ray here), "auto" (join the cluster of
+    `ray start`) or "ray://host:port" ("" = sequentially in this process). On-the-fly training stays here."""
+    ray_cpus_per_task: float = 1.0
+    """CPUs each episode task declares."""
+    ray_gpus_per_task: float = 0.0
+    """GPU share each episode task declares (real mode on a GPU, e.g. 0.25)."""
 
 
 def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
@@ -102,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         raise UsageError(f"unknown --train-algos {unknown}; choose from {sorted(ALGOS)}")
     non_empty(seeds=args.seeds)
     at_least(train_timesteps=(args.train_timesteps, 1), max_rounds=(args.max_rounds, 0),
-             torch_threads=(args.torch_threads, 1))
+             torch_threads=(args.torch_threads, 1), ray_cpus_per_task=(args.ray_cpus_per_task, 0),
+             ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     check_env_id(args.env_id)
     names = tuple(args.baselines) or baseline_names()
     check_baselines(names)
@@ -140,9 +152,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
         policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
                                                                      args.max_rounds, base=res.env_overrides)))
 
-    results = {}
-    for name, policy, env_id, env_cfg in policies:
-        results[name] = evaluate_policy_on_seeds(policy, env_id, list(args.seeds), config=env_cfg, name=name)
+    with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
+        mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,
+                                   num_gpus=args.ray_gpus_per_task) if args.ray_address else None
+        results = evaluate_policies(policies, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
+                                    global_seed=args.seed)
     rows = comparison_rows(results, reference="optimizer")
     table = markdown_table(rows, TABLE_COLUMNS)
     (out / "benchmark.md").write_text(table + "\n")

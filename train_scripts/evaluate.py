@@ -7,10 +7,13 @@ trajectory, so all policies face the same conditions. Writes ``runs/<run_name>/`
 Example::
 
     python -m train_scripts.evaluate --policies runs/FedsLLM-Surrogate-v0__ppo__1__1700000000 optimizer equal_power
+    python -m train_scripts.evaluate --policies optimizer equal_power --ray-address local   # episodes as Ray tasks
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +23,10 @@ import numpy as np
 import torch
 import tyro
 
-from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table
+from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import env_overrides, resolve_policy, run_name, save_run_config, write_json
+from train_scripts._ray import ray_map_unordered, ray_session
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                  "success_rate", "expected_total_delay_mean_s", "final_val_loss_mean", "decision_ms_per_step")
@@ -48,18 +52,26 @@ class Args:
     max_rounds: int = 0
     """Round cap per episode (0 = the config's)."""
     seed: int = 0
-    """Seed of the global RNGs (stochastic baselines draw from the env's seeded RNG)."""
+    """Seed of the global RNGs (random baselines draw from their own RNG, fresh every episode)."""
     runs_dir: str = "runs"
     """Parent folder of the output folder."""
     torch_threads: int = 1
     """torch intra-op threads."""
+    ray_address: str = ""
+    """Run every (policy, seed) episode as a Ray task: "local" (start Ray here), "auto" (join the cluster of
+    `ray start`) or "ray://host:port" ("" = sequentially in this process). Same table either way."""
+    ray_cpus_per_task: float = 1.0
+    """CPUs each episode task declares."""
+    ray_gpus_per_task: float = 0.0
+    """GPU share each episode task declares (real mode on a GPU, e.g. 0.25)."""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
     """Evaluate, print and save the table; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm evaluate")
     non_empty(policies=args.policies, seeds=args.seeds)
-    at_least(max_rounds=(args.max_rounds, 0), torch_threads=(args.torch_threads, 1))
+    at_least(max_rounds=(args.max_rounds, 0), torch_threads=(args.torch_threads, 1),
+             ray_cpus_per_task=(args.ray_cpus_per_task, 0), ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     if args.env_id:
         check_env_id(args.env_id)
     check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds))
@@ -71,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     torch.set_num_threads(args.torch_threads)
 
     resolved = [resolve_policy(spec, args.algo, args.env_id) for spec in args.policies]
-    results = {}
-    episodes = []
+    entries = []
     used = {}
     # baselines act in the env the (first) agent was trained in, unless --config says otherwise
     agent_overrides = next((r.env_overrides for r in resolved if r.algo is not None), {})
@@ -80,9 +91,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
         base = res.env_overrides if res.algo is not None else agent_overrides
         cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base)
         used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
-        records = evaluate_policy_on_seeds(res.policy, res.env_id, list(args.seeds), config=cfg, name=res.name)
-        results[res.name] = records
-        episodes += [r.to_dict() for r in records]
+        entries.append((res.name, res.policy, res.env_id, cfg))
+    with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
+        mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,
+                                   num_gpus=args.ray_gpus_per_task) if args.ray_address else None
+        results = evaluate_policies(entries, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
+                                    global_seed=args.seed)
+    episodes = [r.to_dict() for records in results.values() for r in records]
     rows = comparison_rows(results, reference="optimizer")
     table = markdown_table(rows, TABLE_COLUMNS)
     label = "eval" if len(resolved) > 1 else f"eval-{Path(args.policies[0]).name}"

@@ -7,7 +7,12 @@ Example::
 
     python -m train_scripts.train --algo ppo --total-timesteps 50000
     python -m train_scripts.train --algo maskable_ppo --env-id FedsLLM-Surrogate-Discrete-v0
+    python -m train_scripts.train --env-id FedsLLM-v0 --n-envs 4 --vec-env subproc   # one process per real env
+    python -m train_scripts.train --framework rllib --num-env-runners 4 --ray-address auto   # RLlib on a cluster
     tensorboard --logdir runs
+
+With ``--framework rllib`` (optional extra ``[rllib]``) the run folder holds ``rllib_checkpoint/``,
+``config.json`` and ``train_summary.json`` (env steps/s per iteration) instead of the SB3 files.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import tyro
 from agents.checkpoint import detect_algo, latest_checkpoint
 from agents.factory import ALGOS, default_env_id
 from agents.resume import checkpoint_timesteps
-from agents.training import train_agent
+from agents.training import DEFAULT_TIMESTEPS, train_agent
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.runlock import RunLock
 from train_scripts._checks import (
@@ -38,8 +43,10 @@ from train_scripts._checks import (
     parse_hyperparams,
 )
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
+from train_scripts._ray import ray_session
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
+VecEnvName = Literal["dummy", "subproc"]
 
 
 @dataclass
@@ -55,7 +62,20 @@ class Args:
     total_timesteps: int = 0
     """Training budget in env steps (training rounds); 0 = the YAML n_timesteps."""
     n_envs: int = 0
-    """Parallel training envs; 0 = the YAML n_envs."""
+    """Parallel training envs; 0 = the YAML n_envs (RLlib: envs per env runner, 0 = 1)."""
+    vec_env: VecEnvName = "dummy"
+    """How the n_envs SB3 training envs run: "dummy" (in this process) or "subproc" (one process each)."""
+    framework: Literal["sb3", "rllib"] = "sb3"
+    """Stable-Baselines3 in this process, or RLlib's PPO on Ray env runners (`pip install "fedsllm-env[rllib]"`)."""
+    num_env_runners: int = 2
+    """RLlib only: remote env runners (each a process, on any node of the cluster)."""
+    ray_address: str = "local"
+    """RLlib only: "local" (start Ray here), "auto" (join the cluster of `ray start`) or "ray://host:port"."""
+    gpus_per_env_runner: float = -1.0
+    """RLlib only: GPU share of each env runner (-1 = auto: the cluster's GPUs shared by the runners when the
+    env trains for real on a cuda/auto device, else 0)."""
+    gpus_per_learner: float = 0.0
+    """RLlib only: GPU share of the learner."""
     hyperparams: str = ""
     """JSON object of hyperparameter overrides, e.g. '{"n_steps": 256, "learning_rate": 1e-4}'."""
     calibration_path: str = ""
@@ -242,6 +262,75 @@ def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
     return {n: _json_safe(getattr(model, n)) for n in sorted(names) if hasattr(model, n)}
 
 
+_SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "save_replay_buffer")
+
+
+def plan_rllib_run(args: Args) -> RunPlan:
+    """``--framework rllib``: validate the arguments (RLlib installed, PPO options) and resolve the run; creates
+    nothing."""
+    from agents.rllib import RLLIB_ALGOS, ppo_config, require_rllib
+
+    require_rllib()
+    used = [f"--{k.replace('_', '-')}" for k in _SB3_ONLY if getattr(args, k) != getattr(Args, k)]
+    if used or args.algo not in RLLIB_ALGOS:
+        raise UsageError(f"--framework rllib supports --algo {'/'.join(RLLIB_ALGOS)} without "
+                         f"{', '.join('--' + k.replace('_', '-') for k in _SB3_ONLY)}; got --algo {args.algo} "
+                         f"{' '.join(used)}")
+    _check_numbers(args)
+    at_least(num_env_runners=(args.num_env_runners, 0), gpus_per_learner=(args.gpus_per_learner, 0))
+    try:
+        overrides = json.loads(args.hyperparams) if args.hyperparams else {}
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--hyperparams is not valid JSON ({e})") from e
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--hyperparams must be a JSON object of PPOConfig.training options, got {args.hyperparams!r}")
+    env_id = args.env_id or default_env_id(args.algo)
+    check_env_id(env_id)
+    env_config = env_overrides(args.config, args.calibration_path, args.max_rounds)
+    check_env_config(env_config)
+    try:  # PPO options checked without starting Ray
+        ppo_config(env_id, config=env_config, num_gpus_per_env_runner=0.0, training=overrides)
+    except ValueError as e:
+        raise UsageError(f"--hyperparams: {e}") from e
+    run_dir = Path(args.runs_dir) / (args.run_name or run_name(env_id, f"rllib-{args.algo}", args.seed))
+    held = [n for n in ("config.json", "rllib_checkpoint", "model.zip") if (run_dir / n).exists()]
+    if held:
+        raise UsageError(f"run folder {run_dir} already holds another run ({', '.join(held)}); choose another "
+                         "--run-name")
+    return RunPlan(run_dir, env_id, env_config, overrides, args.total_timesteps or DEFAULT_TIMESTEPS, args.n_envs or 1)
+
+
+def _train_rllib(args: Args, plan: RunPlan) -> Path:
+    """``--framework rllib``: PPO on Ray env runners; writes the checkpoint and train_summary.json."""
+    from agents.rllib import ppo_config, train_rllib
+
+    run_dir = plan.run_dir
+    with RunLock(run_dir):
+        save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id, framework="rllib",
+                        hyperparam_overrides=plan.hyperparam_overrides)
+        with ray_session(args.ray_address):
+            config = ppo_config(plan.env_id, config=plan.env_config, seed=args.seed,
+                                num_env_runners=args.num_env_runners, num_envs_per_env_runner=plan.n_envs or 1,
+                                num_gpus_per_env_runner=None if args.gpus_per_env_runner < 0 else args.gpus_per_env_runner,
+                                num_gpus_per_learner=args.gpus_per_learner, training=plan.hyperparam_overrides)
+            result = train_rllib(run_dir, config, plan.total_timesteps or DEFAULT_TIMESTEPS)
+        last = result.iterations[-1]
+        summary = {"framework": "rllib", "algo": args.algo, "env_id": plan.env_id,
+                   "checkpoint": str(result.checkpoint_path), "num_timesteps": result.env_steps,
+                   "wall_time_s": result.wall_time_s, "build_time_s": result.build_time_s,
+                   "env_steps_per_s": result.env_steps / result.wall_time_s,
+                   "sample_env_steps_per_s": result.env_steps / sum(it["sample_time_s"] for it in result.iterations),
+                   "num_env_runners": args.num_env_runners, "envs_per_env_runner": plan.n_envs or 1,
+                   "runner_envs": result.runner_envs, "iterations": result.iterations}
+        write_json(run_dir / "train_summary.json", summary)
+    print(f"trained rllib {args.algo} on {plan.env_id} for {result.env_steps} env steps in "
+          f"{len(result.iterations)} iterations, {result.wall_time_s:.1f} s (+{result.build_time_s:.1f} s to build): "
+          f"{summary['env_steps_per_s']:.0f} env steps/s overall, {summary['sample_env_steps_per_s']:.0f} while "
+          f"sampling; last episode return mean {last['episode_return_mean']:.4g}")
+    print(f"checkpoint: {result.checkpoint_path}")
+    return run_dir
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse and validate the arguments, train, save; returns the run folder.
 
@@ -250,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpoint's own folder (or ``--run-name``), its logs cut back to the checkpoint and appended to.
     """
     args = tyro.cli(Args, args=argv, prog="fedsllm train")
-    plan = plan_run(args)
+    plan = plan_rllib_run(args) if args.framework == "rllib" else plan_run(args)
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     random.seed(args.seed)
@@ -259,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
 
+    if args.framework == "rllib":
+        return _train_rllib(args, plan)
     run_dir = plan.run_dir
     resumed = {"resumed_from": str(plan.resume), "resumed_at_timesteps": plan.resume_timesteps} if plan.resume else {}
     history = list((plan.resumed_run or {}).get("resumes", [])) + ([resumed] if resumed else [])
@@ -272,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             args.algo, run_dir, env_id=plan.env_id, seed=args.seed, total_timesteps=plan.total_timesteps,
             config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
             checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes or 5,
-            progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose,
+            progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose, vec_env=args.vec_env,
             resume_from=plan.resume, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
             n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"))
