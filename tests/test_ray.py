@@ -99,5 +99,11 @@ def test_one_rllib_ppo_iteration_with_two_env_runners(local_ray, tmp_path, calib
     par = evaluate.main([*ev, "--runs-dir", str(tmp_path / "par"), "--ray-address", "local"])
     a, b = (json.loads((d / "episodes.json").read_text()) for d in (seq, par))
     assert [r["policy"] for r in a["rows"]] == ["rllib ppo (rl)", "equal_power"] and _strip(a) == _strip(b)
-    with pytest.raises(ValueError, match="--framework rllib supports"):
-        train.main(["--framework", "rllib", "--algo", "sac", "--runs-dir", str(tmp_path)])
+    # bad options are refused before Ray starts or anything is written
+    for bad, match in ((["--algo", "sac"], "--framework rllib supports"), (["--vec-env", "subproc"], "--vec-env"),
+                       (["--hyperparams", '{"n_steps": 64}'], "--hyperparams"),
+                       (["--hyperparams", '{"model": {}}'], "model_config"),
+                       (["--num-env-runners", "-1"], "--num-env-runners")):
+        with pytest.raises(ValueError, match=match):
+            train.main(["--framework", "rllib", *bad, "--runs-dir", str(tmp_path / "bad"), "--run-name", "b"])
+        assert not (tmp_path / "bad").exists()
