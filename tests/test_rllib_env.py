@@ -88,6 +88,21 @@ def test_real_mode_engine_is_built_at_the_first_reset(calibration_path, tmp_path
     assert np.isfinite(reward)
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen2", "opt-proj"])
+def test_backbone_shape_of_a_saved_model_without_its_weights(family, tmp_path):
+    from fedsllm_env.splitfed.backbones import adapter_for
+    from fedsllm_env.splitfed.lazy import backbone_shape
+    from fedsllm_env.splitfed.model import build_random_model
+    from fedsllm_env.splitfed.zoo import tiny_config
+
+    model = build_random_model(tiny_config(family, 64), seed=0)
+    model.save_pretrained(tmp_path / family)
+    for weights in (tmp_path / family).glob("*.safetensors"):
+        weights.unlink()  # the shape must come from the configuration alone
+    cfg = FedsLLMConfig.from_dict({"model": {"backbone": str(tmp_path / family)}})
+    assert backbone_shape(cfg) == adapter_for(model.config).shape(model)
+
+
 def test_lazy_engine_refuses_an_engine_of_another_shape(calibration_path):
     from fedsllm_env.profile import ModelShape
 

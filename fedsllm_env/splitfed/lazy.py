@@ -2,8 +2,9 @@
 
 Scale-out runners (RLlib env runners, SB3 subprocess workers) construct envs in places where only the
 spaces are needed (space inference, a driver that never steps). :class:`LazyEngine` reports the model
-shape at once, read from the backbone's configuration, and loads weights, data and (on a GPU) device
-memory only when the env is first reset, inside the process that will train.
+shape at once (:func:`backbone_shape`: from the backbone's configuration, no weights) and loads weights,
+data and (on a GPU, ``model.device``) device memory only when the env is first reset, inside the process
+that will train.
 """
 
 from __future__ import annotations
@@ -18,24 +19,27 @@ __all__ = ["backbone_shape", "LazyEngine"]
 
 
 def backbone_shape(cfg: FedsLLMConfig) -> ModelShape:
-    """Shape of ``cfg.model.backbone`` without building an engine.
+    """Shape of ``cfg.model.backbone`` without building an engine or reading weights.
 
-    The built-in tiny backbone is loaded (it is small; pre-trained once and cached); any other backbone
-    has only its configuration read (``AutoConfig``, local files only, no weights).
+    The built-in tiny backbone is loaded (it is small; pre-trained once and cached). Any other backbone is
+    instantiated on torch's "meta" device from its configuration (structure only, no memory) and measured
+    by its family's adapter, exactly as the engine measures the real model.
     """
-    from fedsllm_env.splitfed.model import TINY_BACKBONE, load_backbone
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from fedsllm_env.splitfed.backbones import adapter_for
+    from fedsllm_env.splitfed.model import TINY_BACKBONE, load_backbone, resolve_backbone_source
 
     m = cfg.model
     if m.backbone == TINY_BACKBONE:
         model, _ = load_backbone(m, cfg.training.seq_len, progress=False)
-        return ModelShape.from_hf_config(model.config)
-    from transformers import AutoConfig
-
-    try:
-        hf_config = AutoConfig.from_pretrained(m.backbone, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"backbone {m.backbone!r}: no configuration found locally ({type(e).__name__}: {e})") from e
-    return ModelShape.from_hf_config(hf_config)
+        return adapter_for(model.config).shape(model)
+    hf_config = AutoConfig.from_pretrained(resolve_backbone_source(m.backbone))
+    adapter = adapter_for(hf_config)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(hf_config)
+    return adapter.shape(skeleton)
 
 
 class LazyEngine:
