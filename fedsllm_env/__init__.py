@@ -74,12 +74,15 @@ def _register_envs() -> None:
         "FedsLLM-Surrogate-Hybrid-v0": ("baselines.hybrid:make_hybrid_env",
                                         {"mode": "surrogate", "action_mode": "hybrid"}),
     }
+    # batched numpy versions of the surrogate ids (gym.make_vec(..., vectorization_mode="vector_entry_point"))
+    vector_entry_points = {"FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+                           "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv"}
     for env_id, (entry_point, fixed) in variants.items():
         if env_id in registry:
             continue
         # real training on CPU is bit-reproducible for a seed (tested), so no id is nondeterministic
-        register(id=env_id, entry_point=entry_point, kwargs={"config": None, "variant": fixed},
-                 nondeterministic=False, disable_env_checker=False)
+        register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_points.get(env_id),
+                 kwargs={"config": None, "variant": fixed}, nondeterministic=False, disable_env_checker=False)
 
 
 _register_envs()

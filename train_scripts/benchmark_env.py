@@ -1,5 +1,6 @@
-"""Env speed benchmark: surrogate steps/s on one core, real-mode seconds per step and the share of a
-real step spent outside torch training (target < 5%)."""
+"""Env speed benchmark: surrogate steps/s on one core (the single env and the batched VectorEnv, in the
+same run), real-mode seconds per step and the share of a real step spent outside torch training
+(target < 5%)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ class Args:
 
     surrogate_steps: int = 20000
     """Surrogate env steps to time."""
+    num_envs: tuple[int, ...] = (256,)
+    """Batch sizes of the batched surrogate (``gym.make_vec(..., vectorization_mode="vector_entry_point")``)
+    to time; () skips it."""
+    batched_steps: int = 1_000_000
+    """Env steps (summed over the batch) to time per batch size."""
     real_steps: int = 3
     """Real-mode env steps (training rounds) to time; 0 skips the real mode."""
     seed: int = 0
@@ -40,6 +46,29 @@ def time_surrogate(steps: int, seed: int, calibration_path: str) -> dict[str, fl
             env.reset()
     elapsed = time.perf_counter() - start
     return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed}
+
+
+def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str) -> dict[str, float]:
+    """Env steps/s (summed over the batch) of the batched surrogate under random actions, one process."""
+    import gymnasium as gym
+
+    import fedsllm_env  # noqa: F401 - registers the ids
+
+    env = gym.make_vec("FedsLLM-Surrogate-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
+                       config={"calibration_path": calibration_path})
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(16)]
+    calls = max(1, steps // num_envs)
+    for i in range(3):  # warm-up
+        env.step(actions[i])
+    start = time.perf_counter()
+    for i in range(calls):
+        env.step(actions[i % 16])
+    elapsed = time.perf_counter() - start
+    env.close()
+    return {"num_envs": num_envs, "steps": calls * num_envs, "seconds": elapsed,
+            "steps_per_s": calls * num_envs / elapsed}
 
 
 def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
@@ -80,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     load_calibration(args.calibration_path)
     s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
     print(f"surrogate: {s['steps_per_s']:,.0f} steps/s ({s['steps']} steps in {s['seconds']:.2f} s, one process)")
+    for n in args.num_envs:
+        b = time_batched(n, args.batched_steps, args.seed, args.calibration_path)
+        print(f"batched surrogate, {n} envs: {b['steps_per_s']:,.0f} env steps/s ({b['steps']} steps in "
+              f"{b['seconds']:.2f} s, one process; {b['steps_per_s'] / s['steps_per_s']:.1f}x the single env)")
     if args.real_steps > 0:
         if args.torch_threads > 0:
             import torch

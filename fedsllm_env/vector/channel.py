@@ -1,0 +1,160 @@
+"""Scenario, channel and load state of B envs with a leading batch axis (the default channel model).
+
+Mirrors :mod:`fedsllm_env.channel`: every random draw is made by env i's own ``numpy.random.Generator``
+with the same calls, in the same order and with the same sizes as the single env makes them, so env i
+follows exactly the trajectory of a single env on that generator; the arithmetic on the draws runs
+once for the whole batch.
+
+Layout: the fading of both links is kept as real and imaginary float arrays of shape (B, K*M + K*N),
+the MS block (client-major, as ``gain_ms.ravel()``) then the FS block: the layout of the innovation
+draw of ``next_channel`` and of the gain block of the observation. The complex arithmetic of the single
+env is repeated on the parts: ``(x + 1j y) / sqrt(2)`` is ``(x * s, y * s)`` with ``s = 1 / sqrt(2)``
+(numpy divides complex numbers by a real one that way), ``rho h + c w`` acts on each part, ``|h|^2`` is
+``re^2 + im^2``. ``tests/test_vector_env.py`` checks the result bit for bit against the single env.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from fedsllm_env.channel import path_loss_db, step_load
+from fedsllm_env.config import ComputeConfig, WirelessConfig
+from fedsllm_env.units import db_to_linear, dbm_to_watt
+
+__all__ = ["BatchedChannel"]
+
+_INV_SQRT2 = 1.0 / np.sqrt(2.0)
+
+
+def _large_scale_gain(positions_m: np.ndarray, shadowing_db: np.ndarray) -> np.ndarray:
+    """(..., K) linear gain 10^(-(PL(d) + shadowing) / 10) (batched ``channel.large_scale_gain``)."""
+    distance = np.sqrt((positions_m**2).sum(axis=-1))
+    return db_to_linear(-(path_loss_db(distance) + shadowing_db))
+
+
+class BatchedChannel:
+    """Per-episode scenario and per-round channel/load state of ``num_envs`` envs.
+
+    Attributes (``B`` envs, ``K`` clients, ``M``/``N`` subchannels): ``positions_m`` (B, K, 2),
+    ``shadowing_db``, ``peak_flops`` (f_k kappa_k), ``max_power_w``, ``load``, ``large_scale`` (B, K);
+    ``gain`` (B, K*M + K*N) linear gains in the layout above, with the views ``gain_ms`` (B, K, M) and
+    ``gain_fs`` (B, K, N).
+    """
+
+    def __init__(self, num_envs: int, wcfg: WirelessConfig, ccfg: ComputeConfig):
+        self.wcfg, self.ccfg = wcfg, ccfg
+        b, k = num_envs, wcfg.num_clients
+        m, n = wcfg.num_subchannels_ms, wcfg.num_subchannels_fs
+        self.num_envs, self.k, self.m, self.n = b, k, m, n
+        self.km, self.kmn = k * m, k * (m + n)
+        self.positions_m = np.zeros((b, k, 2))
+        self.shadowing_db = np.zeros((b, k))
+        self.peak_flops = np.ones((b, k))
+        self.max_power_w = np.full((b, k), float(dbm_to_watt(wcfg.client_max_power_dbm)))
+        self.load = np.zeros((b, k))
+        self.large_scale = np.ones((b, k))
+        self.fading_re = np.zeros((b, self.kmn))
+        self.fading_im = np.zeros((b, self.kmn))
+        self.gain = np.zeros((b, self.kmn))
+        self._ls_flat = np.ones((b, self.kmn))  # large-scale gain of each entry's client
+        self._kappas = np.asarray(ccfg.client_flops_per_cycle_choices, dtype=float)
+        self._z = np.empty((b, 2 * self.kmn + k))
+        self._z_rows = list(self._z)  # row views, made once: the draw loop below is the hot path
+        self._theta = np.empty((b, k))
+        self._rho = float(wcfg.fading_correlation)
+        self._innovation_scale = float(np.sqrt(max(0.0, 1.0 - self._rho * self._rho)))
+
+    @property
+    def gain_ms(self) -> np.ndarray:
+        """(B, K, M) linear gains on the MS link (a view)."""
+        return self.gain[:, :self.km].reshape(self.num_envs, self.k, self.m)
+
+    @property
+    def gain_fs(self) -> np.ndarray:
+        """(B, K, N) linear gains on the FS link (a view)."""
+        return self.gain[:, self.km:].reshape(self.num_envs, self.k, self.n)
+
+    @property
+    def fading_ms(self) -> np.ndarray:
+        """(B, K, M) complex small-scale fading on the MS link."""
+        return (self.fading_re[:, :self.km] + 1j * self.fading_im[:, :self.km]).reshape(self.num_envs, self.k, self.m)
+
+    @property
+    def fading_fs(self) -> np.ndarray:
+        """(B, K, N) complex small-scale fading on the FS link."""
+        return (self.fading_re[:, self.km:] + 1j * self.fading_im[:, self.km:]).reshape(self.num_envs, self.k, self.n)
+
+    def _spread(self, ls: np.ndarray) -> np.ndarray:
+        """(n, K) per-client values -> (n, K*M + K*N) in the flat link layout."""
+        return np.concatenate([np.repeat(ls, self.m, axis=1), np.repeat(ls, self.n, axis=1)], axis=1)
+
+    def reset(self, idx: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        """Draw a new scenario and first channel for envs ``idx`` (``make_scenario`` + ``initial_channel``).
+
+        Args:
+            idx: (n,) env indices.
+            rngs: every env's generator (indexed by env index).
+        """
+        w, c = self.wcfg, self.ccfg
+        k, m, n, km, kmn = self.k, self.m, self.n, self.km, self.kmn
+        cnt = len(idx)
+        u, theta, shadow, freq, kappa = (np.empty((cnt, k)) for _ in range(5))
+        z = np.empty((cnt, 2 * kmn + k))
+        lo, hi = c.client_cpu_freq_range_hz
+        for j, i in enumerate(idx):
+            g = rngs[i]
+            u[j] = g.random(k)
+            theta[j] = g.uniform(0.0, 2.0 * np.pi, k)
+            shadow[j] = g.normal(0.0, w.shadowing_std_db, k)
+            freq[j] = g.uniform(lo, hi, k)
+            kappa[j] = self._kappas[g.integers(0, self._kappas.shape[0], size=k)]  # = g.choice(kappas, size=k)
+            # initial_channel's five standard-normal draws (MS re, MS im, FS re, FS im, load) in one call
+            g.standard_normal(out=z[j])
+        r = np.sqrt(u * (w.cell_radius_m**2 - w.min_distance_m**2) + w.min_distance_m**2)
+        pos = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
+        re = np.concatenate([z[:, :km], z[:, 2 * km: 2 * km + n * k]], axis=1) * _INV_SQRT2
+        im = np.concatenate([z[:, km: 2 * km], z[:, 2 * km + n * k: 2 * kmn]], axis=1) * _INV_SQRT2
+        ls = _large_scale_gain(pos, shadow)
+        ls_flat = self._spread(ls)
+        self.positions_m[idx] = pos
+        self.shadowing_db[idx] = shadow
+        self.peak_flops[idx] = freq * kappa
+        self.load[idx] = np.clip(c.load_mean + c.load_noise_std * z[:, -k:], 0.0, c.load_max)
+        self.large_scale[idx] = ls
+        self._ls_flat[idx] = ls_flat
+        self.fading_re[idx], self.fading_im[idx] = re, im
+        self.gain[idx] = ls_flat * (re**2 + im**2)
+
+    def step(self, rngs: Sequence[np.random.Generator]) -> None:
+        """Advance every env by one round (``next_channel``): mobility, fading on both links, load."""
+        k, kmn = self.k, self.kmn
+        z, theta = self._z, self._theta
+        if self.wcfg.mobility_speed_mps > 0:
+            for i, g in enumerate(rngs):  # env i's draws in the single env's order: move, then innovations
+                theta[i] = g.uniform(0.0, 2.0 * np.pi, k)
+                g.standard_normal(out=z[i])
+            self._move(theta)
+        else:
+            for g, row in zip(rngs, self._z_rows):
+                g.standard_normal(out=row)
+        rho, c = self._rho, self._innovation_scale
+        re = rho * self.fading_re + c * (z[:, :kmn] * _INV_SQRT2)
+        im = rho * self.fading_im + c * (z[:, kmn: 2 * kmn] * _INV_SQRT2)
+        self.fading_re, self.fading_im = re, im
+        self.load = step_load(self.load, self.ccfg, z[:, -k:])
+        self.gain = self._ls_flat * (re**2 + im**2)
+
+    def _move(self, theta: np.ndarray) -> None:
+        """Batched ``channel.move_clients`` and the large-scale gain of the new positions."""
+        w = self.wcfg
+        step = w.mobility_speed_mps * w.mobility_interval_s
+        moved = self.positions_m + step * np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+        r = np.linalg.norm(moved, axis=-1, keepdims=True)
+        r_new = np.where(r > w.cell_radius_m, 2 * w.cell_radius_m - r, r)
+        r_new = np.where(r_new < w.min_distance_m, 2 * w.min_distance_m - r_new, r_new)
+        r_new = np.clip(r_new, w.min_distance_m, w.cell_radius_m)
+        self.positions_m = moved / np.maximum(r, 1e-9) * r_new
+        self.large_scale = _large_scale_gain(self.positions_m, self.shadowing_db)
+        self._ls_flat = self._spread(self.large_scale)

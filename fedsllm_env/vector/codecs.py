@@ -1,0 +1,263 @@
+"""Observation encoding and action decoding for B envs (batched mirrors of :mod:`fedsllm_env.spaces`).
+
+Layouts, projections and error rules are those of the single env's codecs (documented in
+:mod:`fedsllm_env.spaces`); the arithmetic repeats theirs element by element, so env i's observation
+and decision are bit-identical to the single env's (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import InvalidActionError
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.spaces import GAIN_DB_RANGE, MIN_BUDGET_FRACTION, ActionCodec
+
+__all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "repair_assignments",
+           "batched_bincount", "first_argmax"]
+
+
+@dataclass
+class BatchedDecisions:
+    """Decisions of B envs: owners (B, S) int, powers (B, S) W, split and rank indices (B,)."""
+
+    assign_ms: np.ndarray
+    assign_fs: np.ndarray
+    power_ms_w: np.ndarray
+    power_fs_w: np.ndarray
+    split_idx: np.ndarray
+    """c - 1."""
+    rank_idx: np.ndarray
+    """Index into ``cfg.model.ranks``."""
+
+
+def batched_bincount(index: np.ndarray, weights: np.ndarray | None, length: int) -> np.ndarray:
+    """Row-wise ``np.bincount(index[b], weights[b], minlength=length)`` of (B, S) arrays -> (B, length).
+
+    Each bin sums its entries in index order, as ``np.bincount`` does for one row.
+    """
+    b = index.shape[0]
+    flat = (index + length * np.arange(b)[:, None]).ravel()
+    out = np.bincount(flat, weights=None if weights is None else weights.ravel(), minlength=b * length)
+    return out.reshape(b, length)
+
+
+def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray, load: np.ndarray,
+                        peak_flops: np.ndarray, split: np.ndarray, rank_idx: np.ndarray, val_loss: np.ndarray,
+                        initial_val_loss: float, rounds_done: np.ndarray) -> np.ndarray:
+    """(B, obs_dim) float32 observations (``ObservationCodec.encode`` per row).
+
+    Args:
+        cfg, shape: env config and model dimensions.
+        gain: (B, K*M + K*N) linear gains, MS block then FS block, each client-major.
+        load, peak_flops: (B, K) device loads and f_k kappa_k (FLOP/s).
+        split: (B,) cut index c.
+        rank_idx: (B,) index of the rank in ``cfg.model.ranks``.
+        val_loss: (B,) current validation loss.
+        initial_val_loss: the validation loss before round 1.
+        rounds_done: (B,) rounds played.
+    """
+    lo, hi = GAIN_DB_RANGE
+    b, k = load.shape
+    n_g = gain.shape[1]
+    g = np.maximum(gain, 1e-30)
+    np.log10(g, out=g)
+    g *= 20.0 / (hi - lo)
+    g -= 2.0 * lo / (hi - lo) + 1.0
+    np.minimum(np.maximum(g, -1.0, out=g), 1.0, out=g)
+    c = cfg.compute
+    dev = np.empty((b, 2 * k))
+    dev[:, :k] = load / max(c.load_max, 1e-9)
+    dev[:, k:] = peak_flops / (c.client_cpu_freq_range_hz[1] * max(c.client_flops_per_cycle_choices))
+    np.minimum(np.maximum(dev, 0.0, out=dev), 1.0, out=dev)
+    n_layer, n_rank = shape.n_layer, len(cfg.model.ranks)
+    out = np.empty((b, n_g + 2 * k + 4), dtype=np.float32)
+    out[:, :n_g] = g
+    out[:, n_g:n_g + 2 * k] = dev
+    out[:, -4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
+    out[:, -3] = rank_idx / (n_rank - 1) if n_rank > 1 else 0.0
+    out[:, -2] = np.minimum(np.maximum(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
+    out[:, -1] = np.minimum(rounds_done / cfg.training.max_rounds, 1.0)
+    return out
+
+
+def first_argmax(x: np.ndarray) -> np.ndarray:
+    """``np.argmax(x, axis=-1)`` (first maximum) by a loop over the short last axis: one vectorised comparison
+    per entry instead of numpy's per-row reduction, which is slow for rows of a few elements."""
+    if x.shape[-1] > 16:
+        return np.argmax(x, axis=-1)
+    best = x[..., 0].copy()
+    idx = np.zeros(best.shape, dtype=np.int64)
+    for j in range(1, x.shape[-1]):
+        col = x[..., j]
+        better = col > best  # strict: ties keep the first index
+        idx[better] = j
+        np.maximum(best, col, out=best)
+    return idx
+
+
+def repair_assignments(owner: np.ndarray, preference: np.ndarray, num_clients: int) -> np.ndarray:
+    """Row-wise :func:`fedsllm_env.spaces.repair_assignment`: every client of every env gets >= 1 subchannel.
+
+    Args:
+        owner: (B, S) proposed owners.
+        preference: (B, S, K) score of giving subchannel i to client k.
+        num_clients: K.
+
+    Returns:
+        (B, S) repaired owners (``owner`` itself when nothing needs repair).
+    """
+    counts = batched_bincount(owner, None, num_clients)
+    missing = counts == 0
+    any_missing = missing[:, 0].copy()
+    for k in range(1, num_clients):
+        any_missing |= missing[:, k]
+    rows = np.flatnonzero(any_missing)
+    if rows.size == 0:
+        return owner
+    owner = owner.copy()
+    o, p, c, miss = owner[rows], preference[rows], counts[rows], missing[rows]
+    loss = np.take_along_axis(p, o[:, :, None], axis=2)[:, :, 0]  # each subchannel owner's own preference
+    # the single env serves the clients without a subchannel in increasing order; donors keep >= 1, so
+    # that set does not change on the way. Pass j serves every row's j-th such client at once.
+    order = np.argsort(~miss, axis=1, kind="stable")
+    n_missing = miss.sum(axis=1)
+    for j in range(int(n_missing.max())):
+        sel = np.nonzero(n_missing > j)[0]
+        kk = order[sel, j]
+        os_ = o[sel]
+        donors = c[sel[:, None], os_] >= 2
+        score = np.where(donors, p[sel, :, kk] - loss[sel], -np.inf)
+        i = np.argmax(score, axis=1)
+        c[sel, os_[np.arange(sel.size), i]] -= 1
+        c[sel, kk] += 1
+        o[sel, i] = kk
+        loss[sel, i] = p[sel, i, kk]
+    owner[rows] = o
+    return owner
+
+
+def _spread_power(owner: np.ndarray, weights: np.ndarray, budget_w: np.ndarray, num_clients: int) -> np.ndarray:
+    """Row-wise ``spaces._spread_power``: p_i = budget_owner * w_i / sum of the owner's weights."""
+    w = weights + 1e-12
+    wsum = batched_bincount(owner, w, num_clients)
+    return np.take_along_axis(budget_w, owner, axis=1) * (w / np.take_along_axis(wsum, owner, axis=1))
+
+
+def _project_total_power(power_w: np.ndarray, total_w: float | np.ndarray) -> np.ndarray:
+    """Row-wise ``spaces.project_total_power`` (``total_w``: one limit, or one per row), W."""
+    s = power_w.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        scale = total_w / s
+    return np.where((s > total_w)[:, None], power_w * scale[:, None], power_w)
+
+
+class BatchedActionDecoder:
+    """Decodes (B, action_dim) actions of the Box or MultiDiscrete mode into feasible batched decisions.
+
+    Args:
+        codec: the single env's :class:`~fedsllm_env.spaces.ActionCodec` (its space, mode and the
+            memory projection of split and rank are reused).
+    """
+
+    def __init__(self, codec: ActionCodec):
+        if codec.mode not in ("box", "multidiscrete"):
+            raise InvalidActionError(f"batched decoding supports action_mode 'box' and 'multidiscrete', "
+                                     f"got {codec.mode!r}")
+        self.codec = codec
+        self.cfg = codec.cfg
+        self.space = codec.space()
+        w = self.cfg.wireless
+        self.k, self.m, self.n = w.num_clients, w.num_subchannels_ms, w.num_subchannels_fs
+        ranks = self.cfg.model.ranks
+        self.n_split, self.n_rank = codec.shape.n_layer - 1, len(ranks)
+        # memory projection of every (split, rank) request, tabulated once through the single codec
+        self._proj_split = np.empty((self.n_split, self.n_rank), dtype=np.int64)
+        self._proj_rank = np.empty((self.n_split, self.n_rank), dtype=np.int64)
+        for s in range(self.n_split):
+            for j, r in enumerate(ranks):
+                c, rr = codec.project_split_rank(s + 1, r)
+                self._proj_split[s, j], self._proj_rank[s, j] = c - 1, ranks.index(rr)
+        self._eye = np.eye(self.k)
+
+    def _validate(self, actions: np.ndarray, num_envs: int) -> np.ndarray:
+        expected = (num_envs, *self.space.shape)
+        try:
+            a = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InvalidActionError(f"actions must be numeric, got {type(actions).__name__}") from e
+        if a.shape != expected:
+            raise InvalidActionError(f"actions have shape {a.shape}, expected {expected} "
+                                     f"(num_envs, action_dim) for action_mode={self.codec.mode!r}")
+        finite = np.isfinite(a)
+        if not finite.all():
+            env, idx = np.nonzero(~finite)
+            raise InvalidActionError(f"actions contain NaN/inf: env {int(env[0])} at indices "
+                                     f"{idx[env == env[0]][:10].tolist()}")
+        return a
+
+    def _pair(self, x: np.ndarray, offset: int, ms_shape: tuple[int, ...], fs_shape: tuple[int, ...]
+              ) -> list[np.ndarray]:
+        """The adjacent MS and FS blocks of ``x[:, offset:]`` with per-env shapes ``ms_shape`` and ``fs_shape``:
+        one stacked (2B, ...) view (row 2b: env b's MS block, row 2b + 1: its FS block) when M = N, else two."""
+        b = x.shape[0]
+        size_ms, size_fs = int(np.prod(ms_shape)), int(np.prod(fs_shape))
+        if self.m == self.n:
+            return [x[:, offset: offset + 2 * size_ms].reshape(2 * b, *ms_shape)]
+        return [x[:, offset: offset + size_ms].reshape(b, *ms_shape),
+                x[:, offset + size_ms: offset + size_ms + size_fs].reshape(b, *fs_shape)]
+
+    def decode(self, actions: np.ndarray, max_power_w: np.ndarray) -> BatchedDecisions:
+        """Feasible decisions of every env (same projections as ``ActionCodec.decode``).
+
+        The two links are decoded as one stacked batch when they have as many subchannels (the default).
+
+        Args:
+            actions: (B, action_dim) actions.
+            max_power_w: (B, K) per-client power caps p_max, W.
+        """
+        a = self._validate(actions, max_power_w.shape[0])
+        k, m, n = self.k, self.m, self.n
+        b = a.shape[0]
+        w = self.cfg.wireless
+        stacked = m == n
+        pmax = [np.repeat(max_power_w, 2, axis=0)] if stacked else [max_power_w, max_power_w]
+        totals = [np.tile([w.total_power_ms_w, w.total_power_fs_w], b)] if stacked else \
+            [w.total_power_ms_w, w.total_power_fs_w]
+        owners, powers = [], []
+        if self.codec.mode == "box":
+            a = np.clip(a, -1.0, 1.0, out=a if a is not actions else None)  # = minimum(maximum(a, -1), 1): a is finite
+            o = m * k + n * k + m + n + 2 * k
+            split_idx = np.minimum(((a[:, o] + 1.0) / 2.0 * self.n_split).astype(np.int64), self.n_split - 1)
+            rank_idx = np.minimum(((a[:, o + 1] + 1.0) / 2.0 * self.n_rank).astype(np.int64), self.n_rank - 1)
+            links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
+                        self._pair(a, o - 2 * k, (k,), (k,)), pmax, totals)
+            for logits, raw_w, raw_b, cap, total in links:
+                own = repair_assignments(first_argmax(logits), logits, k)
+                budget = cap * np.maximum((raw_b + 1.0) / 2.0, MIN_BUDGET_FRACTION)
+                owners.append(own)
+                powers.append(_project_total_power(_spread_power(own, (raw_w + 1.0) / 2.0, budget, k), total))
+        else:
+            p = self.cfg.power_levels
+            if np.any(a != np.round(a)):
+                raise InvalidActionError("MultiDiscrete action must hold integers")
+            idx = np.clip(a.astype(np.int64), 0, self.space.nvec - 1)  # documented projection
+            o = 2 * (m + n)
+            split_idx, rank_idx = idx[:, o], idx[:, o + 1]
+            for own, lv_idx, cap, total in zip(self._pair(idx, 0, (m,), (n,)), self._pair(idx, m + n, (m,), (n,)),
+                                               pmax, totals):
+                lv = (lv_idx + 1.0) / p
+                own = repair_assignments(own, self._eye[own], k)
+                budget = cap * batched_bincount(own, lv, k) / batched_bincount(own, None, k)
+                owners.append(own)
+                powers.append(_project_total_power(_spread_power(own, lv, budget, k), total))
+        if stacked:
+            own_ms, own_fs = owners[0][0::2], owners[0][1::2]
+            p_ms, p_fs = powers[0][0::2], powers[0][1::2]
+        else:
+            (own_ms, own_fs), (p_ms, p_fs) = owners, powers
+        split_idx, rank_idx = self._proj_split[split_idx, rank_idx], self._proj_rank[split_idx, rank_idx]
+        return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, split_idx, rank_idx)

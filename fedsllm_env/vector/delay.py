@@ -1,0 +1,176 @@
+"""Delay model of one round for a batch of envs: :func:`fedsllm_env.delay.round_delay` with a leading batch axis.
+
+Every per-(split, rank) constant (payload bits, client/server FLOPs, fixed-rate transfer times, E(r)) is
+tabulated once by calling the single-env functions of :mod:`fedsllm_env.delay`, so the batched
+arithmetic below repeats the single env's operations element by element and gives bit-identical
+results (tested). Arrays: ``B`` envs, ``K`` clients, ``M``/``N`` subchannels on the MS/FS links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, server_compute_s
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.types import Scenario
+from fedsllm_env.vector.channel import BatchedChannel
+from fedsllm_env.vector.codecs import BatchedDecisions, batched_bincount
+
+__all__ = ["DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay"]
+
+
+@dataclass(frozen=True)
+class DelayTables:
+    """Per-(split index, rank index) constants of the delay model, each an (L-1, R) array."""
+
+    up_bits: np.ndarray
+    """Activation + label bits one client uploads per iteration."""
+    act_bits: np.ndarray
+    """Activation bits (without labels)."""
+    label_bits: np.ndarray
+    """Label bits."""
+    lora_bits: np.ndarray
+    """Client-side LoRA bits uploaded per round."""
+    client_flops: np.ndarray
+    """Client forward FLOPs of one iteration (batch of b sequences)."""
+    server_s: np.ndarray
+    """Main-server compute of one iteration, s."""
+    down_s: np.ndarray
+    """Activation-gradient download at the fixed downlink rate, s."""
+    broadcast_s: np.ndarray
+    """FS broadcast of the averaged LoRA, s."""
+    rounds_needed: np.ndarray
+    """E(r) of each rank (shape (R,))."""
+
+    @classmethod
+    def build(cls, shape: ModelShape, cfg: FedsLLMConfig, rounds_needed) -> DelayTables:
+        """Tabulate through the single-env functions (so the values are the single env's, exactly).
+
+        Args:
+            shape: model dimensions.
+            cfg: env config.
+            rounds_needed: callable rank -> E(r) (the env's calibration).
+        """
+        ranks, n_split = cfg.model.ranks, shape.n_layer - 1
+        w = cfg.wireless
+        unit = Scenario(np.zeros((1, 2)), np.zeros(1), np.ones(1), np.ones(1), np.ones(1))  # peak FLOP/s = 1
+        tab = {k: np.empty((n_split, len(ranks))) for k in
+               ("up_bits", "act_bits", "label_bits", "lora_bits", "client_flops", "server_s", "down_s",
+                "broadcast_s")}
+        for s in range(n_split):
+            for j, r in enumerate(ranks):
+                act, label, lora = payload_bits(shape, s + 1, r, cfg)
+                tab["up_bits"][s, j] = act + label
+                tab["act_bits"][s, j], tab["label_bits"][s, j], tab["lora_bits"][s, j] = act, label, lora
+                # flops / (1 FLOP/s * (1 - 0)) is the flop count itself, exactly
+                tab["client_flops"][s, j] = client_compute_s(shape, s + 1, r, unit, np.zeros(1), cfg)[0][0]
+                tab["server_s"][s, j] = server_compute_s(shape, s + 1, r, w.num_clients, cfg)
+                tab["down_s"][s, j] = act / w.downlink_rate_bps
+                tab["broadcast_s"][s, j] = lora / w.broadcast_rate_bps
+        return cls(**tab, rounds_needed=np.array([float(rounds_needed(r)) for r in ranks]))
+
+
+@dataclass
+class BatchedDelay:
+    """The terms of :class:`~fedsllm_env.types.DelayBreakdown` for B envs (per-client arrays (B, K))."""
+
+    client_forward_s: np.ndarray
+    client_backward_s: np.ndarray
+    activation_upload_s: np.ndarray
+    gradient_download_s: np.ndarray
+    server_compute_s: np.ndarray
+    iteration_s: np.ndarray
+    lora_upload_s: np.ndarray
+    broadcast_s: np.ndarray
+    round_s: np.ndarray
+    rate_ms_bps: np.ndarray
+    rate_fs_bps: np.ndarray
+    activation_bits: np.ndarray
+    label_bits: np.ndarray
+    lora_bits: np.ndarray
+
+    def as_info(self) -> dict[str, np.ndarray]:
+        """Batched :meth:`DelayBreakdown.as_info`: (B,) arrays, per-client terms by their max."""
+        return {
+            "client_forward_s": client_max(self.client_forward_s),
+            "client_backward_s": client_max(self.client_backward_s),
+            "activation_upload_s": client_max(self.activation_upload_s),
+            "gradient_download_s": client_max(self.gradient_download_s),
+            "server_compute_s": self.server_compute_s,
+            "iteration_s": self.iteration_s,
+            "lora_upload_s": client_max(self.lora_upload_s),
+            "broadcast_s": self.broadcast_s,
+            "round_s": self.round_s,
+            "activation_bits": self.activation_bits,
+            "label_bits": self.label_bits,
+            "lora_bits": self.lora_bits,
+        }
+
+
+def client_max(x: np.ndarray) -> np.ndarray:
+    """(B,) maximum over the clients of a (B, K) array (a column loop: faster than ``max(axis=1)`` for small K)."""
+    if x.shape[1] > 8:
+        return x.max(axis=1)
+    out = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        np.maximum(out, x[:, j], out=out)
+    return out
+
+
+def batched_client_rates_bps(owner_gain: np.ndarray, assign: np.ndarray, power_w: np.ndarray, num_clients: int,
+                             bandwidth_hz: float, n0_w_per_hz: float) -> np.ndarray:
+    """(B, K) sum rate of each client over the subchannels it owns, bit/s (``delay.client_rates_bps``).
+
+    Args:
+        owner_gain: (B, S) linear gain of each subchannel's owner on it.
+        assign: (B, S) owner of each subchannel.
+        power_w: (B, S) transmit power, W.
+        num_clients: K.
+        bandwidth_hz: subchannel bandwidth, Hz.
+        n0_w_per_hz: noise PSD, W/Hz.
+    """
+    snr = power_w * owner_gain / (n0_w_per_hz * bandwidth_hz)
+    per_sub = bandwidth_hz * np.log2(1.0 + snr)
+    return batched_bincount(assign, per_sub, num_clients)
+
+
+def _upload_time_s(bits: np.ndarray, rates_bps: np.ndarray) -> np.ndarray:
+    return np.divide(bits, rates_bps, out=np.full(rates_bps.shape, np.inf), where=rates_bps > 0)
+
+
+def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDecisions,
+                        channel: BatchedChannel) -> BatchedDelay:
+    """:func:`fedsllm_env.delay.round_delay` for B envs at once (no feasibility check).
+
+    Args:
+        tables: per-(split, rank) constants.
+        cfg: env config.
+        dec: the decisions (owners, powers, split and rank indices).
+        channel: gains, loads and device compute of every env.
+    """
+    w = cfg.wireless
+    k, m, kmn = channel.k, channel.m, channel.kmn
+    n0 = noise_psd_w_per_hz(w.noise_psd_dbm_per_hz)
+    flat = channel.gain.ravel()
+    rows = (np.arange(channel.num_envs) * kmn)[:, None]
+    g_ms = flat[rows + dec.assign_ms * m + np.arange(m)]
+    g_fs = flat[rows + channel.km + dec.assign_fs * channel.n + np.arange(channel.n)]
+    rate_ms = batched_client_rates_bps(g_ms, dec.assign_ms, dec.power_ms_w, k, w.subchannel_bandwidth_ms_hz, n0)
+    rate_fs = batched_client_rates_bps(g_fs, dec.assign_fs, dec.power_fs_w, k, w.subchannel_bandwidth_fs_hz, n0)
+    cell = dec.split_idx * tables.up_bits.shape[1] + dec.rank_idx  # flat (split, rank) table index
+    available = channel.peak_flops * (1.0 - channel.load)
+    fwd = tables.client_flops.ravel()[cell][:, None] / available
+    bwd = cfg.compute.backward_factor * fwd
+    up = _upload_time_s(tables.up_bits.ravel()[cell][:, None], rate_ms)
+    down = np.broadcast_to(tables.down_s.ravel()[cell][:, None], fwd.shape)
+    t_server = tables.server_s.ravel()[cell]
+    t_iter = client_max(fwd + up) + t_server + client_max(down + bwd)
+    lora_bits = tables.lora_bits.ravel()[cell]
+    lora_up = _upload_time_s(lora_bits[:, None], rate_fs)
+    broadcast = tables.broadcast_s.ravel()[cell]
+    t_round = cfg.training.local_iterations * t_iter + client_max(lora_up) + broadcast
+    return BatchedDelay(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
+                        tables.act_bits.ravel()[cell], tables.label_bits.ravel()[cell], lora_bits)

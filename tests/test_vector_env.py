@@ -1,0 +1,176 @@
+"""The batched surrogate (SurrogateVectorEnv) against the single env: bit-for-bit over whole episodes."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import data_equivalence
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import fedsllm_env  # noqa: F401 - registers the ids
+from fedsllm_env.backends import SurrogateBackend
+from fedsllm_env.calibration import load_calibration
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
+from fedsllm_env.vector import SurrogateVectorEnv
+from fedsllm_env.vector.codecs import first_argmax, repair_assignments
+from fedsllm_env.spaces import repair_assignment
+from fedsllm_env.vector.surrogate import BatchedSurrogate
+
+IDS = {"box": "FedsLLM-Surrogate-v0", "multidiscrete": "FedsLLM-Surrogate-Discrete-v0"}
+
+# a config away from every default that the batch must follow: K != 5, M != N, mobility, progress reward,
+# a delay scale, unequal power limits, a memory limit that projects split/rank, a short round cap
+ODD = {"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 6, "mobility_speed_mps": 5.0,
+                    "total_power_fs_w": 0.25, "fading_correlation": 0.7},
+       "compute": {"client_memory_bytes": 2.5e6, "load_ar_coef": 0.5},
+       "reward": {"progress_weight": 0.5, "delay_scale_s": 3.0},
+       "training": {"max_rounds": 16}}
+
+
+def _reference(env_id: str, n: int, config: dict) -> SyncVectorEnv:
+    """n single envs in Gymnasium's own SAME_STEP vectoriser: env i reset with seed + i, then plain reset()s."""
+    return SyncVectorEnv([lambda: gym.make(env_id, config=config) for _ in range(n)],
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+@pytest.mark.parametrize("mode", ["box", "multidiscrete"])
+@pytest.mark.parametrize("overrides", [{}, ODD], ids=["default", "odd"])
+def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, calibration_path):
+    config = {**overrides, "calibration_path": calibration_path}
+    n = 6
+    batch = gym.make_vec(IDS[mode], num_envs=n, vectorization_mode="vector_entry_point", config=config)
+    ref = _reference(IDS[mode], n, config)
+    assert isinstance(batch.unwrapped, SurrogateVectorEnv)
+    assert batch.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert batch.single_observation_space == ref.single_observation_space
+    assert batch.single_action_space == ref.single_action_space
+    assert data_equivalence(batch.reset(seed=11), ref.reset(seed=11), exact=True)
+    batch.action_space.seed(5)
+    terminated = truncated = 0
+    for t in range(160):
+        action = batch.action_space.sample()
+        got, want = batch.step(action), ref.step(action)
+        assert data_equivalence(got, want, exact=True), f"step {t} differs"
+        terminated += int(got[2].sum())
+        truncated += int(got[3].sum())
+    # whole episodes, both ways of ending them, and the autoreset after each
+    assert terminated > 0 and (truncated > 0 or overrides is not ODD)
+
+
+def test_env_i_is_the_single_env_seeded_s_plus_i(calibration_path):
+    config = {"calibration_path": calibration_path, "training": {"max_rounds": 15}}
+    n, seed = 3, 40
+    batch = SurrogateVectorEnv(n, config)
+    obs, _ = batch.reset(seed=seed)
+    singles = [gym.make(IDS["box"], config=config) for _ in range(n)]
+    expected = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(obs, np.stack(expected))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        action = rng.uniform(-1, 1, batch.action_space.shape).astype(np.float32)
+        obs, reward, term, trunc, info = batch.step(action)
+        for i, env in enumerate(singles):
+            o, r, te, tr, inf = env.step(action[i])
+            assert (r, te, tr) == (reward[i], term[i], trunc[i])
+            if te or tr:
+                np.testing.assert_array_equal(info["final_obs"][i], o)
+                o, _ = env.reset()
+            np.testing.assert_array_equal(obs[i], o)
+
+
+def test_odd_config_exercises_the_projections(calibration_path):
+    """The ODD config really projects split/rank and total power (else the equality test proves less)."""
+    env = SurrogateVectorEnv(64, {**ODD, "calibration_path": calibration_path})
+    env.reset(seed=0)
+    env.action_space.seed(1)
+    sb = env.step_batch(env.action_space.sample())
+    split = sb.decisions.split_idx + 1
+    assert set(split.tolist()) == {1, 2}  # random requests for cuts 3-5 were projected onto 2
+    assert sb.decisions.rank_idx[split == 2].max() == 2  # and ranks above 4 at cut 2 onto 4
+    assert np.isclose(sb.decisions.power_fs_w.sum(axis=1), 0.25).any()  # the FS total-power limit binds
+
+
+def test_reset_seed_lists_masks_and_unseeded(calibration_path):
+    config = {"calibration_path": calibration_path}
+    env = SurrogateVectorEnv(3, config)
+    obs_a, _ = env.reset(seed=[7, 8, 9])
+    obs_b, info = env.reset(seed=7)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert info["_val_loss"].all()
+    mask = np.array([False, True, False])
+    env.step(env.action_space.sample())
+    before, _ = env.reset(seed=[None, 30, None], options={"reset_mask": mask})
+    single = gym.make(IDS["box"], config=config)
+    np.testing.assert_array_equal(before[1], single.reset(seed=30)[0])
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.zeros(3, bool)})
+    with pytest.raises(ValueError, match="length"):
+        env.reset(seed=[1, 2])
+    obs, _ = env.reset()  # unseeded is allowed
+    assert env.observation_space.contains(obs)
+
+
+def test_errors(calibration_path):
+    config = {"calibration_path": calibration_path}
+    env = SurrogateVectorEnv(2, config)
+    with pytest.raises(ResetNeeded):
+        env.step(env.action_space.sample())
+    env.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="shape"):
+        env.step(np.zeros((3, env.single_action_space.shape[0])))
+    bad = env.action_space.sample()
+    bad[1, 4] = np.nan
+    with pytest.raises(InvalidActionError, match="env 1"):
+        env.step(bad)
+    disc = SurrogateVectorEnv(2, config, variant={"action_mode": "multidiscrete"})
+    disc.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="integers"):
+        disc.step(disc.action_space.sample() + 0.5)
+    masks = disc.action_masks()
+    assert masks.shape == (2, int(disc.single_action_space.nvec.sum())) and masks.all()
+    with pytest.raises(InvalidActionError):
+        env.action_masks()
+    with pytest.raises(ConfigError, match="hybrid"):
+        SurrogateVectorEnv(2, {**config, "action_mode": "hybrid"})
+    with pytest.raises(ConfigError, match="surrogate"):
+        SurrogateVectorEnv(2, {**config, "mode": "real"})
+    with pytest.raises(ConfigError, match="render"):
+        SurrogateVectorEnv(2, config, render_mode="ansi")
+    with pytest.raises(ConfigError, match="num_envs"):
+        SurrogateVectorEnv(0, config)
+    with pytest.raises(gym.error.Error, match="vector entry point"):
+        gym.make_vec("FedsLLM-Surrogate-Hybrid-v0", num_envs=2, vectorization_mode="vector_entry_point")
+
+
+def test_batched_surrogate_mirrors_the_single_backend(calibration_path):
+    """Drift guard: the batch replays SurrogateBackend's curves and noise exactly, rank switches included."""
+    cfg = FedsLLMConfig(calibration_path=calibration_path)
+    cal = load_calibration(calibration_path)
+    ranks = cfg.model.ranks
+    n, rounds = 5, 45
+    batch = BatchedSurrogate(SurrogateBackend(cal, cfg), ranks, n, rounds)
+    seeds = np.arange(100, 100 + n)
+    batch.reset(np.arange(n), seeds)
+    singles = [SurrogateBackend(cal, cfg) for _ in range(n)]
+    for s, b in zip(singles, seeds):
+        assert s.reset(int(b)) == batch.initial_val_loss
+    rng = np.random.default_rng(3)
+    for _ in range(rounds):
+        rank_idx = rng.integers(0, len(ranks), n)
+        got = batch.run_round(rank_idx)
+        want = [s.run_round(1, ranks[j]).val_loss for s, j in zip(singles, rank_idx)]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_repair_and_argmax_match_the_single_codec():
+    rng = np.random.default_rng(0)
+    for k, s in ((5, 10), (10, 10), (3, 4), (8, 20)):
+        pref = rng.standard_normal((300, s, k))
+        pref[:50] = np.round(pref[:50])  # ties
+        owner = first_argmax(pref)
+        np.testing.assert_array_equal(owner, np.argmax(pref, axis=2))
+        fixed = repair_assignments(owner, pref, k)
+        for i in range(300):
+            np.testing.assert_array_equal(fixed[i], repair_assignment(owner[i], pref[i], k))
