@@ -16,6 +16,7 @@ from fedsllm_env.progress import PlainProgress
 __all__ = ["FedsLLMInfoCallback", "PlainProgressCallback", "read_episode_log", "truncate_episode_log"]
 
 _SCALARS = ("val_loss", "train_loss", "round_delay_s", "expected_total_delay_s", "expected_rounds", "split", "rank")
+_GROUPS = {"delay_breakdown": "delay", "reward_terms": "reward"}
 
 
 class FedsLLMInfoCallback(BaseCallback):
@@ -57,16 +58,26 @@ class FedsLLMInfoCallback(BaseCallback):
         dones = self.locals.get("dones", np.zeros(len(infos), dtype=bool))
         record = self.logger.record_mean
         p = self.prefix
+        # the batched env (agents.vec_env) gives full infos only at episode ends and the step's means here
+        means = getattr(self.training_env, "step_means", None) if self.training_env is not None else None
+        if means:
+            for key, value in means.items():
+                group, _, term = key.partition("/")
+                if group in _GROUPS and term:
+                    record(f"{p}/{_GROUPS[group]}/{term}", value)
+                elif key in _SCALARS:
+                    record(f"{p}/{key}", value)
         for info, done in zip(infos, dones):
             if "round_delay_s" not in info:  # not a FedsLLM step info
                 continue
-            for key, value in info.get("delay_breakdown", {}).items():
-                record(f"{p}/delay/{key}", float(value))
-            for key, value in info.get("reward_terms", {}).items():
-                record(f"{p}/reward/{key}", float(value))
-            for key in _SCALARS:
-                if key in info:
-                    record(f"{p}/{key}", float(info[key]))
+            if not means:
+                for key, value in info.get("delay_breakdown", {}).items():
+                    record(f"{p}/delay/{key}", float(value))
+                for key, value in info.get("reward_terms", {}).items():
+                    record(f"{p}/reward/{key}", float(value))
+                for key in _SCALARS:
+                    if key in info:
+                        record(f"{p}/{key}", float(info[key]))
             if done:
                 terminated = not info.get("TimeLimit.truncated", False) and float(info["val_loss"]) <= float(
                     info.get("target_val_loss", -np.inf))

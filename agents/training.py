@@ -32,7 +32,8 @@ from agents.callbacks import FedsLLMInfoCallback, PlainProgressCallback, read_ep
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, save_vec_normalize, sidecar
 from agents.evaluation import Policy, merge_config
 from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
-from agents.imitation import behaviour_clone, collect_demonstrations
+from agents.imitation import behaviour_clone, collect_demonstrations, search_demonstrations
+from agents.vec_env import has_batched_env, make_batched_vec_env
 from agents.resume import EPISODE_LOG, checkpoint_timesteps, continue_monitor, prepare_resume, restore_evaluations
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.progress import is_interactive
@@ -115,8 +116,14 @@ def _make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any] | None = None,
                       monitor_dir: str | Path | None = None, append_monitor: bool = False,
-                      vec_env: str = "dummy") -> VecEnv:
-    """``make_vec_env`` of a FedsLLM id: env i is reset with ``seed + i`` first, Monitor-wrapped.
+                      vec_env: str = "") -> VecEnv:
+    """n training envs of a FedsLLM id: env i is reset with ``seed + i`` first, episodes monitored.
+
+    ``vec_env="batched"`` steps them as one numpy batch (:mod:`agents.vec_env`; surrogate Box, Discrete and
+    Priority ids, the default there for fresh runs of several envs); the keys of :data:`VEC_ENVS` use SB3's
+    ``make_vec_env`` with one Monitor-wrapped env per copy. Batched and "dummy" give the same observations and
+    rewards for the same actions. A resumed run (``append_monitor``) is never batched: :mod:`agents.resume`
+    cuts and continues per-env Monitor CSVs.
 
     The training envs do not render (``render_mode=None``; "rgb_array", SB3's default, works too).
 
@@ -127,25 +134,32 @@ def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any
         config: nested config overrides.
         monitor_dir: folder of the Monitor CSVs (None: not written).
         append_monitor: append to existing Monitor CSVs (a resumed run) instead of starting them anew.
-        vec_env: a key of :data:`VEC_ENVS`: "dummy" (all envs in this process) or "subproc" (one
-            process per env, for real-mode envs whose rounds take long).
+        vec_env: "batched", a key of :data:`VEC_ENVS` ("dummy": all envs in this process; "subproc": one
+            process per env, for real-mode envs whose rounds take long), or "" (batched when the id has a
+            batched version, ``n_envs`` > 1 and the run is fresh, else "dummy").
 
     Returns:
         The VecEnv.
     """
-    if vec_env not in VEC_ENVS:
-        raise ValueError(f"unknown vec_env {vec_env!r}; choose one of {sorted(VEC_ENVS)}")
+    kind = vec_env or ("batched" if has_batched_env(env_id) and n_envs > 1 and not append_monitor else "dummy")
+    if kind == "batched":
+        if append_monitor:
+            raise ValueError("a resumed run continues per-env Monitor logs: resume with --vec-env dummy (same data)")
+        return make_batched_vec_env(env_id, n_envs, seed, config, monitor_dir)
+    if kind not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {vec_env!r}; choose one of {['batched', *sorted(VEC_ENVS)]}")
     append = {"monitor_kwargs": {"override_existing": False}, "wrapper_class": continue_monitor} \
         if append_monitor and monitor_dir is not None else {}
     return make_vec_env(functools.partial(_make_env, env_id), n_envs=n_envs, seed=seed,
                         env_kwargs={"config": config or {}, "render_mode": None},
-                        monitor_dir=None if monitor_dir is None else str(monitor_dir), vec_env_cls=VEC_ENVS[vec_env],
+                        monitor_dir=None if monitor_dir is None else str(monitor_dir), vec_env_cls=VEC_ENVS[kind],
                         **append)
 
 
 def _eval_callback(algo: str, env_id: str, config: dict[str, Any], run_dir: Path, eval_freq: int,
-                   eval_episodes: int, eval_seed: int, verbose: int) -> BaseCallback:
-    eval_env = make_training_env(env_id, 1, eval_seed, config)
+                   eval_episodes: int, eval_seed: int, verbose: int,
+                   vec_env: str = "") -> BaseCallback:
+    eval_env = make_training_env(env_id, 1, eval_seed, config, vec_env=vec_env)  # same kind as training
     kwargs = dict(n_eval_episodes=eval_episodes, eval_freq=eval_freq, log_path=str(run_dir / "eval"),
                   best_model_save_path=None, deterministic=True, verbose=verbose)
     if algo == "maskable_ppo":
@@ -160,10 +174,10 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 hyperparams: dict[str, Any] | None = None, n_envs: int | None = None,
                 checkpoint_freq: int = 0, eval_freq: int = 0, eval_episodes: int = 5, eval_seed: int = 10_000,
                 progress_bar: bool = False, tensorboard: bool = True, verbose: int = 0,
-                resume_from: str | Path | None = None, device: str = "cpu", vec_env: str = "dummy",
-                bc_teacher: Callable[[gym.Env], Policy] | None = None, bc_samples: int = 8000,
+                resume_from: str | Path | None = None, device: str = "cpu", vec_env: str = "",
+                bc_teacher: Callable[[gym.Env], Policy] | str | None = None, bc_samples: int = 8000,
                 bc_epochs: int = 100, bc_seed: int = 20_000, save_replay_buffer: bool = False,
-                n_envs_before: int | None = None) -> TrainResult:
+                n_envs_before: int | None = None, rl: bool = True) -> TrainResult:
     """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
 
     Args:
@@ -187,8 +201,10 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
             log and TensorBoard continue where the checkpoint was taken (:mod:`agents.resume`); its
             VecNormalize statistics and replay buffer are restored when saved beside it.
         device: torch device.
-        vec_env: how the ``n_envs`` training envs run, a key of :data:`VEC_ENVS` ("dummy" or "subproc").
-        bc_teacher: optional teacher (factory ``env -> Policy``, e.g. a baseline): before RL, the fresh
+        vec_env: how the ``n_envs`` training envs run (:func:`make_training_env`): "batched", "dummy",
+            "subproc", or "" (batched for the surrogate Box/Discrete/Priority ids with several envs on a fresh run).
+        bc_teacher: optional teacher (factory ``env -> Policy``, e.g. a baseline, or ``"search"``: the search
+            teacher of :func:`~agents.imitation.search_demonstrations`, priority ids only): before RL, the fresh
             agent is behaviour-cloned on ``bc_samples`` teacher steps for ``bc_epochs`` epochs
             (:mod:`agents.imitation`; actor-critic agents only, ignored when resuming).
         bc_samples: teacher env steps collected for the warm start.
@@ -198,6 +214,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
             resume continues with it.
         n_envs_before: with ``resume_from``: the parallel envs of the run so far (default: the number
             of monitor CSVs), to cut the CSVs back to the checkpoint.
+        rl: run the RL phase (False: behaviour cloning only; needs ``bc_teacher``).
 
     Returns:
         A :class:`TrainResult`.
@@ -240,7 +257,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 callbacks.append(ckpt_cb)
             if eval_freq > 0:
                 eval_cb = _eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes, eval_seed,
-                                         verbose)
+                                         verbose, "dummy" if resume_from is not None else vec_env)
                 if resume_from is not None:
                     restore_evaluations(eval_cb, checkpoint_timesteps(resume_from))
                 callbacks.append(eval_cb)
@@ -254,12 +271,20 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
             else:
                 model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
                                    env_id=env_id)
-                if bc_teacher is not None:
+                if bc_teacher == "search":
+                    obs, actions = search_demonstrations(env_id, bc_samples, bc_seed, env_config)
+                elif isinstance(bc_teacher, str):
+                    raise ValueError(f"unknown bc_teacher {bc_teacher!r}: give a policy factory or 'search'")
+                elif bc_teacher is not None:
                     obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
                                                           progress=show_progress)
+                if bc_teacher is not None:
                     bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed)
-                model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
-                            progress_bar=progress_bar, tb_log_name=algo)
+                elif not rl:
+                    raise ValueError("rl=False (behaviour cloning only) needs a bc_teacher")
+                if rl:
+                    model.learn(total_timesteps=params["n_timesteps"], callback=CallbackList(callbacks),
+                                progress_bar=progress_bar, tb_log_name=algo)
             wall = time.perf_counter() - start
             model_path = atomic_save(model, run_dir / "model.zip")
             save_vec_normalize(model, model_path)

@@ -219,7 +219,7 @@ def test_train_agent_run_folder(tmp_path, env_cfg):
                          hyperparams=TINY["maskable_ppo"], checkpoint_freq=64)
     assert result.env_id == DISCRETE_ENV_ID and result.model_path.is_file()
     assert result.hyperparams["n_timesteps"] == 128 and result.hyperparams["n_steps"] == 64
-    assert (tmp_path / "run" / "monitor" / "0.monitor.csv").is_file()
+    assert list((tmp_path / "run" / "monitor").glob("*.monitor.csv"))  # batched: one file for all envs
     assert any((tmp_path / "run" / "tb").iterdir())
     assert [p.name for p in result.checkpoints] == ["checkpoint_64_steps.zip", "checkpoint_128_steps.zip"]
 

@@ -46,7 +46,7 @@ from train_scripts._common import baseline_factory, env_overrides, run_name, sav
 from train_scripts._ray import ray_session
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
-VecEnvName = Literal["dummy", "subproc"]
+VecEnvName = Literal["", "batched", "dummy", "subproc"]
 
 
 @dataclass
@@ -63,8 +63,10 @@ class Args:
     """Training budget in env steps (training rounds); 0 = the YAML n_timesteps."""
     n_envs: int = 0
     """Parallel training envs; 0 = the YAML n_envs (RLlib: envs per env runner, 0 = 1)."""
-    vec_env: VecEnvName = "dummy"
-    """How the n_envs SB3 training envs run: "dummy" (in this process) or "subproc" (one process each)."""
+    vec_env: VecEnvName = ""
+    """How the n_envs SB3 training envs run: "batched" (one numpy batch: surrogate Box/Discrete/Priority ids),
+    "dummy" (one env object each, in this process) or "subproc" (one process each); "" = batched where the id
+    has a batched version and n_envs > 1 on a fresh run (a resume continues per-env Monitor logs), else dummy."""
     framework: Literal["sb3", "rllib"] = "sb3"
     """Stable-Baselines3 in this process, or RLlib's PPO on Ray env runners (`pip install "fedsllm-env[rllib]"`)."""
     num_env_runners: int = 2
@@ -109,8 +111,11 @@ class Args:
     torch_threads: int = 1
     """torch intra-op threads (1 is fastest for these small MLPs, especially on a busy machine)."""
     bc_teacher: str = ""
-    """Behaviour-clone a baseline (e.g. equal_power, optimizer) before RL ("" = no warm start; ppo, a2c,
-    maskable_ppo only)."""
+    """Behaviour-clone a teacher before RL: a baseline (e.g. equal_power, optimizer, priority_heuristic) or
+    "search" (prices a grid of priority actions each round with the delay model; Priority ids only)
+    ("" = no warm start; ppo, a2c, maskable_ppo only)."""
+    bc_only: bool = False
+    """Stop after behaviour cloning (no RL phase); needs --bc-teacher."""
     bc_samples: int = 8000
     """Teacher env steps collected for the warm start."""
     bc_epochs: int = 100
@@ -193,7 +198,10 @@ def plan_run(args: Args) -> RunPlan:
             raise UsageError(f"--bc-teacher needs an actor-critic agent (ppo, a2c, maskable_ppo), not {args.algo}")
         if args.resume:
             raise UsageError("--bc-teacher warm-starts a fresh agent; it cannot be combined with --resume")
-        check_baselines([args.bc_teacher], "--bc-teacher")
+        if args.bc_teacher not in PRIORITY_TEACHERS:
+            check_baselines([args.bc_teacher], "--bc-teacher")
+    elif args.bc_only:
+        raise UsageError("--bc-only needs --bc-teacher")
     resume = resumed_run = None
     steps = 0
     source_dir = None
@@ -262,7 +270,17 @@ def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
     return {n: _json_safe(getattr(model, n)) for n in sorted(names) if hasattr(model, n)}
 
 
-_SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "save_replay_buffer")
+_SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "bc_only", "save_replay_buffer")
+
+PRIORITY_TEACHERS = ("search", "priority_heuristic")
+"""--bc-teacher values that are not baselines of baselines.policy (teachers in the priority action space)."""
+
+
+def _teacher(name: str):
+    """The --bc-teacher value train_agent takes: None, "search", or a policy factory."""
+    if not name:
+        return None
+    return name if name == "search" else baseline_factory(name)
 
 
 def plan_rllib_run(args: Args) -> RunPlan:
@@ -364,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
             checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes or 5,
             progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose, vec_env=args.vec_env,
-            resume_from=plan.resume, bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
+            resume_from=plan.resume, bc_teacher=_teacher(args.bc_teacher), rl=not args.bc_only,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
             n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"))
         hyperparams = result.hyperparams
