@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ from fedsllm_env.vector.codecs import first_argmax, repair_assignments
 from fedsllm_env.spaces import repair_assignment
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
+ROOT = Path(__file__).resolve().parents[1]
 IDS = {"box": "FedsLLM-Surrogate-v0", "multidiscrete": "FedsLLM-Surrogate-Discrete-v0"}
 
 # a config away from every default that the batch must follow: K != 5, M != N, mobility, progress reward,
@@ -138,6 +143,8 @@ def test_errors(calibration_path):
         SurrogateVectorEnv(2, {**config, "mode": "real"})
     with pytest.raises(ConfigError, match="render"):
         SurrogateVectorEnv(2, config, render_mode="ansi")
+    with pytest.raises(ConfigError, match="'macro' only"):
+        SurrogateVectorEnv(2, {**config, "wireless": {"channel_model": "umi"}})
     with pytest.raises(ConfigError, match="num_envs"):
         SurrogateVectorEnv(0, config)
     with pytest.raises(gym.error.Error, match="vector entry point"):
@@ -174,3 +181,12 @@ def test_repair_and_argmax_match_the_single_codec():
         fixed = repair_assignments(owner, pref, k)
         for i in range(300):
             np.testing.assert_array_equal(fixed[i], repair_assignment(owner[i], pref[i], k))
+
+
+def test_batched_env_needs_only_the_core_dependencies(calibration_path):
+    code = ("import sys, gymnasium as gym, fedsllm_env;"
+            f"env = gym.make_vec('FedsLLM-Surrogate-v0', num_envs=3, config={{'calibration_path': {calibration_path!r}}});"
+            "env.reset(seed=0); env.step(env.action_space.sample());"
+            "bad = [m for m in ('torch', 'stable_baselines3', 'scipy') if m in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

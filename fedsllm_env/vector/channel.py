@@ -1,6 +1,6 @@
-"""Scenario, channel and load state of B envs with a leading batch axis (the default channel model).
+"""Scenario, channel and load state of B envs with a leading batch axis (the default channel model, "macro").
 
-Mirrors :mod:`fedsllm_env.channel`: every random draw is made by env i's own ``numpy.random.Generator``
+Mirrors :class:`fedsllm_env.channel.MacroChannel`: every random draw is made by env i's own ``numpy.random.Generator``
 with the same calls, in the same order and with the same sizes as the single env makes them, so env i
 follows exactly the trajectory of a single env on that generator; the arithmetic on the draws runs
 once for the whole batch.
@@ -19,19 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
-from fedsllm_env.channel import path_loss_db, step_load
+from fedsllm_env.channel import large_scale_gain, step_load
 from fedsllm_env.config import ComputeConfig, WirelessConfig
-from fedsllm_env.units import db_to_linear, dbm_to_watt
+from fedsllm_env.errors import ConfigError
+from fedsllm_env.units import dbm_to_watt
 
 __all__ = ["BatchedChannel"]
 
 _INV_SQRT2 = 1.0 / np.sqrt(2.0)
-
-
-def _large_scale_gain(positions_m: np.ndarray, shadowing_db: np.ndarray) -> np.ndarray:
-    """(..., K) linear gain 10^(-(PL(d) + shadowing) / 10) (batched ``channel.large_scale_gain``)."""
-    distance = np.sqrt((positions_m**2).sum(axis=-1))
-    return db_to_linear(-(path_loss_db(distance) + shadowing_db))
 
 
 class BatchedChannel:
@@ -44,6 +39,10 @@ class BatchedChannel:
     """
 
     def __init__(self, num_envs: int, wcfg: WirelessConfig, ccfg: ComputeConfig):
+        if wcfg.channel_model != "macro":
+            raise ConfigError(f"the batched surrogate implements the default channel model 'macro' only, got "
+                              f"channel_model={wcfg.channel_model!r}; use gym.make_vec(..., vectorization_mode='sync') "
+                              "(or --vec-env dummy) for other channel models")
         self.wcfg, self.ccfg = wcfg, ccfg
         b, k = num_envs, wcfg.num_clients
         m, n = wcfg.num_subchannels_ms, wcfg.num_subchannels_fs
@@ -116,7 +115,7 @@ class BatchedChannel:
         pos = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
         re = np.concatenate([z[:, :km], z[:, 2 * km: 2 * km + n * k]], axis=1) * _INV_SQRT2
         im = np.concatenate([z[:, km: 2 * km], z[:, 2 * km + n * k: 2 * kmn]], axis=1) * _INV_SQRT2
-        ls = _large_scale_gain(pos, shadow)
+        ls = large_scale_gain(pos, shadow)
         ls_flat = self._spread(ls)
         self.positions_m[idx] = pos
         self.shadowing_db[idx] = shadow
@@ -156,5 +155,5 @@ class BatchedChannel:
         r_new = np.where(r_new < w.min_distance_m, 2 * w.min_distance_m - r_new, r_new)
         r_new = np.clip(r_new, w.min_distance_m, w.cell_radius_m)
         self.positions_m = moved / np.maximum(r, 1e-9) * r_new
-        self.large_scale = _large_scale_gain(self.positions_m, self.shadowing_db)
+        self.large_scale = large_scale_gain(self.positions_m, self.shadowing_db)
         self._ls_flat = self._spread(self.large_scale)

@@ -56,7 +56,7 @@ class DelayTables:
         """
         ranks, n_split = cfg.model.ranks, shape.n_layer - 1
         w = cfg.wireless
-        unit = Scenario(np.zeros((1, 2)), np.zeros(1), np.ones(1), np.ones(1), np.ones(1))  # peak FLOP/s = 1
+        unit = Scenario(np.ones(1), np.ones(1), np.ones(1))  # one client of peak 1 FLOP/s
         tab = {k: np.empty((n_split, len(ranks))) for k in
                ("up_bits", "act_bits", "label_bits", "lora_bits", "client_flops", "server_s", "down_s",
                 "broadcast_s")}
