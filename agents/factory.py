@@ -148,7 +148,7 @@ def box_env_id(env_id: str | None) -> str:
     """The Box-action sibling of a FedsLLM id (``FedsLLM-Surrogate-Discrete-v0`` -> ``FedsLLM-Surrogate-v0``)."""
     if env_id is None or not env_id.startswith("FedsLLM"):
         return BOX_ENV_ID
-    return env_id.replace("-Discrete", "").replace("-Hybrid", "")
+    return env_id.replace("-Discrete", "").replace("-Hybrid", "").replace("-Priority", "")
 
 
 def discrete_env_id(env_id: str | None) -> str:

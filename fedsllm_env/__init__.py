@@ -73,10 +73,15 @@ def _register_envs() -> None:
                                           {"mode": "surrogate", "action_mode": "multidiscrete"}),
         "FedsLLM-Surrogate-Hybrid-v0": ("baselines.hybrid:make_hybrid_env",
                                         {"mode": "surrogate", "action_mode": "hybrid"}),
+        # priority actions (fedsllm_env.priority): 2K + 4 numbers decoded by a greedy rule and deadlines
+        "FedsLLM-Priority-v0": ("fedsllm_env.priority:make_priority_env", {"mode": "real", "action_mode": "box"}),
+        "FedsLLM-Surrogate-Priority-v0": ("fedsllm_env.priority:make_priority_env",
+                                          {"mode": "surrogate", "action_mode": "box"}),
     }
     # batched numpy versions of the surrogate ids (gym.make_vec(..., vectorization_mode="vector_entry_point"))
     vector_entry_points = {"FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
-                           "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv"}
+                           "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+                           "FedsLLM-Surrogate-Priority-v0": "fedsllm_env.vector:make_priority_vector_env"}
     for env_id, (entry_point, fixed) in variants.items():
         if env_id in registry:
             continue

@@ -18,12 +18,13 @@ from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
 from fedsllm_env.vector import SurrogateVectorEnv
-from fedsllm_env.vector.codecs import first_argmax, repair_assignments
+from fedsllm_env.batched import first_argmax, repair_assignments
 from fedsllm_env.spaces import repair_assignment
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
 ROOT = Path(__file__).resolve().parents[1]
-IDS = {"box": "FedsLLM-Surrogate-v0", "multidiscrete": "FedsLLM-Surrogate-Discrete-v0"}
+IDS = {"box": "FedsLLM-Surrogate-v0", "multidiscrete": "FedsLLM-Surrogate-Discrete-v0",
+       "priority": "FedsLLM-Surrogate-Priority-v0"}
 
 # a config away from every default that the batch must follow: K != 5, M != N, mobility, progress reward,
 # a delay scale, unequal power limits, a memory limit that projects split/rank, a short round cap
@@ -40,7 +41,7 @@ def _reference(env_id: str, n: int, config: dict) -> SyncVectorEnv:
                          autoreset_mode=AutoresetMode.SAME_STEP)
 
 
-@pytest.mark.parametrize("mode", ["box", "multidiscrete"])
+@pytest.mark.parametrize("mode", ["box", "multidiscrete", "priority"])
 @pytest.mark.parametrize("overrides", [{}, ODD], ids=["default", "odd"])
 def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, calibration_path):
     config = {**overrides, "calibration_path": calibration_path}

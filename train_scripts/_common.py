@@ -138,7 +138,15 @@ def baseline_names() -> tuple[str, ...]:
 
 
 def baseline_factory(name: str) -> PolicyFactory:
-    """A factory binding the baseline ``name`` to the env it will act in."""
+    """A factory binding the baseline ``name`` to the env it will act in (``priority_heuristic``: the fixed
+    action of the priority codec, :class:`fedsllm_env.priority.PriorityHeuristic`, for the Priority ids)."""
+    if name == "priority_heuristic":
+        from fedsllm_env.priority import PriorityHeuristic
+
+        def heuristic(env: gym.Env) -> Policy:
+            return PriorityHeuristic(env)
+
+        return heuristic
     from baselines.policy import BASELINE_NAMES, make_baseline_policy
 
     if name not in BASELINE_NAMES:

@@ -98,6 +98,8 @@ def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
         action_space: the agent's action space.
         own_id: the id the agent was trained on.
     """
+    if "Priority" in own_id:
+        return box_env_id(env_id).replace("-v0", "-Priority-v0")
     if isinstance(action_space, gym.spaces.Box):
         return box_env_id(env_id)
     if "Hybrid" in own_id:

@@ -6,6 +6,6 @@
 
 from __future__ import annotations
 
-from fedsllm_env.vector.env import StepBatch, SurrogateVectorEnv
+from fedsllm_env.vector.env import StepBatch, SurrogateVectorEnv, make_priority_vector_env
 
-__all__ = ["SurrogateVectorEnv", "StepBatch"]
+__all__ = ["SurrogateVectorEnv", "StepBatch", "make_priority_vector_env"]

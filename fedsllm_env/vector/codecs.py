@@ -8,16 +8,19 @@ and decision are bit-identical to the single env's (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.profile import ModelShape
+from fedsllm_env.batched import batched_bincount, first_argmax, repair_assignments
+from fedsllm_env.priority import decode_priority, priority_space, split_rank_bins
+from fedsllm_env.priority import validate as _validate_priority
 from fedsllm_env.spaces import GAIN_DB_RANGE, MIN_BUDGET_FRACTION, ActionCodec
 
-__all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "repair_assignments",
-           "batched_bincount", "first_argmax"]
+__all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "BatchedPriorityDecoder"]
 
 
 @dataclass
@@ -32,17 +35,6 @@ class BatchedDecisions:
     """c - 1."""
     rank_idx: np.ndarray
     """Index into ``cfg.model.ranks``."""
-
-
-def batched_bincount(index: np.ndarray, weights: np.ndarray | None, length: int) -> np.ndarray:
-    """Row-wise ``np.bincount(index[b], weights[b], minlength=length)`` of (B, S) arrays -> (B, length).
-
-    Each bin sums its entries in index order, as ``np.bincount`` does for one row.
-    """
-    b = index.shape[0]
-    flat = (index + length * np.arange(b)[:, None]).ravel()
-    out = np.bincount(flat, weights=None if weights is None else weights.ravel(), minlength=b * length)
-    return out.reshape(b, length)
 
 
 def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray, load: np.ndarray,
@@ -82,62 +74,6 @@ def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray,
     out[:, -2] = np.minimum(np.maximum(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
     out[:, -1] = np.minimum(rounds_done / cfg.training.max_rounds, 1.0)
     return out
-
-
-def first_argmax(x: np.ndarray) -> np.ndarray:
-    """``np.argmax(x, axis=-1)`` (first maximum) by a loop over the short last axis: one vectorised comparison
-    per entry instead of numpy's per-row reduction, which is slow for rows of a few elements."""
-    if x.shape[-1] > 16:
-        return np.argmax(x, axis=-1)
-    best = x[..., 0].copy()
-    idx = np.zeros(best.shape, dtype=np.int64)
-    for j in range(1, x.shape[-1]):
-        col = x[..., j]
-        better = col > best  # strict: ties keep the first index
-        idx[better] = j
-        np.maximum(best, col, out=best)
-    return idx
-
-
-def repair_assignments(owner: np.ndarray, preference: np.ndarray, num_clients: int) -> np.ndarray:
-    """Row-wise :func:`fedsllm_env.spaces.repair_assignment`: every client of every env gets >= 1 subchannel.
-
-    Args:
-        owner: (B, S) proposed owners.
-        preference: (B, S, K) score of giving subchannel i to client k.
-        num_clients: K.
-
-    Returns:
-        (B, S) repaired owners (``owner`` itself when nothing needs repair).
-    """
-    counts = batched_bincount(owner, None, num_clients)
-    missing = counts == 0
-    any_missing = missing[:, 0].copy()
-    for k in range(1, num_clients):
-        any_missing |= missing[:, k]
-    rows = np.flatnonzero(any_missing)
-    if rows.size == 0:
-        return owner
-    owner = owner.copy()
-    o, p, c, miss = owner[rows], preference[rows], counts[rows], missing[rows]
-    loss = np.take_along_axis(p, o[:, :, None], axis=2)[:, :, 0]  # each subchannel owner's own preference
-    # the single env serves the clients without a subchannel in increasing order; donors keep >= 1, so
-    # that set does not change on the way. Pass j serves every row's j-th such client at once.
-    order = np.argsort(~miss, axis=1, kind="stable")
-    n_missing = miss.sum(axis=1)
-    for j in range(int(n_missing.max())):
-        sel = np.nonzero(n_missing > j)[0]
-        kk = order[sel, j]
-        os_ = o[sel]
-        donors = c[sel[:, None], os_] >= 2
-        score = np.where(donors, p[sel, :, kk] - loss[sel], -np.inf)
-        i = np.argmax(score, axis=1)
-        c[sel, os_[np.arange(sel.size), i]] -= 1
-        c[sel, kk] += 1
-        o[sel, i] = kk
-        loss[sel, i] = p[sel, i, kk]
-    owner[rows] = o
-    return owner
 
 
 def _spread_power(owner: np.ndarray, weights: np.ndarray, budget_w: np.ndarray, num_clients: int) -> np.ndarray:
@@ -210,15 +146,17 @@ class BatchedActionDecoder:
         return [x[:, offset: offset + size_ms].reshape(b, *ms_shape),
                 x[:, offset + size_ms: offset + size_ms + size_fs].reshape(b, *fs_shape)]
 
-    def decode(self, actions: np.ndarray, max_power_w: np.ndarray) -> BatchedDecisions:
+    def decode(self, actions: np.ndarray, channel: Any, tables: Any = None) -> BatchedDecisions:
         """Feasible decisions of every env (same projections as ``ActionCodec.decode``).
 
         The two links are decoded as one stacked batch when they have as many subchannels (the default).
 
         Args:
             actions: (B, action_dim) actions.
-            max_power_w: (B, K) per-client power caps p_max, W.
+            channel: the :class:`~fedsllm_env.vector.channel.BatchedChannel` (its p_max is used).
+            tables: unused (the priority decoder needs the delay tables).
         """
+        max_power_w = channel.max_power_w
         a = self._validate(actions, max_power_w.shape[0])
         k, m, n = self.k, self.m, self.n
         b = a.shape[0]
@@ -260,4 +198,38 @@ class BatchedActionDecoder:
         else:
             (own_ms, own_fs), (p_ms, p_fs) = owners, powers
         split_idx, rank_idx = self._proj_split[split_idx, rank_idx], self._proj_rank[split_idx, rank_idx]
+        return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, split_idx, rank_idx)
+
+
+class BatchedPriorityDecoder:
+    """Decodes (B, 2 K + 4) priority actions (:mod:`fedsllm_env.priority`) into feasible batched decisions.
+
+    Args:
+        codec: the single env's Box :class:`~fedsllm_env.spaces.ActionCodec` (memory projection of split/rank).
+    """
+
+    def __init__(self, codec: ActionCodec):
+        self.cfg = codec.cfg
+        self.space = priority_space(self.cfg.wireless.num_clients)
+        self.n_layer = codec.shape.n_layer
+        self._projection = BatchedActionDecoder(codec)
+
+    def decode(self, actions: np.ndarray, channel: Any, tables: Any) -> BatchedDecisions:
+        """Decisions of every env.
+
+        Args:
+            actions: (B, 2 K + 4) actions.
+            channel: the :class:`~fedsllm_env.vector.channel.BatchedChannel`.
+            tables: the :class:`~fedsllm_env.vector.delay.DelayTables` (forward FLOPs and payloads).
+        """
+        b = channel.num_envs
+        a = _validate_priority(actions, (b, *self.space.shape))
+        split_req, rank_req = split_rank_bins(self.cfg, self.n_layer, a)
+        proj = self._projection
+        split_idx, rank_idx = proj._proj_split[split_req, rank_req], proj._proj_rank[split_req, rank_req]
+        cell = split_idx * tables.up_bits.shape[1] + rank_idx
+        fwd = tables.client_flops.ravel()[cell][:, None] / (channel.peak_flops * (1.0 - channel.load))
+        own_ms, p_ms, own_fs, p_fs = decode_priority(self.cfg, a, channel.gain_ms, channel.gain_fs, fwd,
+                                                     tables.up_bits.ravel()[cell], tables.lora_bits.ravel()[cell],
+                                                     channel.max_power_w)
         return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, split_idx, rank_idx)

@@ -17,7 +17,8 @@ from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import Scenario
 from fedsllm_env.vector.channel import BatchedChannel
-from fedsllm_env.vector.codecs import BatchedDecisions, batched_bincount
+from fedsllm_env.batched import batched_bincount
+from fedsllm_env.vector.codecs import BatchedDecisions
 
 __all__ = ["DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay"]
 
@@ -44,6 +45,8 @@ class DelayTables:
     """FS broadcast of the averaged LoRA, s."""
     rounds_needed: np.ndarray
     """E(r) of each rank (shape (R,))."""
+    n0_w_per_hz: float
+    """Noise PSD N0, W/Hz."""
 
     @classmethod
     def build(cls, shape: ModelShape, cfg: FedsLLMConfig, rounds_needed) -> DelayTables:
@@ -70,7 +73,8 @@ class DelayTables:
                 tab["server_s"][s, j] = server_compute_s(shape, s + 1, r, w.num_clients, cfg)
                 tab["down_s"][s, j] = act / w.downlink_rate_bps
                 tab["broadcast_s"][s, j] = lora / w.broadcast_rate_bps
-        return cls(**tab, rounds_needed=np.array([float(rounds_needed(r)) for r in ranks]))
+        return cls(**tab, rounds_needed=np.array([float(rounds_needed(r)) for r in ranks]),
+                   n0_w_per_hz=noise_psd_w_per_hz(w.noise_psd_dbm_per_hz))
 
 
 @dataclass
@@ -153,7 +157,7 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
     """
     w = cfg.wireless
     k, m, kmn = channel.k, channel.m, channel.kmn
-    n0 = noise_psd_w_per_hz(w.noise_psd_dbm_per_hz)
+    n0 = tables.n0_w_per_hz
     flat = channel.gain.ravel()
     rows = (np.arange(channel.num_envs) * kmn)[:, None]
     g_ms = flat[rows + dec.assign_ms * m + np.arange(m)]
@@ -165,7 +169,7 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
     fwd = tables.client_flops.ravel()[cell][:, None] / available
     bwd = cfg.compute.backward_factor * fwd
     up = _upload_time_s(tables.up_bits.ravel()[cell][:, None], rate_ms)
-    down = np.broadcast_to(tables.down_s.ravel()[cell][:, None], fwd.shape)
+    down = tables.down_s.ravel()[cell][:, None]  # the same for every client: (B, 1)
     t_server = tables.server_s.ravel()[cell]
     t_iter = client_max(fwd + up) + t_server + client_max(down + bwd)
     lora_bits = tables.lora_bits.ravel()[cell]

@@ -31,11 +31,16 @@ from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.errors import ConfigError, ResetNeeded
 from fedsllm_env.vector.channel import BatchedChannel
-from fedsllm_env.vector.codecs import BatchedActionDecoder, BatchedDecisions, encode_observations
+from fedsllm_env.vector.codecs import (
+    BatchedActionDecoder,
+    BatchedDecisions,
+    BatchedPriorityDecoder,
+    encode_observations,
+)
 from fedsllm_env.vector.delay import BatchedDelay, DelayTables, batched_round_delay
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
-__all__ = ["SurrogateVectorEnv", "StepBatch"]
+__all__ = ["SurrogateVectorEnv", "StepBatch", "make_priority_vector_env"]
 
 
 @dataclass
@@ -74,6 +79,8 @@ class SurrogateVectorEnv(VectorEnv):
         calibration: E(r) / loss-curve calibration (default: the config's or the shipped table).
         variant: config fields fixed by a registered id (``mode``, ``action_mode``).
         render_mode: must be None (the batch does not render).
+        parametrisation: "native" (the actions of ``config.action_mode``) or "priority" (the priority
+            actions of :mod:`fedsllm_env.priority` on top of the Box mode).
 
     Raises:
         ConfigError: real mode, the hybrid action mode, or a render mode.
@@ -83,7 +90,7 @@ class SurrogateVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int, config: FedsLLMConfig | dict[str, Any] | None = None, *,
                  calibration: Calibration | None = None, variant: dict[str, Any] | None = None,
-                 render_mode: str | None = None):
+                 render_mode: str | None = None, parametrisation: str = "native"):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if render_mode is not None:
@@ -108,12 +115,20 @@ class SurrogateVectorEnv(VectorEnv):
         self.shape = template.shape
         self.num_envs = int(num_envs)
         self.render_mode = None
+        if parametrisation == "priority":
+            if cfg.action_mode != "box":
+                raise ConfigError(f"priority actions sit on action_mode 'box', got {cfg.action_mode!r}")
+            self._decoder: BatchedActionDecoder | BatchedPriorityDecoder = BatchedPriorityDecoder(template.action_codec)
+        elif parametrisation == "native":
+            self._decoder = BatchedActionDecoder(template.action_codec)
+        else:
+            raise ConfigError(f"parametrisation must be 'native' or 'priority', got {parametrisation!r}")
+        self.parametrisation = parametrisation
         self.single_observation_space = template.observation_space
-        self.single_action_space = template.action_space
+        self.single_action_space = self._decoder.space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.target_val_loss = float(template.target_val_loss)
-        self._decoder = BatchedActionDecoder(template.action_codec)
         self._tables = DelayTables.build(self.shape, cfg, template.rounds_needed)
         self._channel = BatchedChannel(self.num_envs, cfg.wireless, cfg.compute)
         self._surrogate = BatchedSurrogate(template.backend, cfg.model.ranks, self.num_envs, cfg.training.max_rounds)
@@ -203,7 +218,7 @@ class SurrogateVectorEnv(VectorEnv):
             raise ResetNeeded("Call reset() before step().")
         cfg = self.config
         ch = self._channel
-        dec = self._decoder.decode(actions, ch.max_power_w)
+        dec = self._decoder.decode(actions, ch, self._tables)
         delay = batched_round_delay(self._tables, cfg, dec, ch)
         prev_loss = self._val_loss
         val_loss = self._surrogate.run_round(dec.rank_idx)
@@ -280,3 +295,8 @@ def _masked(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
             out[key] = np.where(mask, value, np.zeros((), dtype=value.dtype))
         out[f"_{key}"] = mask.copy()
     return out
+
+
+def make_priority_vector_env(num_envs: int, **kwargs: Any) -> SurrogateVectorEnv:
+    """``SurrogateVectorEnv(num_envs, parametrisation="priority", **kwargs)`` (vector entry point of the Priority id)."""
+    return SurrogateVectorEnv(num_envs, parametrisation="priority", **kwargs)
