@@ -417,6 +417,7 @@ _HEADERS = {
     "expected_total_delay_mean_s": "E(r)·T_round mean (s)",
     "final_val_loss_mean": "final val loss",
     "decision_ms_per_step": "decision time (ms/step)",
+    "train_wall_s": "training wall time (s)",
 }
 
 

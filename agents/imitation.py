@@ -9,7 +9,7 @@ their ``policy.get_distribution(obs)`` is what acts.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -21,7 +21,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from agents.evaluation import Policy, make_eval_env
 from fedsllm_env.progress import progress_bar
 
-__all__ = ["collect_demonstrations", "behaviour_clone"]
+__all__ = ["collect_demonstrations", "search_demonstrations", "behaviour_clone"]
 
 
 def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_samples: int, seed: int,
@@ -59,6 +59,67 @@ def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_
                 obs, _ = env.reset(seed=seed + episode)
     env.close()
     return np.stack(observations), np.stack(actions)
+
+
+def _bin_centres(n: int) -> np.ndarray:
+    return (np.arange(n) + 0.5) / n * 2.0 - 1.0
+
+
+def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[str, Any] | None = None,
+                          num_envs: int = 256, deadlines_ms: Sequence[float] = tuple(np.linspace(-1.0, 0.5, 11)),
+                          deadlines_fs: Sequence[float] = (-1.0, -0.5, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Demonstrations of a search teacher in the priority action space (:mod:`fedsllm_env.priority`).
+
+    Each round the teacher prices candidate actions on the round's own channel with the delay model
+    (``SurrogateVectorEnv.price``; nothing is played): first every (split, rank) with neutral priorities and
+    deadlines, keeping the one of least E(r) T_round (the paper's objective, as the optimizer's exhaustive
+    split/rank step), then a grid of deadlines per link, keeping the least T_round; priorities stay neutral.
+    It plays its choice, so the states are its own trajectory. Episodes run in a batch of ``num_envs``
+    (env i reset with ``seed + i``).
+
+    Returns:
+        ``(observations (n, obs_dim) float32, actions (n, 2 K + 4) float32)``.
+    """
+    import gymnasium as gym
+
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", config=config or {})
+    env = venv.unwrapped
+    if getattr(env, "parametrisation", None) != "priority":
+        raise ValueError(f"the search teacher acts in a batched priority env, got {env_id!r}")
+    k = env.config.wireless.num_clients
+    n_split, n_rank = env.shape.n_layer - 1, len(env.config.model.ranks)
+    obs, _ = venv.reset(seed=seed)
+    observations, actions = [], []
+    while sum(len(o) for o in observations) < n_samples:
+        base = np.zeros((num_envs, 2 * k + 4))
+        best = np.full(num_envs, np.inf)
+        choice = base.copy()
+        for s_a in _bin_centres(n_split):
+            for r_a in _bin_centres(n_rank):
+                cand = base.copy()
+                cand[:, -2], cand[:, -1] = s_a, r_a
+                dec, delay = env.price(cand)
+                value = env.rounds_needed(dec.rank_idx) * delay.round_s
+                better = value < best
+                best = np.where(better, value, best)
+                choice[better] = cand[better]
+        best[:] = np.inf
+        base = choice.copy()
+        for d_ms in deadlines_ms:
+            for d_fs in deadlines_fs:
+                cand = base.copy()
+                cand[:, 2 * k], cand[:, 2 * k + 1] = d_ms, d_fs
+                value = env.price(cand)[1].round_s
+                better = value < best
+                best = np.where(better, value, best)
+                choice[better] = cand[better]
+        observations.append(np.asarray(obs, dtype=np.float32))
+        actions.append(choice.astype(np.float32))
+        obs, *_ = venv.step(choice)
+    venv.close()
+    return np.concatenate(observations)[:n_samples], np.concatenate(actions)[:n_samples]
 
 
 def behaviour_clone(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, epochs: int = 100,

@@ -29,6 +29,7 @@ both decode identically. Values outside [-1, 1] are clipped; NaN/inf raise ``Inv
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -223,6 +224,10 @@ class PriorityEnv(gym.Wrapper):
         super().__init__(env)
         base = env.unwrapped
         self.action_space = priority_space(base.config.wireless.num_clients)
+        self.decode_time_s = 0.0
+        """Wall time spent decoding actions since construction, s (kept out of ``info``: not reproducible)."""
+        self.decode_count = 0
+        """Actions decoded since construction."""
 
     def decode(self, action: np.ndarray) -> Decision:
         """The decision ``action`` stands for in the current round."""
@@ -240,7 +245,11 @@ class PriorityEnv(gym.Wrapper):
 
     def step(self, action: np.ndarray):
         """Decode and play one round."""
-        return self.env.unwrapped.step_decision(self.decode(action))
+        start = time.perf_counter()
+        decision = self.decode(action)
+        self.decode_time_s += time.perf_counter() - start
+        self.decode_count += 1
+        return self.env.unwrapped.step_decision(decision)
 
 
 def make_priority_env(config: FedsLLMConfig | dict[str, Any] | None = None, **kwargs: Any) -> PriorityEnv:

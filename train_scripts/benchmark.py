@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,11 @@ import numpy as np
 import torch
 import tyro
 
-from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
+from agents.evaluation import comparison_rows, evaluate_policies, make_eval_env, markdown_table, run_episode
 from agents.factory import ALGOS, BOX_ENV_ID, box_env_id, discrete_env_id
 from agents.training import train_agent
 from fedsllm_env.errors import UsageError
+from fedsllm_env.priority import PriorityEnv, PriorityHeuristic
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
@@ -46,7 +48,7 @@ from train_scripts._common import (
 from train_scripts._ray import ray_map_unordered, ray_session
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
-                 "decision_ms_per_step", "success_rate", "expected_total_delay_mean_s")
+                 "decision_ms_per_step", "train_wall_s", "success_rate", "expected_total_delay_mean_s")
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Args:
     hyperparams: str = ""
     """JSON object of hyperparameter overrides for the on-the-fly trainings."""
     baselines: tuple[str, ...] = ()
-    """Baseline names (() = all of baselines.policy.BASELINE_NAMES)."""
+    """Baseline names (() = all of baselines.policy.BASELINE_NAMES and priority_heuristic)."""
     seeds: tuple[int, ...] = (1000, 1001, 1002, 1003, 1004)
     """Held-out reset seeds, one episode per policy and seed."""
     env_id: str = BOX_ENV_ID
@@ -107,6 +109,23 @@ def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
     return discrete_env_id(env_id)
 
 
+def _priority_heuristic(env: gym.Env) -> PriorityHeuristic:
+    return PriorityHeuristic(env)
+
+
+def _decode_ms(policy: Any, env_id: str, config: dict[str, Any], seed: int) -> float:
+    """Mean time of the priority decoding per step (it runs inside the env: part of the decision), ms."""
+    env = make_eval_env(env_id, config)
+    try:
+        run_episode(policy if hasattr(policy, "predict") else policy(env), env, seed)
+        wrapper = env
+        while not isinstance(wrapper, PriorityEnv):
+            wrapper = wrapper.env
+        return 1e3 * wrapper.decode_time_s / max(wrapper.decode_count, 1)
+    finally:
+        env.close()
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Train (optionally), evaluate everything, print and save the table; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm benchmark")
@@ -119,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
              ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     check_env_id(args.env_id)
     names = tuple(args.baselines) or baseline_names()
-    check_baselines(names)
+    check_baselines([n for n in names if n != "priority_heuristic"])
     if "optimizer" not in names:
         names = ("optimizer",) + tuple(names)
     cfg = env_overrides(args.config, args.calibration_path, args.max_rounds)
@@ -137,9 +156,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     save_run_config(out, args, cfg)
 
     policies: list[tuple[str, Any, str, dict[str, Any]]] = []  # name, policy/factory, env id, env overrides
+    priority_id = box_env_id(args.env_id).replace("-v0", "-Priority-v0")
     for name in names:
-        policies.append((name, baseline_factory(name), args.env_id, cfg))
+        policies.append((name, baseline_factory(name), priority_id if name == "priority_heuristic" else args.env_id,
+                         cfg))
+    if not args.baselines:  # the fixed action of the priority codec: what the priority agents start from
+        policies.append(("priority_heuristic", _priority_heuristic, priority_id, cfg))
     trained: dict[str, Any] = {}
+    wall: dict[str, float] = {}  # training wall time of each agent, s
     for algo in args.train_algos:
         env_id = discrete_env_id(args.env_id) if algo == "maskable_ppo" else box_env_id(args.env_id)
         result = train_agent(algo, out / "agents" / algo, env_id=env_id, seed=args.seed,
@@ -149,7 +173,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
                          "timesteps": int(result.model.num_timesteps), "env_id": env_id}
         print(f"trained {algo} on {env_id}: {result.model.num_timesteps} steps in {result.wall_time_s:.1f} s")
         policies.append((f"{algo} ({args.train_timesteps} steps)", result.model, env_id, cfg))
-    for res in agents:
+        wall[f"{algo} ({args.train_timesteps} steps)"] = result.wall_time_s
+    for spec, res in zip(args.agents, agents):
+        summary = Path(spec) / "train_summary.json"
+        if summary.is_file():
+            wall[res.name] = float(json.loads(summary.read_text())["wall_time_s"])
         env_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
         policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
                                                                      args.max_rounds, base=res.env_overrides)))
@@ -160,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
         results = evaluate_policies(policies, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
                                     global_seed=args.seed)
     rows = comparison_rows(results, reference="optimizer")
+    decode_ms = {name: _decode_ms(policy, env_id, env_cfg, args.seeds[0])
+                 for name, policy, env_id, env_cfg in policies if "Priority" in env_id}
+    for row in rows:
+        row["decision_ms_per_step"] += decode_ms.get(row["policy"], 0.0)
+        row["train_wall_s"] = wall.get(row["policy"], math.nan)
     table = markdown_table(rows, TABLE_COLUMNS)
     (out / "benchmark.md").write_text(table + "\n")
     write_json(out / "benchmark.json", {

@@ -212,6 +212,21 @@ class SurrogateVectorEnv(VectorEnv):
         self._ready = True
         return self._observe(), self._reset_info(idx)
 
+    def price(self, actions: np.ndarray) -> tuple[BatchedDecisions, BatchedDelay]:
+        """Decode ``actions`` and price them on the current round without playing it (no state change, no draw).
+
+        Returns:
+            The decisions and their delay terms (``delay.round_s``: T_round of each env, s).
+        """
+        if not self._ready:
+            raise ResetNeeded("Call reset() before price().")
+        dec = self._decoder.decode(actions, self._channel, self._tables)
+        return dec, batched_round_delay(self._tables, self.config, dec, self._channel)
+
+    def rounds_needed(self, rank_idx: np.ndarray) -> np.ndarray:
+        """E(r) of each env's rank index, from the calibration."""
+        return self._tables.rounds_needed[rank_idx]
+
     def step_batch(self, actions: np.ndarray) -> StepBatch:
         """One round in every env, with autoreset of finished envs; returns arrays (see :class:`StepBatch`)."""
         if not self._ready:
