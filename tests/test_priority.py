@@ -117,3 +117,47 @@ def test_heuristic_is_a_fixed_action(calibration_path):
     assert env.action_space.contains(a) and a[-1] == 1.0 and a[-2] == -1.0
     batch, _ = heur.predict(np.stack([obs, obs]))
     assert batch.shape == (2, *env.action_space.shape)
+
+
+def test_price_plays_nothing_and_the_search_teacher_beats_the_neutral_action(calibration_path):
+    from agents.imitation import search_demonstrations
+    from fedsllm_env.vector import make_priority_vector_env
+
+    cfg = {"calibration_path": calibration_path}
+    a_env, b_env = make_priority_vector_env(4, config=cfg), make_priority_vector_env(4, config=cfg)
+    a_env.reset(seed=1)
+    b_env.reset(seed=1)
+    action = a_env.action_space.sample()
+    a_env.price(action)
+    a_env.price(np.zeros_like(action))  # pricing neither draws nor moves the state
+    np.testing.assert_array_equal(a_env.step(action)[0], b_env.step(action)[0])
+
+    obs, act = search_demonstrations(ID, 24, seed=5, config=cfg, num_envs=8)
+    assert obs.shape == (24, a_env.single_observation_space.shape[0]) and act.shape == (24, 14)
+    env = make_priority_vector_env(8, config=cfg)
+    np.testing.assert_array_equal(env.reset(seed=5)[0], obs[:8])
+    neutral = act[:8].copy()
+    neutral[:, :12] = 0.0  # same split and rank, neutral priorities and deadlines
+    assert np.all(env.price(act[:8])[1].round_s <= env.price(neutral)[1].round_s)
+    with pytest.raises(ValueError, match="priority"):
+        search_demonstrations("FedsLLM-Surrogate-v0", 8, seed=0, config=cfg, num_envs=2)
+
+
+def test_bc_only_priority_agent_and_its_benchmark_row(tmp_path, calibration_path, one_torch_thread):
+    import json
+    import math
+
+    from train_scripts import benchmark, train
+
+    run = train.main(["--env-id", ID, "--bc-teacher", "search", "--bc-samples", "64", "--bc-epochs", "2", "--bc-only",
+                      "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "bc",
+                      "--no-progress-bar", "--no-tensorboard"])
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["num_timesteps"] == 0 and summary["bc_loss_first_last"][1] < summary["bc_loss_first_last"][0]
+    out = benchmark.main(["--agents", str(run), "--train-algos", "--baselines", "priority_heuristic", "--seeds", "5",
+                          "--max-rounds", "3", "--calibration-path", calibration_path, "--runs-dir", str(tmp_path)])
+    rows = {r["policy"]: r for r in json.loads((out / "benchmark.json").read_text())["rows"]}
+    assert set(rows) == {"optimizer", "priority_heuristic", "ppo (bc)"}
+    assert rows["ppo (bc)"]["train_wall_s"] == pytest.approx(summary["wall_time_s"])
+    assert math.isnan(rows["priority_heuristic"]["train_wall_s"])
+    assert rows["priority_heuristic"]["decision_ms_per_step"] > 0.05  # the greedy/deadline decoding is counted
