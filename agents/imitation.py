@@ -101,7 +101,7 @@ def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[s
                 cand = base.copy()
                 cand[:, -2], cand[:, -1] = s_a, r_a
                 dec, delay = env.price(cand)
-                value = env.rounds_needed(dec.rank_idx) * delay.round_s
+                value = env.rounds_needed(dec.split_idx, dec.rank_idx) * delay.round_s
                 better = value < best
                 best = np.where(better, value, best)
                 choice[better] = cand[better]

@@ -153,12 +153,13 @@ def test_errors(calibration_path):
 
 
 def test_batched_surrogate_mirrors_the_single_backend(calibration_path):
-    """Drift guard: the batch replays SurrogateBackend's curves and noise exactly, rank switches included."""
+    """Drift guard: the batch replays SurrogateBackend's curves and noise exactly, rank and cut switches included."""
     cfg = FedsLLMConfig(calibration_path=calibration_path)
     cal = load_calibration(calibration_path)
     ranks = cfg.model.ranks
+    n_split = cal.shape.n_layer - 1
     n, rounds = 5, 45
-    batch = BatchedSurrogate(SurrogateBackend(cal, cfg), ranks, n, rounds)
+    batch = BatchedSurrogate(SurrogateBackend(cal, cfg), ranks, n_split, n, rounds)
     seeds = np.arange(100, 100 + n)
     batch.reset(np.arange(n), seeds)
     singles = [SurrogateBackend(cal, cfg) for _ in range(n)]
@@ -166,9 +167,9 @@ def test_batched_surrogate_mirrors_the_single_backend(calibration_path):
         assert s.reset(int(b)) == batch.initial_val_loss
     rng = np.random.default_rng(3)
     for _ in range(rounds):
-        rank_idx = rng.integers(0, len(ranks), n)
-        got = batch.run_round(rank_idx)
-        want = [s.run_round(1, ranks[j]).val_loss for s, j in zip(singles, rank_idx)]
+        rank_idx, split_idx = rng.integers(0, len(ranks), n), rng.integers(0, n_split, n)
+        got = batch.run_round(split_idx, rank_idx)
+        want = [s.run_round(int(c) + 1, ranks[j]).val_loss for s, c, j in zip(singles, split_idx, rank_idx)]
         np.testing.assert_array_equal(got, want)
 
 

@@ -44,7 +44,7 @@ class DelayTables:
     broadcast_s: np.ndarray
     """FS broadcast of the averaged LoRA, s."""
     rounds_needed: np.ndarray
-    """E(r) of each rank (shape (R,))."""
+    """E(r, c) (inf where the calibration is censored)."""
     n0_w_per_hz: float
     """Noise PSD N0, W/Hz."""
 
@@ -55,7 +55,7 @@ class DelayTables:
         Args:
             shape: model dimensions.
             cfg: env config.
-            rounds_needed: callable rank -> E(r) (the env's calibration).
+            rounds_needed: callable (rank, split) -> E(r, c) (the env's ``rounds_needed``).
         """
         ranks, n_split = cfg.model.ranks, shape.n_layer - 1
         w = cfg.wireless
@@ -73,7 +73,8 @@ class DelayTables:
                 tab["server_s"][s, j] = server_compute_s(shape, s + 1, r, w.num_clients, cfg)
                 tab["down_s"][s, j] = act / w.downlink_rate_bps
                 tab["broadcast_s"][s, j] = lora / w.broadcast_rate_bps
-        return cls(**tab, rounds_needed=np.array([float(rounds_needed(r)) for r in ranks]),
+        e_rc = np.array([[float(rounds_needed(r, s + 1)) for r in ranks] for s in range(n_split)])
+        return cls(**tab, rounds_needed=e_rc,
                    n0_w_per_hz=noise_psd_w_per_hz(w.noise_psd_dbm_per_hz))
 
 

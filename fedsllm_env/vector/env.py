@@ -131,7 +131,8 @@ class SurrogateVectorEnv(VectorEnv):
         self.target_val_loss = float(template.target_val_loss)
         self._tables = DelayTables.build(self.shape, cfg, template.rounds_needed)
         self._channel = BatchedChannel(self.num_envs, cfg.wireless, cfg.compute)
-        self._surrogate = BatchedSurrogate(template.backend, cfg.model.ranks, self.num_envs, cfg.training.max_rounds)
+        self._surrogate = BatchedSurrogate(template.backend, cfg.model.ranks, self.shape.n_layer - 1, self.num_envs,
+                                           cfg.training.max_rounds)
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         b = self.num_envs
         self._initial_val_loss = np.full(b, self._surrogate.initial_val_loss)
@@ -223,9 +224,9 @@ class SurrogateVectorEnv(VectorEnv):
         dec = self._decoder.decode(actions, self._channel, self._tables)
         return dec, batched_round_delay(self._tables, self.config, dec, self._channel)
 
-    def rounds_needed(self, rank_idx: np.ndarray) -> np.ndarray:
-        """E(r) of each env's rank index, from the calibration."""
-        return self._tables.rounds_needed[rank_idx]
+    def rounds_needed(self, split_idx: np.ndarray, rank_idx: np.ndarray) -> np.ndarray:
+        """E(r, c) of each env's (split index, rank index), from the calibration (inf where censored)."""
+        return self._tables.rounds_needed[split_idx, rank_idx]
 
     def step_batch(self, actions: np.ndarray) -> StepBatch:
         """One round in every env, with autoreset of finished envs; returns arrays (see :class:`StepBatch`)."""
@@ -236,7 +237,7 @@ class SurrogateVectorEnv(VectorEnv):
         dec = self._decoder.decode(actions, ch, self._tables)
         delay = batched_round_delay(self._tables, cfg, dec, ch)
         prev_loss = self._val_loss
-        val_loss = self._surrogate.run_round(dec.rank_idx)
+        val_loss = self._surrogate.run_round(dec.split_idx, dec.rank_idx)
         r = cfg.reward
         reward_delay = -r.delay_weight * delay.round_s / r.delay_scale_s
         reward_progress = r.progress_weight * (prev_loss - val_loss) / np.maximum(self._initial_val_loss, 1e-9)
@@ -250,7 +251,7 @@ class SurrogateVectorEnv(VectorEnv):
         terminated = val_loss <= self.target_val_loss
         truncated = ~terminated & (self._rounds >= cfg.training.max_rounds)
         obs = self._observe()
-        e_r = self._tables.rounds_needed[dec.rank_idx]
+        e_r = self._tables.rounds_needed[dec.split_idx, dec.rank_idx]
         info = {
             "round": self._rounds.copy(),
             "split": self._split.copy(),
