@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import fedsllm_env  # noqa: F401 - registers the ids
 from fedsllm_env.backends import SurrogateBackend
-from fedsllm_env.calibration import load_calibration
+from fedsllm_env.calibration import build_calibration, load_calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
 from fedsllm_env.vector import SurrogateVectorEnv
@@ -35,6 +37,28 @@ ODD = {"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_
        "training": {"max_rounds": 16}}
 
 
+@pytest.fixture(scope="module")
+def cut_calibration(tmp_path_factory) -> str:
+    """A schema-v2 calibration whose curves depend on the cut (1 and 3 measured, 2 interpolated, 4-5 beyond) and
+    whose (rank 1, cut 3) cell never reaches the target (censored): test-only numbers."""
+    from conftest import TEST_SHAPE
+
+    runs = []
+    for r in (1, 2, 4, 8, 16):
+        for c in (1, 3):
+            tau = 12.0 * r ** -0.3 * (1.0 + 0.25 * (c - 1)) * (3.0 if (r, c) == (1, 3) else 1.0)
+            for seed in (0, 1):
+                curve = [1.0 + 3.0 * float(np.exp(-(t + 1) / tau)) + 0.02 * float(np.sin(seed + t)) for t in range(30)]
+                runs.append({"rank": r, "split": c, "partition": "iid", "seed": seed, "initial_val_loss": 4.0,
+                             "val_loss_curve": curve, "train_loss_curve": curve})
+    data = build_calibration(runs, TEST_SHAPE, {}, 30, "iid", "tests/test_vector_env.py synthetic")
+    path = tmp_path_factory.mktemp("cal2") / "calibration.json"
+    path.write_text(json.dumps(data))
+    cal = load_calibration(path)
+    assert math.isinf(cal.rounds_needed(1, 3)) and cal.rounds_needed(16, 3) > cal.rounds_needed(16, 1)
+    return str(path)
+
+
 def _reference(env_id: str, n: int, config: dict) -> SyncVectorEnv:
     """n single envs in Gymnasium's own SAME_STEP vectoriser: env i reset with seed + i, then plain reset()s."""
     return SyncVectorEnv([lambda: gym.make(env_id, config=config) for _ in range(n)],
@@ -42,9 +66,12 @@ def _reference(env_id: str, n: int, config: dict) -> SyncVectorEnv:
 
 
 @pytest.mark.parametrize("mode", ["box", "multidiscrete", "priority"])
-@pytest.mark.parametrize("overrides", [{}, ODD], ids=["default", "odd"])
-def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, calibration_path):
-    config = {**overrides, "calibration_path": calibration_path}
+@pytest.mark.parametrize("overrides", [{}, ODD, "cuts"], ids=["default", "odd", "cut-dependent"])
+def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, calibration_path, cut_calibration):
+    if overrides == "cuts":  # E(r, c) and curves that depend on the cut, one censored cell
+        config = {"calibration_path": cut_calibration, "training": {"max_rounds": 25}}
+    else:
+        config = {**overrides, "calibration_path": calibration_path}
     n = 6
     batch = gym.make_vec(IDS[mode], num_envs=n, vectorization_mode="vector_entry_point", config=config)
     ref = _reference(IDS[mode], n, config)
@@ -62,7 +89,7 @@ def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, ca
         terminated += int(got[2].sum())
         truncated += int(got[3].sum())
     # whole episodes, both ways of ending them, and the autoreset after each
-    assert terminated > 0 and (truncated > 0 or overrides is not ODD)
+    assert terminated > 0 and (truncated > 0 or overrides == {})
 
 
 def test_env_i_is_the_single_env_seeded_s_plus_i(calibration_path):
@@ -152,10 +179,10 @@ def test_errors(calibration_path):
         gym.make_vec("FedsLLM-Surrogate-Hybrid-v0", num_envs=2, vectorization_mode="vector_entry_point")
 
 
-def test_batched_surrogate_mirrors_the_single_backend(calibration_path):
+def test_batched_surrogate_mirrors_the_single_backend(cut_calibration):
     """Drift guard: the batch replays SurrogateBackend's curves and noise exactly, rank and cut switches included."""
-    cfg = FedsLLMConfig(calibration_path=calibration_path)
-    cal = load_calibration(calibration_path)
+    cfg = FedsLLMConfig(calibration_path=cut_calibration)
+    cal = load_calibration(cut_calibration)
     ranks = cfg.model.ranks
     n_split = cal.shape.n_layer - 1
     n, rounds = 5, 45
