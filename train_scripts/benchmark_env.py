@@ -21,6 +21,12 @@ class Args:
     to time; () skips it."""
     batched_steps: int = 1_000_000
     """Env steps (summed over the batch) to time per batch size."""
+    ppo_steps: int = 0
+    """Also time SB3 PPO training (env steps/s) for this many steps: today's single env (one env, the YAML
+    hyperparameters) against the batched env (``ppo_envs`` envs, 64 steps each per rollout, minibatches of
+    512); 0 skips it."""
+    ppo_envs: int = 64
+    """Envs of the batched PPO run."""
     real_steps: int = 3
     """Real-mode env steps (training rounds) to time; 0 skips the real mode."""
     seed: int = 0
@@ -71,6 +77,26 @@ def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str) ->
             "steps_per_s": calls * num_envs / elapsed}
 
 
+def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[str, float]:
+    """PPO env steps/s on the single env (DummyVecEnv of 1, YAML hyperparameters) and on the batched env."""
+    import torch
+
+    from agents.factory import make_agent
+    from agents.training import make_training_env
+
+    torch.set_num_threads(1)
+    cfg = {"calibration_path": calibration_path}
+    out = {}
+    for kind, n, over in (("single", 1, {}), ("batched", n_envs, {"n_steps": 64, "batch_size": 512})):
+        env = make_training_env("FedsLLM-Surrogate-v0", n, seed, cfg, vec_env="dummy" if kind == "single" else "batched")
+        model = make_agent("ppo", env, seed, over, env_id="FedsLLM-Surrogate-v0")
+        start = time.perf_counter()
+        model.learn(steps)
+        out[kind] = model.num_timesteps / (time.perf_counter() - start)
+        env.close()
+    return out
+
+
 def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
     """Seconds per real-mode step, split into training, validation, engine bookkeeping and the env itself."""
     from fedsllm_env.env import FedsLLMEnv
@@ -113,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         b = time_batched(n, args.batched_steps, args.seed, args.calibration_path)
         print(f"batched surrogate, {n} envs: {b['steps_per_s']:,.0f} env steps/s ({b['steps']} steps in "
               f"{b['seconds']:.2f} s, one process; {b['steps_per_s'] / s['steps_per_s']:.1f}x the single env)")
+    if args.ppo_steps > 0:
+        p = time_ppo(args.ppo_steps, args.ppo_envs, args.seed, args.calibration_path)
+        print(f"PPO training: single env {p['single']:,.0f} env steps/s, batched ({args.ppo_envs} envs, n_steps 64, "
+              f"batch 512) {p['batched']:,.0f} env steps/s ({p['batched'] / p['single']:.1f}x; 1 torch thread)")
     if args.real_steps > 0:
         if args.torch_threads > 0:
             import torch
