@@ -139,7 +139,8 @@ def test_benchmark_end_to_end_with_fake_baselines(tmp_path, calibration_path, fa
                           "--agents", str(saved), "--seeds", "1000", "1001", "--max-rounds", "6",
                           "--calibration-path", calibration_path, "--runs-dir", str(tmp_path)])
     rows = _check_benchmark(out, fake_baselines)
-    assert [r["policy"] for r in rows] == ["optimizer", "all_random", "ppo (64 steps)", "maskable_ppo (mppo)"]
+    assert [r["policy"] for r in rows] == ["optimizer", "all_random", "priority_heuristic", "ppo (64 steps)",
+                                          "maskable_ppo (mppo)"]
     assert (out / "agents" / "ppo" / "model.zip").is_file() and (out / "config.json").is_file()
 
 
