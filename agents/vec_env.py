@@ -1,4 +1,5 @@
-"""Stable-Baselines3 on the batched surrogate: a ``VecEnv`` adapter around :class:`~fedsllm_env.vector.SurrogateVectorEnv`.
+"""Stable-Baselines3 on the batched surrogate: a ``VecEnv`` adapter around
+:class:`~fedsllm_env.vector.SurrogateVectorEnv`.
 
 SB3 has no adapter for Gymnasium ``VectorEnv`` s (its ``make_vec_env`` builds one env object per copy), so
 :class:`BatchedVecEnv` speaks SB3's ``VecEnv`` API over the batch: env i is reset with ``seed + i`` by
@@ -70,8 +71,8 @@ class BatchedVecEnv(VecEnv):
         """Reset every env with the seeds set by :meth:`seed` (then forgotten, as in SB3)."""
         seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
         obs, info = self.venv.reset(seed=seeds)
-        self.reset_infos = [{"val_loss": float(info["val_loss"][i]), "target_val_loss": float(info["target_val_loss"][i])}
-                            for i in range(self.num_envs)]
+        self.reset_infos = [{"val_loss": float(info["val_loss"][i]),
+                             "target_val_loss": float(info["target_val_loss"][i])} for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         return obs

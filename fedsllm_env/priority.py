@@ -42,7 +42,8 @@ from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.types import Decision
 
-__all__ = ["BETA", "DEADLINE_SCALE", "HEURISTIC_DEADLINE", "PriorityHeuristic", "priority_space", "greedy_assign", "min_power_for_rate", "water_fill",
+__all__ = ["BETA", "DEADLINE_SCALE", "HEURISTIC_DEADLINE", "PriorityHeuristic", "priority_space", "greedy_assign",
+           "min_power_for_rate", "water_fill",
            "decode_link", "decode_priority", "PriorityEnv", "make_priority_env"]
 
 BETA = 2.0

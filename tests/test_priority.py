@@ -1,4 +1,4 @@
-"""The priority action parametrisation (fedsllm_env.priority): feasibility, water-filling, the greedy and deadline rules."""
+"""The priority action parametrisation (fedsllm_env.priority): feasibility, water-filling, greedy and deadline rules."""
 
 from __future__ import annotations
 

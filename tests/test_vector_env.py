@@ -214,7 +214,8 @@ def test_repair_and_argmax_match_the_single_codec():
 
 def test_batched_env_needs_only_the_core_dependencies(calibration_path):
     code = ("import sys, gymnasium as gym, fedsllm_env;"
-            f"env = gym.make_vec('FedsLLM-Surrogate-v0', num_envs=3, config={{'calibration_path': {calibration_path!r}}});"
+            "env = gym.make_vec('FedsLLM-Surrogate-v0', num_envs=3, "
+            f"config={{'calibration_path': {calibration_path!r}}});"
             "env.reset(seed=0); env.step(env.action_space.sample());"
             "bad = [m for m in ('torch', 'stable_baselines3', 'scipy') if m in sys.modules];"
             "assert not bad, bad")

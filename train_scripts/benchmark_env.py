@@ -88,7 +88,8 @@ def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[
     cfg = {"calibration_path": calibration_path}
     out = {}
     for kind, n, over in (("single", 1, {}), ("batched", n_envs, {"n_steps": 64, "batch_size": 512})):
-        env = make_training_env("FedsLLM-Surrogate-v0", n, seed, cfg, vec_env="dummy" if kind == "single" else "batched")
+        env = make_training_env("FedsLLM-Surrogate-v0", n, seed, cfg,
+                                vec_env="dummy" if kind == "single" else "batched")
         model = make_agent("ppo", env, seed, over, env_id="FedsLLM-Surrogate-v0")
         start = time.perf_counter()
         model.learn(steps)

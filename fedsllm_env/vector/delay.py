@@ -138,7 +138,7 @@ def batched_client_rates_bps(owner_gain: np.ndarray, assign: np.ndarray, power_w
         n0_w_per_hz: noise PSD, W/Hz.
     """
     snr = power_w * owner_gain / (n0_w_per_hz * bandwidth_hz)
-    per_sub = bandwidth_hz * np.log2(1.0 + snr)
+    per_sub = bandwidth_hz * np.log1p(snr) / np.log(2.0)  # as delay.subchannel_rates_bps
     return batched_bincount(assign, per_sub, num_clients)
 
 

@@ -314,5 +314,5 @@ def _masked(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
 
 
 def make_priority_vector_env(num_envs: int, **kwargs: Any) -> SurrogateVectorEnv:
-    """``SurrogateVectorEnv(num_envs, parametrisation="priority", **kwargs)`` (vector entry point of the Priority id)."""
+    """``SurrogateVectorEnv(num_envs, parametrisation="priority", **kwargs)``: the Priority id's vector entry point."""
     return SurrogateVectorEnv(num_envs, parametrisation="priority", **kwargs)
