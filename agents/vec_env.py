@@ -29,8 +29,9 @@ from fedsllm_env.vector import SurrogateVectorEnv
 
 __all__ = ["BatchedVecEnv", "has_batched_env", "make_batched_vec_env", "VEC_ENV_KINDS"]
 
-VEC_ENV_KINDS = ("batched", "dummy")
-"""Ways to run n training envs: one batched numpy env (surrogate ids) or SB3's DummyVecEnv of single envs."""
+VEC_ENV_KINDS = ("batched", "dummy", "subproc")
+"""Ways to run n training envs: one batched numpy env (surrogate ids), or SB3's DummyVecEnv / SubprocVecEnv of
+single envs (``agents.training.VEC_ENVS``)."""
 
 
 def has_batched_env(env_id: str) -> bool:
