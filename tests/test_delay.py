@@ -12,10 +12,10 @@ from fedsllm_env.delay import (
     check_feasible,
     client_rates_bps,
     decision_violations,
+    expected_total_delay_s,
     payload_bits,
     round_delay,
     subchannel_rates_bps,
-    total_delay_s,
 )
 from fedsllm_env.errors import InfeasibleDecisionError
 from fedsllm_env.profile import ModelShape
@@ -86,7 +86,7 @@ def test_two_client_round_delay_by_hand():
     np.testing.assert_allclose(b.lora_upload_s, [lora_bits / 1000.0] * 2)
     assert b.round_s == pytest.approx(t_round)
     assert b.round_s == pytest.approx(8.5265408)
-    assert total_delay_s(b.round_s, 12.5) == pytest.approx(12.5 * t_round)
+    assert expected_total_delay_s(12.5, b.round_s) == pytest.approx(12.5 * t_round)
     assert payload_bits(shape, 1, 2, cfg) == (2048.0, 64.0, 1024.0)
 
 
