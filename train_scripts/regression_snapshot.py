@@ -30,6 +30,7 @@ from baselines import SCHEMES, AlternatingOptimizer, exact_optimum, random_probl
 from baselines.policy import BASELINE_NAMES, make_baseline_policy
 from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig
+from train_scripts.seeding import seed_everything
 
 IDS = ("FedsLLM-Surrogate-v0", "FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0")
 VARIANT: dict[str, Any] = {
@@ -141,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="", help="write the snapshot to this JSON file")
     parser.add_argument("--compare", default="", help="compare with this reference JSON file")
     args = parser.parse_args(argv)
+    seed_everything(0)
     data = json.loads(json.dumps(snapshot()))
     if args.out:
         Path(args.out).write_text(json.dumps(data))
