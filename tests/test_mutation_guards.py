@@ -97,8 +97,8 @@ def _crossed_two_clients():
     from the maximum of per-client sums."""
     cfg = FedsLLMConfig.from_dict({
         "wireless": {"num_clients": 2, "num_subchannels_ms": 2, "num_subchannels_fs": 2,
-                     "subchannel_bandwidth_ms_hz": 1000.0, "subchannel_bandwidth_fs_hz": 1000.0,
-                     "downlink_rate_bps": 1e4, "broadcast_rate_bps": 1e4},
+                     "subchannel_bandwidth_ms_hz": 1000.0, "subchannel_bandwidth_fs_hz": 500.0,
+                     "downlink_rate_bps": 1e4, "broadcast_rate_bps": 2e4},
         "compute": {"server_cpu_freq_hz": 1e7, "server_flops_per_cycle": 1.0, "backward_factor": 2.0},
         "model": {"ranks": [2], "initial_rank": 2, "lora_target_modules": ["attn.c_attn"], "activation_bits": 16},
         "training": {"batch_size": 2, "seq_len": 8, "local_iterations": 3},
@@ -106,17 +106,17 @@ def _crossed_two_clients():
     shape = ModelShape(n_layer=4, n_embd=8, n_head=2, vocab_size=16, n_inner=32)
     scenario = Scenario(np.zeros((2, 2)), np.zeros(2), np.array([1e5, 1e6]), np.ones(2), np.full(2, 0.2))
     p = 0.1
-    g1 = N0_W_PER_HZ * 1000.0 / p  # SNR 1 -> rate B
-    gain_ms = np.array([[15 * g1, 0.0], [0.0, g1]])  # client 0: SNR 15 -> rate 4B
-    gain_fs = np.array([[g1, 0.0], [0.0, 3 * g1]])
+    g1 = N0_W_PER_HZ * 1000.0 / p  # SNR 1 on the MS link (B_s = 1000 Hz) -> rate B_s
+    gain_ms = np.array([[15 * g1, 0.0], [0.0, g1]])  # client 0: SNR 15 -> rate 4 B_s
+    gain_fs = np.array([[g1 / 2, 0.0], [0.0, 3 * g1 / 2]])  # B_f = 500 Hz: SNR 1 and 3 -> rates B_f, 2 B_f
     channel = ChannelState(gain_ms, gain_fs, np.zeros(2), gain_ms, gain_fs, np.zeros((2, 2)), np.ones(2))
     decision = Decision(np.array([0, 1]), np.array([0, 1]), np.full(2, p), np.full(2, p), split=1, rank=2)
     return cfg, shape, scenario, channel, decision
 
 
 def test_iteration_delay_is_the_max_of_per_client_sums_by_hand():
-    """Catches: T_iter as a sum of per-term maxima; a backward factor or I dropped; the FS rate of
-    the MS link (or the reverse)."""
+    """Catches: T_iter as a sum of per-term maxima; a backward factor or I dropped; a link priced with
+    the other link's bandwidth, the downlink at the broadcast rate (or the reverse)."""
     cfg, shape, scenario, channel, decision = _crossed_two_clients()
     flops = 2 * 15360  # b * (one block incl. LoRA), see tests/test_delay.py
     t_f = np.array([flops / 1e5, flops / 1e6])
@@ -128,11 +128,11 @@ def test_iteration_delay_is_the_max_of_per_client_sums_by_hand():
     t_iter = max(t_f + t_up) + t_s + max(t_down + t_b)
     assert t_iter < max(t_f) + max(t_up) + t_s + t_down + max(t_b) - 0.1  # the case discriminates
     lora_bits = 2 * (8 + 24) * 16
-    lora_up = np.array([lora_bits / 1000.0, lora_bits / 2000.0])
+    lora_up = np.array([lora_bits / 500.0, lora_bits / 1000.0])
     b = round_delay(decision, channel, scenario, shape, cfg)
     assert b.iteration_s == pytest.approx(t_iter, rel=1e-12)
     np.testing.assert_allclose(b.lora_upload_s, lora_up, rtol=1e-12)
-    assert b.round_s == pytest.approx(3 * t_iter + max(lora_up) + lora_bits / 1e4, rel=1e-12)
+    assert b.round_s == pytest.approx(3 * t_iter + max(lora_up) + lora_bits / 2e4, rel=1e-12)
     assert expected_total_delay_s(7.0, b.round_s) == pytest.approx(7.0 * b.round_s)
 
 

@@ -1,0 +1,126 @@
+"""More one-line-bug guards found by probing: the paper's greedy without its refinement, equal power and
+budgets when p_max binds, the MultiDiscrete FS levels, unequal downlink / broadcast rates, independent
+load and fading innovations, checkpoint retention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from baselines import random_problem, sized_config
+from baselines.power import equal_power
+from baselines.problem import LinkSpec
+from baselines.subchannel import greedy_assignment, greedy_budget_w
+from fedsllm_env.channel import initial_channel, make_scenario, next_channel
+from fedsllm_env.codecs import make_action_codec
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.delay import round_delay
+from fedsllm_env.profile import ModelShape
+from fedsllm_env.types import Decision
+
+SHAPE = ModelShape(n_layer=6, n_embd=128, n_head=4, vocab_size=500)
+
+
+def test_paper_greedy_by_hand_without_refinement():
+    """Catches: the greedy serving the fastest client, or giving the straggler its worst free subchannel
+    (the local-search refinement repairs both, so only the bare greedy shows them).
+
+    SNRs at the greedy budget of 1 W (B = 1 Hz, 1 bit): client 0 [3, 31, 31, 1, 7], client 1
+    [63, 15, 1, 31, 31]; one-subchannel delays 1/log2(1 + SNR). Bottleneck matching: client 1 <- s0
+    (0.167 s), client 0 <- s1 (0.2 s; s2 ties, first index). Straggler client 0 takes its best free s2
+    (0.124 s); now client 1 is the straggler and takes s3 (0.110 s); client 0 again, takes s4.
+    """
+    snr = np.array([[3.0, 31.0, 31.0, 1.0, 7.0], [63.0, 15.0, 1.0, 31.0, 31.0]])
+    spec = LinkSpec(1.0 / snr, 1.0, 1.0, np.zeros(2), np.ones(2), 2.0)
+    assert greedy_budget_w(spec).tolist() == [1.0, 1.0]
+    assert greedy_assignment(spec).tolist() == [1, 0, 0, 1, 0]
+
+
+def test_equal_power_and_greedy_budget_respect_a_binding_p_max():
+    """Catches: p_max dropped from min(p_max, p_th / K) (it never binds at the defaults)."""
+    powers = equal_power(np.array([0, 0, 1]), np.array([0.01, 0.5]), 0.6)
+    np.testing.assert_allclose(powers, [0.005, 0.005, 0.3])
+    spec = LinkSpec(np.ones((2, 3)), 1.0, 1.0, np.zeros(2), np.array([0.01, 0.5]), 0.6)
+    np.testing.assert_allclose(greedy_budget_w(spec), [0.01, 0.3])
+
+
+def test_multidiscrete_levels_set_each_links_own_budget():
+    """Catches: FS power levels read from the MS block (or the reverse)."""
+    cfg = FedsLLMConfig.from_dict({"action_mode": "multidiscrete", "power_levels": 4,
+                                   "wireless": {"num_clients": 2, "num_subchannels_ms": 2, "num_subchannels_fs": 2,
+                                                "total_power_ms_w": 10.0, "total_power_fs_w": 10.0}})
+    codec = make_action_codec(cfg, SHAPE)
+    g = np.random.default_rng(0)
+    scenario = make_scenario(g, cfg.wireless, cfg.compute)
+    channel = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    pmax = scenario.client_max_power_w
+    # owners MS [0, 1], FS [1, 0]; MS levels [0, 1], FS levels [3, 2]; split index 1, rank index 0
+    d = codec.decode(np.array([0, 1, 1, 0, 0, 1, 3, 2, 1, 0]), scenario, channel)
+    np.testing.assert_allclose(d.power_ms_w, [pmax[0] * 1 / 4, pmax[1] * 2 / 4])
+    np.testing.assert_allclose(d.power_fs_w, [pmax[1] * 4 / 4, pmax[0] * 3 / 4])
+    assert (d.split, d.rank) == (2, 1)
+    np.testing.assert_array_equal(codec.encode(d, scenario), [0, 1, 1, 0, 0, 1, 3, 2, 1, 0])
+
+
+def test_fast_objective_matches_env_with_unequal_rates_and_bandwidths():
+    """Catches: the gradient downlink priced at the broadcast rate, a link priced with the other's
+    bandwidth, a power limit of the other link (all equal at the defaults)."""
+    cfg = sized_config(3, 5, 4, subchannel_bandwidth_ms_hz=2e6, subchannel_bandwidth_fs_hz=0.5e6,
+                       downlink_rate_bps=5e6, broadcast_rate_bps=80e6, total_power_ms_w=0.3, total_power_fs_w=0.1)
+    problem = random_problem(3, cfg, SHAPE, lambda r: 10.0 + r)
+    rng = np.random.default_rng(0)
+    for c in (1, 3, 5):
+        for r in (1, 16):
+            d = Decision(np.array([0, 1, 2, 0, 1]), np.array([2, 1, 0, 2]), rng.uniform(0.01, 0.06, 5),
+                         rng.uniform(0.005, 0.025, 4), c, r)
+            bd = round_delay(d, problem.channel, problem.scenario, problem.shape, problem.cfg)
+            assert problem.fast_objective_s(d) == pytest.approx((10.0 + r) * bd.round_s, rel=1e-12)
+    assert problem.link("ms", 1, 1).total_power_w == 0.3 and problem.link("fs", 1, 1).total_power_w == 0.1
+
+
+def test_load_noise_is_independent_of_the_fading_draw():
+    """Catches: the load's AR(1) innovation reusing numbers drawn for the fading."""
+    cfg = FedsLLMConfig.from_dict({"wireless": {"num_clients": 6, "num_subchannels_ms": 6, "num_subchannels_fs": 6,
+                                                "fading_correlation": 0.0},
+                                   "compute": {"load_noise_std": 0.01, "load_mean": 0.5, "load_ar_coef": 0.5}})
+    g = np.random.default_rng(11)
+    scenario = make_scenario(g, cfg.wireless, cfg.compute)
+    state = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    c = cfg.compute
+    load_noise, fading = [], []
+    for _ in range(300):
+        nxt = next_channel(g, state, scenario, cfg.wireless, cfg.compute)
+        load_noise.append((nxt.load - c.load_mean - c.load_ar_coef * (state.load - c.load_mean)) / c.load_noise_std)
+        fading.append(np.sqrt(2.0) * nxt.fading_ms.real[:, 0])  # rho = 0: the fresh innovation itself
+        state = nxt
+    x, y = np.concatenate(load_noise), np.concatenate(fading)
+    assert np.std(x) == pytest.approx(1.0, abs=0.1)
+    assert abs(np.corrcoef(x, y)[0, 1]) < 0.15
+
+
+class _FakeModel:
+    """What AtomicCheckpointCallback needs from an SB3 model: ``save(file)``."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def save(self, fh):
+        fh.write(f"model at {self.steps}".encode())
+
+
+def test_checkpoint_retention_keeps_the_newest(tmp_path):
+    """Catches: keep_last deleting the newest checkpoint instead of the oldest."""
+    from agents.checkpoint import AtomicCheckpointCallback, latest_checkpoint
+
+    cb = AtomicCheckpointCallback(10, tmp_path, keep_last=2)
+    model = _FakeModel()
+    cb.model = model
+    cb._init_callback()
+    for steps in (10, 20, 30, 40):
+        model.steps = cb.num_timesteps = steps
+        cb._on_step()
+    names = sorted(p.name for p in tmp_path.glob("*.zip"))
+    assert names == ["checkpoint_30_steps.zip", "checkpoint_40_steps.zip"]
+    assert [p.name for p in cb.saved] == ["checkpoint_30_steps.zip", "checkpoint_40_steps.zip"]
+    assert latest_checkpoint(tmp_path).read_bytes() == b"model at 40"
