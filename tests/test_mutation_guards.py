@@ -15,16 +15,15 @@ import numpy as np
 import pytest
 
 import fedsllm_env  # noqa: F401  (registers the ids)
-from fedsllm_env.channel import initial_channel, make_scenario, next_channel
+from fedsllm_env.channel import MacroChannel
 from fedsllm_env.config import FedsLLMConfig, RewardConfig, merge_overrides
 from fedsllm_env.delay import expected_total_delay_s, round_delay
 from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.reward import reward_terms, total_reward
 from fedsllm_env.spaces import ObservationCodec
-from fedsllm_env.types import ChannelState, Decision, Scenario
+from fedsllm_env.types import Decision, Scenario
 
-N0_W_PER_HZ = 10 ** ((-174 - 30) / 10)
 SHAPE = ModelShape(n_layer=6, n_embd=128, n_head=4, vocab_size=500)
 
 
@@ -34,8 +33,9 @@ def test_observation_rank_and_split_features_follow_the_decision():
     cfg = FedsLLMConfig()
     oc = ObservationCodec(cfg, SHAPE)
     g = np.random.default_rng(0)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    channel = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    model = MacroChannel(cfg.wireless, cfg.compute)
+    scenario = model.draw_scenario(g)
+    channel = model.observe(model.initial_state(g, scenario))
     ranks = cfg.model.ranks
     for i, rank in enumerate(ranks):
         for split in range(1, SHAPE.n_layer):
@@ -92,32 +92,17 @@ def test_episode_progress_terms_telescope_to_the_loss_drop(calibration_path):
 
 
 # ---- delay model ------------------------------------------------------------------------------------------------
-def _crossed_two_clients():
-    """Client 0 computes slowly but has the better link, client 1 the opposite: per-term maxima differ
-    from the maximum of per-client sums."""
-    cfg = FedsLLMConfig.from_dict({
-        "wireless": {"num_clients": 2, "num_subchannels_ms": 2, "num_subchannels_fs": 2,
-                     "subchannel_bandwidth_ms_hz": 1000.0, "subchannel_bandwidth_fs_hz": 500.0,
-                     "downlink_rate_bps": 1e4, "broadcast_rate_bps": 2e4},
-        "compute": {"server_cpu_freq_hz": 1e7, "server_flops_per_cycle": 1.0, "backward_factor": 2.0},
-        "model": {"ranks": [2], "initial_rank": 2, "lora_target_modules": ["attn.c_attn"], "activation_bits": 16},
-        "training": {"batch_size": 2, "seq_len": 8, "local_iterations": 3},
-    })
-    shape = ModelShape(n_layer=4, n_embd=8, n_head=2, vocab_size=16, n_inner=32)
-    scenario = Scenario(np.zeros((2, 2)), np.zeros(2), np.array([1e5, 1e6]), np.ones(2), np.full(2, 0.2))
-    p = 0.1
-    g1 = N0_W_PER_HZ * 1000.0 / p  # SNR 1 on the MS link (B_s = 1000 Hz) -> rate B_s
-    gain_ms = np.array([[15 * g1, 0.0], [0.0, g1]])  # client 0: SNR 15 -> rate 4 B_s
-    gain_fs = np.array([[g1 / 2, 0.0], [0.0, 3 * g1 / 2]])  # B_f = 500 Hz: SNR 1 and 3 -> rates B_f, 2 B_f
-    channel = ChannelState(gain_ms, gain_fs, np.zeros(2), gain_ms, gain_fs, np.zeros((2, 2)), np.ones(2))
-    decision = Decision(np.array([0, 1]), np.array([0, 1]), np.full(2, p), np.full(2, p), split=1, rank=2)
-    return cfg, shape, scenario, channel, decision
-
-
-def test_iteration_delay_is_the_max_of_per_client_sums_by_hand():
+def test_iteration_delay_is_the_max_of_per_client_sums_by_hand(two_client_case):
     """Catches: T_iter as a sum of per-term maxima; a backward factor or I dropped; a link priced with
-    the other link's bandwidth, the downlink at the broadcast rate (or the reverse)."""
-    cfg, shape, scenario, channel, decision = _crossed_two_clients()
+    the other link's bandwidth, the downlink at the broadcast rate (or the reverse).
+
+    Client 0 computes slowly but has the better MS link, client 1 the opposite, so per-term maxima
+    differ from the maximum of per-client sums; B_f = 500 Hz and the broadcast rate differ from the MS
+    link's numbers.
+    """
+    cfg, shape, scenario, channel, decision = two_client_case(cpu_freq_hz=(1e5, 1e6), load=(0.0, 0.0),
+                                                              snr_ms=(15.0, 1.0), snr_fs=(1.0, 3.0),
+                                                              bandwidth_fs_hz=500.0, broadcast_rate_bps=2e4)
     flops = 2 * 15360  # b * (one block incl. LoRA), see tests/test_delay.py
     t_f = np.array([flops / 1e5, flops / 1e6])
     t_b = 2.0 * t_f
@@ -142,7 +127,7 @@ def test_unequal_power_limits_bind_their_own_link():
 
     cfg = FedsLLMConfig.from_dict({"wireless": {"num_clients": 2, "num_subchannels_ms": 2, "num_subchannels_fs": 2,
                                                 "total_power_ms_w": 0.3, "total_power_fs_w": 0.1}})
-    scenario = Scenario(np.zeros((2, 2)), np.zeros(2), np.ones(2), np.ones(2), np.full(2, 0.2))
+    scenario = Scenario(np.ones(2), np.ones(2), np.full(2, 0.2))
     ok = Decision(np.array([0, 1]), np.array([0, 1]), np.full(2, 0.14), np.full(2, 0.05), 1, 4)
     assert decision_violations(ok, scenario, SHAPE, cfg) == []
     fs_over = ok.replace(power_fs_w=np.full(2, 0.06))
@@ -152,74 +137,32 @@ def test_unequal_power_limits_bind_their_own_link():
 
 
 # ---- channel dynamics across rounds ----------------------------------------------------------------------------
-def _channel_cfg(**wireless):
-    return FedsLLMConfig.from_dict({"wireless": {"num_clients": 4, "num_subchannels_ms": 6,
-                                                 "num_subchannels_fs": 5, **wireless}})
-
-
-def test_fading_correlation_between_rounds_matches_rho():
-    """Catches: the Gauss-Markov coefficient ignored or inverted, the FS link not evolving, the
-    innovation of one link reused for the other."""
+def test_fading_of_each_link_correlates_with_rho_between_rounds():
+    """Catches: the FS link's fading frozen (or re-drawn) across rounds, the Gauss-Markov coefficient
+    ignored, one link's innovation reused for the other (tests/test_channel_models.py checks the MS
+    gains' power correlation and the links' cross-correlation)."""
     for rho in (0.0, 0.5, 0.9):
-        cfg = _channel_cfg(fading_correlation=rho, num_clients=8, num_subchannels_ms=40, num_subchannels_fs=30)
-        g = np.random.default_rng(3)
-        scenario = make_scenario(g, cfg.wireless, cfg.compute)
-        state = initial_channel(g, scenario, cfg.wireless, cfg.compute)
-        prev_ms, prev_fs, now_ms, now_fs = [], [], [], []
+        cfg = FedsLLMConfig.from_dict({"wireless": {"num_clients": 8, "num_subchannels_ms": 40,
+                                                    "num_subchannels_fs": 30, "fading_correlation": rho}})
+        model, g = MacroChannel(cfg.wireless, cfg.compute), np.random.default_rng(3)
+        scenario = model.draw_scenario(g)
+        state = model.initial_state(g, scenario)
+        pairs = {"ms": ([], []), "fs": ([], [])}
         for _ in range(60):
-            nxt = next_channel(g, state, scenario, cfg.wireless, cfg.compute)
-            prev_ms.append(state.fading_ms.ravel())
-            now_ms.append(nxt.fading_ms.ravel())
-            prev_fs.append(state.fading_fs.ravel())
-            now_fs.append(nxt.fading_fs.ravel())
+            nxt = model.next_state(g, state, scenario)
+            for link in pairs:
+                pairs[link][0].append(getattr(state, f"fading_{link}").ravel())
+                pairs[link][1].append(getattr(nxt, f"fading_{link}").ravel())
             state = nxt
-        for prev, now in ((prev_ms, now_ms), (prev_fs, now_fs)):
+        innovations = []
+        for prev, now in pairs.values():
             a, b = np.concatenate(prev), np.concatenate(now)
             corr = float(np.real(np.vdot(a, b)) / np.sqrt(np.vdot(a, a).real * np.vdot(b, b).real))
             assert corr == pytest.approx(rho, abs=0.03)
             assert float(np.mean(np.abs(b) ** 2)) == pytest.approx(1.0, abs=0.05)
-        ms_innov = np.concatenate(now_ms) - rho * np.concatenate(prev_ms)
-        fs_innov = np.concatenate(now_fs) - rho * np.concatenate(prev_fs)
-        n = min(ms_innov.size, fs_innov.size)
-        assert abs(np.vdot(ms_innov[:n], fs_innov[:n])) / n < 0.05  # independent innovations
-
-
-def test_gains_follow_fading_and_large_scale_every_round():
-    """Catches: gains computed from last round's fading, or without the large-scale factor."""
-    cfg = _channel_cfg(mobility_speed_mps=30.0)
-    g = np.random.default_rng(5)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    state = initial_channel(g, scenario, cfg.wireless, cfg.compute)
-    from fedsllm_env.channel import large_scale_gain
-
-    for _ in range(5):
-        state = next_channel(g, state, scenario, cfg.wireless, cfg.compute)
-        ls = large_scale_gain(state.positions_m, scenario.shadowing_db)
-        np.testing.assert_allclose(state.large_scale_gain, ls, rtol=1e-12)
-        np.testing.assert_allclose(state.gain_ms, ls[:, None] * np.abs(state.fading_ms) ** 2, rtol=1e-12)
-        np.testing.assert_allclose(state.gain_fs, ls[:, None] * np.abs(state.fading_fs) ** 2, rtol=1e-12)
-
-
-def test_mobility_moves_clients_by_speed_times_interval():
-    """Catches: the interval or the speed dropped from the step length (interval 1 s hides the former)."""
-    cfg = _channel_cfg(mobility_speed_mps=3.0, mobility_interval_s=2.5, cell_radius_m=5000.0, min_distance_m=1.0)
-    g = np.random.default_rng(8)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    state = initial_channel(g, scenario, cfg.wireless, cfg.compute)
-    nxt = next_channel(g, state, scenario, cfg.wireless, cfg.compute)
-    step = np.linalg.norm(nxt.positions_m - state.positions_m, axis=1)
-    inside = np.linalg.norm(state.positions_m, axis=1) < 4900
-    np.testing.assert_allclose(step[inside], 7.5, rtol=1e-9)
-
-
-def test_load_ar1_step_by_hand():
-    """Catches: the AR coefficient applied to the load instead of its deviation from the mean."""
-    from fedsllm_env.channel import step_load
-    from fedsllm_env.config import ComputeConfig
-
-    c = ComputeConfig(load_mean=0.3, load_ar_coef=0.5, load_noise_std=0.1, load_max=0.9)
-    out = step_load(np.array([0.7, 0.1, 0.85]), c, np.array([1.0, -1.0, 10.0]))
-    np.testing.assert_allclose(out, [0.3 + 0.5 * 0.4 + 0.1, 0.3 - 0.5 * 0.2 - 0.1, 0.9])
+            innovations.append(b - rho * a)
+        n = min(x.size for x in innovations)
+        assert abs(np.vdot(innovations[0][:n], innovations[1][:n])) / n < 0.05  # independent innovations
 
 
 # ---- config merging --------------------------------------------------------------------------------------------

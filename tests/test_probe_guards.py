@@ -12,7 +12,7 @@ from baselines import random_problem, sized_config
 from baselines.power import equal_power
 from baselines.problem import LinkSpec
 from baselines.subchannel import greedy_assignment, greedy_budget_w
-from fedsllm_env.channel import initial_channel, make_scenario, next_channel
+from fedsllm_env.channel import MacroChannel
 from fedsllm_env.codecs import make_action_codec
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import round_delay
@@ -52,8 +52,9 @@ def test_multidiscrete_levels_set_each_links_own_budget():
                                                 "total_power_ms_w": 10.0, "total_power_fs_w": 10.0}})
     codec = make_action_codec(cfg, SHAPE)
     g = np.random.default_rng(0)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    channel = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    model = MacroChannel(cfg.wireless, cfg.compute)
+    scenario = model.draw_scenario(g)
+    channel = model.observe(model.initial_state(g, scenario))
     pmax = scenario.client_max_power_w
     # owners MS [0, 1], FS [1, 0]; MS levels [0, 1], FS levels [3, 2]; split index 1, rank index 0
     d = codec.decode(np.array([0, 1, 1, 0, 0, 1, 3, 2, 1, 0]), scenario, channel)
@@ -85,12 +86,13 @@ def test_load_noise_is_independent_of_the_fading_draw():
                                                 "fading_correlation": 0.0},
                                    "compute": {"load_noise_std": 0.01, "load_mean": 0.5, "load_ar_coef": 0.5}})
     g = np.random.default_rng(11)
-    scenario = make_scenario(g, cfg.wireless, cfg.compute)
-    state = initial_channel(g, scenario, cfg.wireless, cfg.compute)
+    model = MacroChannel(cfg.wireless, cfg.compute)
+    scenario = model.draw_scenario(g)
+    state = model.initial_state(g, scenario)
     c = cfg.compute
     load_noise, fading = [], []
     for _ in range(300):
-        nxt = next_channel(g, state, scenario, cfg.wireless, cfg.compute)
+        nxt = model.next_state(g, state, scenario)
         load_noise.append((nxt.load - c.load_mean - c.load_ar_coef * (state.load - c.load_mean)) / c.load_noise_std)
         fading.append(np.sqrt(2.0) * nxt.fading_ms.real[:, 0])  # rho = 0: the fresh innovation itself
         state = nxt
