@@ -126,3 +126,54 @@ def test_checkpoint_retention_keeps_the_newest(tmp_path):
     assert names == ["checkpoint_30_steps.zip", "checkpoint_40_steps.zip"]
     assert [p.name for p in cb.saved] == ["checkpoint_30_steps.zip", "checkpoint_40_steps.zip"]
     assert latest_checkpoint(tmp_path).read_bytes() == b"model at 40"
+
+
+def test_box_all_minus_one_keeps_the_minimum_budget_on_both_links():
+    """Catches: the MIN_BUDGET_FRACTION floor dropped (random samples never hit -1 exactly)."""
+    from fedsllm_env.codecs import MIN_BUDGET_FRACTION
+
+    cfg = FedsLLMConfig.from_dict({"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 5}})
+    codec = make_action_codec(cfg, SHAPE)
+    model = MacroChannel(cfg.wireless, cfg.compute)
+    g = np.random.default_rng(1)
+    scenario = model.draw_scenario(g)
+    d = codec.decode(-np.ones(codec.space.shape), scenario, model.observe(model.initial_state(g, scenario)))
+    for assign, power in ((d.assign_ms, d.power_ms_w), (d.assign_fs, d.power_fs_w)):
+        per_client = np.bincount(assign, weights=power, minlength=3)
+        np.testing.assert_allclose(per_client, scenario.client_max_power_w * MIN_BUDGET_FRACTION, rtol=1e-9)
+    assert (d.split, d.rank) == (1, cfg.model.ranks[0])
+
+
+def test_memory_limit_is_inclusive_and_projection_keeps_what_fits():
+    """Catches: a strict memory comparison, a projection that moves a request that already fits."""
+    from fedsllm_env.delay import client_memory_bytes, memory_violations, project_split_rank
+
+    base = FedsLLMConfig()
+    need = client_memory_bytes(3, 4, SHAPE, base)
+    cfg = base.replace(compute=base.compute.replace(client_memory_bytes=need))
+    assert memory_violations(3, 4, SHAPE, cfg) == []
+    assert memory_violations(3, 8, SHAPE, cfg) and memory_violations(4, 4, SHAPE, cfg)
+    for c in range(1, SHAPE.n_layer):
+        for r in cfg.model.ranks:
+            pc, pr = project_split_rank(c, r, SHAPE, cfg)
+            fits = client_memory_bytes(c, r, SHAPE, cfg) <= need
+            assert ((pc, pr) == (c, r)) == fits
+            assert pc <= c and pr <= r and not memory_violations(pc, pr, SHAPE, cfg)
+            if not fits and c >= 3:  # the largest split that fits at some rank <= r comes first
+                assert pc == max(x for x in range(1, c + 1)
+                                 if any(client_memory_bytes(x, y, SHAPE, cfg) <= need
+                                        for y in cfg.model.ranks if y <= r))
+
+
+def test_observation_round_feature_follows_max_rounds():
+    """Catches: the round feature normalised by a hard-coded cap instead of training.max_rounds."""
+    from fedsllm_env.spaces import ObservationCodec
+
+    cfg = FedsLLMConfig.from_dict({"training": {"max_rounds": 6}})
+    model = MacroChannel(cfg.wireless, cfg.compute)
+    g = np.random.default_rng(2)
+    scenario = model.draw_scenario(g)
+    channel = model.observe(model.initial_state(g, scenario))
+    oc = ObservationCodec(cfg, SHAPE)
+    assert [float(oc.encode(channel, scenario, 1, 4, 1.0, 2.0, t)[-1]) for t in (0, 3, 6, 9)] == \
+        pytest.approx([0.0, 0.5, 1.0, 1.0])
