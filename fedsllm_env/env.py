@@ -14,7 +14,7 @@ from fedsllm_env.channel import ChannelModel, make_channel_model
 from fedsllm_env.codecs import ActionCodec, Allocator, make_action_codec
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import check_feasible, expected_total_delay_s, round_delay
-from fedsllm_env.errors import ConfigError, InvalidActionError, NonFiniteError, ResetNeeded
+from fedsllm_env.errors import ConfigError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.render import render_decision
 from fedsllm_env.reward import reward_terms, total_reward
