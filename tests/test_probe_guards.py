@@ -102,13 +102,17 @@ def test_load_noise_is_independent_of_the_fading_draw():
 
 
 class _FakeModel:
-    """What AtomicCheckpointCallback needs from an SB3 model: ``save(file)``."""
+    """What AtomicCheckpointCallback needs from an SB3 model: ``num_timesteps``, ``save(file)`` and
+    ``get_vec_normalize_env()`` (None: no VecNormalize sidecar)."""
 
     def __init__(self):
-        self.steps = 0
+        self.num_timesteps = 0
 
     def save(self, fh):
-        fh.write(f"model at {self.steps}".encode())
+        fh.write(f"model at {self.num_timesteps}".encode())
+
+    def get_vec_normalize_env(self):
+        return None
 
 
 def test_checkpoint_retention_keeps_the_newest(tmp_path):
@@ -120,7 +124,7 @@ def test_checkpoint_retention_keeps_the_newest(tmp_path):
     cb.model = model
     cb._init_callback()
     for steps in (10, 20, 30, 40):
-        model.steps = cb.num_timesteps = steps
+        model.num_timesteps = cb.num_timesteps = steps
         cb._on_step()
     names = sorted(p.name for p in tmp_path.glob("*.zip"))
     assert names == ["checkpoint_30_steps.zip", "checkpoint_40_steps.zip"]
