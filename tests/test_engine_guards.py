@@ -46,9 +46,9 @@ def test_round_ends_with_the_data_weighted_fedavg_of_the_client_adapters(parts, 
     captured = []
     original = model.fedavg_clients
 
-    def spy(weights):
+    def spy(weights, *args, **kwargs):
         captured.append(([model.client_state(k) for k in range(K)], list(weights)))
-        return original(weights)
+        return original(weights, *args, **kwargs)
 
     model.fedavg_clients = spy
     eng.run_round(2, 2)
