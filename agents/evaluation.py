@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkabl
 import gymnasium as gym
 import numpy as np
 
-from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.config import FedsLLMConfig, merge_overrides
 
 __all__ = [
     "Policy",
@@ -109,19 +109,12 @@ def merge_config(config: FedsLLMConfig | dict[str, Any] | None, max_rounds: int 
     Returns:
         A new dict suitable for ``gym.make(env_id, config=...)``.
     """
-    if config is None:
-        out: dict[str, Any] = {}
-    elif isinstance(config, FedsLLMConfig):
-        out = config.to_dict()
-    elif isinstance(config, dict):
-        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
-    else:
+    if config is not None and not isinstance(config, (FedsLLMConfig, dict)):
         raise TypeError(f"config must be a FedsLLMConfig, dict or None, got {type(config).__name__}")
-    if max_rounds is not None:
-        if max_rounds < 1:
-            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
-        out["training"] = {**out.get("training", {}), "max_rounds": int(max_rounds)}
-    return out
+    if max_rounds is not None and max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+    base = config.to_dict() if isinstance(config, FedsLLMConfig) else config
+    return merge_overrides(base, None if max_rounds is None else {"training": {"max_rounds": int(max_rounds)}})
 
 
 def make_eval_env(env_id: str, config: FedsLLMConfig | dict[str, Any] | None = None, max_rounds: int | None = None,

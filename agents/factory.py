@@ -22,6 +22,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
+from fedsllm_env.registration import env_id, sibling_id
+
 __all__ = [
     "ALGOS",
     "ACTION_SPACES",
@@ -32,9 +34,11 @@ __all__ = [
     "box_env_id",
     "discrete_env_id",
     "load_hyperparams",
+    "merge_hyperparams",
     "split_hyperparams",
     "check_compatible",
     "make_agent",
+    "build_agent",
     "algo_of",
 ]
 
@@ -57,9 +61,9 @@ ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
 }
 """Action-space types each algorithm supports (SB3's ``supported_action_spaces``)."""
 
-BOX_ENV_ID = "FedsLLM-Surrogate-v0"
+BOX_ENV_ID = env_id("surrogate", "box")
 """Default id for Box-action algorithms (PPO, SAC, A2C, TD3)."""
-DISCRETE_ENV_ID = "FedsLLM-Surrogate-Discrete-v0"
+DISCRETE_ENV_ID = env_id("surrogate", "multidiscrete")
 """Default id for MaskablePPO (MultiDiscrete actions + ``env.action_masks()``)."""
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -121,6 +125,22 @@ def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     return copy.deepcopy(dict(entry))
 
 
+def merge_hyperparams(params: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` over ``params`` (``policy_kwargs`` merged key by key), as a new dict.
+
+    Args:
+        params: e.g. from :func:`load_hyperparams`.
+        overrides: hyperparameter overrides (None: none).
+    """
+    out = copy.deepcopy(params)
+    for key, value in (overrides or {}).items():
+        if key == "policy_kwargs" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
 def split_hyperparams(hyperparams: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separate the script keys (:data:`SCRIPT_KEYS`) from the algorithm's constructor kwargs.
 
@@ -145,17 +165,15 @@ def _spec_id(env: gym.Env | VecEnv) -> str | None:
 
 
 def box_env_id(env_id: str | None) -> str:
-    """The Box-action sibling of a FedsLLM id (``FedsLLM-Surrogate-Discrete-v0`` -> ``FedsLLM-Surrogate-v0``)."""
-    if env_id is None or not env_id.startswith("FedsLLM"):
-        return BOX_ENV_ID
-    return env_id.replace("-Discrete", "").replace("-Hybrid", "").replace("-Priority", "")
+    """The Box-action sibling of a FedsLLM id (``FedsLLM-Surrogate-Discrete-v0`` -> ``FedsLLM-Surrogate-v0``;
+    :data:`BOX_ENV_ID` for None or another id)."""
+    return sibling_id(env_id, "box")
 
 
 def discrete_env_id(env_id: str | None) -> str:
-    """The MultiDiscrete (maskable) sibling of a FedsLLM id (``FedsLLM-v0`` -> ``FedsLLM-Discrete-v0``)."""
-    if env_id is None or not env_id.startswith("FedsLLM"):
-        return DISCRETE_ENV_ID
-    return box_env_id(env_id).replace("-v0", "-Discrete-v0")
+    """The MultiDiscrete (maskable) sibling of a FedsLLM id (``FedsLLM-v0`` -> ``FedsLLM-Discrete-v0``;
+    :data:`DISCRETE_ENV_ID` for None or another id)."""
+    return sibling_id(env_id, "multidiscrete")
 
 
 def check_compatible(algo: str, action_space: spaces.Space, env_id: str | None = None) -> None:
@@ -230,14 +248,28 @@ def make_agent(algo: str, env: gym.Env | VecEnv, seed: int | None, hyperparams: 
     """
     _check_algo(algo)
     env_id = env_id or _spec_id(env)
+    params = merge_hyperparams(load_hyperparams(algo, env_id or "default"), hyperparams)
+    return build_agent(algo, env, seed, params, tensorboard_log, verbose, device, env_id)
+
+
+def build_agent(algo: str, env: gym.Env | VecEnv, seed: int | None, params: dict[str, Any],
+                tensorboard_log: str | None = None, verbose: int = 0, device: str = "cpu",
+                env_id: str | None = None) -> BaseAlgorithm:
+    """Instantiate an SB3 agent from already resolved hyperparameters (no YAML read, no merge).
+
+    Args:
+        algo: a key of :data:`ALGOS`.
+        env: the training env.
+        seed: seed of the agent's RNGs.
+        params: the complete hyperparameters (e.g. ``resolve_hyperparams``); script keys are dropped.
+        tensorboard_log: TensorBoard log folder, or None.
+        verbose: SB3 verbosity.
+        device: torch device.
+        env_id: env id, for error messages.
+    """
+    _check_algo(algo)
     check_compatible(algo, env.action_space, env_id)
-    params = load_hyperparams(algo, env_id or "default")
-    for key, value in (hyperparams or {}).items():
-        if key == "policy_kwargs" and isinstance(value, dict) and isinstance(params.get(key), dict):
-            params[key] = {**params[key], **value}
-        else:
-            params[key] = value
-    kwargs, _ = split_hyperparams(params)
+    kwargs, _ = split_hyperparams(copy.deepcopy(params))
     policy = kwargs.pop("policy", "MlpPolicy")
     kwargs["policy_kwargs"] = _resolve_policy_kwargs(kwargs.get("policy_kwargs"))
     noise_type, noise_std = kwargs.pop("noise_type", None), kwargs.pop("noise_std", None)

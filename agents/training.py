@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from agents.callbacks import FedsLLMInfoCallback, PlainProgressCallback, read_episode_log
 from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, save_vec_normalize, sidecar
 from agents.evaluation import Policy, merge_config
-from agents.factory import check_compatible, default_env_id, load_hyperparams, make_agent, split_hyperparams
+from agents.factory import build_agent, check_compatible, default_env_id, load_hyperparams, merge_hyperparams
 from agents.imitation import behaviour_clone, collect_demonstrations, search_demonstrations
 from agents.vec_env import has_batched_env, make_batched_vec_env
 from agents.resume import EPISODE_LOG, checkpoint_timesteps, continue_monitor, prepare_resume, restore_evaluations
@@ -89,12 +89,7 @@ def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None
     Returns:
         The merged dict.
     """
-    params = load_hyperparams(algo, env_id)
-    for key, value in (overrides or {}).items():
-        if key == "policy_kwargs" and isinstance(value, dict) and isinstance(params.get(key), dict):
-            params[key] = {**params[key], **value}
-        else:
-            params[key] = value
+    params = merge_hyperparams(load_hyperparams(algo, env_id), overrides)
     params["n_timesteps"] = int(total_timesteps if total_timesteps is not None
                                 else params.get("n_timesteps", DEFAULT_TIMESTEPS))
     params["n_envs"] = int(n_envs if n_envs is not None else params.get("n_envs", 1))
@@ -227,7 +222,6 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
     with RunLock(run_dir):
         env_config = merge_config(config)
         params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
-        overrides, _ = split_hyperparams(params)
         tb = str(run_dir / "tb") if tensorboard else None
         if resume_from is not None:
             prepare_resume(run_dir, checkpoint_timesteps(resume_from), algo if tb else None, n_envs_before)
@@ -269,8 +263,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                                tensorboard_log=tb, progress_bar=progress_bar, tb_log_name=algo, device=device,
                                replay_buffer=buffer if buffer.is_file() else None)
             else:
-                model = make_agent(algo, env, seed, overrides, tensorboard_log=tb, verbose=verbose, device=device,
-                                   env_id=env_id)
+                model = build_agent(algo, env, seed, params, tensorboard_log=tb, verbose=verbose, device=device,
+                                    env_id=env_id)
                 if bc_teacher == "search":
                     obs, actions = search_demonstrations(env_id, bc_samples, bc_seed, env_config)
                 elif isinstance(bc_teacher, str):

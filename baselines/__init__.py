@@ -7,6 +7,7 @@
 - :data:`SCHEMES`: conventional schemes (random subchannels, equal power, fixed split, fixed rank,
   all random).
 - :func:`exact_optimum`: brute-force optimum of small instances.
+- :class:`OptimizerAllocator`: the hybrid ids' allocator (registered as ``"optimizer"`` on import).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from baselines.alternating import AlternatingOptimizer, initial_decision
 from baselines.exact import enumerate_assignments, exact_optimum, exact_optimum_joint
 from baselines.heuristics import SCHEMES, solve_optimizer
+from baselines.hybrid import OptimizerAllocator, make_hybrid_env
 from baselines.instances import random_problem, sized_config
 from baselines.power import equal_power, reference_link_power_cvxpy, solve_link_power
 from baselines.problem import DelayTables, LinkSpec, Problem
@@ -26,6 +28,7 @@ __all__ = [
     "BaselineResult",
     "DelayTables",
     "LinkSpec",
+    "OptimizerAllocator",
     "Problem",
     "SCHEMES",
     "enumerate_assignments",
@@ -34,6 +37,7 @@ __all__ = [
     "exact_optimum_joint",
     "greedy_assignment",
     "initial_decision",
+    "make_hybrid_env",
     "power_step",
     "random_assignment",
     "random_problem",

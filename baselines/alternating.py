@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from fedsllm_env.delay import decision_violations
+from fedsllm_env.delay import decision_violations, expected_total_delay_s, project_split_rank
 from fedsllm_env.types import Decision
 from baselines.power import equal_power
 from baselines.problem import Problem
@@ -43,10 +43,11 @@ __all__ = ["AlternatingOptimizer", "initial_decision", "finish", "split_rank_sea
 
 def initial_decision(problem: Problem, split: int | None = None, rank: int | None = None) -> Decision:
     """The default start: greedy subchannels, equal power, and ``split``/``rank`` (default: the config's
-    initial split, clipped to L-1, and initial rank)."""
+    initial split, clipped to L-1, and initial rank), projected onto the client-memory limit."""
     m = problem.cfg.model
     split = min(int(m.initial_split), problem.shape.n_layer - 1) if split is None else int(split)
     rank = int(m.initial_rank) if rank is None else int(rank)
+    split, rank = project_split_rank(split, rank, problem.shape, problem.cfg)
     ms, fs = problem.link("ms", split, rank), problem.link("fs", split, rank)
     a_ms, a_fs = greedy_assignment(ms), greedy_assignment(fs)
     return Decision(a_ms, a_fs, equal_power(a_ms, ms.max_power_w, ms.total_power_w),
@@ -81,7 +82,7 @@ def finish(problem: Problem, decision: Decision, *, success: bool, message: str,
     if violations:
         raise RuntimeError(f"solver produced an infeasible decision: {violations}")
     bd = problem.breakdown(decision)
-    objective = float(problem.rounds_needed(int(decision.rank))) * float(bd.round_s)
+    objective = float(expected_total_delay_s(float(problem.rounds_needed(int(decision.rank))), float(bd.round_s)))
     return BaselineResult(decision, objective, bd, success, message, n_iter, tuple(float(h) for h in history),
                           time.perf_counter() - start_s, dict(extra))
 

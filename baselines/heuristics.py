@@ -13,7 +13,8 @@ Every scheme is a callable ``(problem, rng) -> BaselineResult`` returning a feas
 - ``fixed_rank``: rank ``cfg.model.initial_rank``; everything else optimised.
 - ``all_random``: random assignment per link; random power (client k uses a uniform fraction in
   (0, 1] of ``min(p_max_k, p_th / K)``, split over its subchannels by Dirichlet(1) weights); uniform
-  random split in 1..L-1 and rank in ``cfg.model.ranks``. Nothing optimised.
+  random split in 1..L-1 and rank in ``cfg.model.ranks`` (projected onto the client-memory limit).
+  Nothing optimised.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from fedsllm_env.delay import project_split_rank
 from fedsllm_env.types import Decision
 from baselines.alternating import AlternatingOptimizer, finish, initial_decision
 from baselines.power import equal_power
@@ -96,6 +98,7 @@ def all_random(problem: Problem, rng: np.random.Generator) -> BaselineResult:
     p_fs = random_power_w(rng, a_fs, pmax, w.total_power_fs_w)
     split = int(rng.integers(1, problem.shape.n_layer))
     rank = int(rng.choice(np.asarray(problem.ranks)))
+    split, rank = project_split_rank(split, rank, problem.shape, problem.cfg)
     decision = Decision(a_ms, a_fs, p_ms, p_fs, split, rank)
     value = problem.fast_objective_s(decision)
     return finish(problem, decision, success=True, message="random decision", n_iter=0, history=[value],

@@ -1,7 +1,9 @@
 """Hybrid control: the agent picks split and rank, the paper's optimizer fills subchannels and power.
 
-``gym.make("FedsLLM-Surrogate-Hybrid-v0")`` / ``"FedsLLM-Hybrid-v0"`` build the env through
-:func:`make_hybrid_env`; the action is ``MultiDiscrete([L - 1, len(ranks)])``.
+:class:`OptimizerAllocator` is the :class:`fedsllm_env.codecs.Allocator` of the hybrid ids
+(``FedsLLM-Surrogate-Hybrid-v0`` / ``FedsLLM-Hybrid-v0``): it is declared in the
+``fedsllm_env.allocators`` entry-point group (pyproject) and registered as ``"optimizer"`` when
+``baselines`` is imported. :func:`make_hybrid_env` builds the env with it directly (e.g. with ``refine=True``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Any
 
 from baselines.alternating import AlternatingOptimizer, initial_decision
 from baselines.problem import Problem
+from fedsllm_env.codecs import DEFAULT_ALLOCATOR, register_allocator
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.profile import ModelShape
@@ -37,9 +40,12 @@ class OptimizerAllocator:
         return self._optimizer.solve(problem, initial_decision(problem, split, rank)).decision
 
 
+register_allocator(DEFAULT_ALLOCATOR, OptimizerAllocator)
+
+
 def make_hybrid_env(config: FedsLLMConfig | dict[str, Any] | None = None, *, refine: bool = False,
                     **kwargs: Any) -> FedsLLMEnv:
-    """A :class:`FedsLLMEnv` in hybrid action mode with the optimizer as allocator."""
+    """A :class:`FedsLLMEnv` in hybrid action mode with an :class:`OptimizerAllocator` (``refine`` as given)."""
     env = FedsLLMEnv(config, allocator=OptimizerAllocator(refine), **kwargs)
     if env.config.action_mode != "hybrid":
         raise ValueError(f"make_hybrid_env needs action_mode='hybrid', got {env.config.action_mode!r}")

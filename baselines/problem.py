@@ -27,6 +27,8 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import (
     client_compute_s,
+    expected_total_delay_s,
+    memory_violations,
     noise_psd_w_per_hz,
     payload_bits,
     round_delay,
@@ -113,6 +115,8 @@ class DelayTables:
     """(C, R) FS broadcast time, s."""
     local_iterations: int
     """I."""
+    fits_memory: np.ndarray
+    """(C, R) True where (split, rank) fits ``compute.client_memory_bytes`` (all True without a limit)."""
 
     def index(self, split: int, rank: int) -> tuple[int, int]:
         """Table indices of (split, rank); ValueError naming the bad value otherwise."""
@@ -124,11 +128,12 @@ class DelayTables:
 
     def total_s(self, ci: np.ndarray | int, ri: np.ndarray | int, t_ms_s: np.ndarray | float,
                 t_fs_s: np.ndarray | float) -> np.ndarray:
-        """``E(r) * T_round`` from the two link min-max terms (broadcasting over candidates), s."""
+        """``E(r) * T_round`` from the two link min-max terms (broadcasting over candidates), s; inf where
+        (split, rank) breaks the client-memory limit, so no search ever picks it."""
         ci, ri = np.asarray(ci), np.asarray(ri)
         t_iter = np.asarray(t_ms_s) + self.server_s[ci, ri] + self.down_backward_s[ci, ri]
         t_round = self.local_iterations * t_iter + np.asarray(t_fs_s) + self.broadcast_s[ci, ri]
-        return self.rounds[ri] * t_round
+        return np.where(self.fits_memory[ci, ri], expected_total_delay_s(self.rounds[ri], t_round), np.inf)
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +178,8 @@ class Problem:
 
     def objective_s(self, decision: Decision) -> float:
         """Total training delay ``E(r) * T_round`` of ``decision``, s (the env's objective)."""
-        return float(self.rounds_needed(int(decision.rank))) * float(self.breakdown(decision).round_s)
+        return float(expected_total_delay_s(float(self.rounds_needed(int(decision.rank))),
+                                            float(self.breakdown(decision).round_s)))
 
     # ---- candidates and tables -----------------------------------------------------------------
     @property
@@ -209,6 +215,7 @@ class Problem:
         up_bits = np.empty((n_c, n_r))
         lora = np.empty((n_c, n_r))
         bcast = np.empty((n_c, n_r))
+        fits = np.ones((n_c, n_r), dtype=bool)
         for j, r in enumerate(ranks):
             e = float(self.rounds_needed(r))
             if not (math.isfinite(e) and e > 0):
@@ -223,8 +230,9 @@ class Problem:
                 up_bits[i, j] = act + labels
                 lora[i, j] = lora_bits
                 bcast[i, j] = lora_bits / cfg.wireless.broadcast_rate_bps
+                fits[i, j] = not memory_violations(c, r, self.shape, cfg)
         return DelayTables(splits, ranks, rounds, fwd, server, down_bwd, up_bits, lora, bcast,
-                           int(cfg.training.local_iterations))
+                           int(cfg.training.local_iterations), fits)
 
     @cached_property
     def inv_snr_ms_w(self) -> np.ndarray:

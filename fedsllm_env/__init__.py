@@ -10,6 +10,7 @@ from fedsllm_env.config import (
     TrainingConfig,
     WirelessConfig,
 )
+from fedsllm_env.registration import ENV_IDS, env_id, register_envs
 from fedsllm_env.errors import (
     CalibrationError,
     ConfigError,
@@ -25,6 +26,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FedsLLMEnv",
+    "ENV_IDS",
+    "env_id",
     "Decision",
     "Scenario",
     "ChannelState",
@@ -56,38 +59,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fedsllm_env' has no attribute {name!r}")
 
 
-def _register_envs() -> None:
-    """Register the versioned env ids once (idempotent); nothing to register without gymnasium."""
-    try:
-        from gymnasium.envs.registration import register, registry
-    except ImportError:
-        return
-
-    variants = {
-        # id: (entry point, config overrides, nondeterministic)
-        "FedsLLM-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "real", "action_mode": "box"}),
-        "FedsLLM-Discrete-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "real", "action_mode": "multidiscrete"}),
-        "FedsLLM-Hybrid-v0": ("baselines.hybrid:make_hybrid_env", {"mode": "real", "action_mode": "hybrid"}),
-        "FedsLLM-Surrogate-v0": ("fedsllm_env.env:FedsLLMEnv", {"mode": "surrogate", "action_mode": "box"}),
-        "FedsLLM-Surrogate-Discrete-v0": ("fedsllm_env.env:FedsLLMEnv",
-                                          {"mode": "surrogate", "action_mode": "multidiscrete"}),
-        "FedsLLM-Surrogate-Hybrid-v0": ("baselines.hybrid:make_hybrid_env",
-                                        {"mode": "surrogate", "action_mode": "hybrid"}),
-        # priority actions (fedsllm_env.priority): 2K + 4 numbers decoded by a greedy rule and deadlines
-        "FedsLLM-Priority-v0": ("fedsllm_env.priority:make_priority_env", {"mode": "real", "action_mode": "box"}),
-        "FedsLLM-Surrogate-Priority-v0": ("fedsllm_env.priority:make_priority_env",
-                                          {"mode": "surrogate", "action_mode": "box"}),
-    }
-    # batched numpy versions of the surrogate ids (gym.make_vec(..., vectorization_mode="vector_entry_point"))
-    vector_entry_points = {"FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
-                           "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv",
-                           "FedsLLM-Surrogate-Priority-v0": "fedsllm_env.vector:make_priority_vector_env"}
-    for env_id, (entry_point, fixed) in variants.items():
-        if env_id in registry:
-            continue
-        # real training on CPU is bit-reproducible for a seed (tested), so no id is nondeterministic
-        register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_points.get(env_id),
-                 kwargs={"config": None, "variant": fixed}, nondeterministic=False, disable_env_checker=False)
-
-
-_register_envs()
+register_envs()

@@ -37,7 +37,7 @@ def first_argmax(x: np.ndarray) -> np.ndarray:
 
 
 def repair_assignments(owner: np.ndarray, preference: np.ndarray, num_clients: int) -> np.ndarray:
-    """Row-wise :func:`fedsllm_env.spaces.repair_assignment`: every client of every env gets >= 1 subchannel.
+    """Row-wise :func:`fedsllm_env.codecs.repair_assignment`: every client of every env gets >= 1 subchannel.
 
     Args:
         owner: (B, S) proposed owners.

@@ -8,6 +8,7 @@ raises :class:`~fedsllm_env.errors.ConfigError` naming the field and the bad val
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -25,6 +26,7 @@ __all__ = [
     "RewardConfig",
     "FedsLLMConfig",
     "PHYSICAL_BOUNDS",
+    "merge_overrides",
 ]
 
 
@@ -448,3 +450,20 @@ class FedsLLMConfig(_Validated):
                 raise TypeError(f"FedsLLMConfig.{name} must be a {cls.__name__} or dict, got {type(value).__name__}")
         _check_numbers(self)
         _require(self.power_levels >= 2, "FedsLLMConfig", "power_levels", self.power_levels, "must be >= 2")
+
+
+def merge_overrides(base: dict[str, Any] | None, *patches: dict[str, Any] | None) -> dict[str, Any]:
+    """Nested config overrides: each patch merged over ``base`` key by key at every level (a dict merges
+    into a dict, any other value replaces), as a new dict; the inputs are left untouched.
+
+    Example: ``merge_overrides({"training": {"seq_len": 32}}, {"training": {"max_rounds": 5}})`` ==
+    ``{"training": {"seq_len": 32, "max_rounds": 5}}``.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(base or {}))
+    for patch in patches:
+        for key, value in (patch or {}).items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_overrides(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out

@@ -9,7 +9,12 @@ Formulas (see ../shared/SPEC.md and the README's modelling assumptions):
   fixed rate), client LoRA q * sum over its adapted modules of r (d_in + d_out) bits, with
   q_a = min(q, bits of the compute dtype) and, at 8 bits, one 32-bit scale per token / LoRA matrix;
 - T_iter = max_k(T_k^F + T_k^up) + T^S + max_k(T_k^down + T_k^B);
-- T_round = I T_iter + max_k T_k^{LoRA up} + T^broadcast; T = E(r) T_round.
+- T_round = I T_iter + max_k T_k^{LoRA up} + T^broadcast; T = E(r) T_round (:func:`expected_total_delay_s`).
+
+Constraints of a decision (:func:`decision_violations`): one owner per subchannel, every client owns
+one on each link, per-client and total power limits, a split in 1..L-1, a candidate rank, and the
+client-memory limit of (split, rank) (:func:`memory_violations`; :func:`project_split_rank` is the
+documented projection the action codecs apply).
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ __all__ = [
     "server_compute_s",
     "upload_time_s",
     "round_delay",
-    "total_delay_s",
+    "expected_total_delay_s",
+    "client_memory_bytes",
+    "memory_violations",
+    "split_rank_feasibility",
+    "project_split_rank",
     "decision_violations",
     "check_feasible",
 ]
@@ -146,9 +155,63 @@ def round_delay(decision: Decision, channel: ChannelState, scenario: Scenario, s
                           act_bits, label_bits, lora_bits)
 
 
-def total_delay_s(round_s: float, rounds_needed: float) -> float:
-    """Total training delay T = E(r) * T_round, s."""
-    return float(rounds_needed) * float(round_s)
+def expected_total_delay_s(rounds_needed, round_s):
+    """The paper's objective T = E * T_round, s: ``rounds_needed`` is the value E (rounds to the target,
+    today E(r) of the calibration; any E(rank, split) later), ``round_s`` the round delay. Works on floats
+    and on numpy arrays (broadcasting) alike."""
+    return rounds_needed * round_s
+
+
+def client_memory_bytes(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> float:
+    """Memory a client spends on (split, rank), bytes (:meth:`ModelShape.client_memory_bytes` with the
+    config's LoRA targets, batch, sequence length and activation bits)."""
+    t, m = cfg.training, cfg.model
+    return shape.client_memory_bytes(int(split), int(rank), m.lora_target_modules, t.batch_size, t.seq_len,
+                                     m.activation_bits)
+
+
+def memory_violations(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> list[str]:
+    """The client-memory constraint of (split, rank) as readable strings (empty: fits, or no limit set)."""
+    limit = cfg.compute.client_memory_bytes
+    if limit <= 0 or not 1 <= int(split) <= shape.n_layer - 1:
+        return []
+    need = client_memory_bytes(split, rank, shape, cfg)
+    if need <= limit:
+        return []
+    return [f"split {int(split)} / rank {int(rank)} needs {need:.6g} B of client memory > "
+            f"compute.client_memory_bytes {limit:.6g} B"]
+
+
+def split_rank_feasibility(shape: ModelShape, cfg: FedsLLMConfig) -> tuple[np.ndarray, np.ndarray]:
+    """((L-1,) splits, (R,) ranks) boolean: split c fits with the smallest rank, rank r fits at split 1.
+
+    At least one entry of each stays True (the smallest choice), so a mask never empties.
+    """
+    limit = cfg.compute.client_memory_bytes
+    ranks = cfg.model.ranks
+    splits = range(1, shape.n_layer)
+    if limit <= 0:
+        return np.ones(len(splits), bool), np.ones(len(ranks), bool)
+    split_ok = np.array([client_memory_bytes(c, ranks[0], shape, cfg) <= limit for c in splits])
+    rank_ok = np.array([client_memory_bytes(1, r, shape, cfg) <= limit for r in ranks])
+    if not split_ok.any():
+        split_ok[0] = True
+    if not rank_ok.any():
+        rank_ok[0] = True
+    return split_ok, rank_ok
+
+
+def project_split_rank(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> tuple[int, int]:
+    """Projection onto the memory limit: the largest split, then the largest rank, not above the request
+    that fits (split 1 with the smallest rank when nothing fits)."""
+    limit = cfg.compute.client_memory_bytes
+    if limit <= 0:
+        return int(split), int(rank)
+    for c in range(int(split), 0, -1):
+        for r in [x for x in cfg.model.ranks if x <= rank][::-1]:
+            if client_memory_bytes(c, r, shape, cfg) <= limit:
+                return c, r
+    return 1, cfg.model.ranks[0]
 
 
 def decision_violations(decision: Decision, scenario: Scenario, shape: ModelShape, cfg: FedsLLMConfig) -> list[str]:
@@ -189,6 +252,8 @@ def decision_violations(decision: Decision, scenario: Scenario, shape: ModelShap
         out.append(f"split {decision.split} outside [1, {shape.n_layer - 1}]")
     if int(decision.rank) not in cfg.model.ranks:
         out.append(f"rank {decision.rank} not in candidate ranks {cfg.model.ranks}")
+    else:
+        out += memory_violations(decision.split, decision.rank, shape, cfg)
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -11,19 +11,17 @@ import numpy as np
 from fedsllm_env.backends import TrainingBackend, make_backend
 from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.channel import ChannelModel, make_channel_model
+from fedsllm_env.codecs import ActionCodec, Allocator, make_action_codec
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import check_feasible, round_delay
-from fedsllm_env.errors import ConfigError, InvalidActionError, NonFiniteError, ResetNeeded
+from fedsllm_env.delay import check_feasible, expected_total_delay_s, round_delay
+from fedsllm_env.errors import ConfigError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.render import render_decision
 from fedsllm_env.reward import reward_terms, total_reward
-from fedsllm_env.spaces import ActionCodec, ObservationCodec
+from fedsllm_env.spaces import ObservationCodec
 from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
 
-__all__ = ["FedsLLMEnv", "Allocator"]
-
-Allocator = Callable[[Scenario, ChannelState, ModelShape, FedsLLMConfig, int, int], Decision]
-"""Fills subchannels and power for a given (split, rank) in hybrid mode."""
+__all__ = ["FedsLLMEnv"]
 
 
 class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -32,7 +30,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
     Each ``step`` is one training round: the action fixes subchannel owners and transmit powers on
     the main-server (MS) and federated-server (FS) uplinks, the cut layer and the LoRA rank; the
     backend trains one round (real torch training or the calibrated surrogate); the delay model
-    prices it. Observation and action layouts are documented in :mod:`fedsllm_env.spaces`.
+    prices it. The observation layout is documented in :mod:`fedsllm_env.spaces`, the action layouts in
+    :mod:`fedsllm_env.codecs` (one codec per ``action_mode``; ``decode`` returns a feasible decision).
 
     Reward: ``-delay_weight * T_round / delay_scale_s`` (+ optional progress bonus), so with the
     defaults the episode return is minus the total training delay sum_t T_round(t) / scale.
@@ -46,7 +45,9 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
             default: built from ``config.mode``.
         calibration: E(r) / loss-curve calibration; default: ``config.calibration_path`` or the
             measured table shipped with the package.
-        allocator: hybrid mode only: fills subchannels and power for the agent's (split, rank).
+        allocator: hybrid mode only: an :class:`~fedsllm_env.codecs.Allocator` filling subchannels and power
+            for the agent's (split, rank), or the name of one, or None for the default (the paper's
+            optimizer, see :mod:`fedsllm_env.codecs.hybrid`).
         render_mode: None, "ansi" (a text line per round) or "rgb_array" (a small picture of the last
             decision, :mod:`fedsllm_env.render`; SB3's ``make_vec_env`` asks for it by default).
         variant: config fields fixed by a registered id (``mode``, ``action_mode``); they override ``config``.
@@ -56,7 +57,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(self, config: FedsLLMConfig | dict[str, Any] | None = None, *,
                  backend: TrainingBackend | None = None, calibration: Calibration | None = None,
-                 allocator: Allocator | None = None, render_mode: str | None = None,
+                 allocator: Allocator | str | None = None, render_mode: str | None = None,
                  variant: dict[str, Any] | None = None):
         if config is None:
             config = FedsLLMConfig()
@@ -80,15 +81,11 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         if not 1 <= config.model.initial_split <= self.shape.n_layer - 1:
             raise ConfigError(f"ModelConfig.initial_split must be in [1, {self.shape.n_layer - 1}] for a "
                               f"{self.shape.n_layer}-block model, got {config.model.initial_split}")
-        if config.action_mode == "hybrid" and allocator is None:
-            raise ConfigError("action_mode='hybrid' needs an allocator; use gym.make('FedsLLM-Surrogate-Hybrid-v0') "
-                              "or baselines.hybrid.make_hybrid_env")
-        self.allocator = allocator
         self.target_val_loss = config.training.target_val_loss or self.calibration.target_val_loss
         self._obs_codec = ObservationCodec(config, self.shape)
-        self._act_codec = ActionCodec(config, self.shape)
+        self._act_codec = make_action_codec(config, self.shape, allocator)
         self.observation_space = self._obs_codec.space()
-        self.action_space = self._act_codec.space()
+        self.action_space = self._act_codec.space
         self._scenario: Scenario | None = None
         self._channel: ChannelState | None = None
         self._channel_hidden: Any = None  # the channel model's own state; agents see only self._channel
@@ -129,13 +126,9 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.calibration.rounds_needed(rank, split, part if part in self.calibration.partitions else None)
 
     def action_masks(self) -> np.ndarray:
-        """Valid choices of the MultiDiscrete action (sb3-contrib MaskablePPO); see ActionCodec.action_masks."""
-        if self.config.action_mode == "box":
-            raise InvalidActionError("action masks exist only for action_mode 'multidiscrete' or 'hybrid'")
-        if self.config.action_mode == "hybrid":
-            split_ok, rank_ok = self._act_codec.split_rank_feasibility()
-            return np.concatenate([split_ok, rank_ok])
-        return self._act_codec.action_masks(self.scenario)
+        """Valid choices of a MultiDiscrete / hybrid action (sb3-contrib MaskablePPO); see the codec's
+        ``action_masks``. InvalidActionError in Box mode."""
+        return self._act_codec.action_masks()
 
     # ---- gym API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -156,18 +149,38 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._observe(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Decode the action into a feasible decision and run one training round with it."""
-        if self._channel is None:
+        """Decode the action into a feasible decision (the codec's projection) and run one round with it."""
+        if self._channel is None or self._scenario is None:
             raise ResetNeeded("Call reset() before using step().")
-        return self.step_decision(self._decode(action), _checked=True)
+        return self._play_round(self._act_codec.decode(action, self._scenario, self._channel))
 
-    def step_decision(self, decision: Decision, *, _checked: bool = False):
+    def step_decision(self, decision: Decision) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Run one round with an explicit :class:`Decision` (must be feasible, else InfeasibleDecisionError)."""
         if self._channel is None or self._scenario is None:
             raise ResetNeeded("Call reset() before using step_decision().")
+        check_feasible(decision, self._scenario, self.shape, self.config)
+        return self._play_round(decision)
+
+    def render(self) -> str | np.ndarray | None:
+        """ANSI text summary (``"ansi"``) or ``(H, W, 3)`` uint8 frame (``"rgb_array"``) of the last round."""
+        if self.render_mode == "rgb_array":
+            w = self.config.wireless
+            pmax = None if self._scenario is None else self._scenario.client_max_power_w
+            return render_decision(self.last_decision, (w.num_subchannels_ms, w.num_subchannels_fs),
+                                   self.shape.n_layer, self.config.model.ranks, pmax)
+        if self.render_mode != "ansi":
+            return None
+        if self.last_breakdown is None:
+            return f"round 0 | val_loss {getattr(self, '_val_loss', float('nan')):.4f}"
+        b = self.last_breakdown
+        return (f"round {self._rounds} | split {self._split} rank {self._rank} | val_loss {self._val_loss:.4f} "
+                f"| T_round {b.round_s:.4f} s (iter {b.iteration_s:.4f} s, LoRA up {np.max(b.lora_upload_s):.4f} s)")
+
+    # ---- stages ----------------------------------------------------------------------------------
+    def _play_round(self, decision: Decision) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Price, train and advance one round with a feasible ``decision``."""
+        assert self._channel is not None and self._scenario is not None
         cfg = self.config
-        if not _checked:
-            check_feasible(decision, self._scenario, self.shape, cfg)
         breakdown = round_delay(decision, self._channel, self._scenario, self.shape, cfg)
         outcome = self.backend.run_round(decision.split, decision.rank)
         terms = reward_terms(breakdown.round_s, self._val_loss, outcome.val_loss, self._initial_val_loss, cfg.reward)
@@ -191,40 +204,13 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
             "round_delay_s": float(breakdown.round_s),
             "cumulative_delay_s": float(self._cumulative_delay_s),
             "expected_rounds": float(e_r),
-            "expected_total_delay_s": float(e_r * breakdown.round_s),
+            "expected_total_delay_s": float(expected_total_delay_s(e_r, breakdown.round_s)),
             "reward_terms": terms,
             "delay_breakdown": breakdown.as_info(),
             # measured payloads only: wall-clock times would make info differ between identical runs
             "measured": {k: v for k, v in outcome.measured.items() if not k.endswith("_s")},
         }
         return self._observe(), total_reward(terms), terminated, truncated, info
-
-    def render(self) -> str | np.ndarray | None:
-        """ANSI text summary (``"ansi"``) or ``(H, W, 3)`` uint8 frame (``"rgb_array"``) of the last round."""
-        if self.render_mode == "rgb_array":
-            w = self.config.wireless
-            pmax = None if self._scenario is None else self._scenario.client_max_power_w
-            return render_decision(self.last_decision, (w.num_subchannels_ms, w.num_subchannels_fs),
-                                   self.shape.n_layer, self.config.model.ranks, pmax)
-        if self.render_mode != "ansi":
-            return None
-        if self.last_breakdown is None:
-            return f"round 0 | val_loss {getattr(self, '_val_loss', float('nan')):.4f}"
-        b = self.last_breakdown
-        return (f"round {self._rounds} | split {self._split} rank {self._rank} | val_loss {self._val_loss:.4f} "
-                f"| T_round {b.round_s:.4f} s (iter {b.iteration_s:.4f} s, LoRA up {np.max(b.lora_upload_s):.4f} s)")
-
-    # ---- stages ----------------------------------------------------------------------------------
-    def _decode(self, action: np.ndarray) -> Decision:
-        decoded = self._act_codec.decode(action, self.scenario)
-        if isinstance(decoded, tuple):
-            split, rank = self._act_codec.project_split_rank(*decoded)
-            assert self.allocator is not None
-            decision = self.allocator(self.scenario, self.channel, self.shape, self.config, split, rank)
-            check_feasible(decision, self.scenario, self.shape, self.config)
-            return decision
-        split, rank = self._act_codec.project_split_rank(decoded.split, decoded.rank)
-        return decoded if (split, rank) == (decoded.split, decoded.rank) else decoded.replace(split=split, rank=rank)
 
     def _observe(self) -> np.ndarray:
         obs = self._obs_codec.encode(self.channel, self.scenario, self._split, self._rank, self._val_loss,

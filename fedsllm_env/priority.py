@@ -38,7 +38,7 @@ from gymnasium import spaces
 
 from fedsllm_env.batched import first_argmax
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits
+from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, project_split_rank
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.types import Decision
 
@@ -236,7 +236,7 @@ class PriorityEnv(gym.Wrapper):
         cfg, shape, scenario, channel = base.config, base.shape, base.scenario, base.channel
         a = validate(action, self.action_space.shape)[None]
         split_idx, rank_idx = split_rank_bins(cfg, shape.n_layer, a)
-        split, rank = base.action_codec.project_split_rank(int(split_idx[0]) + 1, cfg.model.ranks[int(rank_idx[0])])
+        split, rank = project_split_rank(int(split_idx[0]) + 1, cfg.model.ranks[int(rank_idx[0])], shape, cfg)
         fwd, _ = client_compute_s(shape, split, rank, scenario, channel.load, cfg)
         act, label, lora = payload_bits(shape, split, rank, cfg)
         own_ms, p_ms, own_fs, p_fs = decode_priority(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import gymnasium as gym
@@ -305,7 +304,6 @@ def test_comparison_rows_and_markdown(env_cfg):
         comparison_rows(results)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("baselines.policy") is None, reason="baselines.policy not written yet")
 def test_baseline_policies_in_the_harness(env_cfg):
     from baselines.policy import BASELINE_NAMES, make_baseline_policy
 
@@ -315,4 +313,7 @@ def test_baseline_policies_in_the_harness(env_cfg):
                for name in BASELINE_NAMES}
     rows = {r["policy"]: r for r in comparison_rows(results)}
     assert rows["optimizer"]["relative_to_optimizer"] == pytest.approx(1.0)
-    assert all(r["rounds_mean"] == 3 or r["success_rate"] > 0 for r in rows.values())
+    assert all(r["rounds_mean"] == 3 for r in rows.values())  # max_rounds=3 before the synthetic target
+    # per decision, the optimizer's E(r) T_round beats the schemes that leave parts random
+    for name in ("all_random", "random_subchannels"):
+        assert rows[name]["expected_total_delay_mean_s"] > rows["optimizer"]["expected_total_delay_mean_s"]

@@ -11,7 +11,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import fedsllm_env  # noqa: F401
+from baselines.alternating import initial_decision
 from baselines.policy import BASELINE_NAMES, make_baseline_policy
+from baselines.problem import Problem
 
 IDS = ["FedsLLM-Surrogate-v0", "FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0"]
 
@@ -65,4 +67,10 @@ def test_hybrid_env_conforms_and_keeps_the_agents_split_and_rank(calibration_pat
     assert (info["split"], info["rank"]) == (3, 16)
     assert env.unwrapped.action_masks().all()
     # the allocator's subchannels and power are no worse than the equal-power greedy start
-    assert info["round_delay_s"] > 0 and np.isfinite(info["round_delay_s"])
+    base = env.unwrapped
+    env.reset(seed=2)
+    problem = Problem(base.scenario, base.channel, base.shape, base.config, base.rounds_needed)
+    start_s = problem.breakdown(initial_decision(problem, 3, 16)).round_s
+    info = env.step(np.array([2, 4]))[4]
+    assert 0 < info["round_delay_s"] <= start_s * (1 + 1e-12)
+    assert info["round_delay_s"] < start_s  # and the optimizer improves on it here

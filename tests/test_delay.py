@@ -7,19 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import (
     check_feasible,
     client_rates_bps,
     decision_violations,
+    expected_total_delay_s,
     payload_bits,
     round_delay,
     subchannel_rates_bps,
-    total_delay_s,
 )
 from fedsllm_env.errors import InfeasibleDecisionError
-from fedsllm_env.profile import ModelShape
-from fedsllm_env.types import ChannelState, Decision, Scenario
 
 N0_W_PER_HZ = 10 ** ((-174 - 30) / 10)
 
@@ -42,30 +39,8 @@ def test_client_rate_sums_its_subchannels_and_uses_owner_gain():
     assert rates[1] == pytest.approx(r(0.2, 4e-10))
 
 
-def _two_client_case():
-    """K=2, M=N=2, one subchannel each; numbers chosen so every term is easy by hand."""
-    cfg = FedsLLMConfig.from_dict({
-        "wireless": {"num_clients": 2, "num_subchannels_ms": 2, "num_subchannels_fs": 2,
-                     "subchannel_bandwidth_ms_hz": 1000.0, "subchannel_bandwidth_fs_hz": 1000.0,
-                     "downlink_rate_bps": 1e4, "broadcast_rate_bps": 1e4},
-        "compute": {"server_cpu_freq_hz": 1e7, "server_flops_per_cycle": 1.0, "backward_factor": 2.0},
-        "model": {"ranks": [2], "initial_rank": 2, "lora_target_modules": ["attn.c_attn"], "activation_bits": 16},
-        "training": {"batch_size": 2, "seq_len": 8, "local_iterations": 3},
-    })
-    shape = ModelShape(n_layer=4, n_embd=8, n_head=2, vocab_size=16, n_inner=32)
-    scenario = Scenario(client_cpu_freq_hz=np.array([1e6, 2e6]), client_flops_per_cycle=np.ones(2),
-                        client_max_power_w=np.full(2, 0.2))
-    p = 0.1
-    g_snr1 = N0_W_PER_HZ * 1000.0 / p  # SNR = 1 -> rate = B
-    gain_ms = np.array([[g_snr1, 0.0], [0.0, 3 * g_snr1]])  # client 1 has SNR 3 -> rate 2B
-    gain_fs = np.array([[g_snr1, 0.0], [0.0, g_snr1]])
-    channel = ChannelState(gain_ms, gain_fs, np.array([0.0, 0.5]))
-    decision = Decision(np.array([0, 1]), np.array([0, 1]), np.full(2, p), np.full(2, p), split=1, rank=2)
-    return cfg, shape, scenario, channel, decision
-
-
-def test_two_client_round_delay_by_hand():
-    cfg, shape, scenario, channel, decision = _two_client_case()
+def test_two_client_round_delay_by_hand(two_client_case):
+    cfg, shape, scenario, channel, decision = two_client_case()
     # FLOPs per sequence of one block: dense 2n(3d^2+d^2+2df) = 12288, attention 4n^2 d = 2048,
     # LoRA on c_attn 2n r (d + 3d) = 1024 -> 15360; LM head 2 n d V = 2048.
     t_f = 2 * 15360 / 1e6  # both clients have 1e6 FLOP/s available (2e6 at load 0.5)
@@ -86,12 +61,12 @@ def test_two_client_round_delay_by_hand():
     np.testing.assert_allclose(b.lora_upload_s, [lora_bits / 1000.0] * 2)
     assert b.round_s == pytest.approx(t_round)
     assert b.round_s == pytest.approx(8.5265408)
-    assert total_delay_s(b.round_s, 12.5) == pytest.approx(12.5 * t_round)
+    assert expected_total_delay_s(12.5, b.round_s) == pytest.approx(12.5 * t_round)
     assert payload_bits(shape, 1, 2, cfg) == (2048.0, 64.0, 1024.0)
 
 
-def test_delay_monotone_in_power_and_split_moves_compute():
-    cfg, shape, scenario, channel, decision = _two_client_case()
+def test_delay_monotone_in_power_and_split_moves_compute(two_client_case):
+    cfg, shape, scenario, channel, decision = two_client_case()
     base = round_delay(decision, channel, scenario, shape, cfg)
     more_power = round_delay(decision.replace(power_ms_w=decision.power_ms_w * 2), channel, scenario, shape, cfg)
     assert more_power.round_s < base.round_s
@@ -101,8 +76,8 @@ def test_delay_monotone_in_power_and_split_moves_compute():
     assert deeper.lora_bits == 3 * base.lora_bits
 
 
-def test_client_without_rate_gets_infinite_delay():
-    cfg, shape, scenario, channel, decision = _two_client_case()
+def test_client_without_rate_gets_infinite_delay(two_client_case):
+    cfg, shape, scenario, channel, decision = two_client_case()
     b = round_delay(decision.replace(power_ms_w=np.array([0.0, 0.1])), channel, scenario, shape, cfg)
     assert np.isinf(b.activation_upload_s[0]) and np.isinf(b.round_s)
 
@@ -117,15 +92,15 @@ def test_client_without_rate_gets_infinite_delay():
     ({"split": 4}, r"split 4 outside \[1, 3\]"),
     ({"rank": 3}, "rank 3 not in candidate ranks"),
 ])
-def test_feasibility_checker_rejects_each_violation(change, match):
-    cfg, shape, scenario, channel, decision = _two_client_case()
+def test_feasibility_checker_rejects_each_violation(change, match, two_client_case):
+    cfg, shape, scenario, channel, decision = two_client_case()
     bad = decision.replace(**change)
     with pytest.raises(InfeasibleDecisionError, match=match):
         check_feasible(bad, scenario, shape, cfg)
 
 
-def test_total_power_limit_and_multiple_violations_listed():
-    cfg, shape, scenario, channel, decision = _two_client_case()
+def test_total_power_limit_and_multiple_violations_listed(two_client_case):
+    cfg, shape, scenario, channel, decision = two_client_case()
     cfg = cfg.replace(wireless=cfg.wireless.replace(total_power_ms_w=0.15))
     assert decision_violations(decision, scenario, shape, cfg) == ["MS link: total power 0.2 W > limit 0.15 W"]
     bad = decision.replace(split=9, rank=5)

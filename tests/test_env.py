@@ -95,7 +95,7 @@ def test_higher_rank_reaches_target_in_fewer_rounds(calibration_path):
     def rounds_with(rank):
         env.reset(seed=0)
         for t in range(1, 100):
-            d = codec.decode(env.action_space.sample(), env.scenario).replace(rank=rank)
+            d = codec.decode(env.action_space.sample(), env.scenario, env.channel).replace(rank=rank)
             if env.step_decision(d)[2]:
                 return t
         return None
@@ -112,9 +112,9 @@ def test_render_and_bad_render_mode(surrogate_config):
         FedsLLMEnv(surrogate_config, render_mode="human")
 
 
-def test_hybrid_without_allocator_is_a_clear_error(calibration_path):
-    with pytest.raises(ConfigError, match="allocator"):
-        FedsLLMEnv({"calibration_path": calibration_path, "action_mode": "hybrid"})
+def test_hybrid_with_an_unknown_allocator_is_a_clear_error(calibration_path):
+    with pytest.raises(ConfigError, match="allocator.*'no-such-allocator'"):
+        FedsLLMEnv({"calibration_path": calibration_path, "action_mode": "hybrid"}, allocator="no-such-allocator")
 
 
 def test_unknown_config_key_through_gym_make(calibration_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +17,6 @@ from train_scripts import benchmark, cli, demo, evaluate, figures, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_PPO = json.dumps({"n_steps": 64, "batch_size": 32, "n_epochs": 2, "policy_kwargs": {"net_arch": [32, 32]}})
-HAVE_BASELINES = importlib.util.find_spec("baselines.policy") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +142,6 @@ def test_benchmark_end_to_end_with_fake_baselines(tmp_path, calibration_path, fa
     assert (out / "agents" / "ppo" / "model.zip").is_file() and (out / "config.json").is_file()
 
 
-@pytest.mark.skipif(not HAVE_BASELINES, reason="baselines.policy not written yet")
 def test_benchmark_with_the_real_baselines(tmp_path, calibration_path):
     from baselines.policy import BASELINE_NAMES
 
@@ -189,16 +186,7 @@ def test_demo_with_warm_start(tmp_path, calibration_path, fake_baselines, capsys
     assert "warm start: clone optimizer on 16 steps" in text and "| ppo (cloned optimizer + 64 steps) |" in text
 
 
-def _engine_ready() -> bool:
-    try:
-        from fedsllm_env.splitfed import SplitFedEngine  # noqa: F401
-    except Exception:
-        return False
-    return HAVE_BASELINES
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _engine_ready(), reason="real split-fed engine or baselines.policy not available")
 def test_demo_real_env(tmp_path, calibration_path):
     out = demo.main(["--timesteps", "64", "--real-rounds", "1", "--seeds", "0", "--surrogate-seeds",
                      "--bc-samples", "16", "--baselines", "optimizer", "--calibration-path", calibration_path,

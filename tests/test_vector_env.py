@@ -21,7 +21,7 @@ from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
 from fedsllm_env.vector import SurrogateVectorEnv
 from fedsllm_env.batched import first_argmax, repair_assignments
-from fedsllm_env.spaces import repair_assignment
+from fedsllm_env.codecs import repair_assignment
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Helpers shared by the scripts: run names, config overrides, JSON outputs, policy resolution.
 
-Nothing here seeds global RNGs; each script does that once, in its own seeding block.
+Nothing here seeds global RNGs; each script does that once with :func:`train_scripts.seeding.seed_everything`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from agents.checkpoint import detect_algo, load_agent
 from agents.evaluation import Policy, PolicyFactory
 from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
 from fedsllm_env.atomic import atomic_write_json
+from fedsllm_env.config import merge_overrides
 from fedsllm_env.errors import MissingFileError, UsageError
 
 __all__ = [
@@ -54,7 +55,7 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
     Returns:
         The merged overrides dict (validated by building a FedsLLMConfig).
     """
-    out: dict[str, Any] = json.loads(json.dumps(base or {}))
+    loaded: dict[str, Any] = {}
     if config_file:
         path = Path(config_file)
         if not path.is_file():
@@ -62,15 +63,8 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
         loaded = read_json_or_yaml(path)
         if not isinstance(loaded, dict):
             raise UsageError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
-        for key, value in loaded.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = {**out[key], **value}
-            else:
-                out[key] = value
-    if calibration_path:
-        out["calibration_path"] = calibration_path
-    if max_rounds:
-        out["training"] = {**out.get("training", {}), "max_rounds": int(max_rounds)}
+    out = merge_overrides(base, loaded, {"calibration_path": calibration_path} if calibration_path else None,
+                          {"training": {"max_rounds": int(max_rounds)}} if max_rounds else None)
     fedsllm_env.FedsLLMConfig.from_dict(out)  # fail early on typos / bad values
     return out
 

@@ -19,21 +19,19 @@ import contextlib
 import functools
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
-import numpy as np
-import torch
 import tyro
 
 from agents.evaluation import comparison_rows, evaluate_policies, make_eval_env, markdown_table, run_episode
-from agents.factory import ALGOS, BOX_ENV_ID, box_env_id, discrete_env_id
+from agents.factory import ALGOS, BOX_ENV_ID
 from agents.training import train_agent
 from fedsllm_env.errors import UsageError
 from fedsllm_env.priority import PriorityEnv, PriorityHeuristic
+from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, sibling_id, variant_of
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
@@ -46,6 +44,7 @@ from train_scripts._common import (
     write_json,
 )
 from train_scripts._ray import ray_map_unordered, ray_session
+from train_scripts.seeding import seed_everything
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                  "decision_ms_per_step", "train_wall_s", "success_rate", "expected_total_delay_mean_s")
@@ -100,13 +99,13 @@ def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
         action_space: the agent's action space.
         own_id: the id the agent was trained on.
     """
-    if "Priority" in own_id:
-        return box_env_id(env_id).replace("-v0", "-Priority-v0")
+    if own_id in PRIORITY_IDS.values():
+        return PRIORITY_IDS[variant_of(sibling_id(env_id, "box"))[0]]
     if isinstance(action_space, gym.spaces.Box):
-        return box_env_id(env_id)
-    if "Hybrid" in own_id:
-        return box_env_id(env_id).replace("-v0", "-Hybrid-v0")
-    return discrete_env_id(env_id)
+        return sibling_id(env_id, "box")
+    if own_id in ENV_IDS.values() and variant_of(own_id)[1] == "hybrid":
+        return sibling_id(env_id, "hybrid")
+    return sibling_id(env_id, "multidiscrete")
 
 
 def _priority_heuristic(env: gym.Env) -> PriorityHeuristic:
@@ -147,16 +146,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agents = [resolve_policy(spec) for spec in args.agents]  # a bad path fails before any training
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed, args.torch_threads)
 
     out = new_output_dir(Path(args.runs_dir) / run_name(args.env_id, "benchmark", args.seed))
     save_run_config(out, args, cfg)
 
     policies: list[tuple[str, Any, str, dict[str, Any]]] = []  # name, policy/factory, env id, env overrides
-    priority_id = box_env_id(args.env_id).replace("-v0", "-Priority-v0")
+    priority_id = PRIORITY_IDS[variant_of(sibling_id(args.env_id, "box"))[0]]
     for name in names:
         policies.append((name, baseline_factory(name), priority_id if name == "priority_heuristic" else args.env_id,
                          cfg))
@@ -165,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     trained: dict[str, Any] = {}
     wall: dict[str, float] = {}  # training wall time of each agent, s
     for algo in args.train_algos:
-        env_id = discrete_env_id(args.env_id) if algo == "maskable_ppo" else box_env_id(args.env_id)
+        env_id = sibling_id(args.env_id, "multidiscrete" if algo == "maskable_ppo" else "box")
         result = train_agent(algo, out / "agents" / algo, env_id=env_id, seed=args.seed,
                              total_timesteps=args.train_timesteps, config=cfg, hyperparams=overrides,
                              progress_bar=args.progress_bar)

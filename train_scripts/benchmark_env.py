@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from train_scripts.seeding import seed_everything
+
 
 @dataclass
 class Args:
@@ -30,7 +32,7 @@ class Args:
     real_steps: int = 3
     """Real-mode env steps (training rounds) to time; 0 skips the real mode."""
     seed: int = 0
-    """Seed of the env and of the sampled actions."""
+    """Seed of the env, of the sampled actions and of the global RNGs."""
     calibration_path: str = ""
     """Calibration JSON ("" = the measured table shipped with the package)."""
     torch_threads: int = 0
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     at_least(surrogate_steps=(args.surrogate_steps, 1), real_steps=(args.real_steps, 0),
              torch_threads=(args.torch_threads, 0))
     load_calibration(args.calibration_path)
+    seed_everything(args.seed, args.torch_threads)
     s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
     print(f"surrogate: {s['steps_per_s']:,.0f} steps/s ({s['steps']} steps in {s['seconds']:.2f} s, one process)")
     for n in args.num_envs:
@@ -145,10 +148,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"PPO training: single env {p['single']:,.0f} env steps/s, batched ({args.ppo_envs} envs, n_steps 64, "
               f"batch 512) {p['batched']:,.0f} env steps/s ({p['batched'] / p['single']:.1f}x; 1 torch thread)")
     if args.real_steps > 0:
-        if args.torch_threads > 0:
-            import torch
-
-            torch.set_num_threads(args.torch_threads)
         r = time_real(args.real_steps, args.seed, args.calibration_path)
         print(f"real ({args.real_steps} random-action steps, torch threads {_torch_threads()}): setup {r['setup_s']:.1f} s, "
               f"{r['step_s']:.3f} s/step = training {r['train_s']:.3f} + validation {r['val_s']:.3f} + "

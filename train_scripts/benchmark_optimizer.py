@@ -33,6 +33,7 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.profile import ModelShape
 from baselines import SCHEMES, AlternatingOptimizer, exact_optimum, random_problem, sized_config
+from train_scripts.seeding import seed_everything
 
 
 def _rounds_needed(path: str | None) -> tuple[Callable[[int], float], str, ModelShape | None]:
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="'calibration' (the calibrated model's shape), 'tiny' (the config's tiny GPT-2 with a "
                              "500-token vocabulary), 'gpt2' (124M) or 'auto' (calibration if present, else tiny)")
     parser.add_argument("--calibration", default=None, help="calibration JSON for E(r) (default: shipped)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the global RNGs (instances draw from their own seeds 0, 1, ...)")
     args = parser.parse_args(argv)
     for flag in ("clients", "factors"):
         if min(getattr(args, flag)) < 1:
@@ -137,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for flag in ("seeds", "gap_seeds"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    seed_everything(args.seed)
     if args.quick:
         args.clients, args.factors, args.seeds, args.gap_seeds = [5, 10, 20], [2], 2, 10
     cfg = FedsLLMConfig()

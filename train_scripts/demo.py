@@ -17,14 +17,12 @@ Example::
 from __future__ import annotations
 
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
-import numpy as np
 import torch
 import tyro
 
@@ -33,6 +31,7 @@ from agents.factory import BOX_ENV_ID
 from agents.training import train_agent
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
+from train_scripts.seeding import seed_everything
 
 SURROGATE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                      "success_rate", "decision_ms_per_step")
@@ -102,10 +101,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_baselines(names + ((args.bc_teacher,) if args.bc_teacher else ()))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads or 1)
+    seed_everything(args.seed, args.torch_threads or 1)
 
     run_dir = new_output_dir(Path(args.runs_dir) / run_name(BOX_ENV_ID, "demo-ppo", args.seed))
     save_run_config(run_dir, args, cfg, algo="ppo", env_id=BOX_ENV_ID)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import torch
 import tyro
 
 from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import env_overrides, resolve_policy, run_name, save_run_config, write_json
 from train_scripts._ray import ray_map_unordered, ray_session
+from train_scripts.seeding import seed_everything
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                  "success_rate", "expected_total_delay_mean_s", "final_val_loss_mean", "decision_ms_per_step")
@@ -77,10 +75,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed, args.torch_threads)
 
     resolved = [resolve_policy(spec, args.algo, args.env_id) for spec in args.policies]
     entries = []

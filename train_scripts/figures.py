@@ -17,9 +17,7 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,12 +28,11 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 import tyro  # noqa: E402
 
 from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config  # noqa: E402
 from agents.factory import BOX_ENV_ID  # noqa: E402
-from fedsllm_env.config import FedsLLMConfig  # noqa: E402
+from fedsllm_env.config import FedsLLMConfig, merge_overrides  # noqa: E402
 from fedsllm_env.errors import ConfigError, MissingFileError, UsageError  # noqa: E402
 from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty  # noqa: E402
 from train_scripts._common import (  # noqa: E402
@@ -47,6 +44,7 @@ from train_scripts._common import (  # noqa: E402
     save_run_config,
     write_json,
 )
+from train_scripts.seeding import seed_everything  # noqa: E402
 
 
 @dataclass
@@ -85,13 +83,6 @@ class Args:
     """torch intra-op threads."""
 
 
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(base))
-    for key, value in patch.items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
-
-
 def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str) -> float:
     records = evaluate_policy_on_seeds(policy, BOX_ENV_ID, list(seeds), config=cfg, max_rounds=rounds, name=name)
     return float(np.mean([r.mean_expected_total_delay_s for r in records]))
@@ -113,7 +104,7 @@ def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tupl
     if agent is not None:
         curves[agent[0]] = []
     for _, patch in patches:
-        cfg = _merge(base, patch)
+        cfg = merge_overrides(base, patch)
         for name, factory in policies.items():
             curves[name].append(_point(factory, cfg, seeds, rounds, name))
         if agent is not None:
@@ -235,15 +226,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     for key, (_, patches, _, _) in sweeps.items():  # every sweep point must be a valid config
         for x, patch in patches:
             try:
-                FedsLLMConfig.from_dict(_merge(defaults, patch))
+                FedsLLMConfig.from_dict(merge_overrides(defaults, patch))
             except (ConfigError, TypeError) as e:
                 raise UsageError(f"the {key} sweep at {x:g} gives an invalid config: {e}") from e
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed, args.torch_threads)
 
     names = tuple(args.policies) or baseline_names()
     policies: dict[str, Callable[..., Any]] = {name: baseline_factory(name) for name in names}

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import inspect
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-import torch
 import tyro
 
 from agents.checkpoint import detect_algo, latest_checkpoint
@@ -44,6 +42,7 @@ from train_scripts._checks import (
 )
 from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
 from train_scripts._ray import ray_session
+from train_scripts.seeding import seed_everything
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
 VecEnvName = Literal["", "batched", "dummy", "subproc"]
@@ -107,7 +106,7 @@ class Args:
     verbose: int = 0
     """SB3 verbosity (0 silent, 1 info)."""
     torch_deterministic: bool = True
-    """Set torch.backends.cudnn.deterministic."""
+    """Set torch.backends.cudnn.deterministic (and benchmark off)."""
     torch_threads: int = 1
     """torch intra-op threads (1 is fastest for these small MLPs, especially on a busy machine)."""
     bc_teacher: str = ""
@@ -360,11 +359,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     plan = plan_rllib_run(args) if args.framework == "rllib" else plan_run(args)
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed, args.torch_threads, args.torch_deterministic)
 
     if args.framework == "rllib":
         return _train_rllib(args, plan)

@@ -1,8 +1,10 @@
-"""Observation encoding and action decoding for B envs (batched mirrors of :mod:`fedsllm_env.spaces`).
+"""Observation encoding and action decoding for B envs (batched mirrors of :mod:`fedsllm_env.spaces` and
+:mod:`fedsllm_env.codecs`).
 
-Layouts, projections and error rules are those of the single env's codecs (documented in
-:mod:`fedsllm_env.spaces`); the arithmetic repeats theirs element by element, so env i's observation
-and decision are bit-identical to the single env's (tested).
+Layouts, projections and error rules are those of the single env's observation codec and Box / MultiDiscrete
+action codecs; the arithmetic repeats theirs element by element, so env i's observation and decision are
+bit-identical to the single env's (tested). The priority actions (:mod:`fedsllm_env.priority`) share their
+batched functions with the single env.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from fedsllm_env.profile import ModelShape
 from fedsllm_env.batched import batched_bincount, first_argmax, repair_assignments
 from fedsllm_env.priority import decode_priority, priority_space, split_rank_bins
 from fedsllm_env.priority import validate as _validate_priority
-from fedsllm_env.spaces import GAIN_DB_RANGE, MIN_BUDGET_FRACTION, ActionCodec
+from fedsllm_env.codecs import MIN_BUDGET_FRACTION
+from fedsllm_env.codecs.base import SplitRankCodec
+from fedsllm_env.spaces import GAIN_DB_RANGE
 
 __all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "BatchedPriorityDecoder"]
 
@@ -95,17 +99,17 @@ class BatchedActionDecoder:
     """Decodes (B, action_dim) actions of the Box or MultiDiscrete mode into feasible batched decisions.
 
     Args:
-        codec: the single env's :class:`~fedsllm_env.spaces.ActionCodec` (its space, mode and the
-            memory projection of split and rank are reused).
+        codec: the single env's Box or MultiDiscrete codec (:mod:`fedsllm_env.codecs`; its space, mode and
+            the memory projection of split and rank are reused).
     """
 
-    def __init__(self, codec: ActionCodec):
+    def __init__(self, codec: SplitRankCodec):
         if codec.mode not in ("box", "multidiscrete"):
             raise InvalidActionError(f"batched decoding supports action_mode 'box' and 'multidiscrete', "
                                      f"got {codec.mode!r}")
         self.codec = codec
         self.cfg = codec.cfg
-        self.space = codec.space()
+        self.space = codec.space
         w = self.cfg.wireless
         self.k, self.m, self.n = w.num_clients, w.num_subchannels_ms, w.num_subchannels_fs
         ranks = self.cfg.model.ranks
@@ -115,7 +119,7 @@ class BatchedActionDecoder:
         self._proj_rank = np.empty((self.n_split, self.n_rank), dtype=np.int64)
         for s in range(self.n_split):
             for j, r in enumerate(ranks):
-                c, rr = codec.project_split_rank(s + 1, r)
+                c, rr = codec.split_rank(s, j)
                 self._proj_split[s, j], self._proj_rank[s, j] = c - 1, ranks.index(rr)
         self._eye = np.eye(self.k)
 
@@ -147,7 +151,7 @@ class BatchedActionDecoder:
                 x[:, offset + size_ms: offset + size_ms + size_fs].reshape(b, *fs_shape)]
 
     def decode(self, actions: np.ndarray, channel: Any, tables: Any = None) -> BatchedDecisions:
-        """Feasible decisions of every env (same projections as ``ActionCodec.decode``).
+        """Feasible decisions of every env (same projections as the codec's ``decode``).
 
         The two links are decoded as one stacked batch when they have as many subchannels (the default).
 
@@ -205,10 +209,10 @@ class BatchedPriorityDecoder:
     """Decodes (B, 2 K + 4) priority actions (:mod:`fedsllm_env.priority`) into feasible batched decisions.
 
     Args:
-        codec: the single env's Box :class:`~fedsllm_env.spaces.ActionCodec` (memory projection of split/rank).
+        codec: the single env's :class:`~fedsllm_env.codecs.BoxCodec` (memory projection of split/rank).
     """
 
-    def __init__(self, codec: ActionCodec):
+    def __init__(self, codec: SplitRankCodec):
         self.cfg = codec.cfg
         self.space = priority_space(self.cfg.wireless.num_clients)
         self.n_layer = codec.shape.n_layer

@@ -142,11 +142,7 @@ class SurrogateVectorEnv(VectorEnv):
         self._rounds = np.zeros(b, dtype=np.int64)
         self._cumulative_delay_s = np.zeros(b)
         self._ranks = np.asarray(cfg.model.ranks, dtype=np.int64)
-        if cfg.action_mode != "box":
-            template.reset(seed=0)  # masks depend on the config only; the single env asks for a scenario
-            self._masks: np.ndarray | None = template.action_masks()
-        else:
-            self._masks = None
+        self._masks: np.ndarray | None = template.action_masks() if cfg.action_mode != "box" else None
         self._ready = False
 
     # ---- helpers -----------------------------------------------------------------------------

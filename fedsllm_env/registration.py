@@ -1,0 +1,91 @@
+"""The versioned env ids, one table keyed by (mode, action_mode), and their Gymnasium registration.
+
+Every id's entry point is :class:`fedsllm_env.env.FedsLLMEnv`; the id fixes ``mode`` and
+``action_mode`` through the ``variant`` keyword. The hybrid ids need an allocator, which the env
+looks up by name (:mod:`fedsllm_env.codecs.hybrid`) unless ``gym.make(..., allocator=...)`` passes one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["ENV_IDS", "ENTRY_POINT", "PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
+           "register_envs"]
+
+Mode = Literal["real", "surrogate"]
+ActionMode = Literal["box", "multidiscrete", "hybrid"]
+
+ENV_IDS: dict[tuple[str, str], str] = {
+    ("real", "box"): "FedsLLM-v0",
+    ("real", "multidiscrete"): "FedsLLM-Discrete-v0",
+    ("real", "hybrid"): "FedsLLM-Hybrid-v0",
+    ("surrogate", "box"): "FedsLLM-Surrogate-v0",
+    ("surrogate", "multidiscrete"): "FedsLLM-Surrogate-Discrete-v0",
+    ("surrogate", "hybrid"): "FedsLLM-Surrogate-Hybrid-v0",
+}
+"""(mode, action_mode) -> registered id."""
+
+ENTRY_POINT = "fedsllm_env.env:FedsLLMEnv"
+"""Entry point of every id of :data:`ENV_IDS`."""
+
+PRIORITY_IDS: dict[str, str] = {"real": "FedsLLM-Priority-v0", "surrogate": "FedsLLM-Surrogate-Priority-v0"}
+"""mode -> id of the priority actions (:mod:`fedsllm_env.priority`, a wrapper of the Box env: its siblings are
+the Box ids)."""
+
+VECTOR_ENTRY_POINTS: dict[str, str] = {
+    "FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+    "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+    "FedsLLM-Surrogate-Priority-v0": "fedsllm_env.vector:make_priority_vector_env",
+}
+"""Ids with a batched numpy version (``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``)."""
+
+
+def env_id(mode: str, action_mode: str) -> str:
+    """The registered id of (mode, action_mode); ValueError naming the valid pairs otherwise."""
+    try:
+        return ENV_IDS[(mode, action_mode)]
+    except KeyError:
+        raise ValueError(f"no env id for mode={mode!r}, action_mode={action_mode!r}; "
+                         f"valid pairs: {sorted(ENV_IDS)}") from None
+
+
+def variant_of(env_id_: str) -> tuple[str, str]:
+    """(mode, action_mode) of a registered id; ValueError for an unknown id."""
+    for key, value in ENV_IDS.items():
+        if value == env_id_:
+            return key
+    for mode, value in PRIORITY_IDS.items():
+        if value == env_id_:
+            return mode, "box"
+    raise ValueError(f"{env_id_!r} is not a FedsLLM id; known: {sorted(ENV_IDS.values())}")
+
+
+def sibling_id(env_id_: str | None, action_mode: str, default_mode: str = "surrogate") -> str:
+    """The id with the same mode as ``env_id_`` (``default_mode`` for None or a foreign id) and another
+    ``action_mode``, e.g. ``sibling_id("FedsLLM-v0", "multidiscrete") == "FedsLLM-Discrete-v0"``."""
+    mode = default_mode
+    if env_id_ is not None and (env_id_ in ENV_IDS.values() or env_id_ in PRIORITY_IDS.values()):
+        mode = variant_of(env_id_)[0]
+    return env_id(mode, action_mode)
+
+
+def register_envs() -> None:
+    """Register every id of :data:`ENV_IDS` once (idempotent); nothing to register without gymnasium."""
+    try:
+        from gymnasium.envs.registration import register, registry
+    except ImportError:
+        return
+
+    for (mode, action_mode), id_ in ENV_IDS.items():
+        if id_ in registry:
+            continue
+        # real training on CPU is bit-reproducible for a seed (tested), so no id is nondeterministic
+        register(id=id_, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
+                 kwargs={"config": None, "variant": {"mode": mode, "action_mode": action_mode}},
+                 nondeterministic=False, disable_env_checker=False)
+    for mode, id_ in PRIORITY_IDS.items():
+        if id_ not in registry:
+            register(id=id_, entry_point="fedsllm_env.priority:make_priority_env",
+                     vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
+                     kwargs={"config": None, "variant": {"mode": mode, "action_mode": "box"}},
+                     nondeterministic=False, disable_env_checker=False)
