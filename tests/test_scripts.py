@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import train_scripts._common as common
+from fedsllm_env.errors import UsageError
 from train_scripts import benchmark, cli, demo, evaluate, figures, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,11 +180,35 @@ def test_demo_surrogate_only(tmp_path, calibration_path, fake_baselines, capsys)
 
 
 def test_demo_with_warm_start(tmp_path, calibration_path, fake_baselines, capsys):
-    demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "--bc-teacher", "optimizer",
-               "--bc-samples", "16", "--baselines", "optimizer", "--calibration-path", calibration_path,
-               "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    demo.main(["--env-id", "FedsLLM-Surrogate-v0", "--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds",
+               "3", "--bc-teacher", "optimizer", "--bc-samples", "16", "--baselines", "optimizer",
+               "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--no-progress-bar"])
     text = capsys.readouterr().out
     assert "warm start: clone optimizer on 16 steps" in text and "| ppo (cloned optimizer + 64 steps) |" in text
+
+
+def test_demo_default_clones_the_search_teacher_in_the_priority_env(tmp_path, calibration_path, fake_baselines,
+                                                                      capsys):
+    out = demo.main(["--real-rounds", "0", "--surrogate-seeds", "3", "--bc-samples", "16", "--baselines",
+                     "optimizer", "--calibration-path", calibration_path, "--runs-dir", str(tmp_path),
+                     "--no-progress-bar"])
+    text = capsys.readouterr().out
+    assert "training PPO on FedsLLM-Surrogate-Priority-v0 (warm start: clone search on 16 steps, then 0 RL" in text
+    assert "| ppo (cloned search + 0 steps) |" in text and "PPO in FedsLLM-Surrogate-Priority-v0" in text
+    config = json.loads((out / "config.json").read_text())
+    assert "Priority" in json.dumps(config)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--timesteps", "0", "--bc-teacher", ""], "trains nothing"),
+    (["--env-id", "FedsLLM-v0"], "not a surrogate id"),
+    (["--bc-teacher", "equal_power"], "the teacher is one of"),
+    (["--real-env-id", "FedsLLM-Discrete-v0"], "wraps a Box id"),
+])
+def test_demo_refuses_inconsistent_flags(tmp_path, argv, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        demo.main([*argv, "--runs-dir", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

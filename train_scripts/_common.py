@@ -131,6 +131,18 @@ def baseline_names() -> tuple[str, ...]:
     return tuple(BASELINE_NAMES)
 
 
+PRIORITY_TEACHERS = ("search", "priority_heuristic")
+"""``--bc-teacher`` values that exist only for the Priority ids (besides the baselines)."""
+
+
+def bc_teacher_arg(name: str) -> str | PolicyFactory | None:
+    """The ``bc_teacher`` value ``agents.training.train_agent`` takes for ``--bc-teacher name``: None for "",
+    "search" as is, otherwise the baseline's policy factory."""
+    if not name:
+        return None
+    return name if name == "search" else baseline_factory(name)
+
+
 def baseline_factory(name: str) -> PolicyFactory:
     """A factory binding the baseline ``name`` to the env it will act in (``priority_heuristic``: the fixed
     action of the priority codec, :class:`fedsllm_env.priority.PriorityHeuristic`, for the Priority ids)."""

@@ -1,11 +1,13 @@
 """The end-to-end demo: train PPO on the surrogate env, then compare it with the optimizer in REAL training.
 
-1. Train PPO on ``FedsLLM-Surrogate-v0``: a behaviour-cloning warm start from a cheap baseline
-   (``--bc-teacher``, default equal power) then a short RL budget (``--timesteps``).
+1. Train PPO on ``FedsLLM-Surrogate-Priority-v0`` (priority actions, ``fedsllm_env/priority.py``): a
+   behaviour-cloning warm start from the search teacher (``--bc-teacher``), then ``--timesteps`` RL steps
+   (0 by default: the clone alone is the best agent of ``docs/benchmark.md``; RL did not improve it).
 2. Evaluate PPO, the paper's optimizer and a few heuristics on the same seeds: full episodes in the
-   surrogate env (cheap), then ``--real-rounds`` rounds each in the real env ``FedsLLM-v0``, which
-   fine-tunes the tiny GPT-2 with split-federated LoRA for every round (the backbone is pre-trained
-   once and cached on first use, a couple of minutes the first time).
+   surrogate env (cheap), then ``--real-rounds`` rounds each in the real env ``FedsLLM-v0`` (PPO acts
+   through the priority wrapper around the same env), which fine-tunes the tiny GPT-2 with
+   split-federated LoRA for every round (the backbone is pre-trained once and cached on first use, a
+   couple of minutes the first time).
 3. Print both comparison tables and save them with the model under ``runs/<run_name>/``.
 
 Example::
@@ -26,11 +28,14 @@ import gymnasium as gym
 import torch
 import tyro
 
+from fedsllm_env.errors import UsageError
+from fedsllm_env.priority import PriorityEnv
+from fedsllm_env.registration import PRIORITY_IDS, sibling_id, variant_of
 from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table, merge_config
-from agents.factory import BOX_ENV_ID
 from agents.training import train_agent
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
-from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
+from train_scripts._common import (PRIORITY_TEACHERS, baseline_factory, bc_teacher_arg, env_overrides, run_name,
+                                   save_run_config, write_json)
 from train_scripts.seeding import seed_everything
 
 SURROGATE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
@@ -43,14 +48,16 @@ REAL_COLUMNS = ("policy", "total_delay_mean_s", "relative_to_optimizer", "expect
 class Args:
     """Train PPO on the surrogate env, then compare it with the optimizer in real split-fed training."""
 
-    timesteps: int = 50000
-    """PPO training budget on the surrogate env after the warm start, env steps (~30 s on one core)."""
-    bc_teacher: str = "equal_power"
-    """Baseline PPO is behaviour-cloned from before RL ("" = plain PPO from scratch). Measured on seeds
-    1000-1004: from scratch PPO needs ~300k steps for ~2x the optimizer's delay; cloned from equal_power
-    it is at ~1.24x before any RL step."""
-    bc_samples: int = 8000
-    """Teacher env steps for the warm start (~40 s with equal_power)."""
+    env_id: str = "FedsLLM-Surrogate-Priority-v0"
+    """Surrogate env id PPO trains and acts in (a Priority id, or a Box id such as FedsLLM-Surrogate-v0)."""
+    timesteps: int = 0
+    """PPO steps on the surrogate env after the warm start (0 = the clone alone; needs --bc-teacher)."""
+    bc_teacher: str = "search"
+    """Teacher PPO is behaviour-cloned from before RL: "search" (Priority ids: the best priority action of a
+    grid, priced on each round's channel), a baseline name, or "" (plain PPO from scratch). Variants and
+    their ratios to the optimizer: docs/benchmark.md."""
+    bc_samples: int = 16384
+    """Teacher env steps for the warm start."""
     real_rounds: int = 3
     """Rounds of REAL split-federated training per policy and seed (0 = skip the real env)."""
     seeds: tuple[int, ...] = (1000,)
@@ -75,12 +82,14 @@ class Args:
     """torch intra-op threads (0 = 1 while training PPO, all cores for the real LLM training)."""
 
 
-def _compare(policies: dict[str, Any], env: str | gym.Env, seeds: Sequence[int], cfg: dict[str, Any] | None,
+def _compare(policies: dict[str, tuple[Any, str | gym.Env]], seeds: Sequence[int], cfg: dict[str, Any] | None,
              columns: Sequence[str]) -> tuple[str, list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Evaluate every ``name -> (policy, env id or built env)`` on ``seeds``; the markdown table and records."""
     results = {}
-    for name, policy in policies.items():
+    for name, (policy, env) in policies.items():
         t0 = time.perf_counter()
-        results[name] = evaluate_policy_on_seeds(policy, env, list(seeds), config=cfg, name=name)
+        results[name] = evaluate_policy_on_seeds(policy, env, list(seeds), config=None if isinstance(env, gym.Env)
+                                                 else cfg, name=name)
         print(f"  {name}: {time.perf_counter() - t0:.1f} s")
     rows = comparison_rows(results, reference="optimizer")
     return markdown_table(rows, columns), rows, {n: [r.to_dict() for r in recs] for n, recs in results.items()}
@@ -90,42 +99,57 @@ def main(argv: Sequence[str] | None = None) -> Path:
     """Run the demo; returns the run folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm demo")
     start = time.perf_counter()
-    at_least(timesteps=(args.timesteps, 1), bc_samples=(args.bc_samples, 1), real_rounds=(args.real_rounds, 0),
+    at_least(timesteps=(args.timesteps, 0), bc_samples=(args.bc_samples, 1), real_rounds=(args.real_rounds, 0),
              torch_threads=(args.torch_threads, 0))
+    check_env_id(args.env_id, flag="--env-id")
+    if variant_of(args.env_id)[0] != "surrogate":
+        raise UsageError(f"--env-id {args.env_id} is not a surrogate id (PPO trains on the surrogate; the real "
+                         f"comparison uses --real-env-id)")
+    if not args.timesteps and not args.bc_teacher:
+        raise UsageError("--timesteps 0 trains nothing without --bc-teacher")
+    priority = args.env_id in PRIORITY_IDS.values()
+    base_id = sibling_id(args.env_id, "box") if priority else args.env_id
     if args.real_rounds:
         non_empty(seeds=args.seeds)
         check_env_id(args.real_env_id, flag="--real-env-id")
+        if priority and variant_of(args.real_env_id)[1] != "box":
+            raise UsageError(f"--real-env-id {args.real_env_id}: PPO acts through the priority wrapper, which "
+                             f"wraps a Box id such as FedsLLM-v0")
     cfg = env_overrides(args.config, args.calibration_path)
     check_env_config(cfg)
     names = ("optimizer",) + tuple(b for b in args.baselines if b != "optimizer")
-    check_baselines(names + ((args.bc_teacher,) if args.bc_teacher else ()))
+    check_baselines(names)
+    if args.bc_teacher and priority and args.bc_teacher not in PRIORITY_TEACHERS:
+        raise UsageError(f"--bc-teacher {args.bc_teacher}: on {args.env_id} the teacher is one of "
+                         f"{list(PRIORITY_TEACHERS)} (baselines act in the Box ids: pass --env-id {base_id})")
+    if args.bc_teacher and not priority:
+        check_baselines([args.bc_teacher], "--bc-teacher")
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     seed_everything(args.seed, args.torch_threads or 1)
 
-    run_dir = new_output_dir(Path(args.runs_dir) / run_name(BOX_ENV_ID, "demo-ppo", args.seed))
-    save_run_config(run_dir, args, cfg, algo="ppo", env_id=BOX_ENV_ID)
+    run_dir = new_output_dir(Path(args.runs_dir) / run_name(args.env_id, "demo-ppo", args.seed))
+    save_run_config(run_dir, args, cfg, algo="ppo", env_id=args.env_id)
     report: dict[str, Any] = {}
 
     warm = f"warm start: clone {args.bc_teacher} on {args.bc_samples} steps, then " if args.bc_teacher else ""
-    print(f"[1/3] training PPO on {BOX_ENV_ID} ({warm}{args.timesteps} RL steps)")
-    result = train_agent("ppo", run_dir, env_id=BOX_ENV_ID, seed=args.seed, total_timesteps=args.timesteps,
-                         config=cfg, progress_bar=args.progress_bar,
-                         bc_teacher=baseline_factory(args.bc_teacher) if args.bc_teacher else None,
-                         bc_samples=args.bc_samples)
+    print(f"[1/3] training PPO on {args.env_id} ({warm}{args.timesteps} RL steps)")
+    result = train_agent("ppo", run_dir, env_id=args.env_id, seed=args.seed,
+                         total_timesteps=args.timesteps or None, config=cfg, progress_bar=args.progress_bar,
+                         bc_teacher=bc_teacher_arg(args.bc_teacher), bc_samples=args.bc_samples, rl=args.timesteps > 0)
     report["train_wall_time_s"] = result.wall_time_s
     print(f"      done in {result.wall_time_s:.1f} s -> {result.model_path}")
-    policies: dict[str, Any] = {name: baseline_factory(name) for name in names}
-    label = f"ppo (cloned {args.bc_teacher} + {args.timesteps} steps)" if args.bc_teacher else \
-        f"ppo ({args.timesteps} steps)"
-    policies[label] = result.model
+    label = (f"ppo (cloned {args.bc_teacher} + {args.timesteps} steps)" if args.bc_teacher
+             else f"ppo ({args.timesteps} steps)")
 
     tables = []
     if args.surrogate_seeds:
         print(f"[2/3] surrogate env, full episodes, seeds {list(args.surrogate_seeds)}")
-        table, rows, episodes = _compare(policies, BOX_ENV_ID, args.surrogate_seeds, cfg, SURROGATE_COLUMNS)
+        policies = {name: (baseline_factory(name), base_id) for name in names} | {label: (result.model, args.env_id)}
+        table, rows, episodes = _compare(policies, args.surrogate_seeds, cfg, SURROGATE_COLUMNS)
         report["surrogate"] = {"rows": rows, "episodes": episodes}
-        tables.append(f"### Surrogate env ({BOX_ENV_ID}), full episodes, seeds {list(args.surrogate_seeds)}\n\n"
+        ppo_env = f"PPO in {args.env_id}, the others in {base_id}" if priority else base_id
+        tables.append(f"### Surrogate env ({ppo_env}), full episodes, seeds {list(args.surrogate_seeds)}\n\n"
                       + table)
     if args.real_rounds > 0:
         if not args.torch_threads:
@@ -137,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         env = gym.make(args.real_env_id, config=real_cfg)  # one engine shared by every policy
         report["real_env_build_s"] = time.perf_counter() - t0
         try:
-            table, rows, episodes = _compare(policies, env, args.seeds, None, REAL_COLUMNS)
+            policies = ({name: (baseline_factory(name), env) for name in names}
+                        | {label: (result.model, PriorityEnv(env) if priority else env)})
+            table, rows, episodes = _compare(policies, args.seeds, None, REAL_COLUMNS)
         finally:
             env.close()
         report["real"] = {"rows": rows, "episodes": episodes}

@@ -40,7 +40,8 @@ from train_scripts._checks import (
     check_env_id,
     parse_hyperparams,
 )
-from train_scripts._common import baseline_factory, env_overrides, run_name, save_run_config, write_json
+from train_scripts._common import (PRIORITY_TEACHERS, bc_teacher_arg, env_overrides, run_name, save_run_config,
+                                   write_json)
 from train_scripts._ray import ray_session
 from train_scripts.seeding import seed_everything
 
@@ -271,15 +272,7 @@ def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
 
 _SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "bc_only", "save_replay_buffer")
 
-PRIORITY_TEACHERS = ("search", "priority_heuristic")
 """--bc-teacher values that are not baselines of baselines.policy (teachers in the priority action space)."""
-
-
-def _teacher(name: str):
-    """The --bc-teacher value train_agent takes: None, "search", or a policy factory."""
-    if not name:
-        return None
-    return name if name == "search" else baseline_factory(name)
 
 
 def plan_rllib_run(args: Args) -> RunPlan:
@@ -377,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
             checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes or 5,
             progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose, vec_env=args.vec_env,
-            resume_from=plan.resume, bc_teacher=_teacher(args.bc_teacher), rl=not args.bc_only,
+            resume_from=plan.resume, bc_teacher=bc_teacher_arg(args.bc_teacher), rl=not args.bc_only,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
             n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"))
         hyperparams = result.hyperparams
