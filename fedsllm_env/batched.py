@@ -1,13 +1,32 @@
 """Small numpy helpers with a leading batch axis, shared by the batched env and the batched codecs.
 
-Each one equals its single-env counterpart row by row (bit for bit; tested).
+Each one equals its single-env counterpart row by row (bit for bit; tested). They index flattened arrays
+with per-row offsets (:func:`row_offsets`, made once per shape) instead of 2-D fancy indexing or
+``take_along_axis``: for the small rows of the env (K = 5 clients, 10 subchannels) the per-call
+overhead of numpy dominates, so fewer and simpler calls are faster.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-__all__ = ["batched_bincount", "first_argmax", "repair_assignments"]
+__all__ = ["batched_bincount", "first_argmax", "repair_assignments", "row_offsets", "take_rows"]
+
+
+@lru_cache(maxsize=64)
+def row_offsets(rows: int, stride: int) -> np.ndarray:
+    """(rows, 1) read-only column ``[0, stride, 2 stride, ...]``: flat index of the start of each row."""
+    out = (np.arange(rows, dtype=np.int64) * stride)[:, None]
+    out.flags.writeable = False
+    return out
+
+
+def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Row-wise ``values[b, index[b]]`` of a (B, L) array and (B, ...) indices: ``take_along_axis`` on axis 1."""
+    b, length = values.shape
+    return values.ravel()[index + row_offsets(b, length).reshape((b,) + (1,) * (index.ndim - 1))]
 
 
 def batched_bincount(index: np.ndarray, weights: np.ndarray | None, length: int) -> np.ndarray:
@@ -16,24 +35,14 @@ def batched_bincount(index: np.ndarray, weights: np.ndarray | None, length: int)
     Each bin sums its entries in index order, as ``np.bincount`` does for one row.
     """
     b = index.shape[0]
-    flat = (index + length * np.arange(b)[:, None]).ravel()
+    flat = (index + row_offsets(b, length)).ravel()
     out = np.bincount(flat, weights=None if weights is None else weights.ravel(), minlength=b * length)
     return out.reshape(b, length)
 
 
 def first_argmax(x: np.ndarray) -> np.ndarray:
-    """``np.argmax(x, axis=-1)`` (the first maximum). Many short rows: a loop over the last axis, one vectorised
-    comparison per entry, instead of numpy's per-row reduction (slow for rows of a few elements)."""
-    n = x.shape[-1]
-    if n > 16 or x.size < 512 * n * (n - 1):
-        return np.argmax(x, axis=-1)
-    best = x[..., 0].copy()
-    idx = np.zeros(best.shape, dtype=np.int64)
-    for j in range(1, n):
-        col = x[..., j]
-        np.copyto(idx, j, where=col > best)  # strict: ties keep the first index
-        np.maximum(best, col, out=best)
-    return idx
+    """``np.argmax(x, axis=-1)``: the index of the first maximum of every row (numpy >= 2 runs short rows fast)."""
+    return np.argmax(x, axis=-1)
 
 
 def repair_assignments(owner: np.ndarray, preference: np.ndarray, num_clients: int) -> np.ndarray:
@@ -47,31 +56,34 @@ def repair_assignments(owner: np.ndarray, preference: np.ndarray, num_clients: i
     Returns:
         (B, S) repaired owners (``owner`` itself when nothing needs repair).
     """
-    counts = batched_bincount(owner, None, num_clients)
-    missing = counts == 0
-    any_missing = missing[:, 0].copy()
-    for k in range(1, num_clients):
-        any_missing |= missing[:, k]
-    rows = np.flatnonzero(any_missing)
-    if rows.size == 0:
+    k = num_clients
+    counts = batched_bincount(owner, None, k)
+    # (row, client) of every client without a subchannel, rows ascending and clients ascending within a row:
+    # the single env serves a row's clients in that order
+    flat_missing = np.flatnonzero(counts == 0)
+    if flat_missing.size == 0:
         return owner
+    rows, clients = np.divmod(flat_missing, k)
+    # the j-th missing client of every row is served in pass j (donors keep >= 1, so that set does not change)
+    position = np.arange(rows.size)
+    first = np.empty(rows.size, dtype=bool)
+    first[0] = True
+    np.not_equal(rows[1:], rows[:-1], out=first[1:])
+    rank_in_row = position - np.maximum.accumulate(np.where(first, position, 0))
+    s = owner.shape[1]
     owner = owner.copy()
-    o, p, c, miss = owner[rows], preference[rows], counts[rows], missing[rows]
-    loss = np.take_along_axis(p, o[:, :, None], axis=2)[:, :, 0]  # each subchannel owner's own preference
-    # the single env serves the clients without a subchannel in increasing order; donors keep >= 1, so
-    # that set does not change on the way. Pass j serves every row's j-th such client at once.
-    order = np.argsort(~miss, axis=1, kind="stable")
-    n_missing = miss.sum(axis=1)
-    for j in range(int(n_missing.max())):
-        sel = np.nonzero(n_missing > j)[0]
-        kk = order[sel, j]
-        os_ = o[sel]
-        donors = c[sel[:, None], os_] >= 2
-        score = np.where(donors, p[sel, :, kk] - loss[sel], -np.inf)
+    pref = preference.reshape(-1)
+    sub = np.arange(s) * k  # flat offset of subchannel i inside a row of the preference
+    for j in range(int(rank_in_row.max()) + 1):
+        in_pass = rank_in_row == j
+        r, kk = rows[in_pass], clients[in_pass]
+        o = owner[r]  # (n, S) current owners of these rows
+        row_pref = (r * (s * k))[:, None] + sub  # flat index of preference[r, i, 0]
+        donors = counts.ravel()[o + (r * k)[:, None]] >= 2
+        score = pref[row_pref + kk[:, None]] - pref[row_pref + o]  # own preference minus the owner's
+        score[~donors] = -np.inf
         i = np.argmax(score, axis=1)
-        c[sel, os_[np.arange(sel.size), i]] -= 1
-        c[sel, kk] += 1
-        o[sel, i] = kk
-        loss[sel, i] = p[sel, i, kk]
-    owner[rows] = o
+        counts[r, o[np.arange(r.size), i]] -= 1  # one client per row in a pass: no repeated (row, client)
+        counts[r, kk] += 1
+        owner[r, i] = kk
     return owner

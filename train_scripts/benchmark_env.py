@@ -23,6 +23,8 @@ class Args:
     to time; () skips it."""
     batched_steps: int = 1_000_000
     """Env steps (summed over the batch) to time per batch size."""
+    batched_ids: tuple[str, ...] = ("FedsLLM-Surrogate-v0",)
+    """Ids of the batched surrogate to time (e.g. FedsLLM-Surrogate-Discrete-v0, FedsLLM-Surrogate-Priority-v0)."""
     ppo_steps: int = 0
     """Also time SB3 PPO training (env steps/s) for this many steps: today's single env (one env, the YAML
     hyperparameters) against the batched env (``ppo_envs`` envs, 64 steps each per rollout, minibatches of
@@ -47,22 +49,28 @@ def time_surrogate(steps: int, seed: int, calibration_path: str) -> dict[str, fl
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(256)]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(steps):
         _, _, term, trunc, _ = env.step(actions[i % 256])
         if term or trunc:
             env.reset()
-    elapsed = time.perf_counter() - start
-    return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed}
+    return _rates(steps, time.perf_counter() - start, time.process_time() - cpu_start)
 
 
-def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str) -> dict[str, float]:
-    """Env steps/s (summed over the batch) of the batched surrogate under random actions, one process."""
+def _rates(steps: int, wall_s: float, cpu_s: float) -> dict[str, float]:
+    """Steps/s by wall time and by this process's CPU time (the honest figure on a loaded machine)."""
+    return {"steps": steps, "seconds": wall_s, "cpu_seconds": cpu_s, "steps_per_s": steps / wall_s,
+            "steps_per_cpu_s": steps / max(cpu_s, 1e-9)}
+
+
+def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str,
+                 env_id: str = "FedsLLM-Surrogate-v0") -> dict[str, float]:
+    """Env steps/s (summed over the batch) of the batched surrogate ``env_id`` under random actions, one process."""
     import gymnasium as gym
 
     import fedsllm_env  # noqa: F401 - registers the ids
 
-    env = gym.make_vec("FedsLLM-Surrogate-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                        config={"calibration_path": calibration_path})
     env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -70,13 +78,12 @@ def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str) ->
     calls = max(1, steps // num_envs)
     for i in range(3):  # warm-up
         env.step(actions[i])
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(calls):
         env.step(actions[i % 16])
-    elapsed = time.perf_counter() - start
+    out = _rates(calls * num_envs, time.perf_counter() - start, time.process_time() - cpu_start)
     env.close()
-    return {"num_envs": num_envs, "steps": calls * num_envs, "seconds": elapsed,
-            "steps_per_s": calls * num_envs / elapsed}
+    return {"num_envs": num_envs, **out}
 
 
 def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[str, float]:
@@ -138,11 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     load_calibration(args.calibration_path)
     seed_everything(args.seed, args.torch_threads)
     s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
-    print(f"surrogate: {s['steps_per_s']:,.0f} steps/s ({s['steps']} steps in {s['seconds']:.2f} s, one process)")
-    for n in args.num_envs:
-        b = time_batched(n, args.batched_steps, args.seed, args.calibration_path)
-        print(f"batched surrogate, {n} envs: {b['steps_per_s']:,.0f} env steps/s ({b['steps']} steps in "
-              f"{b['seconds']:.2f} s, one process; {b['steps_per_s'] / s['steps_per_s']:.1f}x the single env)")
+    print(f"surrogate: {s['steps_per_s']:,.0f} steps/s wall, {s['steps_per_cpu_s']:,.0f} per CPU s ({s['steps']} steps "
+          f"in {s['seconds']:.2f} s wall, {s['cpu_seconds']:.2f} s CPU, one process)")
+    for env_id, n in ((i, n) for i in args.batched_ids for n in args.num_envs):
+        b = time_batched(n, args.batched_steps, args.seed, args.calibration_path, env_id)
+        print(f"batched {env_id}, {n} envs: {b['steps_per_s']:,.0f} env steps/s wall, {b['steps_per_cpu_s']:,.0f} per "
+              f"CPU s ({b['steps']} steps in {b['seconds']:.2f} s wall, {b['cpu_seconds']:.2f} s CPU, one process; "
+              f"{b['steps_per_s'] / s['steps_per_s']:.1f}x the single env by wall time, "
+              f"{b['steps_per_cpu_s'] / s['steps_per_cpu_s']:.1f}x by CPU time)")
     if args.ppo_steps > 0:
         p = time_ppo(args.ppo_steps, args.ppo_envs, args.seed, args.calibration_path)
         print(f"PPO training: single env {p['single']:,.0f} env steps/s, batched ({args.ppo_envs} envs, n_steps 64, "

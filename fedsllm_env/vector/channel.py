@@ -54,9 +54,12 @@ class BatchedChannel:
         self.max_power_w = np.full((b, k), float(dbm_to_watt(wcfg.client_max_power_dbm)))
         self.load = np.zeros((b, k))
         self.large_scale = np.ones((b, k))
-        self.fading_re = np.zeros((b, self.kmn))
-        self.fading_im = np.zeros((b, self.kmn))
+        # real parts then imaginary parts, as the innovation draw lays them out: one array op per round for both
+        self.fading = np.zeros((b, 2 * self.kmn))
+        self.fading_re = self.fading[:, :self.kmn]
+        self.fading_im = self.fading[:, self.kmn:]
         self.gain = np.zeros((b, self.kmn))
+        self._work = np.empty((b, 2 * self.kmn))  # scratch of the fading update
         self._ls_flat = np.ones((b, self.kmn))  # large-scale gain of each entry's client
         self._kappas = np.asarray(ccfg.client_flops_per_cycle_choices, dtype=float)
         self._z = np.empty((b, 2 * self.kmn + k))
@@ -138,12 +141,19 @@ class BatchedChannel:
         else:
             for g, row in zip(rngs, self._z_rows):
                 g.standard_normal(out=row)
-        rho, c = self._rho, self._innovation_scale
-        re = rho * self.fading_re + c * (z[:, :kmn] * _INV_SQRT2)
-        im = rho * self.fading_im + c * (z[:, kmn: 2 * kmn] * _INV_SQRT2)
-        self.fading_re, self.fading_im = re, im
+        # h' = rho h + c (x + 1j y) / sqrt(2) on both parts at once, in place, in the single env's operation order
+        work = np.multiply(z[:, :2 * kmn], _INV_SQRT2, out=self._work)
+        work *= self._innovation_scale
+        self.fading *= self._rho
+        self.fading += work
         self.load = step_load(self.load, self.ccfg, z[:, -k:])
-        self.gain = self._ls_flat * (re**2 + im**2)
+        self._update_gain()
+
+    def _update_gain(self) -> None:
+        """``gain = large-scale gain * (re^2 + im^2)`` of every env, in place (``channel_gain``)."""
+        sq = np.square(self.fading, out=self._work)
+        np.add(sq[:, :self.kmn], sq[:, self.kmn:], out=self.gain)
+        self.gain *= self._ls_flat
 
     def _move(self, theta: np.ndarray) -> None:
         """Batched ``channel.move_clients`` and the large-scale gain of the new positions."""
@@ -156,4 +166,4 @@ class BatchedChannel:
         r_new = np.clip(r_new, w.min_distance_m, w.cell_radius_m)
         self.positions_m = moved / np.maximum(r, 1e-9) * r_new
         self.large_scale = large_scale_gain(self.positions_m, self.shadowing_db)
-        self._ls_flat = self._spread(self.large_scale)
+        self._ls_flat[:] = self._spread(self.large_scale)
