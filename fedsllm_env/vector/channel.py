@@ -62,6 +62,12 @@ class BatchedChannel:
         self._work = np.empty((b, 2 * self.kmn))  # scratch of the fading update
         self._ls_flat = np.ones((b, self.kmn))  # large-scale gain of each entry's client
         self._kappas = np.asarray(ccfg.client_flops_per_cycle_choices, dtype=float)
+        # client of every entry of the flat link layout; initial_channel's draw (MS re, MS im, FS re, FS im) in the
+        # fading layout (re then im, MS then FS within each)
+        self._client_of = np.concatenate([np.repeat(np.arange(k), m), np.repeat(np.arange(k), n)])
+        km, kn = k * m, k * n
+        self._initial_order = np.concatenate([np.arange(km), 2 * km + np.arange(kn), km + np.arange(km),
+                                              2 * km + kn + np.arange(kn)])
         self._z = np.empty((b, 2 * self.kmn + k))
         self._z_rows = list(self._z)  # row views, made once: the draw loop below is the hot path
         self._theta = np.empty((b, k))
@@ -88,10 +94,6 @@ class BatchedChannel:
         """(B, K, N) complex small-scale fading on the FS link."""
         return (self.fading_re[:, self.km:] + 1j * self.fading_im[:, self.km:]).reshape(self.num_envs, self.k, self.n)
 
-    def _spread(self, ls: np.ndarray) -> np.ndarray:
-        """(n, K) per-client values -> (n, K*M + K*N) in the flat link layout."""
-        return np.concatenate([np.repeat(ls, self.m, axis=1), np.repeat(ls, self.n, axis=1)], axis=1)
-
     def reset(self, idx: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         """Draw a new scenario and first channel for envs ``idx`` (``make_scenario`` + ``initial_channel``).
 
@@ -100,34 +102,42 @@ class BatchedChannel:
             rngs: every env's generator (indexed by env index).
         """
         w, c = self.wcfg, self.ccfg
-        k, m, n, km, kmn = self.k, self.m, self.n, self.km, self.kmn
+        k, kmn = self.k, self.kmn
         cnt = len(idx)
-        u, theta, shadow, freq, kappa = (np.empty((cnt, k)) for _ in range(5))
-        z = np.empty((cnt, 2 * kmn + k))
-        lo, hi = c.client_cpu_freq_range_hz
+        # one row per env: u, theta, shadowing, f_k (uniform and normal draws as the scenario draws them), then
+        # initial_channel's five standard-normal blocks (MS re, MS im, FS re, FS im, load) in one call
+        d = np.empty((cnt, 4 * k + 2 * kmn + k))
+        kappa_idx = np.empty((cnt, k), dtype=np.int64)
+        n_kappa = self._kappas.shape[0]
         for j, i in enumerate(idx):
-            g = rngs[i]
-            u[j] = g.random(k)
-            theta[j] = g.uniform(0.0, 2.0 * np.pi, k)
-            shadow[j] = g.normal(0.0, w.shadowing_std_db, k)
-            freq[j] = g.uniform(lo, hi, k)
-            kappa[j] = self._kappas[g.integers(0, self._kappas.shape[0], size=k)]  # = g.choice(kappas, size=k)
-            # initial_channel's five standard-normal draws (MS re, MS im, FS re, FS im, load) in one call
-            g.standard_normal(out=z[j])
+            g, row = rngs[i], d[j]
+            g.random(out=row[:2 * k])  # random(K), then uniform(0, 2 pi, K) = 0 + 2 pi * the same doubles
+            g.standard_normal(out=row[2 * k: 3 * k])  # normal(0, std, K) = 0 + std * standard normals
+            g.random(out=row[3 * k: 4 * k])  # uniform(lo, hi, K) = lo + (hi - lo) * doubles
+            kappa_idx[j] = g.integers(0, n_kappa, size=k)  # = g.choice(kappas, size=K)
+            g.standard_normal(out=row[4 * k:])
+        lo, hi = c.client_cpu_freq_range_hz
+        u = d[:, :k]
+        theta = (2.0 * np.pi) * d[:, k: 2 * k]
+        shadow = 0.0 + w.shadowing_std_db * d[:, 2 * k: 3 * k]
+        z = d[:, 4 * k:]
         r = np.sqrt(u * (w.cell_radius_m**2 - w.min_distance_m**2) + w.min_distance_m**2)
         pos = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
-        re = np.concatenate([z[:, :km], z[:, 2 * km: 2 * km + n * k]], axis=1) * _INV_SQRT2
-        im = np.concatenate([z[:, km: 2 * km], z[:, 2 * km + n * k: 2 * kmn]], axis=1) * _INV_SQRT2
         ls = large_scale_gain(pos, shadow)
-        ls_flat = self._spread(ls)
+        ls_flat = ls[:, self._client_of]
+        fading = z[:, self._initial_order]
+        fading *= _INV_SQRT2
+        sq = np.square(fading)
+        gain = np.add(sq[:, :kmn], sq[:, kmn:])
+        gain *= ls_flat
         self.positions_m[idx] = pos
         self.shadowing_db[idx] = shadow
-        self.peak_flops[idx] = freq * kappa
+        self.peak_flops[idx] = (lo + (hi - lo) * d[:, 3 * k: 4 * k]) * self._kappas[kappa_idx]
         self.load[idx] = np.clip(c.load_mean + c.load_noise_std * z[:, -k:], 0.0, c.load_max)
         self.large_scale[idx] = ls
         self._ls_flat[idx] = ls_flat
-        self.fading_re[idx], self.fading_im[idx] = re, im
-        self.gain[idx] = ls_flat * (re**2 + im**2)
+        self.fading[idx] = fading
+        self.gain[idx] = gain
 
     def step(self, rngs: Sequence[np.random.Generator]) -> None:
         """Advance every env by one round (``next_channel``): mobility, fading on both links, load."""
@@ -166,4 +176,4 @@ class BatchedChannel:
         r_new = np.clip(r_new, w.min_distance_m, w.cell_radius_m)
         self.positions_m = moved / np.maximum(r, 1e-9) * r_new
         self.large_scale = large_scale_gain(self.positions_m, self.shadowing_db)
-        self._ls_flat[:] = self._spread(self.large_scale)
+        np.take(self.large_scale, self._client_of, axis=1, out=self._ls_flat)

@@ -17,7 +17,7 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.profile import ModelShape
-from fedsllm_env.batched import batched_bincount, first_argmax, repair_assignments
+from fedsllm_env.batched import batched_bincount, first_argmax, repair_assignments, take_rows
 from fedsllm_env.priority import decode_priority, priority_space, split_rank_bins
 from fedsllm_env.priority import validate as _validate_priority
 from fedsllm_env.codecs import MIN_BUDGET_FRACTION
@@ -25,6 +25,8 @@ from fedsllm_env.codecs.base import SplitRankCodec
 from fedsllm_env.spaces import GAIN_DB_RANGE
 
 __all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "BatchedPriorityDecoder"]
+
+_NATIVE_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
 
 
 @dataclass
@@ -39,6 +41,18 @@ class BatchedDecisions:
     """c - 1."""
     rank_idx: np.ndarray
     """Index into ``cfg.model.ranks``."""
+    assign: np.ndarray | None = None
+    """(B, M + N) owners of both links side by side (``assign_ms`` and ``assign_fs`` are views of it), when the
+    decoder made them that way; None otherwise."""
+    power_w: np.ndarray | None = None
+    """(B, M + N) powers of both links side by side, as ``assign``."""
+
+    def both_links(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B, M + N) owners and powers, MS subchannels then FS subchannels."""
+        if self.assign is not None and self.power_w is not None:
+            return self.assign, self.power_w
+        return (np.concatenate([self.assign_ms, self.assign_fs], axis=1),
+                np.concatenate([self.power_ms_w, self.power_fs_w], axis=1))
 
 
 def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray, load: np.ndarray,
@@ -59,11 +73,14 @@ def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray,
     lo, hi = GAIN_DB_RANGE
     b, k = load.shape
     n_g = gain.shape[1]
-    g = np.maximum(gain, 1e-30)
-    np.log10(g, out=g)
+    # the single codec takes log10(max(gain, 1e-30)); every gain below 1e-30 (-300 dB, under the range's floor)
+    # ends at -1 after the clip either way, so the floor is left out: the same numbers with one pass less
+    assert lo > -300.0
+    with np.errstate(divide="ignore"):
+        g = np.log10(gain)
     g *= 20.0 / (hi - lo)
     g -= 2.0 * lo / (hi - lo) + 1.0
-    np.minimum(np.maximum(g, -1.0, out=g), 1.0, out=g)
+    np.clip(g, -1.0, 1.0, out=g)  # = minimum(maximum(g, -1), 1)
     c = cfg.compute
     dev = np.empty((b, 2 * k))
     dev[:, :k] = load / max(c.load_max, 1e-9)
@@ -84,15 +101,19 @@ def _spread_power(owner: np.ndarray, weights: np.ndarray, budget_w: np.ndarray, 
     """Row-wise ``spaces._spread_power``: p_i = budget_owner * w_i / sum of the owner's weights."""
     w = weights + 1e-12
     wsum = batched_bincount(owner, w, num_clients)
-    return np.take_along_axis(budget_w, owner, axis=1) * (w / np.take_along_axis(wsum, owner, axis=1))
+    w /= take_rows(wsum, owner)
+    w *= take_rows(budget_w, owner)  # budget * (w / wsum), as the single codec multiplies
+    return w
 
 
 def _project_total_power(power_w: np.ndarray, total_w: float | np.ndarray) -> np.ndarray:
-    """Row-wise ``spaces.project_total_power`` (``total_w``: one limit, or one per row), W."""
+    """Row-wise ``spaces.project_total_power`` (``total_w``: one limit, or one per row), W; scales ``power_w`` in place."""
     s = power_w.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        scale = total_w / s
-    return np.where((s > total_w)[:, None], power_w * scale[:, None], power_w)
+    over = np.flatnonzero(s > total_w)
+    if over.size:
+        scale = (total_w if np.ndim(total_w) == 0 else total_w[over]) / s[over]
+        power_w[over] *= scale[:, None]
+    return power_w
 
 
 class BatchedActionDecoder:
@@ -122,22 +143,44 @@ class BatchedActionDecoder:
                 c, rr = codec.split_rank(s, j)
                 self._proj_split[s, j], self._proj_rank[s, j] = c - 1, ranks.index(rr)
         self._eye = np.eye(self.k)
+        self._proj_flat = (self._proj_split.ravel(), self._proj_rank.ravel())
+        self._bins = np.array([self.n_split, self.n_rank], dtype=float)
+        self._last_bin = np.array([self.n_split - 1, self.n_rank - 1], dtype=np.int64)
+        self._buffers: dict[int, np.ndarray] = {}  # num_envs -> (B, action_dim) float64 scratch of the Box mode
+        self._caps: tuple[np.ndarray, list[np.ndarray], list[float | np.ndarray]] | None = None
 
     def _validate(self, actions: np.ndarray, num_envs: int) -> np.ndarray:
+        """``actions`` as a numeric (B, action_dim) array (float32/float64/integer arrays as given, anything else
+        converted to float64); InvalidActionError for a non-numeric, wrongly shaped or NaN/inf action."""
         expected = (num_envs, *self.space.shape)
-        try:
-            a = np.asarray(actions, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise InvalidActionError(f"actions must be numeric, got {type(actions).__name__}") from e
+        a = actions
+        if not (isinstance(a, np.ndarray) and a.dtype in _NATIVE_DTYPES):
+            try:
+                a = np.asarray(actions, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise InvalidActionError(f"actions must be numeric, got {type(actions).__name__}") from e
         if a.shape != expected:
             raise InvalidActionError(f"actions have shape {a.shape}, expected {expected} "
                                      f"(num_envs, action_dim) for action_mode={self.codec.mode!r}")
-        finite = np.isfinite(a)
-        if not finite.all():
-            env, idx = np.nonzero(~finite)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            env, idx = np.nonzero(~np.isfinite(a))
             raise InvalidActionError(f"actions contain NaN/inf: env {int(env[0])} at indices "
                                      f"{idx[env == env[0]][:10].tolist()}")
         return a
+
+    def _link_caps(self, max_power_w: np.ndarray) -> tuple[list[np.ndarray], list[float | np.ndarray]]:
+        """Per-link p_max rows and total-power limits in the layout of :meth:`_pair` (cached: p_max is fixed)."""
+        if self._caps is not None and self._caps[0] is max_power_w:
+            return self._caps[1], self._caps[2]
+        w = self.cfg.wireless
+        b = max_power_w.shape[0]
+        if self.m == self.n:
+            caps: list[np.ndarray] = [np.repeat(max_power_w, 2, axis=0)]
+            totals: list[float | np.ndarray] = [np.tile([w.total_power_ms_w, w.total_power_fs_w], b)]
+        else:
+            caps, totals = [max_power_w, max_power_w], [w.total_power_ms_w, w.total_power_fs_w]
+        self._caps = (max_power_w, caps, totals)
+        return caps, totals
 
     def _pair(self, x: np.ndarray, offset: int, ms_shape: tuple[int, ...], fs_shape: tuple[int, ...]
               ) -> list[np.ndarray]:
@@ -161,48 +204,55 @@ class BatchedActionDecoder:
             tables: unused (the priority decoder needs the delay tables).
         """
         max_power_w = channel.max_power_w
-        a = self._validate(actions, max_power_w.shape[0])
+        b = max_power_w.shape[0]
+        a = self._validate(actions, b)
         k, m, n = self.k, self.m, self.n
-        b = a.shape[0]
-        w = self.cfg.wireless
-        stacked = m == n
-        pmax = [np.repeat(max_power_w, 2, axis=0)] if stacked else [max_power_w, max_power_w]
-        totals = [np.tile([w.total_power_ms_w, w.total_power_fs_w], b)] if stacked else \
-            [w.total_power_ms_w, w.total_power_fs_w]
+        caps, totals = self._link_caps(max_power_w)
         owners, powers = [], []
         if self.codec.mode == "box":
-            a = np.clip(a, -1.0, 1.0, out=a if a is not actions else None)  # = minimum(maximum(a, -1), 1): a is finite
+            buf = self._buffers.get(b)
+            if buf is None:
+                buf = self._buffers[b] = np.empty(a.shape)
+            a = np.clip(a, -1.0, 1.0, out=buf)  # = minimum(maximum(a, -1), 1) in float64: a is finite
             o = m * k + n * k + m + n + 2 * k
-            split_idx = np.minimum(((a[:, o] + 1.0) / 2.0 * self.n_split).astype(np.int64), self.n_split - 1)
-            rank_idx = np.minimum(((a[:, o + 1] + 1.0) / 2.0 * self.n_rank).astype(np.int64), self.n_rank - 1)
+            # split and rank bins together: min(int((x + 1) / 2 * n), n - 1)
+            sr = ((a[:, o: o + 2] + 1.0) / 2.0 * self._bins).astype(np.int64)
+            np.minimum(sr, self._last_bin, out=sr)
+            cell = sr[:, 0] * self.n_rank + sr[:, 1]
             links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
-                        self._pair(a, o - 2 * k, (k,), (k,)), pmax, totals)
+                        self._pair(a, o - 2 * k, (k,), (k,)), caps, totals)
             for logits, raw_w, raw_b, cap, total in links:
                 own = repair_assignments(first_argmax(logits), logits, k)
-                budget = cap * np.maximum((raw_b + 1.0) / 2.0, MIN_BUDGET_FRACTION)
+                frac = raw_b + 1.0
+                frac /= 2.0
+                budget = cap * np.maximum(frac, MIN_BUDGET_FRACTION, out=frac)
+                weights = raw_w + 1.0
+                weights /= 2.0
                 owners.append(own)
-                powers.append(_project_total_power(_spread_power(own, (raw_w + 1.0) / 2.0, budget, k), total))
+                powers.append(_project_total_power(_spread_power(own, weights, budget, k), total))
         else:
+            a = np.asarray(a, dtype=np.float64)
             p = self.cfg.power_levels
             if np.any(a != np.round(a)):
                 raise InvalidActionError("MultiDiscrete action must hold integers")
-            idx = np.clip(a.astype(np.int64), 0, self.space.nvec - 1)  # documented projection
+            # documented projection, clipped in float first as the single codec does (1e20 -> the last choice)
+            idx = np.clip(a, 0, self.space.nvec - 1).astype(np.int64)
             o = 2 * (m + n)
-            split_idx, rank_idx = idx[:, o], idx[:, o + 1]
+            cell = idx[:, o] * self.n_rank + idx[:, o + 1]
             for own, lv_idx, cap, total in zip(self._pair(idx, 0, (m,), (n,)), self._pair(idx, m + n, (m,), (n,)),
-                                               pmax, totals):
+                                               caps, totals):
                 lv = (lv_idx + 1.0) / p
                 own = repair_assignments(own, self._eye[own], k)
                 budget = cap * batched_bincount(own, lv, k) / batched_bincount(own, None, k)
                 owners.append(own)
                 powers.append(_project_total_power(_spread_power(own, lv, budget, k), total))
-        if stacked:
-            own_ms, own_fs = owners[0][0::2], owners[0][1::2]
-            p_ms, p_fs = powers[0][0::2], powers[0][1::2]
-        else:
-            (own_ms, own_fs), (p_ms, p_fs) = owners, powers
-        split_idx, rank_idx = self._proj_split[split_idx, rank_idx], self._proj_rank[split_idx, rank_idx]
-        return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, split_idx, rank_idx)
+        proj_split, proj_rank = self._proj_flat
+        if m == n:  # rows 2b and 2b + 1 of the stack are env b's links: (B, 2M) rows without a copy
+            own, power = owners[0].reshape(b, 2 * m), powers[0].reshape(b, 2 * m)
+            return BatchedDecisions(own[:, :m], own[:, m:], power[:, :m], power[:, m:], proj_split[cell],
+                                    proj_rank[cell], own, power)
+        (own_ms, own_fs), (p_ms, p_fs) = owners, powers
+        return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, proj_split[cell], proj_rank[cell])
 
 
 class BatchedPriorityDecoder:

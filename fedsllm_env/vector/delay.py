@@ -17,10 +17,38 @@ from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import Scenario
 from fedsllm_env.vector.channel import BatchedChannel
-from fedsllm_env.batched import batched_bincount
+from fedsllm_env.batched import batched_bincount, take_rows
 from fedsllm_env.vector.codecs import BatchedDecisions
 
-__all__ = ["DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay"]
+__all__ = ["LinkLayout", "DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay"]
+
+
+@dataclass(frozen=True)
+class LinkLayout:
+    """Per-subchannel constants of both links side by side (M MS subchannels, then N FS subchannels)."""
+
+    stride: np.ndarray
+    """(M + N,) int: owner k of subchannel i sits at ``base[i] + k * stride[i]`` of the flat gain layout."""
+    base: np.ndarray
+    """(M + N,) int: flat gain index of client 0 on subchannel i."""
+    client_offset: np.ndarray
+    """(M + N,) int: 0 on the MS link, K on the FS link (rates of both links in one (B, 2K) bincount)."""
+    bandwidth_hz: np.ndarray
+    """(M + N,) subchannel bandwidth, Hz."""
+    noise_w: np.ndarray
+    """(M + N,) noise power N0 B of the subchannel, W (each the single env's float product)."""
+
+    @classmethod
+    def build(cls, cfg: FedsLLMConfig, n0_w_per_hz: float) -> LinkLayout:
+        """The layout of ``cfg.wireless`` (K clients, M / N subchannels)."""
+        w = cfg.wireless
+        k, m, n = w.num_clients, w.num_subchannels_ms, w.num_subchannels_fs
+        bw_ms, bw_fs = w.subchannel_bandwidth_ms_hz, w.subchannel_bandwidth_fs_hz
+        return cls(stride=np.array([m] * m + [n] * n, dtype=np.int64),
+                   base=np.concatenate([np.arange(m), k * m + np.arange(n)]),
+                   client_offset=np.array([0] * m + [k] * n, dtype=np.int64),
+                   bandwidth_hz=np.array([bw_ms] * m + [bw_fs] * n, dtype=float),
+                   noise_w=np.array([n0_w_per_hz * bw_ms] * m + [n0_w_per_hz * bw_fs] * n, dtype=float))
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,8 @@ class DelayTables:
     """E(r, c) (inf where the calibration is censored)."""
     n0_w_per_hz: float
     """Noise PSD N0, W/Hz."""
+    links: LinkLayout
+    """Per-subchannel constants of both links."""
 
     @classmethod
     def build(cls, shape: ModelShape, cfg: FedsLLMConfig, rounds_needed) -> DelayTables:
@@ -74,8 +104,8 @@ class DelayTables:
                 tab["down_s"][s, j] = act / w.downlink_rate_bps
                 tab["broadcast_s"][s, j] = lora / w.broadcast_rate_bps
         e_rc = np.array([[float(rounds_needed(r, s + 1)) for r in ranks] for s in range(n_split)])
-        return cls(**tab, rounds_needed=e_rc,
-                   n0_w_per_hz=noise_psd_w_per_hz(w.noise_psd_dbm_per_hz))
+        n0 = noise_psd_w_per_hz(w.noise_psd_dbm_per_hz)
+        return cls(**tab, rounds_needed=e_rc, n0_w_per_hz=n0, links=LinkLayout.build(cfg, n0))
 
 
 @dataclass
@@ -126,7 +156,8 @@ def client_max(x: np.ndarray) -> np.ndarray:
 
 
 def batched_client_rates_bps(owner_gain: np.ndarray, assign: np.ndarray, power_w: np.ndarray, num_clients: int,
-                             bandwidth_hz: float, n0_w_per_hz: float) -> np.ndarray:
+                             bandwidth_hz: float | np.ndarray, n0_w_per_hz: float,
+                             noise_w: float | np.ndarray | None = None) -> np.ndarray:
     """(B, K) sum rate of each client over the subchannels it owns, bit/s (``delay.client_rates_bps``).
 
     Args:
@@ -134,11 +165,15 @@ def batched_client_rates_bps(owner_gain: np.ndarray, assign: np.ndarray, power_w
         assign: (B, S) owner of each subchannel.
         power_w: (B, S) transmit power, W.
         num_clients: K.
-        bandwidth_hz: subchannel bandwidth, Hz.
+        bandwidth_hz: subchannel bandwidth, Hz (or (S,) one per subchannel).
         n0_w_per_hz: noise PSD, W/Hz.
+        noise_w: ``n0_w_per_hz * bandwidth_hz`` when already at hand.
     """
-    snr = power_w * owner_gain / (n0_w_per_hz * bandwidth_hz)
-    per_sub = bandwidth_hz * np.log1p(snr) / np.log(2.0)  # as delay.subchannel_rates_bps
+    snr = power_w * owner_gain
+    snr /= n0_w_per_hz * bandwidth_hz if noise_w is None else noise_w
+    per_sub = np.log1p(snr, out=snr)
+    per_sub *= bandwidth_hz  # bandwidth * log1p(snr), as delay.subchannel_rates_bps (multiplication commutes)
+    per_sub /= np.log(2.0)
     return batched_bincount(assign, per_sub, num_clients)
 
 
@@ -156,15 +191,14 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
         dec: the decisions (owners, powers, split and rank indices).
         channel: gains, loads and device compute of every env.
     """
-    w = cfg.wireless
-    k, m, kmn = channel.k, channel.m, channel.kmn
-    n0 = tables.n0_w_per_hz
-    flat = channel.gain.ravel()
-    rows = (np.arange(channel.num_envs) * kmn)[:, None]
-    g_ms = flat[rows + dec.assign_ms * m + np.arange(m)]
-    g_fs = flat[rows + channel.km + dec.assign_fs * channel.n + np.arange(channel.n)]
-    rate_ms = batched_client_rates_bps(g_ms, dec.assign_ms, dec.power_ms_w, k, w.subchannel_bandwidth_ms_hz, n0)
-    rate_fs = batched_client_rates_bps(g_fs, dec.assign_fs, dec.power_fs_w, k, w.subchannel_bandwidth_fs_hz, n0)
+    k = channel.k
+    assign, power_w = dec.both_links()
+    links = tables.links
+    # each subchannel's owner gain: flat index of gain[b, link block + owner * S_link + i]
+    owner_gain = take_rows(channel.gain, assign * links.stride + links.base)
+    rates = batched_client_rates_bps(owner_gain, assign + links.client_offset, power_w, 2 * k, links.bandwidth_hz,
+                                     tables.n0_w_per_hz, links.noise_w)
+    rate_ms, rate_fs = rates[:, :k], rates[:, k:]
     cell = dec.split_idx * tables.up_bits.shape[1] + dec.rank_idx  # flat (split, rank) table index
     available = channel.peak_flops * (1.0 - channel.load)
     fwd = tables.client_flops.ravel()[cell][:, None] / available

@@ -276,36 +276,71 @@ class SurrogateVectorEnv(VectorEnv):
         """One round in every env (SAME_STEP autoreset); infos in Gymnasium's vector layout."""
         sb = self.step_batch(actions)
         done = sb.done
+        if not done.any():
+            (infos,) = _masked_infos(sb.info, [~done])
+            return sb.obs, sb.reward.copy(), sb.terminated.copy(), sb.truncated.copy(), infos
         live = ~done
-        infos: dict[str, Any] = {}
+        idx = np.flatnonzero(done)
         if live.any():
-            infos.update(_masked(sb.info, live))
-        if done.any():
-            idx = np.nonzero(done)[0]
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in idx:
-                final_obs[i] = sb.final_obs[i]
-            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-            infos["final_info"], infos["_final_info"] = _masked(sb.info, done), done.copy()
-            reset_info = self._reset_info(idx)
-            for key in ("val_loss", "target_val_loss"):
-                if key in infos:  # live envs keep their step value, finished ones show the reset value
-                    infos[key] = np.where(done, reset_info[key], infos[key])
-                    infos[f"_{key}"] = infos[f"_{key}"] | done
-                else:
-                    infos[key], infos[f"_{key}"] = reset_info[key], reset_info[f"_{key}"]
+            infos, final_info = _masked_infos(sb.info, [live, done])
+        else:
+            infos, (final_info,) = {}, _masked_infos(sb.info, [done])
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in idx:
+            final_obs[i] = sb.final_obs[i]
+        infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+        infos["final_info"], infos["_final_info"] = final_info, done.copy()
+        reset_info = self._reset_info(idx)
+        for key in ("val_loss", "target_val_loss"):
+            if key in infos:  # live envs keep their step value, finished ones show the reset value
+                infos[key] = np.where(done, reset_info[key], infos[key])
+                infos[f"_{key}"] = infos[f"_{key}"] | done
+            else:
+                infos[key], infos[f"_{key}"] = reset_info[key], reset_info[f"_{key}"]
         return sb.obs, sb.reward.copy(), sb.terminated.copy(), sb.truncated.copy(), infos
 
 
-def _masked(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
-    """Gymnasium vector-info layout of per-env arrays: values zeroed where ``mask`` is False, plus ``_key`` masks."""
+def _leaves(info: dict[str, Any]) -> list[np.ndarray]:
+    """The arrays of a nested info dict, depth first in key order."""
+    out: list[np.ndarray] = []
+    for value in info.values():
+        out.extend(_leaves(value) if isinstance(value, dict) else [value])
+    return out
+
+
+def _masked_infos(info: dict[str, Any], masks: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Gymnasium's vector-info layout of the per-env arrays of ``info``, once per mask: values zeroed where the
+    mask is False, and a ``_key`` copy of the mask beside every key (nested dicts kept).
+
+    The arrays of one dtype are stacked and masked in one operation; every returned array is a row of its own
+    (so in-place edits such as ``VectorEnv._add_info``'s touch nothing else).
+    """
+    leaves = _leaves(info)
+    by_dtype: dict[np.dtype, list[int]] = {}
+    for j, value in enumerate(leaves):
+        by_dtype.setdefault(value.dtype, []).append(j)
+    outs = []
+    for mask in masks:
+        rows: list[np.ndarray | None] = [None] * len(leaves)
+        for members in by_dtype.values():
+            stacked = np.where(mask, np.stack([leaves[j] for j in members]), 0)
+            for j, row in zip(members, stacked):
+                rows[j] = row
+        mask_rows = iter(np.tile(mask, (_count_keys(info), 1)))
+        outs.append(_rebuild(info, iter(rows), mask_rows))
+    return outs
+
+
+def _count_keys(info: dict[str, Any]) -> int:
+    return sum(1 + (_count_keys(v) if isinstance(v, dict) else 0) for v in info.values())
+
+
+def _rebuild(info: dict[str, Any], rows: Any, mask_rows: Any) -> dict[str, Any]:
+    """``info``'s nesting filled with the next of ``rows`` per array and the next of ``mask_rows`` per key."""
     out: dict[str, Any] = {}
     for key, value in info.items():
-        if isinstance(value, dict):
-            out[key] = _masked(value, mask)
-        else:
-            out[key] = np.where(mask, value, np.zeros((), dtype=value.dtype))
-        out[f"_{key}"] = mask.copy()
+        out[key] = _rebuild(value, rows, mask_rows) if isinstance(value, dict) else next(rows)
+        out[f"_{key}"] = next(mask_rows)
     return out
 
 
