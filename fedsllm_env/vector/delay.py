@@ -127,16 +127,25 @@ class BatchedDelay:
     label_bits: np.ndarray
     lora_bits: np.ndarray
 
+    client_maxima: np.ndarray | None = None
+    """(4, B) max over the clients of client_forward_s, client_backward_s, activation_upload_s and lora_upload_s
+    when already computed (:func:`batched_round_delay`); None otherwise."""
+
     def as_info(self) -> dict[str, np.ndarray]:
         """Batched :meth:`DelayBreakdown.as_info`: (B,) arrays, per-client terms by their max."""
+        if self.client_maxima is None:
+            fwd, bwd, up, lora = (client_max(x) for x in (self.client_forward_s, self.client_backward_s,
+                                                          self.activation_upload_s, self.lora_upload_s))
+        else:
+            fwd, bwd, up, lora = self.client_maxima
         return {
-            "client_forward_s": client_max(self.client_forward_s),
-            "client_backward_s": client_max(self.client_backward_s),
-            "activation_upload_s": client_max(self.activation_upload_s),
+            "client_forward_s": fwd,
+            "client_backward_s": bwd,
+            "activation_upload_s": up,
             "gradient_download_s": client_max(self.gradient_download_s),
             "server_compute_s": self.server_compute_s,
             "iteration_s": self.iteration_s,
-            "lora_upload_s": client_max(self.lora_upload_s),
+            "lora_upload_s": lora,
             "broadcast_s": self.broadcast_s,
             "round_s": self.round_s,
             "activation_bits": self.activation_bits,
@@ -146,12 +155,13 @@ class BatchedDelay:
 
 
 def client_max(x: np.ndarray) -> np.ndarray:
-    """(B,) maximum over the clients of a (B, K) array (a column loop: faster than ``max(axis=1)`` for small K)."""
-    if x.shape[1] > 8:
-        return x.max(axis=1)
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.maximum(out, x[:, j], out=out)
+    """(..., B) maximum over the clients (last axis) of a (..., B, K) array (a column loop: faster than
+    ``max(axis=-1)`` for small K)."""
+    if x.shape[-1] > 8:
+        return x.max(axis=-1)
+    out = x[..., 0].copy()
+    for j in range(1, x.shape[-1]):
+        np.maximum(out, x[..., j], out=out)
     return out
 
 
@@ -177,8 +187,13 @@ def batched_client_rates_bps(owner_gain: np.ndarray, assign: np.ndarray, power_w
     return batched_bincount(assign, per_sub, num_clients)
 
 
-def _upload_time_s(bits: np.ndarray, rates_bps: np.ndarray) -> np.ndarray:
-    return np.divide(bits, rates_bps, out=np.full(rates_bps.shape, np.inf), where=rates_bps > 0)
+def _upload_time_s(bits: np.ndarray, rates_bps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """bits / rate where the rate is positive, inf elsewhere (into ``out`` when given), s."""
+    if out is None:
+        out = np.full(rates_bps.shape, np.inf)
+    else:
+        out.fill(np.inf)
+    return np.divide(bits, rates_bps, out=out, where=rates_bps > 0)
 
 
 def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDecisions,
@@ -201,15 +216,22 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
     rate_ms, rate_fs = rates[:, :k], rates[:, k:]
     cell = dec.split_idx * tables.up_bits.shape[1] + dec.rank_idx  # flat (split, rank) table index
     available = channel.peak_flops * (1.0 - channel.load)
-    fwd = tables.client_flops.ravel()[cell][:, None] / available
-    bwd = cfg.compute.backward_factor * fwd
-    up = _upload_time_s(tables.up_bits.ravel()[cell][:, None], rate_ms)
+    # the per-client terms in one block, so their maxima over the clients come from one column loop:
+    # fwd + up, down + bwd, lora_up, fwd, bwd, up
+    terms = np.empty((6, *available.shape))
+    fwd = np.divide(tables.client_flops.ravel()[cell][:, None], available, out=terms[3])
+    bwd = np.multiply(cfg.compute.backward_factor, fwd, out=terms[4])
+    up = _upload_time_s(tables.up_bits.ravel()[cell][:, None], rate_ms, out=terms[5])
     down = tables.down_s.ravel()[cell][:, None]  # the same for every client: (B, 1)
-    t_server = tables.server_s.ravel()[cell]
-    t_iter = client_max(fwd + up) + t_server + client_max(down + bwd)
     lora_bits = tables.lora_bits.ravel()[cell]
-    lora_up = _upload_time_s(lora_bits[:, None], rate_fs)
+    lora_up = _upload_time_s(lora_bits[:, None], rate_fs, out=terms[2])
+    np.add(fwd, up, out=terms[0])
+    np.add(down, bwd, out=terms[1])
+    maxima = client_max(terms)
+    t_server = tables.server_s.ravel()[cell]
+    t_iter = maxima[0] + t_server + maxima[1]
     broadcast = tables.broadcast_s.ravel()[cell]
-    t_round = cfg.training.local_iterations * t_iter + client_max(lora_up) + broadcast
+    t_round = cfg.training.local_iterations * t_iter + maxima[2] + broadcast
     return BatchedDelay(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
-                        tables.act_bits.ravel()[cell], tables.label_bits.ravel()[cell], lora_bits)
+                        tables.act_bits.ravel()[cell], tables.label_bits.ravel()[cell], lora_bits,
+                        maxima[[3, 4, 5, 2]])
