@@ -26,7 +26,10 @@ def row_offsets(rows: int, stride: int) -> np.ndarray:
 def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Row-wise ``values[b, index[b]]`` of a (B, L) array and (B, ...) indices: ``take_along_axis`` on axis 1."""
     b, length = values.shape
-    return values.ravel()[index + row_offsets(b, length).reshape((b,) + (1,) * (index.ndim - 1))]
+    offsets = row_offsets(b, length)  # (B, 1)
+    if index.ndim != 2:
+        offsets = offsets.reshape((b,) + (1,) * (index.ndim - 1))
+    return values.ravel()[index + offsets]
 
 
 def batched_bincount(index: np.ndarray, weights: np.ndarray | None, length: int) -> np.ndarray:

@@ -9,6 +9,7 @@ batched functions with the single env.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +188,7 @@ class BatchedActionDecoder:
         """The adjacent MS and FS blocks of ``x[:, offset:]`` with per-env shapes ``ms_shape`` and ``fs_shape``:
         one stacked (2B, ...) view (row 2b: env b's MS block, row 2b + 1: its FS block) when M = N, else two."""
         b = x.shape[0]
-        size_ms, size_fs = int(np.prod(ms_shape)), int(np.prod(fs_shape))
+        size_ms, size_fs = math.prod(ms_shape), math.prod(fs_shape)
         if self.m == self.n:
             return [x[:, offset: offset + 2 * size_ms].reshape(2 * b, *ms_shape)]
         return [x[:, offset: offset + size_ms].reshape(b, *ms_shape),

@@ -319,15 +319,15 @@ def _masked_infos(info: dict[str, Any], masks: list[np.ndarray]) -> list[dict[st
     by_dtype: dict[np.dtype, list[int]] = {}
     for j, value in enumerate(leaves):
         by_dtype.setdefault(value.dtype, []).append(j)
+    stacks = [(members, np.stack([leaves[j] for j in members])) for members in by_dtype.values()]
+    n_keys = _count_keys(info)
     outs = []
     for mask in masks:
         rows: list[np.ndarray | None] = [None] * len(leaves)
-        for members in by_dtype.values():
-            stacked = np.where(mask, np.stack([leaves[j] for j in members]), 0)
-            for j, row in zip(members, stacked):
+        for members, stacked in stacks:
+            for j, row in zip(members, np.where(mask, stacked, 0)):
                 rows[j] = row
-        mask_rows = iter(np.tile(mask, (_count_keys(info), 1)))
-        outs.append(_rebuild(info, iter(rows), mask_rows))
+        outs.append(_rebuild(info, iter(rows), iter(np.tile(mask, (n_keys, 1)))))
     return outs
 
 
