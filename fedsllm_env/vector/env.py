@@ -325,7 +325,7 @@ def _masked_infos(info: dict[str, Any], masks: list[np.ndarray]) -> list[dict[st
     for mask in masks:
         rows: list[np.ndarray | None] = [None] * len(leaves)
         for members, stacked in stacks:
-            for j, row in zip(members, np.where(mask, stacked, 0)):
+            for j, row in zip(members, np.where(mask, stacked, np.zeros((), dtype=stacked.dtype))):
                 rows[j] = row
         outs.append(_rebuild(info, iter(rows), iter(np.tile(mask, (n_keys, 1)))))
     return outs
