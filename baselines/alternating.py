@@ -35,7 +35,8 @@ from fedsllm_env.types import Decision
 from baselines.power import equal_power
 from baselines.problem import Problem
 from baselines.result import BaselineResult
-from baselines.steps import PowerPolicy, power_step, split_rank_search, split_rank_step, subchannel_step
+from baselines.steps import (PowerPolicy, power_step, split_rank_search, split_rank_step, split_reassign_step,
+                             subchannel_step)
 from baselines.subchannel import greedy_assignment
 
 __all__ = ["AlternatingOptimizer", "initial_decision", "finish", "split_rank_search", "split_rank_step"]
@@ -82,7 +83,8 @@ def finish(problem: Problem, decision: Decision, *, success: bool, message: str,
     if violations:
         raise RuntimeError(f"solver produced an infeasible decision: {violations}")
     bd = problem.breakdown(decision)
-    objective = float(expected_total_delay_s(float(problem.rounds_needed(int(decision.rank))), float(bd.round_s)))
+    objective = float(expected_total_delay_s(problem.rounds(int(decision.split), int(decision.rank)),
+                                             float(bd.round_s)))
     return BaselineResult(decision, objective, bd, success, message, n_iter, tuple(float(h) for h in history),
                           time.perf_counter() - start_s, dict(extra))
 
@@ -105,6 +107,10 @@ class AlternatingOptimizer:
     """Search the split; False keeps the start's split."""
     search_rank: bool = True
     """Search the rank; False keeps the start's rank."""
+    split_reassign: bool = True
+    """Re-optimise the MS assignment for other splits inside the split/rank step (our addition,
+    :func:`~baselines.steps.split_reassign_step`); only with ``subchannels="greedy"``,
+    ``power="optimal"``, ``refine=True`` and ``search_split=True``."""
 
     def __post_init__(self) -> None:
         if not self.rtol > 0:
@@ -116,12 +122,21 @@ class AlternatingOptimizer:
         if self.power not in ("optimal", "equal"):
             raise ValueError(f"power must be 'optimal' or 'equal', got {self.power!r}")
 
-    def iterate(self, problem: Problem, decision: Decision) -> Decision:
-        """One iteration: subchannel -> power -> split/rank, each guarded."""
+    def iterate(self, problem: Problem, decision: Decision, first: bool = True) -> Decision:
+        """One iteration: subchannel -> power -> split/rank, each guarded.
+
+        The FS link has no offsets, so its best assignment does not depend on (c, r) (the payload only
+        scales its level): after the ``first`` iteration only the MS link is re-assigned.
+        """
         if self.subchannels == "greedy":
-            decision = subchannel_step(problem, decision, self.power, self.refine)
+            links = ("ms", "fs") if first else ("ms",)
+            decision = subchannel_step(problem, decision, self.power, self.refine, links)
         decision = power_step(problem, decision, self.power)
-        if self.search_split or self.search_rank:
+        if self.split_reassign and self.search_split and self.refine and self.subchannels == "greedy" \
+                and self.power == "optimal":
+            ranks = None if self.search_rank else (int(decision.rank),)
+            decision = split_reassign_step(problem, decision, self.refine, ranks)
+        elif self.search_split or self.search_rank:
             splits = None if self.search_split else (int(decision.split),)
             ranks = None if self.search_rank else (int(decision.rank),)
             decision = split_rank_step(problem, decision, self.power, splits, ranks)
@@ -162,7 +177,7 @@ class AlternatingOptimizer:
         success = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
-            nxt = self.iterate(problem, decision)
+            nxt = self.iterate(problem, decision, first=n_iter == 1)
             value = problem.fast_objective_s(nxt)
             if value > current:  # cannot happen (steps are guarded); keep the best anyway
                 nxt, value = decision, current

@@ -8,12 +8,16 @@ link (``K! S(S, K)`` of them; 36 for K=3, S=4), each with its exact min-max powe
 where the MS link (assignment + power) enters only ``t_ms`` and the FS link only ``t_fs``, with
 separate constraints. So the joint minimum over (assign_ms, assign_fs, powers) is
 ``min t_ms + min t_fs`` (each scaled by a positive factor): the links are minimised separately and
-added, ``O(|A_ms| + |A_fs|)`` instead of ``O(|A_ms| |A_fs|)`` per (c, r).
+added, ``O(|A_ms| + |A_fs|)`` instead of ``O(|A_ms| |A_fs|)`` per (c, r). The FS link has no offsets, so
+its best assignment and powers do not depend on (c, r) and its level scales with the LoRA payload: it
+is solved once. E may depend on the split (E(r, c), :meth:`Problem.rounds`): it is a positive factor
+per (c, r), so the decoupling holds unchanged.
 :func:`exact_optimum_joint` does the naive joint enumeration to verify this on tiny cases.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -44,6 +48,11 @@ def enumerate_assignments(num_clients: int, num_subchannels: int) -> np.ndarray:
     Raises:
         ValueError: if there would be more than ``MAX_ASSIGNMENTS``.
     """
+    return _enumerate_assignments(int(num_clients), int(num_subchannels)).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _enumerate_assignments(num_clients: int, num_subchannels: int) -> np.ndarray:
     n = count_assignments(num_clients, num_subchannels)
     if n > MAX_ASSIGNMENTS:
         raise ValueError(f"{n} assignments of {num_subchannels} subchannels to {num_clients} clients; "
@@ -90,13 +99,17 @@ def exact_optimum(problem: Problem) -> BaselineResult:
     ci, ri = np.meshgrid(np.arange(n_c), np.arange(n_r), indexing="ij")
     ci, ri = ci.ravel(), ri.ravel()
     lv_ms, p_ms = _link_levels(problem, "ms", a_ms, tab.upload_bits[ci, ri], tab.forward_s[ci, ri])
-    lv_fs, p_fs = _link_levels(problem, "fs", a_fs, tab.lora_bits[ci, ri], np.zeros((ci.size, k)))
-    best_ms, best_fs = np.argmin(lv_ms, axis=1), np.argmin(lv_fs, axis=1)
+    # FS link: no offsets, so the powers and the best assignment do not depend on (c, r) and the level
+    # scales with the LoRA payload: solve once (payload of the first candidate) and scale
+    lv_fs1, p_fs = _link_levels(problem, "fs", a_fs, tab.lora_bits[ci[:1], ri[:1]], np.zeros((1, k)))
+    best_fs = int(np.argmin(lv_fs1[0]))
+    t_fs = lv_fs1[0, best_fs] * tab.lora_bits[ci, ri] / tab.lora_bits[ci[0], ri[0]]
+    best_ms = np.argmin(lv_ms, axis=1)
     rows = np.arange(ci.size)
-    total = tab.total_s(ci, ri, lv_ms[rows, best_ms], lv_fs[rows, best_fs])
+    total = tab.total_s(ci, ri, lv_ms[rows, best_ms], t_fs)
     b = int(np.argmin(total))
-    decision = Decision(a_ms[best_ms[b]].copy(), a_fs[best_fs[b]].copy(), p_ms[b, best_ms[b]].copy(),
-                        p_fs[b, best_fs[b]].copy(), tab.splits[ci[b]], tab.ranks[ri[b]])
+    decision = Decision(a_ms[best_ms[b]].copy(), a_fs[best_fs].copy(), p_ms[b, best_ms[b]].copy(),
+                        p_fs[0, best_fs].copy(), tab.splits[ci[b]], tab.ranks[ri[b]])
     return finish(problem, decision, success=True, message="enumerated every assignment and (split, rank)",
                   n_iter=0, history=[float(total[b])], start_s=start, assignments_ms=int(a_ms.shape[0]),
                   assignments_fs=int(a_fs.shape[0]), objective_table_s=total.reshape(n_c, n_r))

@@ -119,14 +119,16 @@ def solve_link_power_batch(owned_inv_snr_w: np.ndarray, bandwidth_hz: float, bit
         t_lo = np.max(offset + np.where(bits > 0, bits / rcap, 0.0), axis=-1)
         t_hi = np.max(offset + np.where(bits > 0, bits / rshare, 0.0), axis=-1)
 
-    def total_power(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sum of the clients' least powers at levels t (B, P) -> (power (B, P), slope (B, P), nu (B, P, K))."""
-        gap = t[..., None] - offset[:, None, :]
-        b = bits[:, None, :]
+    def total_power(t: np.ndarray, rows: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray,
+                                                                                    np.ndarray]:
+        """Sum of the clients' least powers at levels t (B', P) of the batch entries ``rows``
+        -> (power (B', P), slope (B', P), nu (B', P, K))."""
+        gap = t[..., None] - offset[rows][:, None, :]
+        b = bits[rows][:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(b > 0, b / np.maximum(gap, 1e-300), 0.0)
             rate = np.where((b > 0) & (gap <= 0), np.inf, rate)
-            p, nu = min_power_for_rate(a[:, None], rate, bandwidth_hz)
+            p, nu = min_power_for_rate(a[rows][:, None], rate, bandwidth_hz)
             # dP_k/dt = (dP_k/dR)(dR/dt) = (nu ln2 / B) * (-bits / (t - D)^2)
             slope = -np.sum(np.where(b > 0, nu * np.log(2.0) / bandwidth_hz * rate * rate / np.where(b > 0, b, 1.0),
                                      0.0), axis=-1)
@@ -168,8 +170,12 @@ def solve_link_power_batch(owned_inv_snr_w: np.ndarray, bandwidth_hz: float, bit
         if not np.any(slow):
             pts = pts[:, :2]
         pts = np.where(open_[:, None], pts, lo[:, None])
-        p_pts, s_pts, _ = total_power(pts)
-        g_pts = p_pts - total_power_w
+        # evaluate only the entries still open (closed ones keep their bracket)
+        rows = np.nonzero(open_)[0]
+        g_pts = np.full(pts.shape, np.inf)
+        s_pts = np.zeros(pts.shape)
+        p_open, s_open, _ = total_power(pts[rows], rows)
+        g_pts[rows], s_pts[rows] = p_open - total_power_w, s_open
         feas = g_pts <= 0
         # new hi: smallest feasible point; new lo: largest infeasible point
         cand_hi = np.where(feas, pts, np.inf)

@@ -1,6 +1,8 @@
 """One instance of the joint allocation problem and fast, env-consistent evaluation of its objective.
 
-The objective is exactly the environment's: ``T = E(r) * round_delay(decision, ...).round_s``.
+The objective is exactly the environment's: ``T = E(r, c) * round_delay(decision, ...).round_s``, where
+``rounds_needed`` is E(r) (one argument) or E(r, c) (called as ``rounds_needed(rank, split)``; see
+:meth:`Problem.rounds`).
 :meth:`Problem.objective_s` calls :func:`fedsllm_env.delay.round_delay` itself; the precomputed
 :class:`DelayTables` (built from the same ``payload_bits`` / ``client_compute_s`` /
 ``server_compute_s`` functions) let the solvers evaluate many candidates without rebuilding a
@@ -17,6 +19,7 @@ so each link's assignment and power only enter through its own min-max term.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,6 +44,16 @@ from baselines.waterfill import inverse_snr_w
 __all__ = ["Problem", "DelayTables", "LinkSpec", "Link"]
 
 Link = Literal["ms", "fs"]
+
+
+def _accepts_two_positional(fn: Callable[..., float]) -> bool:
+    """True if ``fn(rank, split)`` is a valid call (two positional parameters or ``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature: assume E(r)
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,7 @@ class DelayTables:
     splits: tuple[int, ...]
     ranks: tuple[int, ...]
     rounds: np.ndarray
-    """(R,) E(r), rounds."""
+    """(C, R) E(r, c), rounds (constant along C when E does not depend on the split)."""
     forward_s: np.ndarray
     """(C, R, K) client forward time T_k^F of one iteration, s."""
     server_s: np.ndarray
@@ -133,7 +146,7 @@ class DelayTables:
         ci, ri = np.asarray(ci), np.asarray(ri)
         t_iter = np.asarray(t_ms_s) + self.server_s[ci, ri] + self.down_backward_s[ci, ri]
         t_round = self.local_iterations * t_iter + np.asarray(t_fs_s) + self.broadcast_s[ci, ri]
-        return np.where(self.fits_memory[ci, ri], expected_total_delay_s(self.rounds[ri], t_round), np.inf)
+        return np.where(self.fits_memory[ci, ri], expected_total_delay_s(self.rounds[ci, ri], t_round), np.inf)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +157,8 @@ class Problem:
     channel: ChannelState
     shape: ModelShape
     cfg: FedsLLMConfig
-    rounds_needed: Callable[[int], float] = field(repr=False)
-    """E(r): rounds to reach the target validation loss at LoRA rank r."""
+    rounds_needed: Callable[..., float] = field(repr=False)
+    """E(r) or E(r, c): rounds to reach the target validation loss at LoRA rank r (and split c)."""
 
     def __post_init__(self) -> None:
         w = self.cfg.wireless
@@ -169,7 +182,8 @@ class Problem:
         if self.shape.n_layer < 2:
             raise ValueError(f"model needs >= 2 blocks to split, got n_layer={self.shape.n_layer}")
         if not callable(self.rounds_needed):
-            raise TypeError(f"rounds_needed must be a callable rank -> E(r), got {type(self.rounds_needed).__name__}")
+            raise TypeError(f"rounds_needed must be a callable rank -> E(r) or (rank, split) -> E(r, c), "
+                            f"got {type(self.rounds_needed).__name__}")
 
     # ---- env-exact evaluation --------------------------------------------------------------------
     def breakdown(self, decision: Decision) -> DelayBreakdown:
@@ -178,8 +192,19 @@ class Problem:
 
     def objective_s(self, decision: Decision) -> float:
         """Total training delay ``E(r) * T_round`` of ``decision``, s (the env's objective)."""
-        return float(expected_total_delay_s(float(self.rounds_needed(int(decision.rank))),
+        return float(expected_total_delay_s(self.rounds(int(decision.split), int(decision.rank)),
                                             float(self.breakdown(decision).round_s)))
+
+    @cached_property
+    def _rounds_takes_split(self) -> bool:
+        return _accepts_two_positional(self.rounds_needed)
+
+    def rounds(self, split: int, rank: int) -> float:
+        """E(r, c): ``rounds_needed(rank, split)`` when the callable takes two positional arguments,
+        else ``rounds_needed(rank)`` (E independent of the split), rounds."""
+        if self._rounds_takes_split:
+            return float(self.rounds_needed(int(rank), int(split)))
+        return float(self.rounds_needed(int(rank)))
 
     # ---- candidates and tables -----------------------------------------------------------------
     @property
@@ -208,7 +233,7 @@ class Problem:
         cfg, k = self.cfg, self.num_clients
         splits, ranks = self.splits, self.ranks
         n_c, n_r = len(splits), len(ranks)
-        rounds = np.empty(n_r)
+        rounds = np.empty((n_c, n_r))
         fwd = np.empty((n_c, n_r, k))
         server = np.empty((n_c, n_r))
         down_bwd = np.empty((n_c, n_r))
@@ -217,11 +242,12 @@ class Problem:
         bcast = np.empty((n_c, n_r))
         fits = np.ones((n_c, n_r), dtype=bool)
         for j, r in enumerate(ranks):
-            e = float(self.rounds_needed(r))
-            if not (math.isfinite(e) and e > 0):
-                raise ValueError(f"rounds_needed({r}) must be a positive finite number of rounds, got {e!r}")
-            rounds[j] = e
             for i, c in enumerate(splits):
+                e = self.rounds(c, r)
+                if not (math.isfinite(e) and e > 0):
+                    raise ValueError(f"rounds_needed(rank={r}, split={c}) must be a positive finite number of rounds, "
+                                     f"got {e!r}")
+                rounds[i, j] = e
                 act, labels, lora_bits = payload_bits(self.shape, c, r, cfg)
                 f, b = client_compute_s(self.shape, c, r, self.scenario, self.channel.load, cfg)
                 fwd[i, j] = f

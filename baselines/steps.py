@@ -16,10 +16,11 @@ import numpy as np
 
 from fedsllm_env.types import Decision
 from baselines.power import equal_power, owned_inv_snr, solve_link_power, solve_link_power_batch
-from baselines.problem import LinkSpec, Problem
+from baselines.problem import Link, LinkSpec, Problem
 from baselines.subchannel import CYCLE_MAX_SUBCHANNELS, greedy_assignment, iterated_refine, refine_assignment
 
-__all__ = ["PowerPolicy", "link_power_w", "power_step", "subchannel_step", "split_rank_search", "split_rank_step"]
+__all__ = ["PowerPolicy", "link_power_w", "power_step", "subchannel_step", "improve_link_assignment",
+           "split_rank_search", "split_rank_step", "split_reassign_step"]
 
 PowerPolicy = Literal["optimal", "equal"]
 
@@ -60,8 +61,47 @@ def power_step(problem: Problem, decision: Decision, power: PowerPolicy = "optim
     return _better(problem, cand, decision)
 
 
+def improve_link_assignment(spec: LinkSpec, assign: np.ndarray, power_w: np.ndarray, power: PowerPolicy = "optimal",
+                            refine: bool = True, iterated: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """One link's part of :func:`subchannel_step`: the best of the current and the greedy assignment,
+    refined by local search when ``refine`` and ``power == "optimal"``; never worse than the input.
+
+    Args:
+        spec: the link at the current split/rank.
+        assign: (S,) current owners.
+        power_w: (S,) current powers, W (feasible for ``spec``).
+        power: power policy pairing every candidate assignment.
+        refine: run the local search (only with optimal power).
+        iterated: on small links, the iterated local search (else one local search per start).
+
+    Returns:
+        ``(assign, power_w, level_s)`` of the best candidate (the input unless a candidate lowers the
+        link's min-max delay by the round-off margin).
+    """
+    best_assign, best_power = np.asarray(assign), np.asarray(power_w)
+    best_level = spec.delay_s(best_assign, best_power)
+    greedy = greedy_assignment(spec)
+    greedy_power = link_power_w(spec, greedy, power)
+    greedy_level = spec.delay_s(greedy, greedy_power)
+    if refine and power == "optimal":
+        # refine the better start; on small links (cheap) refine both and keep the best
+        small = spec.num_subchannels <= CYCLE_MAX_SUBCHANNELS
+        starts = sorted([(greedy_level, 0, greedy), (best_level, 1, best_assign)], key=lambda x: x[:2])
+        if not small or np.array_equal(greedy, best_assign):  # one start (the refinement is deterministic)
+            starts = starts[:1]
+        for _, _, start in starts:
+            cand = iterated_refine(spec, start)[0] if small and iterated else refine_assignment(spec, start)[0]
+            cand_power = link_power_w(spec, cand, power)
+            cand_level = spec.delay_s(cand, cand_power)
+            if cand_level < best_level * (1.0 - _REL_IMPROVEMENT):
+                best_assign, best_power, best_level = cand, cand_power, cand_level
+    elif greedy_level < best_level * (1.0 - _REL_IMPROVEMENT):
+        best_assign, best_power, best_level = greedy, greedy_power, greedy_level
+    return best_assign, best_power, best_level
+
+
 def subchannel_step(problem: Problem, decision: Decision, power: PowerPolicy = "optimal",
-                    refine: bool = True) -> Decision:
+                    refine: bool = True, links: Sequence[Link] = ("ms", "fs")) -> Decision:
     """Re-assign the subchannels of both links (greedy, then optional local search), split/rank fixed.
 
     Per link, the greedy assignment (with its policy power) is compared with the current one; if
@@ -77,34 +117,13 @@ def subchannel_step(problem: Problem, decision: Decision, power: PowerPolicy = "
         decision: the input (feasible) decision.
         power: power policy pairing every candidate assignment.
         refine: run :func:`~baselines.subchannel.refine_assignment` (only with optimal power).
+        links: the links to re-assign (the others keep their assignment and power).
     """
     _check_policy(power)
     c, r = int(decision.split), int(decision.rank)
-    out = {}
-    for name, assign0, power0 in (("ms", decision.assign_ms, decision.power_ms_w),
-                                  ("fs", decision.assign_fs, decision.power_fs_w)):
-        spec = problem.link(name, c, r)
-        best_assign, best_power = np.asarray(assign0), np.asarray(power0)
-        best_level = spec.delay_s(best_assign, best_power)
-        greedy = greedy_assignment(spec)
-        greedy_power = link_power_w(spec, greedy, power)
-        greedy_level = spec.delay_s(greedy, greedy_power)
-        if refine and power == "optimal":
-            # refine the better start; on small links (cheap) refine both and keep the best
-            starts = [(greedy_level, greedy), (best_level, best_assign)]
-            starts.sort(key=lambda x: x[0])
-            if spec.num_subchannels > CYCLE_MAX_SUBCHANNELS:
-                starts = starts[:1]
-            small = spec.num_subchannels <= CYCLE_MAX_SUBCHANNELS
-            for _, start in starts:
-                cand = iterated_refine(spec, start)[0] if small else refine_assignment(spec, start)[0]
-                cand_power = link_power_w(spec, cand, power)
-                cand_level = spec.delay_s(cand, cand_power)
-                if cand_level < best_level * (1.0 - _REL_IMPROVEMENT):
-                    best_assign, best_power, best_level = cand, cand_power, cand_level
-        elif greedy_level < best_level * (1.0 - _REL_IMPROVEMENT):
-            best_assign, best_power, best_level = greedy, greedy_power, greedy_level
-        out[name] = (best_assign, best_power)
+    out = {"ms": (decision.assign_ms, decision.power_ms_w), "fs": (decision.assign_fs, decision.power_fs_w)}
+    for name in links:
+        out[name] = improve_link_assignment(problem.link(name, c, r), *out[name], power, refine)[:2]
     cand = decision.replace(assign_ms=out["ms"][0], power_ms_w=out["ms"][1],
                             assign_fs=out["fs"][0], power_fs_w=out["fs"][1])
     return _better(problem, cand, decision)
@@ -173,3 +192,60 @@ def split_rank_step(problem: Problem, decision: Decision, power: PowerPolicy | L
     """:func:`split_rank_search`, accepted only if it lowers T (see module docstring)."""
     cand, _ = split_rank_search(problem, decision, power, splits, ranks)
     return _better(problem, cand, decision)
+
+
+def split_reassign_step(problem: Problem, decision: Decision, refine: bool = True,
+                        ranks: Sequence[int] | None = None) -> Decision:
+    """Split/rank search that also re-optimises the MS assignment for other splits (our addition).
+
+    :func:`split_rank_search` judges every split with the assignment optimised for the current one, so
+    a deeper cut whose MS offsets ``T_k^F`` call for another assignment can look worse than it is.
+    This step first runs that search, then, for every other split c that could still beat the
+    incumbent, re-optimises the MS assignment at c (:func:`improve_link_assignment` from the current
+    assignment and the greedy one, at the rank whose bound below is smallest) and searches (split,
+    rank) again with each new assignment; the best candidate is accepted if it lowers T.
+
+    *Pruning.* The MS offsets of (c, r) are ``F(c, r) u_k`` (``u_k`` = 1 / client k's available
+    FLOP/s), so the optimal MS level ``V(F)`` is non-decreasing in F and ``V(F) / F`` non-increasing
+    (scaling a solution's offsets by ``F / F0 >= 1`` scales its delays by at most that much). With
+    ``V0`` the current MS level at ``F0``, ``V(F) >= V0 min(1, F / F0)``; the FS link has no offsets, so
+    its optimal assignment does not depend on (c, r) and ``t_fs`` scales with the LoRA payload. A split
+    whose bound ``E (I (V0 min(1, F / F0) + T^S + T^{down+B}) + t_fs + T^bc)`` is not below the
+    incumbent for any rank is skipped (the bound trusts the current assignment to be near-optimal at
+    F0). With the package defaults (a fast server) every deeper cut is pruned this way.
+
+    Args:
+        problem: the instance.
+        decision: the input (feasible) decision; its power must be optimal for its assignment.
+        refine: run the local search when re-optimising (else greedy only).
+        ranks: candidate ranks (default ``cfg.model.ranks``).
+    """
+    tab = problem.tables
+    best, table = split_rank_search(problem, decision, "optimal", None, ranks)
+    best = _better(problem, best, decision)
+    incumbent = problem.fast_objective_s(best)
+    c0, r0 = int(decision.split), int(decision.rank)
+    ci0, ri0 = tab.index(c0, r0)
+    ms0, fs0 = problem.link("ms", c0, r0), problem.link("fs", c0, r0)
+    v0 = ms0.delay_s(decision.assign_ms, decision.power_ms_w)
+    t_fs0 = fs0.delay_s(decision.assign_fs, decision.power_fs_w)
+    ranks = tuple(tab.ranks if ranks is None else ranks)
+    ri = np.array([tab.index(c0, r)[1] for r in ranks])
+    ci = np.arange(len(tab.splits))[:, None]
+    # F(c, r) / F0 from the offsets of the fastest-computing client (all clients share the ratio)
+    k_ref = int(np.argmax(tab.forward_s[ci0, ri0]))
+    ratio = tab.forward_s[ci, ri, k_ref] / tab.forward_s[ci0, ri0, k_ref]
+    lb_ms = np.maximum(v0 * np.minimum(1.0, ratio), np.max(tab.forward_s[ci, ri], axis=-1))
+    lb = tab.total_s(ci, ri, lb_ms, t_fs0 * tab.lora_bits[ci, ri] / tab.lora_bits[ci0, ri0])
+    for i, c in enumerate(tab.splits):
+        if c == c0 or lb[i].min() >= incumbent * (1.0 - _REL_IMPROVEMENT):
+            continue
+        r = ranks[int(np.argmin(lb[i]))]
+        spec = problem.link("ms", c, r)
+        power0 = link_power_w(spec, decision.assign_ms, "optimal")
+        assign, _, _ = improve_link_assignment(spec, decision.assign_ms, power0, "optimal", refine, iterated=False)
+        if np.array_equal(assign, decision.assign_ms):
+            continue
+        cand, _ = split_rank_search(problem, decision.replace(assign_ms=assign), "optimal", None, ranks)
+        best = _better(problem, cand, best)
+    return _better(problem, best, decision)

@@ -1,13 +1,16 @@
 """Benchmark the alternating optimizer: solve time / iterations vs size, and optimality gaps.
 
-Prints two tables:
+Prints three parts (``--skip`` leaves any out):
 
-1. solve time (mean over seeds) and iterations of :class:`baselines.AlternatingOptimizer` for K clients
-   and M = N = f * K subchannels, next to the paper's plain greedy (no local-search refinement) and the
-   ratio of their objectives;
-2. the optimality-gap distribution (min / median / mean / max of T / T_exact - 1) against the
-   brute-force optimum on small instances, for the optimizer, the plain greedy variant and the
-   conventional schemes.
+1. ``timing``: solve time (mean over seeds), iterations and chosen split of
+   :class:`baselines.AlternatingOptimizer` for K clients and M = N = f * K subchannels, next to the
+   paper's plain greedy (no local-search refinement) and the ratio of their objectives;
+2. ``schemes``: the optimality-gap distribution (min / median / mean / max of T / T_exact - 1)
+   against the brute-force optimum on fixed small sizes, for the optimizer, the plain greedy variant
+   and the conventional schemes;
+3. ``regimes``: the optimizer's gap distribution over many random small instances per regime
+   (default, server-scarce, binding total power, random per-client power; :mod:`baselines.regimes`),
+   with progress lines while it runs.
 
 E(r) (and by default the model shape) come from the shipped calibration when it exists
 (``--calibration`` for another file); otherwise a clearly labelled placeholder ``20 + 30 r^-0.8`` and
@@ -18,8 +21,9 @@ the package is installed so that ``baselines`` resolves to this folder).
 
 Usage::
 
-    python train_scripts/benchmark_optimizer.py --quick
-    python train_scripts/benchmark_optimizer.py --clients 5 10 20 50 --factors 2 4 --seeds 3
+    python -m train_scripts.benchmark_optimizer --quick
+    python -m train_scripts.benchmark_optimizer --clients 5 10 20 50 --factors 2 4 --seeds 3
+    python -m train_scripts.benchmark_optimizer --skip timing schemes --instances 500   # 2,000 instances
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.profile import ModelShape
 from baselines import SCHEMES, AlternatingOptimizer, exact_optimum, random_problem, sized_config
+from baselines.regimes import REGIMES, regime_problem
 from train_scripts.seeding import seed_everything
 
 
@@ -71,14 +76,18 @@ def _stats(x: Sequence[float]) -> str:
 
 
 def timing_table(clients: Sequence[int], factors: Sequence[int], seeds: int, shape: ModelShape,
-                 rounds_needed: Callable[[int], float]) -> None:
-    """Print solve time and iterations vs K and M = N = f K."""
-    print("\n== Solve time vs size (mean over seeds; 'greedy' = paper's greedy without our refinement) ==")
-    print(f"{'K':>4} {'M=N':>5} {'time_s':>9} {'iters':>6} {'T_s':>10} | {'greedy time_s':>13} {'iters':>6} "
-          f"{'T_greedy/T':>10}")
+                 rounds_needed: Callable[[int], float], server_flops_per_cycle: float | None = None) -> None:
+    """Print solve time and iterations vs K and M = N = f K (optionally with another server speed)."""
+    base = FedsLLMConfig()
+    if server_flops_per_cycle is not None:
+        base = base.replace(compute=base.compute.replace(server_flops_per_cycle=float(server_flops_per_cycle)))
+    print(f"\n== Solve time vs size (mean over seeds; 'greedy' = paper's greedy without our refinement; server "
+          f"{base.compute.server_flops_per_cycle:g} FLOPs/cycle) ==")
+    print(f"{'K':>4} {'M=N':>5} {'time_s':>9} {'iters':>6} {'T_s':>10} {'split':>5} | {'greedy time_s':>13} "
+          f"{'iters':>6} {'T_greedy/T':>10}")
     for k in clients:
         for f in factors:
-            cfg = sized_config(k, f * k, f * k)
+            cfg = sized_config(k, f * k, f * k, base)
             rows = []
             for seed in range(seeds):
                 problem = random_problem(seed, cfg, shape, rounds_needed)
@@ -87,16 +96,17 @@ def timing_table(clients: Sequence[int], factors: Sequence[int], seeds: int, sha
                 t1 = time.perf_counter()
                 plain = AlternatingOptimizer(refine=False).solve(problem)
                 t2 = time.perf_counter()
-                rows.append((t1 - t0, full.n_iter, full.objective_s, t2 - t1, plain.n_iter,
+                rows.append((t1 - t0, full.n_iter, full.objective_s, full.decision.split, t2 - t1, plain.n_iter,
                              plain.objective_s / full.objective_s))
             r = np.asarray(rows)
-            print(f"{k:>4} {f * k:>5} {r[:, 0].mean():>9.3f} {r[:, 1].mean():>6.1f} {r[:, 2].mean():>10.4g} | "
-                  f"{r[:, 3].mean():>13.3f} {r[:, 4].mean():>6.1f} {r[:, 5].mean():>10.4f}", flush=True)
+            print(f"{k:>4} {f * k:>5} {r[:, 0].mean():>9.3f} {r[:, 1].mean():>6.1f} {r[:, 2].mean():>10.4g} "
+                  f"{r[:, 3].mean():>5.1f} | {r[:, 4].mean():>13.3f} {r[:, 5].mean():>6.1f} {r[:, 6].mean():>10.4f}",
+                  flush=True)
 
 
 def gap_table(k: int, m: int, n: int, seeds: int, shape: ModelShape, rounds_needed: Callable[[int], float],
               **wireless: float) -> None:
-    """Print the optimality-gap distribution against the exact optimum."""
+    """Print the optimality-gap distribution of the optimizer and the conventional schemes on one size."""
     cfg = sized_config(k, m, n, **wireless)
     methods: dict[str, list[float]] = {"optimizer": [], "optimizer (no refinement)": []}
     methods.update({name: [] for name in SCHEMES})
@@ -119,14 +129,79 @@ def gap_table(k: int, m: int, n: int, seeds: int, shape: ModelShape, rounds_need
         print(f"{name:<26} {_stats(gaps)}")
 
 
+def regime_gaps(regimes: Sequence[str], instances: int, shape: ModelShape, rounds_needed: Callable[..., float],
+                clients: Sequence[int] = (3, 4), max_subchannels: int = 5, first_seed: int = 0,
+                threshold: float = 0.005, progress_every: int = 100) -> dict[str, np.ndarray]:
+    """Optimizer gap ``T / T_exact - 1`` on ``instances`` random small instances per regime.
+
+    Prints progress every ``progress_every`` instances, then one row per regime and one over all:
+    count, min / median / mean / max gap (%), how many exceed ``threshold``, the worst seed, the share of
+    instances whose exact optimum cuts deeper than c = 1, and the mean exact / optimizer solve times.
+
+    Returns:
+        Regime -> (instances,) gaps.
+    """
+    print(f"\n== Optimizer gap (%) vs exact optimum over random small instances: {instances} per regime, "
+          f"K in {tuple(clients)}, M, N in [K, {max_subchannels}], seeds {first_seed}..{first_seed + instances - 1} "
+          f"(regimes: baselines/regimes.py) ==", flush=True)
+    out: dict[str, np.ndarray] = {}
+    rows = []
+    start = time.perf_counter()
+    total = len(regimes) * instances
+    done = 0
+    for regime in regimes:
+        gaps, deep, t_exact, t_opt = [], 0, 0.0, 0.0
+        for seed in range(first_seed, first_seed + instances):
+            problem = regime_problem(regime, seed, shape, rounds_needed, clients, max_subchannels)
+            t0 = time.perf_counter()
+            exact = exact_optimum(problem)
+            t1 = time.perf_counter()
+            found = AlternatingOptimizer().solve(problem)
+            t_exact, t_opt = t_exact + t1 - t0, t_opt + time.perf_counter() - t1
+            gaps.append(found.objective_s / exact.objective_s - 1.0)
+            deep += int(exact.decision.split > 1)
+            done += 1
+            if progress_every and done % progress_every == 0:
+                elapsed = time.perf_counter() - start
+                print(f"  [{done}/{total}] {regime} seed {seed}: worst gap so far in this regime "
+                      f"{100 * max(gaps):.3f} %, {elapsed:.0f} s elapsed, ~{elapsed / done * (total - done):.0f} s left",
+                      flush=True)
+        g = np.asarray(gaps)
+        out[regime] = g
+        rows.append((regime, g, first_seed + int(np.argmax(g)), deep / instances, t_exact / instances,
+                     t_opt / instances))
+    print(f"{'regime':<14} {'n':>5} {'min':>8} {'median':>8} {'mean':>8} {'max':>8} {f'>{100 * threshold:g}%':>6} "
+          f"{'worst seed':>10} {'exact c>1':>9} {'exact s':>8} {'opt s':>8}")
+    for regime, g, worst, deep, te, to in rows:
+        print(f"{regime:<14} {g.size:>5} {_stats(g)} {int(np.sum(g > threshold)):>6} {worst:>10} {deep:>9.0%} "
+              f"{te:>8.3f} {to:>8.3f}")
+    every = np.concatenate(list(out.values()))
+    print(f"{'all':<14} {every.size:>5} {_stats(every)} {int(np.sum(every > threshold)):>6}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="fedsllm benchmark-optimizer", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and few seeds (about a minute)")
-    parser.add_argument("--clients", type=int, nargs="+", default=[5, 10, 20, 50], help="values of K")
-    parser.add_argument("--factors", type=int, nargs="+", default=[2, 4], help="M = N = factor * K")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, few seeds, 25 instances per regime (about a minute)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[5, 10, 20, 50], help="values of K (timing)")
+    parser.add_argument("--factors", type=int, nargs="+", default=[2, 4], help="M = N = factor * K (timing)")
     parser.add_argument("--seeds", type=int, default=3, help="instances per size for timing")
-    parser.add_argument("--gap-seeds", type=int, default=30, help="instances per gap table")
+    parser.add_argument("--server-flops-per-cycle", type=float, default=None,
+                        help="main-server FLOPs/cycle for the timing table (default: the config's; e.g. 4 for a "
+                             "server-scarce cell)")
+    parser.add_argument("--gap-seeds", type=int, default=30, help="instances per fixed-size gap table (with schemes)")
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES,
+                        help="regimes of the random-instance gap study")
+    parser.add_argument("--instances", type=int, default=500, help="random instances per regime (gap study)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first instance seed of the gap study")
+    parser.add_argument("--gap-clients", type=int, nargs="+", default=[3, 4], help="values of K in the gap study")
+    parser.add_argument("--max-subchannels", type=int, default=5, help="largest M, N in the gap study")
+    parser.add_argument("--progress-every", type=int, default=100, help="print progress every N instances (0: never)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["timing", "schemes", "regimes"],
+                        help="parts to leave out: the timing table, the fixed-size tables with the conventional "
+                             "schemes, the random-instance gap study")
     parser.add_argument("--shape", default="auto",
                         help="'calibration' (the calibrated model's shape), 'tiny' (the config's tiny GPT-2 with a "
                              "500-token vocabulary), 'gpt2' (124M) or 'auto' (calibration if present, else tiny)")
@@ -142,18 +217,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     seed_everything(args.seed)
     if args.quick:
-        args.clients, args.factors, args.seeds, args.gap_seeds = [5, 10, 20], [2], 2, 10
+        args.clients, args.factors, args.seeds, args.gap_seeds, args.instances = [5, 10, 20], [2], 2, 10, 25
     cfg = FedsLLMConfig()
     rounds_needed, source, calibrated_shape = _rounds_needed(args.calibration)
     shape = _shape(args.shape, cfg, calibrated_shape)
     print(f"model shape: {shape.to_dict()}")
     print(f"E(r): {source}")
     print(f"E(r) at ranks {cfg.model.ranks}: {[round(rounds_needed(r), 3) for r in cfg.model.ranks]}")
-    timing_table(args.clients, args.factors, args.seeds, shape, rounds_needed)
-    gap_table(3, 4, 4, args.gap_seeds, shape, rounds_needed)
-    gap_table(3, 4, 4, args.gap_seeds, shape, rounds_needed, total_power_ms_w=0.2, total_power_fs_w=0.15)
-    if not args.quick:
-        gap_table(3, 5, 4, args.gap_seeds, shape, rounds_needed)
+    if "timing" not in args.skip:
+        timing_table(args.clients, args.factors, args.seeds, shape, rounds_needed, args.server_flops_per_cycle)
+    if "schemes" not in args.skip:
+        gap_table(3, 4, 4, args.gap_seeds, shape, rounds_needed)
+        gap_table(3, 4, 4, args.gap_seeds, shape, rounds_needed, total_power_ms_w=0.2, total_power_fs_w=0.15)
+        if not args.quick:
+            gap_table(3, 5, 4, args.gap_seeds, shape, rounds_needed)
+    if "regimes" not in args.skip:
+        regime_gaps(args.regimes, args.instances, shape, rounds_needed, args.gap_clients, args.max_subchannels,
+                    args.first_seed, progress_every=args.progress_every)
 
 
 if __name__ == "__main__":
