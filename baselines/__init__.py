@@ -6,7 +6,8 @@
   local-search refinement, exact min-max power, exhaustive split/rank), monotone.
 - :data:`SCHEMES`: conventional schemes (random subchannels, equal power, fixed split, fixed rank,
   all random).
-- :func:`exact_optimum`: brute-force optimum of small instances.
+- :func:`exact_optimum`: brute-force optimum of small instances; :func:`regime_problem`: random small
+  instances in named regimes (default, server-scarce, binding total power, random power).
 - :class:`OptimizerAllocator`: the hybrid ids' allocator (registered as ``"optimizer"`` on import).
 """
 
@@ -20,11 +21,13 @@ from baselines.instances import random_problem, sized_config
 from baselines.power import equal_power, reference_link_power_cvxpy, solve_link_power
 from baselines.problem import DelayTables, LinkSpec, Problem
 from baselines.result import BaselineResult
-from baselines.steps import power_step, split_rank_search, split_rank_step, subchannel_step
+from baselines.regimes import REGIMES, regime_problem
+from baselines.steps import power_step, split_rank_search, split_rank_step, split_reassign_step, subchannel_step
 from baselines.subchannel import greedy_assignment, random_assignment, refine_assignment, rematch_sets
 
 __all__ = [
     "AlternatingOptimizer",
+    "REGIMES",
     "BaselineResult",
     "DelayTables",
     "LinkSpec",
@@ -43,11 +46,13 @@ __all__ = [
     "random_problem",
     "reference_link_power_cvxpy",
     "refine_assignment",
+    "regime_problem",
     "rematch_sets",
     "sized_config",
     "solve_link_power",
     "solve_optimizer",
     "split_rank_search",
     "split_rank_step",
+    "split_reassign_step",
     "subchannel_step",
 ]

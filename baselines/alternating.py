@@ -3,22 +3,28 @@
 Loop (until the relative decrease of T in one iteration is below ``rtol`` = 1e-3, at most
 ``max_iter`` = 20 iterations)::
 
-    1. subchannel step  (greedy per link [+ our local-search refinement], powers re-derived)
+    1. subchannel step  (greedy per link [+ our local-search refinement], powers re-derived; the FS
+                         link only in the first iteration: it has no offsets, so its best
+                         assignment does not depend on (c, r))
     2. power step       (exact min-max power per link)
     3. split/rank step  (exhaustive over c in 1..L-1 and r in cfg.model.ranks; powers re-optimised
                          for every candidate inside the search, since (c, r) move the MS offsets
-                         T_k^F and both payloads)
+                         T_k^F and both payloads; [our addition] the MS assignment is also
+                         re-optimised for every other split that a bound cannot rule out, so a
+                         deeper cut is not judged with the assignment tuned for the current one)
 
 The three steps live in :mod:`baselines.steps` (re-exported here). Each step is guarded (a candidate
 that does not strictly lower T is rejected), so the history of T is non-increasing: the optimizer
-never accepts a worse iterate.
+never accepts a worse iterate. The objective is ``E(r, c) * T_round`` (E may ignore the split, see
+:meth:`baselines.problem.Problem.rounds`).
 
 Start point (when ``init`` is None): split ``cfg.model.initial_split`` (clipped to L-1), rank
 ``cfg.model.initial_rank``, greedy subchannels at that (c, r), equal power.
 
 Switches turn it into the conventional schemes of :mod:`baselines.heuristics`: ``subchannels="fixed"``
 keeps the initial assignment, ``power="equal"`` uses the equal split throughout, and
-``search_split`` / ``search_rank`` = False keep the initial split / rank.
+``search_split`` / ``search_rank`` = False keep the initial split / rank; ``refine=False`` is the
+paper's algorithm without our additions (no local search, no split-aware reassignment).
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from baselines.steps import (PowerPolicy, power_step, split_rank_search, split_r
                              subchannel_step)
 from baselines.subchannel import greedy_assignment
 
-__all__ = ["AlternatingOptimizer", "initial_decision", "finish", "split_rank_search", "split_rank_step"]
+__all__ = ["AlternatingOptimizer", "initial_decision", "finish", "split_rank_search", "split_rank_step",
+           "split_reassign_step"]
 
 
 def initial_decision(problem: Problem, split: int | None = None, rank: int | None = None) -> Decision:

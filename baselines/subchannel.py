@@ -43,7 +43,9 @@ neighbourhoods or after ``max_moves`` accepted changes; it never returns a worse
 
 On small links (at most ``CYCLE_MAX_SUBCHANNELS`` subchannels) the optimizer wraps it in
 :func:`iterated_refine`: 8 deterministic random 3-subchannel perturbations of the best assignment,
-each followed by the local search, the best kept (iterated local search).
+each followed by the local search, the best kept (iterated local search). Every perturbation keeps
+each client served (:func:`random_kick`: random moves from clients that keep a subchannel, else
+swaps), so no perturbation is wasted on an infeasible assignment.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from baselines.waterfill import max_rate_for_power, min_power_for_rate
 
 __all__ = ["greedy_budget_w", "bottleneck_matching", "greedy_assignment", "refine_assignment", "rematch_sets",
            "iterated_refine",
-           "random_assignment", "CYCLE_MAX_SUBCHANNELS"]
+           "random_kick", "random_assignment", "CYCLE_MAX_SUBCHANNELS"]
 
 
 def greedy_budget_w(spec: LinkSpec) -> np.ndarray:
@@ -485,17 +487,45 @@ def iterated_refine(spec: LinkSpec, assign: np.ndarray, kicks: int = 8, kick_siz
     """
     rng = np.random.default_rng(seed)
     best, best_level, _ = refine_assignment(spec, assign)
-    k, s = spec.num_clients, spec.num_subchannels
     for _ in range(kicks):
-        cand = best.copy()
-        for i in rng.choice(s, size=min(kick_size, s), replace=False):
-            cand[i] = rng.integers(0, k)
-        if np.bincount(cand, minlength=k).min() == 0:
-            continue
+        cand = random_kick(rng, best, spec.num_clients, kick_size)
         cand, level, _ = refine_assignment(spec, cand)
         if level < best_level * (1.0 - 1e-9):
             best, best_level = cand, level
     return best, best_level
+
+
+def random_kick(rng: np.random.Generator, assign: np.ndarray, num_clients: int, size: int) -> np.ndarray:
+    """``size`` random changes that keep every client served: each picks a random subchannel and, with
+    probability 1/2 when its owner keeps another one, gives it to a random other client, otherwise
+    swaps it with a random subchannel of another owner (nothing happens if one client owns all).
+
+    Args:
+        rng: the random generator.
+        assign: (S,) owners (every client owns >= 1); not modified.
+        num_clients: K.
+        size: number of changes.
+
+    Returns:
+        (S,) the perturbed owners.
+    """
+    out = np.array(assign, dtype=np.int64)
+    counts = np.bincount(out, minlength=num_clients)
+    for _ in range(size):
+        i = int(rng.integers(out.size))
+        owner = int(out[i])
+        if counts[owner] >= 2 and num_clients >= 2 and rng.random() < 0.5:
+            new = int(rng.integers(num_clients - 1))
+            new += new >= owner  # uniform over the other clients
+            out[i] = new
+            counts[owner] -= 1
+            counts[new] += 1
+            continue
+        others = np.nonzero(out != owner)[0]
+        if others.size:
+            j = int(rng.choice(others))
+            out[i], out[j] = out[j], owner
+    return out
 
 
 def random_assignment(rng: np.random.Generator, num_clients: int, num_subchannels: int) -> np.ndarray:

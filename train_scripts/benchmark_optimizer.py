@@ -2,7 +2,8 @@
 
 Prints three parts (``--skip`` leaves any out):
 
-1. ``timing``: solve time (mean over seeds), iterations and chosen split of
+1. ``timing``: solve time (wall and process CPU time, mean over seeds; CPU time is the robust figure
+   on a shared machine), iterations and chosen split of
    :class:`baselines.AlternatingOptimizer` for K clients and M = N = f * K subchannels, next to the
    paper's plain greedy (no local-search refinement) and the ratio of their objectives;
 2. ``schemes``: the optimality-gap distribution (min / median / mean / max of T / T_exact - 1)
@@ -83,25 +84,24 @@ def timing_table(clients: Sequence[int], factors: Sequence[int], seeds: int, sha
         base = base.replace(compute=base.compute.replace(server_flops_per_cycle=float(server_flops_per_cycle)))
     print(f"\n== Solve time vs size (mean over seeds; 'greedy' = paper's greedy without our refinement; server "
           f"{base.compute.server_flops_per_cycle:g} FLOPs/cycle) ==")
-    print(f"{'K':>4} {'M=N':>5} {'time_s':>9} {'iters':>6} {'T_s':>10} {'split':>5} | {'greedy time_s':>13} "
-          f"{'iters':>6} {'T_greedy/T':>10}")
+    print(f"{'K':>4} {'M=N':>5} {'time_s':>9} {'cpu_s':>9} {'iters':>6} {'T_s':>10} {'split':>5} | "
+          f"{'greedy time_s':>13} {'iters':>6} {'T_greedy/T':>10}")
     for k in clients:
         for f in factors:
             cfg = sized_config(k, f * k, f * k, base)
             rows = []
             for seed in range(seeds):
                 problem = random_problem(seed, cfg, shape, rounds_needed)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 full = AlternatingOptimizer().solve(problem)
-                t1 = time.perf_counter()
+                t1, c1 = time.perf_counter(), time.process_time()
                 plain = AlternatingOptimizer(refine=False).solve(problem)
                 t2 = time.perf_counter()
-                rows.append((t1 - t0, full.n_iter, full.objective_s, full.decision.split, t2 - t1, plain.n_iter,
-                             plain.objective_s / full.objective_s))
-            r = np.asarray(rows)
-            print(f"{k:>4} {f * k:>5} {r[:, 0].mean():>9.3f} {r[:, 1].mean():>6.1f} {r[:, 2].mean():>10.4g} "
-                  f"{r[:, 3].mean():>5.1f} | {r[:, 4].mean():>13.3f} {r[:, 5].mean():>6.1f} {r[:, 6].mean():>10.4f}",
-                  flush=True)
+                rows.append((t1 - t0, c1 - c0, full.n_iter, full.objective_s, full.decision.split, t2 - t1,
+                             plain.n_iter, plain.objective_s / full.objective_s))
+            r = np.asarray(rows).mean(axis=0)
+            print(f"{k:>4} {f * k:>5} {r[0]:>9.3f} {r[1]:>9.3f} {r[2]:>6.1f} {r[3]:>10.4g} {r[4]:>5.1f} | "
+                  f"{r[5]:>13.3f} {r[6]:>6.1f} {r[7]:>10.4f}", flush=True)
 
 
 def gap_table(k: int, m: int, n: int, seeds: int, shape: ModelShape, rounds_needed: Callable[[int], float],
