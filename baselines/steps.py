@@ -84,13 +84,15 @@ def improve_link_assignment(spec: LinkSpec, assign: np.ndarray, power_w: np.ndar
     greedy_power = link_power_w(spec, greedy, power)
     greedy_level = spec.delay_s(greedy, greedy_power)
     if refine and power == "optimal":
-        # refine the better start; on small links (cheap) refine both and keep the best
+        # refine the better start; on small links (cheap) refine both and keep the best (the iterated
+        # search perturbs each start with its own seed, so equal starts still explore differently)
         small = spec.num_subchannels <= CYCLE_MAX_SUBCHANNELS
         starts = sorted([(greedy_level, 0, greedy), (best_level, 1, best_assign)], key=lambda x: x[:2])
-        if not small or np.array_equal(greedy, best_assign):  # one start (the refinement is deterministic)
+        if not small or (not iterated and np.array_equal(greedy, best_assign)):
             starts = starts[:1]
-        for _, _, start in starts:
-            cand = iterated_refine(spec, start)[0] if small and iterated else refine_assignment(spec, start)[0]
+        for seed, (_, _, start) in enumerate(starts):
+            cand = (iterated_refine(spec, start, seed=seed)[0] if small and iterated
+                    else refine_assignment(spec, start)[0])
             cand_power = link_power_w(spec, cand, power)
             cand_level = spec.delay_s(cand, cand_power)
             if cand_level < best_level * (1.0 - _REL_IMPROVEMENT):
@@ -107,8 +109,8 @@ def subchannel_step(problem: Problem, decision: Decision, power: PowerPolicy = "
     Per link, the greedy assignment (with its policy power) is compared with the current one; if
     ``refine`` and ``power == "optimal"``, the better of the two is then improved by
     :func:`~baselines.subchannel.refine_assignment` (on links with at most
-    ``CYCLE_MAX_SUBCHANNELS`` subchannels both starts are refined, by the iterated local search
-    :func:`~baselines.subchannel.iterated_refine`). The result replaces the link's current
+    ``CYCLE_MAX_SUBCHANNELS`` subchannels both starts are refined, each by the iterated local search
+    :func:`~baselines.subchannel.iterated_refine` with its own seed). The result replaces the link's current
     (assignment, power) only if it lowers that link's min-max delay (the links enter T separately,
     so per-link acceptance never increases T).
 
