@@ -191,7 +191,8 @@ class AlternatingOptimizer:
             history.append(value)
             if not np.isfinite(value):  # cannot compare: stop instead of computing inf - inf
                 decision, current = nxt, value
-                message = "stopped: the objective is infinite (a client's rate rounds to 0 bit/s)"
+                message = ("stopped: the objective is infinite (a client's rate rounds to 0 bit/s, or E is censored "
+                           "for every (split, rank) the search may reach)")
                 break
             change = (current - value) / current if np.isfinite(current) else 1.0
             decision, current = nxt, value

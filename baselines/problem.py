@@ -20,7 +20,6 @@ so each link's assignment and power only enter through its own min-max term.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Literal
@@ -113,7 +112,8 @@ class DelayTables:
     splits: tuple[int, ...]
     ranks: tuple[int, ...]
     rounds: np.ndarray
-    """(C, R) E(r, c), rounds (constant along C when E does not depend on the split)."""
+    """(C, R) E(r, c), rounds (constant along C when E does not depend on the split; ``inf`` where censored,
+    so the solvers never choose that candidate)."""
     forward_s: np.ndarray
     """(C, R, K) client forward time T_k^F of one iteration, s."""
     server_s: np.ndarray
@@ -158,7 +158,8 @@ class Problem:
     shape: ModelShape
     cfg: FedsLLMConfig
     rounds_needed: Callable[..., float] = field(repr=False)
-    """E(r) or E(r, c): rounds to reach the target validation loss at LoRA rank r (and split c)."""
+    """E(r) or E(r, c): rounds to reach the target validation loss at LoRA rank r (and split c); ``inf``
+    marks a censored candidate (no convergence within the calibration's horizon), never chosen."""
 
     def __post_init__(self) -> None:
         w = self.cfg.wireless
@@ -244,9 +245,9 @@ class Problem:
         for j, r in enumerate(ranks):
             for i, c in enumerate(splits):
                 e = self.rounds(c, r)
-                if not (math.isfinite(e) and e > 0):
-                    raise ValueError(f"rounds_needed(rank={r}, split={c}) must be a positive finite number of rounds, "
-                                     f"got {e!r}")
+                if not e > 0:  # also catches NaN; +inf (censored: no convergence in the horizon) is allowed
+                    raise ValueError(f"rounds_needed(rank={r}, split={c}) must be a positive number of rounds "
+                                     f"(inf = censored), got {e!r}")
                 rounds[i, j] = e
                 act, labels, lora_bits = payload_bits(self.shape, c, r, cfg)
                 f, b = client_compute_s(self.shape, c, r, self.scenario, self.channel.load, cfg)
@@ -257,6 +258,9 @@ class Problem:
                 lora[i, j] = lora_bits
                 bcast[i, j] = lora_bits / cfg.wireless.broadcast_rate_bps
                 fits[i, j] = not memory_violations(c, r, self.shape, cfg)
+        if not np.any(np.isfinite(rounds)):
+            raise ValueError("rounds_needed is inf (censored) for every (split, rank) candidate: no choice converges "
+                             "within the calibration's horizon")
         return DelayTables(splits, ranks, rounds, fwd, server, down_bwd, up_bits, lora, bcast,
                            int(cfg.training.local_iterations), fits)
 

@@ -186,3 +186,35 @@ def test_random_kick_keeps_every_client_served():
             np.testing.assert_array_equal(a, a0)  # input untouched
             changed += int(not np.array_equal(a, b))
     assert changed > 200  # kicks do perturb (only K = 1 cannot)
+
+
+def test_benchmark_optimizer_regime_study(capsys):
+    from train_scripts import benchmark_optimizer
+
+    benchmark_optimizer.main(["--skip", "timing", "schemes", "--regimes", "default", "server-scarce", "--instances",
+                              "2", "--gap-clients", "2", "--max-subchannels", "3", "--progress-every", "2"])
+    out = capsys.readouterr().out
+    assert "[2/4] default seed 1" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["default"],
+                                                                                            ["server-scarce"], ["all"])}
+    assert set(rows) == {"default", "server-scarce", "all"} and rows["all"][1] == "4"
+    assert all(float(rows[r][5]) <= 0.5 for r in rows)  # max gap (%) on these tiny instances
+
+
+def test_censored_candidates_are_never_chosen():
+    # E = inf (censored: no convergence in the horizon) for c = 1 and for the initial rank 4 at every split
+    def censored(rank: int, split: int) -> float:
+        return float("inf") if split == 1 or rank == 4 else rounds_needed(rank)
+
+    problem = _problem("default", 2, censored)
+    assert np.isinf(problem.tables.rounds[0]).all() and np.isfinite(problem.tables.rounds[1:, -1]).all()
+    res = AlternatingOptimizer().solve(problem)  # starts at the censored (c, r) = (1, 4)
+    exact = exact_optimum(problem)
+    assert np.isinf(res.history[0]) and np.isfinite(res.objective_s) and res.decision.split > 1
+    assert exact.decision.split > 1 and res.objective_s == pytest.approx(exact.objective_s, rel=5e-3)
+    stuck = AlternatingOptimizer(search_split=False, search_rank=False).solve(problem)
+    assert np.isinf(stuck.objective_s) and stuck.n_iter == 1
+    with pytest.raises(ValueError, match="censored"):
+        _ = _problem("default", 2, lambda rank, split: float("inf")).tables
+    with pytest.raises(ValueError, match="must be a positive number"):
+        _ = _problem("default", 2, lambda rank: float("nan")).tables
