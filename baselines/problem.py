@@ -196,16 +196,17 @@ class Problem:
         return float(expected_total_delay_s(self.rounds(int(decision.split), int(decision.rank)),
                                             float(self.breakdown(decision).round_s)))
 
-    @cached_property
-    def _rounds_takes_split(self) -> bool:
-        return _accepts_two_positional(self.rounds_needed)
-
     def rounds(self, split: int, rank: int) -> float:
         """E(r, c): ``rounds_needed(rank, split)`` when the callable takes two positional arguments,
         else ``rounds_needed(rank)`` (E independent of the split), rounds."""
-        if self._rounds_takes_split:
-            return float(self.rounds_needed(int(rank), int(split)))
-        return float(self.rounds_needed(int(rank)))
+        return self.rounds_of(self.rounds_needed, split, rank)
+
+    @staticmethod
+    def rounds_of(rounds_needed: Callable[..., float], split: int, rank: int) -> float:
+        """:meth:`rounds` for a bare ``rounds_needed`` callable (E(r) or E(r, c)), rounds."""
+        if _accepts_two_positional(rounds_needed):
+            return float(rounds_needed(int(rank), int(split)))
+        return float(rounds_needed(int(rank)))
 
     # ---- candidates and tables -----------------------------------------------------------------
     @property

@@ -38,6 +38,7 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.profile import ModelShape
 from baselines import SCHEMES, AlternatingOptimizer, exact_optimum, random_problem, sized_config
+from baselines.problem import Problem
 from baselines.regimes import REGIMES, regime_problem
 from train_scripts.seeding import seed_everything
 
@@ -224,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"model shape: {shape.to_dict()}")
     print(f"E(r): {source}")
     print(f"E(r) at ranks {cfg.model.ranks}: {[round(rounds_needed(r), 3) for r in cfg.model.ranks]}")
+    splits = range(1, shape.n_layer)
+    by_split = [[Problem.rounds_of(rounds_needed, c, r) for r in cfg.model.ranks] for c in splits]
+    if any(row != by_split[0] for row in by_split):
+        for c, row in zip(splits, by_split):
+            print(f"  E(r, c={c}): {[round(e, 3) for e in row]}")
     if "timing" not in args.skip:
         timing_table(args.clients, args.factors, args.seeds, shape, rounds_needed, args.server_flops_per_cycle)
     if "schemes" not in args.skip:
