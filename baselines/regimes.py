@@ -69,10 +69,12 @@ def regime_problem(regime: str, seed: int, shape: ModelShape, rounds_needed: Cal
     if regime == "server-scarce":
         compute = compute.replace(server_flops_per_cycle=float(_log_uniform(rng, 0.8, 16.0)))
     elif regime == "total-power":
-        wireless = {"total_power_ms_w": float(rng.uniform(0.05, 0.4)), "total_power_fs_w": float(rng.uniform(0.05, 0.4))}
+        wireless = {"total_power_ms_w": float(rng.uniform(0.05, 0.4)),
+                    "total_power_fs_w": float(rng.uniform(0.05, 0.4))}
     elif regime == "random-power":
         caps_dbm = rng.uniform(7.0, 23.0, k)
-        wireless = {"total_power_ms_w": float(rng.uniform(0.05, 0.6)), "total_power_fs_w": float(rng.uniform(0.05, 0.6))}
+        wireless = {"total_power_ms_w": float(rng.uniform(0.05, 0.6)),
+                    "total_power_fs_w": float(rng.uniform(0.05, 0.6))}
         compute = compute.replace(server_flops_per_cycle=float(_log_uniform(rng, 0.8, 80.0)))
     cfg = sized_config(k, m, n, base.replace(compute=compute), **wireless)
     problem = random_problem(rng, cfg, shape, rounds_needed)

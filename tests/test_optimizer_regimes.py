@@ -60,7 +60,8 @@ def test_regime_problems_are_seeded_and_draw_their_regime():
     assert np.unique(caps).size == caps.size and np.all(caps <= 0.2 + 1e-12)
     default = _problem("default", 3)
     assert default.cfg.compute == CFG.compute and default.cfg.wireless.total_power_ms_w == CFG.wireless.total_power_ms_w
-    np.testing.assert_allclose(default.scenario.client_max_power_w, 10 ** ((CFG.wireless.client_max_power_dbm - 30) / 10))
+    cap_w = 10 ** ((CFG.wireless.client_max_power_dbm - 30) / 10)
+    np.testing.assert_allclose(default.scenario.client_max_power_w, cap_w)
     with pytest.raises(ValueError, match="unknown regime 'fast'"):
         _problem("fast", 0)
     with pytest.raises(ValueError, match="max_subchannels=3 is below the largest K=4"):

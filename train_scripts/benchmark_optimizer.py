@@ -164,9 +164,9 @@ def regime_gaps(regimes: Sequence[str], instances: int, shape: ModelShape, round
             done += 1
             if progress_every and done % progress_every == 0:
                 elapsed = time.perf_counter() - start
+                left = elapsed / done * (total - done)
                 print(f"  [{done}/{total}] {regime} seed {seed}: worst gap so far in this regime "
-                      f"{100 * max(gaps):.3f} %, {elapsed:.0f} s elapsed, ~{elapsed / done * (total - done):.0f} s left",
-                      flush=True)
+                      f"{100 * max(gaps):.3f} %, {elapsed:.0f} s elapsed, ~{left:.0f} s left", flush=True)
         g = np.asarray(gaps)
         out[regime] = g
         rows.append((regime, g, first_seed + int(np.argmax(g)), deep / instances, t_exact / instances,
