@@ -95,12 +95,14 @@ class SurrogateBackend:
         return self.initial_val_loss
 
     def _equivalent_round(self, curve: np.ndarray, loss: float) -> float:
-        """Fractional round index at which the (non-increasing) curve first reaches ``loss``."""
-        if loss >= curve[0]:
+        """Fractional round index at which the (non-increasing) curve leaves ``loss`` for good: on a flat stretch
+        at exactly ``loss`` (the envelope of a measured curve that rose for a while) its last index, so the next
+        round moves past the stretch instead of restarting it."""
+        if loss > curve[0]:
             return 0.0
         if loss <= curve[-1]:
             return float(len(curve) - 1)
-        j = int(np.argmax(curve <= loss))  # first index at or below
+        j = int(np.argmax(curve < loss))  # first index strictly below: curve[j - 1] >= loss > curve[j]
         lo, hi = curve[j - 1], curve[j]
         frac = (lo - loss) / (lo - hi) if lo > hi else 1.0
         return j - 1 + frac

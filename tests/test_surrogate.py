@@ -72,3 +72,36 @@ def test_surrogate_noise_is_seeded(calibration_path):
     a.reset(5)
     b.reset(5)
     assert [a.run_round(1, 2).val_loss for _ in range(4)] == [b.run_round(1, 2).val_loss for _ in range(4)]
+
+
+def test_surrogate_walks_through_a_flat_stretch_of_the_envelope(calibration_path):
+    # the envelope of a measured mean curve that rose for a few rounds is flat there; a round on it must move
+    # past the stretch (a bug restarted the stretch every round: an r = 16 run never reached the target)
+    cfg = FedsLLMConfig(mode="surrogate", calibration_path=calibration_path)
+    backend = SurrogateBackend(load_calibration(calibration_path), cfg)
+    backend._curves[(4, 1)] = np.array([4.0, 3.0, 2.0, 2.0, 2.0, 2.0, 1.5, 1.0])
+    backend.noise_std = 0.0
+    backend.reset(0)
+    losses = [backend.run_round(1, 4).val_loss for _ in range(6)]
+    assert losses == [3.0, 2.0, 1.5, 1.0, 1.0, 1.0]
+    # entering the stretch from another curve lands at its end as well
+    backend._curves[(8, 1)] = np.array([4.0, 2.0, 1.9])
+    backend.reset(0)
+    assert backend.run_round(1, 8).val_loss == 2.0 and backend.run_round(1, 4).val_loss == 1.5
+
+
+def test_batched_surrogate_matches_the_single_one_on_flat_stretches(calibration_path):
+    from fedsllm_env.vector.surrogate import BatchedSurrogate
+
+    cfg = FedsLLMConfig(mode="surrogate", calibration_path=calibration_path)
+    single = SurrogateBackend(load_calibration(calibration_path), cfg)
+    single._curves[(4, 1)] = np.array([4.0, 3.0, 2.0, 2.0, 2.0, 2.0, 1.5, 1.0])
+    single._curves[(8, 1)] = np.array([4.0, 3.9, 3.9, 2.0, 1.9, 1.9, 1.9])
+    rank_idx = np.random.default_rng(0).integers(0, 2, size=(12, 3))  # (round, env): rank 4 or 8
+    batched = BatchedSurrogate(single, (4, 8), 1, 3, 12)
+    batched.reset(np.arange(3), np.array([5, 6, 7]))
+    got = np.array([batched.run_round(np.zeros(3, dtype=np.int64), rank_idx[t]) for t in range(12)])
+    for b in range(3):
+        single.reset(5 + b)
+        expected = [single.run_round(1, (4, 8)[rank_idx[t, b]]).val_loss for t in range(12)]
+        assert got[:, b].tolist() == expected

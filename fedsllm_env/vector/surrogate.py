@@ -75,12 +75,13 @@ class BatchedSurrogate:
 
     def _equivalent_round(self, rows: np.ndarray, cell: np.ndarray, loss: np.ndarray) -> np.ndarray:
         """``SurrogateBackend._equivalent_round`` of every env: fractional index where its curve ``rows[b]`` (of
-        table cell ``cell[b]``) first reaches ``loss[b]``.
+        table cell ``cell[b]``) leaves ``loss[b]`` for good (the end of a flat stretch at exactly that loss).
 
-        The curves are non-increasing, so the first index at or below the loss is the number of entries above it.
+        The curves are non-increasing, so the first index strictly below the loss is the number of entries at or
+        above it.
         """
         width = rows.shape[1]
-        j = np.count_nonzero(rows > loss[:, None], axis=1)
+        j = np.count_nonzero(rows >= loss[:, None], axis=1)
         np.minimum(j, width - 1, out=j)  # where the loss is below the whole curve (overwritten below)
         j_lo = np.maximum(j - 1, 0)
         b = np.arange(rows.shape[0])
@@ -89,7 +90,7 @@ class BatchedSurrogate:
             frac = np.where(lo > hi, (lo - loss) / (lo - hi), 1.0)
         out = (j - 1) + frac
         np.copyto(out, (self._lengths[cell] - 1).astype(float), where=loss <= self._last[cell])
-        np.copyto(out, 0.0, where=loss >= self._first[cell])
+        np.copyto(out, 0.0, where=loss > self._first[cell])
         return out
 
     def _interp(self, rows: np.ndarray, cell: np.ndarray, t: np.ndarray) -> np.ndarray:
