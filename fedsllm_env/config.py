@@ -324,8 +324,10 @@ class ModelConfig(_Validated):
     """Hidden size of the tiny GPT-2."""
     tiny_n_head: int = 4
     """Attention heads of the tiny GPT-2."""
-    tiny_pretrain_steps: int = 400
-    """Optimizer steps of the one-off local pre-training of the tiny GPT-2."""
+    tiny_vocab_size: int = 1536
+    """Byte-level BPE vocabulary of the tiny GPT-2 (trained on its pre-training corpus; >= 258)."""
+    tiny_pretrain_steps: int = 600
+    """Optimizer steps of the one-off local pre-training of the tiny GPT-2 (8 packed 128-token chunks each)."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -348,6 +350,8 @@ class ModelConfig(_Validated):
         _require(self.tiny_n_head >= 1 and self.tiny_n_embd % self.tiny_n_head == 0, n, "tiny_n_embd",
                  self.tiny_n_embd, f"must be a positive multiple of tiny_n_head={self.tiny_n_head}")
         _require(self.tiny_pretrain_steps >= 0, n, "tiny_pretrain_steps", self.tiny_pretrain_steps, "must be >= 0")
+        _require(self.tiny_vocab_size >= 258, n, "tiny_vocab_size", self.tiny_vocab_size,
+                 "must be >= 258 (2 special tokens + 256 byte symbols)")
         _require(self.initial_split >= 1, n, "initial_split", self.initial_split, "must be >= 1")
         _require(isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
                  n, "device", self.device, "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
@@ -359,12 +363,13 @@ class TrainingConfig(_Validated):
 
     batch_size: int = 8
     """b, sequences per client mini-batch."""
-    seq_len: int = 64
-    """n, tokens per sequence."""
+    seq_len: int = 80
+    """n, tokens per sequence (80 holds 98 % of the synthetic task's examples with the tiny GPT-2's BPE whole)."""
     local_iterations: int = 2
     """I, local iterations per round."""
-    learning_rate: float = 2e-3
-    """AdamW learning rate of the LoRA parameters (client and server side)."""
+    learning_rate: float = 5e-3
+    """AdamW learning rate of the LoRA parameters (client and server side): the largest stable one at rank 64
+    with the default backbone (docs/convergence.md)."""
     dataset: str = "e2e-synthetic"
     """"e2e-synthetic" (generated meaning-representation -> sentence pairs) or a local .txt / .jsonl / .csv path
     (official E2E ``mr,ref`` or Hugging Face ``meaning_representation,human_reference`` fields, or ``text``)."""

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark-env": ("train_scripts.benchmark_env", "surrogate steps/s, real-mode seconds per step and its breakdown"),
     "benchmark-engine": ("train_scripts.benchmark_engine",
                          "real-engine seconds per round and peak memory for named model shapes and devices"),
+    "backbone-report": ("train_scripts.backbone_report",
+                        "the backbone's loss before fine-tuning beside uniform, unigram and bigram models"),
     "benchmark-optimizer": ("train_scripts.benchmark_optimizer",
                             "optimizer solve time vs size and optimality gaps vs the exact optimum"),
 }

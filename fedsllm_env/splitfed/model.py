@@ -31,20 +31,26 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHea
 from fedsllm_env.config import ModelConfig
 from fedsllm_env.errors import BackboneError, BackboneNotFoundError
 from fedsllm_env.splitfed.backbones import adapter_for
-from fedsllm_env.splitfed.data import GENERATOR_VERSION, generate_pretrain_corpus
-from fedsllm_env.splitfed.tokenizer import default_word_tokenizer, load_pretrained_tokenizer
+from fedsllm_env.splitfed.pretrain_corpus import CORPUS_VERSION, generate_pretrain_documents
+from fedsllm_env.splitfed.tokenizer import build_bpe_tokenizer, load_pretrained_tokenizer
 
 __all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "build_random_model", "cache_root",
-           "tiny_cache_dir", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
+           "tiny_cache_dir", "tiny_tokenizer", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
            "hub_offline", "check_finite_weights", "PRETRAIN_THREADS"]
 
 TINY_BACKBONE = "tiny-gpt2"
 PRETRAIN_SEED = 1234
 """Seed of the pre-training corpus, initial weights and batch order of the tiny GPT-2."""
-PRETRAIN_BATCH = 16
-PRETRAIN_SEQ_LEN = 64
+PRETRAIN_BATCH = 8
+"""Packed chunks per pre-training step."""
+PRETRAIN_SEQ_LEN = 128
+"""Tokens per packed chunk: every position a task sequence can use (n <= 128) is trained."""
 PRETRAIN_LR = 3e-3
-PRETRAIN_SENTENCES = 20000
+"""Peak AdamW learning rate (linear warm-up over 10 % of the steps, then cosine decay to 0)."""
+PRETRAIN_DOCS = 20000
+"""Documents of the pre-training corpus (about 0.85 M tokens; 600 steps read about 0.6 M)."""
+PRETRAIN_DROPOUT = 0.1
+"""Dropout of the pre-training (GPT-2's); the cached model has dropout 0 (deterministic fine-tuning)."""
 PRETRAIN_THREADS = 1
 """torch intra-op threads of the pre-training (fixed: the cached bytes must not depend on the process)."""
 _WEIGHTS = "model.safetensors"
@@ -98,10 +104,11 @@ def cache_root() -> Path:
 
 
 def _tiny_settings(m: ModelConfig, n_positions: int) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "n_layer": m.tiny_n_layer, "n_embd": m.tiny_n_embd,
-            "n_head": m.tiny_n_head, "pretrain_steps": m.tiny_pretrain_steps, "n_positions": n_positions,
-            "seed": PRETRAIN_SEED, "batch": PRETRAIN_BATCH, "seq_len": PRETRAIN_SEQ_LEN, "lr": PRETRAIN_LR,
-            "sentences": PRETRAIN_SENTENCES, "threads": PRETRAIN_THREADS, "torch": torch.__version__.split("+")[0]}
+    return {"corpus_version": CORPUS_VERSION, "n_layer": m.tiny_n_layer, "n_embd": m.tiny_n_embd,
+            "n_head": m.tiny_n_head, "vocab_size": m.tiny_vocab_size, "pretrain_steps": m.tiny_pretrain_steps,
+            "n_positions": n_positions, "seed": PRETRAIN_SEED, "batch": PRETRAIN_BATCH, "seq_len": PRETRAIN_SEQ_LEN,
+            "lr": PRETRAIN_LR, "docs": PRETRAIN_DOCS, "dropout": PRETRAIN_DROPOUT, "threads": PRETRAIN_THREADS,
+            "tokenizer": "byte-level-bpe", "torch": torch.__version__.split("+")[0]}
 
 
 def tiny_cache_dir(m: ModelConfig, n_positions: int) -> Path:
@@ -110,42 +117,56 @@ def tiny_cache_dir(m: ModelConfig, n_positions: int) -> Path:
     return cache_root() / f"{TINY_BACKBONE}-{digest}"
 
 
-@functools.lru_cache(maxsize=1)
-def _pretrain_chunks() -> torch.Tensor:
-    """The pre-training corpus as packed (n_chunks, PRETRAIN_SEQ_LEN) token ids (built once per process)."""
-    tok = default_word_tokenizer()
-    ids = tok(generate_pretrain_corpus(PRETRAIN_SENTENCES, PRETRAIN_SEED), add_special_tokens=False)["input_ids"]
-    stream = torch.tensor([t for sent in ids for t in sent + [tok.eos_token_id]], dtype=torch.long)
+@functools.lru_cache(maxsize=4)
+def tiny_tokenizer(vocab_size: int):
+    """The tiny GPT-2's byte-level BPE tokenizer, trained on its pre-training corpus (deterministic)."""
+    return build_bpe_tokenizer(generate_pretrain_documents(PRETRAIN_DOCS, PRETRAIN_SEED), vocab_size)
+
+
+def _pretrain_chunks(tok) -> torch.Tensor:
+    """The pre-training corpus as packed (n_chunks, PRETRAIN_SEQ_LEN) token ids, documents separated by eos."""
+    ids = tok(generate_pretrain_documents(PRETRAIN_DOCS, PRETRAIN_SEED), add_special_tokens=False)["input_ids"]
+    stream = torch.tensor([t for doc in ids for t in doc + [tok.eos_token_id]], dtype=torch.long)
     n_chunks = len(stream) // PRETRAIN_SEQ_LEN
     return stream[:n_chunks * PRETRAIN_SEQ_LEN].view(n_chunks, PRETRAIN_SEQ_LEN)
 
 
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        setattr(model.config, key, p)
+
+
 def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) -> tuple[GPT2LMHeadModel, float]:
-    """Build the tiny GPT-2 and pre-train it on the plain-sentence corpus (packed 64-token chunks).
+    """Build the tiny GPT-2 and pre-train it on :func:`generate_pretrain_documents` (packed 128-token chunks).
 
     Deterministic whoever calls it: fixed seeds through a forked RNG and :data:`PRETRAIN_THREADS` torch
-    threads (the caller's thread count is restored); AdamW with linear warm-up and decay.
+    threads (the caller's thread count is restored); AdamW with linear warm-up and cosine decay; dropout
+    :data:`PRETRAIN_DROPOUT` while pre-training, 0 in the returned model.
 
     Returns:
         (model in eval mode, mean loss of the last 20 steps).
     """
-    tok = default_word_tokenizer()
+    tok = tiny_tokenizer(m.tiny_vocab_size)
     model = build_random_gpt2(tok, m.tiny_n_layer, m.tiny_n_embd, m.tiny_n_head, n_positions, seed=PRETRAIN_SEED)
-    chunks = _pretrain_chunks()
+    chunks = _pretrain_chunks(tok)
     n_chunks = chunks.shape[0]
     gen = torch.Generator().manual_seed(PRETRAIN_SEED)
     steps = m.tiny_pretrain_steps
     opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.01)
     warm = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.05, (steps - s) / max(1, steps - warm))))
+        opt, lambda s: min((s + 1) / warm, 0.5 * (1.0 + math.cos(math.pi * max(0, s - warm) / max(1, steps - warm)))))
     losses: list[float] = []
+    _set_dropout(model, PRETRAIN_DROPOUT)
     model.train()
     from fedsllm_env.progress import progress_bar
 
     bar = progress_bar(range(steps), desc="pre-training tiny-gpt2", enabled=progress)
     with torch.random.fork_rng(devices=[]), fixed_threads(PRETRAIN_THREADS):
-        torch.manual_seed(PRETRAIN_SEED)
+        torch.manual_seed(PRETRAIN_SEED)  # initial weights above, dropout masks here
         for _ in bar:
             batch = chunks[torch.randint(0, n_chunks, (PRETRAIN_BATCH,), generator=gen)]
             logits = model(input_ids=batch).logits
@@ -157,6 +178,7 @@ def pretrain_tiny_gpt2(m: ModelConfig, n_positions: int, progress: bool = True) 
             sched.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    _set_dropout(model, 0.0)
     model.eval()
     tail = losses[-20:] if losses else [math.nan]
     return model, float(sum(tail) / len(tail))
@@ -196,7 +218,7 @@ def _build_tiny_cache(m: ModelConfig, n_positions: int, path: Path, progress: bo
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
     try:
         model.save_pretrained(tmp)
-        default_word_tokenizer().save_pretrained(tmp)
+        tiny_tokenizer(m.tiny_vocab_size).save_pretrained(tmp)
         files = sorted(p.name for p in tmp.iterdir())
         info = {"settings": _tiny_settings(m, n_positions), "final_pretrain_loss": final_loss,
                 "pretrain_s": time.perf_counter() - t0, "files": files, "sha256": {_WEIGHTS: _sha256(tmp / _WEIGHTS)}}
@@ -226,7 +248,7 @@ def _load_tiny(m: ModelConfig, seq_len: int, progress: bool) -> tuple[GPT2LMHead
                             "and it is rebuilt on the next run")
     model = _from_pretrained_checked(GPT2LMHeadModel, path, str(weights))
     check_finite_weights(model, str(weights))
-    return model.eval(), default_word_tokenizer()
+    return model.eval(), load_pretrained_tokenizer(str(path), display_name=TINY_BACKBONE)
 
 
 def check_gpt2_style(model, where: str) -> None:

@@ -1,18 +1,21 @@
-"""Tokenizers: a deterministic word-level tokenizer for the locally built tiny GPT-2, or the Hugging Face
-tokenizer of any other backbone (local folder, hub cache or hub)."""
+"""Tokenizers: the deterministic byte-level BPE tokenizer of the locally built tiny GPT-2, a word-level
+tokenizer for tiny random test models, or the Hugging Face tokenizer of any other backbone (local folder,
+hub cache or hub)."""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from fedsllm_env.splitfed.data import lexicon_text
 
-__all__ = ["PAD_TOKEN", "EOS_TOKEN", "UNK_TOKEN", "build_word_tokenizer", "default_word_tokenizer",
-           "load_pretrained_tokenizer"]
+__all__ = ["PAD_TOKEN", "EOS_TOKEN", "UNK_TOKEN", "build_word_tokenizer", "build_bpe_tokenizer",
+           "default_word_tokenizer", "load_pretrained_tokenizer"]
 
 PAD_TOKEN = "<pad>"
 EOS_TOKEN = "<eos>"
@@ -33,6 +36,27 @@ def build_word_tokenizer(text: str) -> PreTrainedTokenizerFast:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD_TOKEN, eos_token=EOS_TOKEN,
                                    unk_token=UNK_TOKEN, bos_token=EOS_TOKEN)
     return fast
+
+
+def build_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer (GPT-2 style: any text encodes, no unknown token) on ``texts``.
+
+    Deterministic for the same texts whatever the number of threads the ``tokenizers`` library uses.
+    Token ids: ``<pad>`` = 0, ``<eos>`` = 1, then the 256 byte symbols, then the merges in training order;
+    the vocabulary stops early when the texts offer no more merges.
+
+    Raises:
+        ValueError: ``vocab_size`` cannot hold the special tokens and the 256 byte symbols.
+    """
+    if vocab_size < 258:
+        raise ValueError(f"vocab_size must be >= 258 (2 special tokens + 256 bytes), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=int(vocab_size), special_tokens=[PAD_TOKEN, EOS_TOKEN],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD_TOKEN, eos_token=EOS_TOKEN, bos_token=EOS_TOKEN)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,91 @@
+"""Scenario presets: named nested config overrides for the regimes where the split/rank decision differs.
+
+Use them as ``gym.make(env_id, config=PRESETS[name])`` or ``--preset NAME`` on every ``fedsllm`` command
+(a ``--config`` file and the other flags are applied on top). Each preset changes only the fields of its
+regime; everything else stays at the package defaults (``fedsllm_env/config.py``). The docstring of
+each preset (:data:`PRESET_DOCS`) states the regime it models and where its numbers come from. Which cut
+and rank the optimizer picks in each preset, and how much the conventional schemes lose there, is
+measured by ``fedsllm figures --presets`` (README, "Scenario presets").
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["PRESETS", "PRESET_DOCS", "preset_overrides", "with_preset"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper-default": {},
+    "server-scarce": {
+        "wireless": {"num_clients": 20, "num_subchannels_ms": 20, "num_subchannels_fs": 20},
+        "compute": {"server_flops_per_cycle": 16.0},
+    },
+    "memory-capped": {
+        "wireless": {"num_clients": 20, "num_subchannels_ms": 20, "num_subchannels_fs": 20},
+        "compute": {"server_flops_per_cycle": 16.0, "client_memory_bytes": 4.0e6},
+    },
+    "narrow-fs-uplink": {
+        "wireless": {"subchannel_bandwidth_fs_hz": 180e3},
+    },
+    "non-iid": {
+        "training": {"partition": "dirichlet"},
+    },
+}
+"""Preset name -> nested config overrides (``FedsLLMConfig.from_dict`` accepts each as is)."""
+
+PRESET_DOCS: dict[str, str] = {
+    "paper-default": (
+        "The paper's setting as this package models it (SPEC.md): K = 5 clients in a 500 m macro cell, "
+        "M = N = 10 subchannels of 1 MHz per uplink, 23 dBm per client, a main server 20x the mean device "
+        "(3 GHz x 80 FLOPs/cycle), IID data. No overrides."),
+    "server-scarce": (
+        "Many clients share one edge server: K = 20 clients (20 subchannels per link, 1 MHz each as in the "
+        "default) and a main server of 3 GHz x 16 FLOPs/cycle = 48 GFLOP/s (one AVX2 core's fp32 FMA "
+        "throughput, 2 x 8-wide FMA units), so the server's rate per client (2.4 GFLOP/s) is below most "
+        "devices' (1-2 GHz x 4-16 FLOPs/cycle, minus their load). This is the regime where split learning's "
+        "literature finds a deeper cut pays: server compute per client scarcer than the slowest client's "
+        "(Thapa et al., SplitFed, AAAI 2022; Lin et al., Efficient Parallel Split Learning over "
+        "Resource-constrained Wireless Edge Networks, IEEE TMC 2024)."),
+    "memory-capped": (
+        "The server-scarce cell with devices whose memory bounds the cut: each client may spend 4 MB on its "
+        "part of the model (frozen weights, LoRA and AdamW state, cut activations; "
+        "``compute.client_memory_bytes``). With the default tiny GPT-2 (6 x 128, ~0.8 MB of fp32 weights per "
+        "block, ~1 MB of embeddings) this admits only the shallow cuts: the same cell, but a device that "
+        "holds about a third of the model, as a phone holds a fraction of a billion-parameter LLM."),
+    "narrow-fs-uplink": (
+        "A narrow uplink to the federated server: FS subchannels of 180 kHz (one LTE / NB-IoT resource "
+        "block, 12 x 15 kHz subcarriers, 3GPP TS 36.211) instead of 1 MHz, MS link unchanged, so uploading "
+        "the client-side LoRA adapters (q r (d_in + d_out) bits per adapted module) costs 5.6x more time "
+        "and a smaller rank or a shallower cut can win."),
+    "non-iid": (
+        "Label-skewed data: each client's share of every venue type drawn from Dirichlet(0.5) "
+        "(``training.partition = 'dirichlet'``, alpha 0.5, the common non-IID benchmark of Hsu, Qi and "
+        "Brown 2019), so convergence E(r, c) is the one measured under that partition (the calibration "
+        "measures IID and Dirichlet per rank and cut)."),
+}
+"""Preset name -> the regime it models and the source of its numbers."""
+
+
+def preset_overrides(name: str) -> dict[str, Any]:
+    """A deep copy of ``PRESETS[name]``.
+
+    Raises:
+        KeyError: Unknown preset (the message lists the known ones).
+    """
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def with_preset(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``PRESETS[name]`` with ``overrides`` merged over it key by key at every level ("" = no preset)."""
+
+    def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(base)
+        for key, value in patch.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+                else copy.deepcopy(value)
+        return out
+
+    return merge(preset_overrides(name) if name else {}, dict(overrides or {}))
