@@ -13,6 +13,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fedsllm_env.config import merge_overrides
+from fedsllm_env.errors import ConfigError
+
 __all__ = ["PRESETS", "PRESET_DOCS", "preset_overrides", "with_preset"]
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -71,21 +74,13 @@ def preset_overrides(name: str) -> dict[str, Any]:
     """A deep copy of ``PRESETS[name]``.
 
     Raises:
-        KeyError: Unknown preset (the message lists the known ones).
+        ConfigError: Unknown preset (the message lists the known ones).
     """
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
 def with_preset(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``PRESETS[name]`` with ``overrides`` merged over it key by key at every level ("" = no preset)."""
-
-    def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(base)
-        for key, value in patch.items():
-            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-                else copy.deepcopy(value)
-        return out
-
-    return merge(preset_overrides(name) if name else {}, dict(overrides or {}))
+    """``PRESETS[name]`` with ``overrides`` merged over it at every level ("" = no preset: ``overrides``)."""
+    return merge_overrides(preset_overrides(name) if name else None, overrides)

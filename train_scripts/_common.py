@@ -23,6 +23,7 @@ from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import merge_overrides
 from fedsllm_env.errors import MissingFileError, UsageError
+from fedsllm_env.presets import preset_overrides
 
 __all__ = [
     "run_name",
@@ -43,14 +44,16 @@ def run_name(env_id: str, algo: str, seed: int) -> str:
 
 
 def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds: int = 0,
-                  base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Nested env config overrides from a JSON/YAML file plus the common CLI fields.
+                  base: dict[str, Any] | None = None, preset: str = "") -> dict[str, Any]:
+    """Nested env config overrides from a scenario preset, a JSON/YAML file and the common CLI fields.
 
     Args:
         config_file: path of a JSON or YAML file with nested overrides ("" = none).
         calibration_path: calibration JSON ("" = keep the file's / the shipped table).
         max_rounds: round cap per episode (0 = keep).
         base: overrides applied first (e.g. those a training run was made with).
+        preset: name of a scenario preset (``fedsllm_env.presets.PRESETS``), applied over ``base`` and under
+            the file and the other fields ("" = none).
 
     Returns:
         The merged overrides dict (validated by building a FedsLLMConfig).
@@ -63,7 +66,8 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
         loaded = read_json_or_yaml(path)
         if not isinstance(loaded, dict):
             raise UsageError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
-    out = merge_overrides(base, loaded, {"calibration_path": calibration_path} if calibration_path else None,
+    out = merge_overrides(base, preset_overrides(preset) if preset else None, loaded,
+                          {"calibration_path": calibration_path} if calibration_path else None,
                           {"training": {"max_rounds": int(max_rounds)}} if max_rounds else None)
     fedsllm_env.FedsLLMConfig.from_dict(out)  # fail early on typos / bad values
     return out

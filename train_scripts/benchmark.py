@@ -72,6 +72,8 @@ class Args:
     """Calibration JSON ("" = the table shipped with the package)."""
     config: str = ""
     """JSON/YAML file of nested env config overrides ("" = none)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS: paper-default, server-scarce, ...) under --config ("" = none)."""
     max_rounds: int = 0
     """Round cap per episode (0 = the config's)."""
     seed: int = 1
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_baselines([n for n in names if n != "priority_heuristic"])
     if "optimizer" not in names:
         names = ("optimizer",) + tuple(names)
-    cfg = env_overrides(args.config, args.calibration_path, args.max_rounds)
+    cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset)
     check_env_config(cfg)
     overrides = parse_hyperparams(args.hyperparams, args.train_algos)
     agents = [resolve_policy(spec) for spec in args.agents]  # a bad path fails before any training
@@ -176,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             wall[res.name] = float(json.loads(summary.read_text())["wall_time_s"])
         env_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
         policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
-                                                                     args.max_rounds, base=res.env_overrides)))
+                                                                     args.max_rounds, base=res.env_overrides,
+                                                                     preset=args.preset)))
 
     with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
         mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedsllm_env.presets import with_preset
 from train_scripts.seeding import seed_everything
 
 
@@ -37,15 +38,17 @@ class Args:
     """Seed of the env, of the sampled actions and of the global RNGs."""
     calibration_path: str = ""
     """Calibration JSON ("" = the measured table shipped with the package)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS) whose config every env uses ("" = the defaults)."""
     torch_threads: int = 0
     """torch intra-op threads for the real mode (0 = torch's default)."""
 
 
-def time_surrogate(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
+def time_surrogate(steps: int, seed: int, calibration_path: str, preset: str = "") -> dict[str, float]:
     """Steps/s of the raw surrogate env (no wrappers) under random actions."""
     from fedsllm_env.env import FedsLLMEnv
 
-    env = FedsLLMEnv({"mode": "surrogate", "calibration_path": calibration_path})
+    env = FedsLLMEnv(with_preset(preset, {"mode": "surrogate", "calibration_path": calibration_path}))
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(256)]
@@ -64,14 +67,14 @@ def _rates(steps: int, wall_s: float, cpu_s: float) -> dict[str, float]:
 
 
 def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str,
-                 env_id: str = "FedsLLM-Surrogate-v0") -> dict[str, float]:
+                 env_id: str = "FedsLLM-Surrogate-v0", preset: str = "") -> dict[str, float]:
     """Env steps/s (summed over the batch) of the batched surrogate ``env_id`` under random actions, one process."""
     import gymnasium as gym
 
     import fedsllm_env  # noqa: F401 - registers the ids
 
     env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                       config={"calibration_path": calibration_path})
+                       config=with_preset(preset, {"calibration_path": calibration_path}))
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(16)]
@@ -86,7 +89,7 @@ def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str,
     return {"num_envs": num_envs, **out}
 
 
-def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[str, float]:
+def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str, preset: str = "") -> dict[str, float]:
     """PPO env steps/s on the single env (DummyVecEnv of 1, YAML hyperparameters) and on the batched env."""
     import torch
 
@@ -94,7 +97,7 @@ def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[
     from agents.training import make_training_env
 
     torch.set_num_threads(1)
-    cfg = {"calibration_path": calibration_path}
+    cfg = with_preset(preset, {"calibration_path": calibration_path})
     out = {}
     for kind, n, over in (("single", 1, {}), ("batched", n_envs, {"n_steps": 64, "batch_size": 512})):
         env = make_training_env("FedsLLM-Surrogate-v0", n, seed, cfg,
@@ -107,12 +110,12 @@ def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str) -> dict[
     return out
 
 
-def time_real(steps: int, seed: int, calibration_path: str) -> dict[str, float]:
+def time_real(steps: int, seed: int, calibration_path: str, preset: str = "") -> dict[str, float]:
     """Seconds per real-mode step, split into training, validation, engine bookkeeping and the env itself."""
     from fedsllm_env.env import FedsLLMEnv
 
     t0 = time.perf_counter()
-    env = FedsLLMEnv({"mode": "real", "calibration_path": calibration_path})
+    env = FedsLLMEnv(with_preset(preset, {"mode": "real", "calibration_path": calibration_path}))
     env.reset(seed=seed)
     setup_s = time.perf_counter() - t0
     env.action_space.seed(seed)
@@ -144,21 +147,21 @@ def main(argv: list[str] | None = None) -> None:
              torch_threads=(args.torch_threads, 0))
     load_calibration(args.calibration_path)
     seed_everything(args.seed, args.torch_threads)
-    s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path)
+    s = time_surrogate(args.surrogate_steps, args.seed, args.calibration_path, args.preset)
     print(f"surrogate: {s['steps_per_s']:,.0f} steps/s wall, {s['steps_per_cpu_s']:,.0f} per CPU s ({s['steps']} steps "
           f"in {s['seconds']:.2f} s wall, {s['cpu_seconds']:.2f} s CPU, one process)")
     for env_id, n in ((i, n) for i in args.batched_ids for n in args.num_envs):
-        b = time_batched(n, args.batched_steps, args.seed, args.calibration_path, env_id)
+        b = time_batched(n, args.batched_steps, args.seed, args.calibration_path, env_id, args.preset)
         print(f"batched {env_id}, {n} envs: {b['steps_per_s']:,.0f} env steps/s wall, {b['steps_per_cpu_s']:,.0f} per "
               f"CPU s ({b['steps']} steps in {b['seconds']:.2f} s wall, {b['cpu_seconds']:.2f} s CPU, one process; "
               f"{b['steps_per_s'] / s['steps_per_s']:.1f}x the single env by wall time, "
               f"{b['steps_per_cpu_s'] / s['steps_per_cpu_s']:.1f}x by CPU time)")
     if args.ppo_steps > 0:
-        p = time_ppo(args.ppo_steps, args.ppo_envs, args.seed, args.calibration_path)
+        p = time_ppo(args.ppo_steps, args.ppo_envs, args.seed, args.calibration_path, args.preset)
         print(f"PPO training: single env {p['single']:,.0f} env steps/s, batched ({args.ppo_envs} envs, n_steps 64, "
               f"batch 512) {p['batched']:,.0f} env steps/s ({p['batched'] / p['single']:.1f}x; 1 torch thread)")
     if args.real_steps > 0:
-        r = time_real(args.real_steps, args.seed, args.calibration_path)
+        r = time_real(args.real_steps, args.seed, args.calibration_path, args.preset)
         print(f"real ({args.real_steps} random-action steps, torch threads {_torch_threads()}): setup {r['setup_s']:.1f} s, "
               f"{r['step_s']:.3f} s/step = training {r['train_s']:.3f} + validation {r['val_s']:.3f} + "
               f"adapter moves/batching {r['engine_other_s']:.3f} + env (delay, channel, codec) {r['env_s']:.4f}")

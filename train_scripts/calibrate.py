@@ -33,6 +33,7 @@ import tyro
 
 from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.presets import with_preset
 from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path, run_digest
 
 __all__ = ["Args", "main", "run", "default_out"]
@@ -46,6 +47,8 @@ class Args:
     """Merged calibration JSON ("" = runs/calibration/<backbone>-<settings digest>/calibration.json; re-running resumes)."""
     config: str = ""
     """JSON/YAML file of nested config overrides (backbone, training, wireless.num_clients, ...)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS) under --config ("" = none)."""
     ranks: tuple[int, ...] = ()
     """LoRA ranks to measure (empty = the config's model.ranks: the surrogate needs every configured rank)."""
     splits: tuple[int, ...] = ()
@@ -94,7 +97,7 @@ def _load_overrides(path: str) -> dict:
 
 
 def _config(args: Args) -> FedsLLMConfig:
-    cfg = FedsLLMConfig.from_dict(_load_overrides(args.config))
+    cfg = FedsLLMConfig.from_dict(with_preset(args.preset, _load_overrides(args.config)))
     changes = {}
     if args.learning_rate:
         changes["learning_rate"] = args.learning_rate

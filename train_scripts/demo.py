@@ -72,6 +72,8 @@ class Args:
     """Calibration JSON ("" = the table shipped with the package)."""
     config: str = ""
     """JSON/YAML file of nested env config overrides ("" = none)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS: paper-default, server-scarce, ...) under --config ("" = none)."""
     seed: int = 1
     """Seed of PPO, its training envs and the global RNGs."""
     runs_dir: str = "runs"
@@ -115,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         if priority and variant_of(args.real_env_id)[1] != "box":
             raise UsageError(f"--real-env-id {args.real_env_id}: PPO acts through the priority wrapper, which "
                              f"wraps a Box id such as FedsLLM-v0")
-    cfg = env_overrides(args.config, args.calibration_path)
+    cfg = env_overrides(args.config, args.calibration_path, preset=args.preset)
     check_env_config(cfg)
     names = ("optimizer",) + tuple(b for b in args.baselines if b != "optimizer")
     check_baselines(names)

@@ -47,6 +47,8 @@ class Args:
     config: str = ""
     """JSON/YAML file of nested env config overrides ("" = those the agent was trained with; baselines use
     the first agent's)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS: paper-default, server-scarce, ...) under --config ("" = none)."""
     max_rounds: int = 0
     """Round cap per episode (0 = the config's)."""
     seed: int = 0
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
              ray_cpus_per_task=(args.ray_cpus_per_task, 0), ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     if args.env_id:
         check_env_id(args.env_id)
-    check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds))
+    check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     seed_everything(args.seed, args.torch_threads)
@@ -84,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agent_overrides = next((r.env_overrides for r in resolved if r.algo is not None), {})
     for res in resolved:
         base = res.env_overrides if res.algo is not None else agent_overrides
-        cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base)
+        cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base,
+                            preset=args.preset)
         used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
         entries.append((res.name, res.policy, res.env_id, cfg))
     with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():

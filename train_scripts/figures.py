@@ -5,7 +5,10 @@ over the first ``--rounds-per-point`` rounds of seeded episodes of the surrogate
 scenario and channels depend only on the seed). Sweeps: number of clients, subchannel bandwidth
 (MS and FS links together), total client power budget on each link (``total_power_ms_w`` =
 ``total_power_fs_w``), and LoRA rank (``model.ranks`` restricted to one value). With ``--run`` the
-training curves of a train.py run (monitor CSVs, EvalCallback log) are plotted too.
+training curves of a train.py run (monitor CSVs, EvalCallback log) are plotted too. With ``--presets``
+(names of ``fedsllm_env.presets.PRESETS``, or ``all``) every policy is also scored in each scenario preset
+(``preset_comparison.png``: total delay relative to the optimizer, and a table of the optimizer's (c, r)
+per preset and number of clients ``--preset-clients``); ``--presets`` alone skips the parameter sweeps.
 Writes PNGs (matplotlib Agg) and ``figures.json`` (the plotted numbers).
 
 Example::
@@ -73,6 +76,8 @@ class Args:
     """Calibration JSON ("" = the table shipped with the package)."""
     config: str = ""
     """JSON/YAML file of nested env config overrides ("" = none)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS: paper-default, server-scarce, ...) under --config ("" = none)."""
     out_dir: str = ""
     """Output folder ("" = runs/<run_name>/figures)."""
     runs_dir: str = "runs"
@@ -81,6 +86,12 @@ class Args:
     """Seed of the global RNGs."""
     torch_threads: int = 1
     """torch intra-op threads."""
+    presets: tuple[str, ...] = ()
+    """Scenario presets to compare the policies in ("all" = every preset; () = none)."""
+    preset_clients: tuple[int, ...] = ()
+    """Numbers of clients K at which to report the optimizer's (c, r) in each preset (() = the preset's own K)."""
+    sweeps: bool = True
+    """Draw the parameter sweeps (clients, bandwidth, power, rank); --no-sweeps with --presets draws only those."""
 
 
 def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str) -> float:
@@ -186,6 +197,100 @@ def plot_training_curves(run_dir: str | Path, out: Path, delay_scale_s: float = 
     return data
 
 
+def _mode(values: Sequence[Any]) -> Any:
+    """Most frequent value (the first of equals in order of appearance)."""
+    counts: dict[Any, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts, key=counts.__getitem__)
+
+
+def preset_comparison(policies: dict[str, Any], base: dict[str, Any], presets: Sequence[str], seeds: Sequence[int],
+                      rounds: int) -> dict[str, dict[str, Any]]:
+    """Per preset: mean E(r, c)*T_round of every policy, and the optimizer's most frequent (c, r).
+
+    ``base`` (the command's own overrides) is applied over each preset.
+    """
+    from fedsllm_env.presets import with_preset
+
+    out: dict[str, dict[str, Any]] = {}
+    for preset in presets:
+        cfg = with_preset(preset, base)
+        row: dict[str, Any] = {"delay_s": {}, "choice": {}}
+        for name, factory in policies.items():
+            records = evaluate_policy_on_seeds(factory, BOX_ENV_ID, list(seeds), config=cfg, max_rounds=rounds,
+                                               name=name)
+            row["delay_s"][name] = float(np.mean([r.mean_expected_total_delay_s for r in records]))
+            row["choice"][name] = list(_mode([(c, r) for rec in records for c, r in zip(rec.splits, rec.ranks)]))
+        out[preset] = row
+    return out
+
+
+def preset_choices(base: dict[str, Any], presets: Sequence[str], clients: Sequence[int], seeds: Sequence[int],
+                   rounds: int) -> dict[str, dict[int, list[int]]]:
+    """The optimizer's most frequent (c, r) per preset and number of clients K (subchannels raised to K)."""
+    from fedsllm_env.presets import with_preset
+
+    out: dict[str, dict[int, list[int]]] = {}
+    for preset in presets:
+        out[preset] = {}
+        for k in clients:
+            cfg = with_preset(preset, base)
+            w = FedsLLMConfig.from_dict(cfg).wireless
+            cfg = _merge(cfg, {"wireless": {"num_clients": int(k), "num_subchannels_ms": max(k, w.num_subchannels_ms),
+                                            "num_subchannels_fs": max(k, w.num_subchannels_fs)}})
+            records = evaluate_policy_on_seeds(baseline_factory("optimizer"), BOX_ENV_ID, list(seeds), config=cfg,
+                                               max_rounds=rounds, name="optimizer")
+            out[preset][int(k)] = list(_mode([(c, r) for rec in records for c, r in zip(rec.splits, rec.ranks)]))
+    return out
+
+
+def plot_presets(path: Path, data: dict[str, dict[str, Any]]) -> None:
+    """Grouped bars: each policy's total delay relative to the optimizer's, per preset."""
+    presets = list(data)
+    names = [n for n in next(iter(data.values()))["delay_s"] if n != "optimizer"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(presets)), 4))
+    width = 0.8 / max(1, len(names))
+    top = 1.0
+    for i, name in enumerate(names):
+        ys = [data[p]["delay_s"][name] / data[p]["delay_s"]["optimizer"] for p in presets]
+        top = max([top] + [y for y in ys if math.isfinite(y)])
+        ax.bar(np.arange(len(presets)) + (i - (len(names) - 1) / 2) * width, ys, width, label=name)
+    ax.axhline(1.0, color="black", linewidth=1.5, label="optimizer")
+    ax.set_xticks(np.arange(len(presets)))
+    ax.set_xticklabels([f"{p}\n(c={data[p]['choice']['optimizer'][0]}, r={data[p]['choice']['optimizer'][1]})"
+                        for p in presets], fontsize=8)
+    ax.set_ylabel("total delay E(r, c)·T_round / optimizer's")
+    if top > 5.0:
+        ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+    ax.set_title("conventional schemes vs the optimizer, per scenario preset")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_presets(data: dict[str, dict[str, Any]], choices: dict[str, dict[int, list[int]]]) -> None:
+    """Markdown tables: delay per policy and preset (s, and x the optimizer), the optimizer's (c, r) per K."""
+    names = list(next(iter(data.values()))["delay_s"])
+    print("| preset | optimizer (c, r) | " + " | ".join(names) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for preset, row in data.items():
+        opt = row["delay_s"]["optimizer"]
+        c, r = row["choice"]["optimizer"]
+        cells = [f"{row['delay_s'][n]:.3g} s" + ("" if n == "optimizer" else f" ({row['delay_s'][n] / opt:.2f}x)")
+                 for n in names]
+        print(f"| {preset} | ({c}, {r}) | " + " | ".join(cells) + " |")
+    if choices:
+        ks = sorted({k for per in choices.values() for k in per})
+        print("\n| preset | " + " | ".join(f"K = {k}" for k in ks) + " |")
+        print("|---|" + "---|" * len(ks))
+        for preset, per in choices.items():
+            print(f"| {preset} | " + " | ".join(f"c = {per[k][0]}, r = {per[k][1]}" for k in ks) + " |")
+
+
 def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
     """Sweep name -> (x values, (x, config patch) per point, x label, log x axis)."""
     w = full.wireless
@@ -214,15 +319,23 @@ def main(argv: Sequence[str] | None = None) -> Path:
     non_empty(seeds=args.seeds, clients=args.clients, bandwidths_mhz=args.bandwidths_mhz,
               power_budgets_w=args.power_budgets_w)
     at_least(rounds_per_point=(args.rounds_per_point, 1), torch_threads=(args.torch_threads, 1))
-    base = env_overrides(args.config, args.calibration_path)
+    base = env_overrides(args.config, args.calibration_path, preset=args.preset)
     check_env_config(base)
     if args.policies:
         check_baselines(args.policies, "--policies")
     if args.run and not (Path(args.run) / "monitor").is_dir():
         raise MissingFileError(f"--run {args.run}: not a training run folder (it has no monitor/ folder)")
+    from fedsllm_env.presets import PRESETS, with_preset
+
+    presets = list(PRESETS) if tuple(args.presets) == ("all",) else list(args.presets)
+    for name in presets:  # every preset (with the command's overrides over it) must be a valid config
+        if name not in PRESETS:
+            raise UsageError(f"--presets: unknown preset {name!r}; choose from {sorted(PRESETS)} or 'all'")
+        check_env_config(with_preset(name, base))
+    at_least(**{f"preset_clients[{i}]": (k, 1) for i, k in enumerate(args.preset_clients)})
     defaults = merge_config(base)
     full = FedsLLMConfig.from_dict(defaults)
-    sweeps = sweeps_of(args, full)
+    sweeps = sweeps_of(args, full) if args.sweeps or not presets else {}
     for key, (_, patches, _, _) in sweeps.items():  # every sweep point must be a valid config
         for x, patch in patches:
             try:
@@ -253,6 +366,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
         means = {n: (f"{np.nanmean(v):.3g}s" if np.isfinite(v).any() else "n/a (spaces differ)")
                  for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
+    if presets:
+        data["presets"] = preset_comparison(policies, base, presets, args.seeds, args.rounds_per_point)
+        choices = preset_choices(base, presets, args.preset_clients, args.seeds, args.rounds_per_point) \
+            if args.preset_clients else {}
+        data["preset_choices"] = choices
+        plot_presets(out / "preset_comparison.png", data["presets"])
+        print_presets(data["presets"], choices)
+        print("preset_comparison.png")
     if args.run:
         data["training"] = plot_training_curves(args.run, out / "training_curve.png", full.reward.delay_scale_s)
         print("training_curve.png")

@@ -84,6 +84,8 @@ class Args:
     """Calibration JSON of the env ("" = the table shipped with the package)."""
     config: str = ""
     """JSON/YAML file of nested env config overrides ("" = none)."""
+    preset: str = ""
+    """Scenario preset (fedsllm_env.presets.PRESETS: paper-default, server-scarce, ...) under --config ("" = none)."""
     max_rounds: int = 0
     """Round cap per episode (0 = the config's)."""
     checkpoint_freq: int = 0
@@ -223,7 +225,7 @@ def plan_run(args: Args) -> RunPlan:
         raise UsageError(f"--env-id is {env_id} but the resumed run trained on {source['env_id']}")
     check_env_id(env_id, args.algo)
     base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
-    env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base)
+    env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base, preset=args.preset)
     check_env_config(env_config)
     if resume is None and overrides:
         check_agent(args.algo, env_id, env_config, overrides)
