@@ -5,7 +5,7 @@ The count models are fitted on token ids: an add-one unigram, and a bigram inter
 ``p(w | v) = lam c(v, w) / c(v) + (1 - lam) p_uni(w)``, where ``lam`` is the value on a grid that gives the
 lowest loss on the text being scored (so the bigram's number is, if anything, optimistic). Losses are mean
 negative log-likelihoods in nats per predicted token; on the task only the supervised tokens count (the
-sentence and its end token, as in the engine's loss).
+sentence and its end token, as in the engine's loss) of the engine's validation examples.
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def backbone_report(cfg: FedsLLMConfig, model: Any, tokenizer: Any, pretrain_tex
     chunks = held[:n].view(-1, chunk_len)
     t = cfg.training
     train, val = load_task(t.dataset, t.num_train_samples, t.num_val_samples, t.data_seed)
+    if t.val_batches > 0:  # the engine's validation set: the first val_batches * batch_size examples
+        val = val[:t.val_batches * t.batch_size]
     train_set, val_set = encode_examples(train, tokenizer, t.seq_len), encode_examples(val, tokenizer, t.seq_len)
     v_ctx, v_tgt = supervised_pairs(val_set)
     task = CountLM.fit(*supervised_pairs(train_set), vocab)
