@@ -237,4 +237,4 @@ def test_cli_dispatch(tmp_path, calibration_path, capsys):
                        calibration_path, "--runs-dir", str(tmp_path), "--run-name", "cli", "--no-progress-bar"])
     assert status == 0 and (tmp_path / "cli" / "model.zip").is_file()
     assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate", "benchmark-env",
-                                 "benchmark-engine", "benchmark-optimizer"}
+                                 "benchmark-engine", "benchmark-optimizer", "backbone-report"}

@@ -237,8 +237,9 @@ def preset_choices(base: dict[str, Any], presets: Sequence[str], clients: Sequen
         for k in clients:
             cfg = with_preset(preset, base)
             w = FedsLLMConfig.from_dict(cfg).wireless
-            cfg = _merge(cfg, {"wireless": {"num_clients": int(k), "num_subchannels_ms": max(k, w.num_subchannels_ms),
-                                            "num_subchannels_fs": max(k, w.num_subchannels_fs)}})
+            cfg = merge_overrides(cfg, {"wireless": {"num_clients": int(k),
+                                                     "num_subchannels_ms": max(k, w.num_subchannels_ms),
+                                                     "num_subchannels_fs": max(k, w.num_subchannels_fs)}})
             records = evaluate_policy_on_seeds(baseline_factory("optimizer"), BOX_ENV_ID, list(seeds), config=cfg,
                                                max_rounds=rounds, name="optimizer")
             out[preset][int(k)] = list(_mode([(c, r) for rec in records for c, r in zip(rec.splits, rec.ranks)]))
