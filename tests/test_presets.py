@@ -100,3 +100,20 @@ def test_figures_compare_policies_per_preset(tmp_path, calibration_path):
     c, r = row["choice"]["optimizer"]
     assert 1 <= c <= 5 and r in FedsLLMConfig().model.ranks
     assert set(data["preset_choices"]["paper-default"]) == {"3"}
+
+
+def test_figures_draw_convergence_curves_beside_the_reference_losses(tmp_path, calibration_path):
+    from train_scripts.figures import main
+
+    report = {"task": {"uniform": 7.3, "unigram_pretrain": 6.0, "bigram_pretrain": 4.3, "unigram_task": 4.4,
+                       "bigram_task": 1.2, "backbone": 4.0}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    out = main(["--backbone-report", str(tmp_path / "report.json"), "--no-sweeps", "--seeds", "0",
+                "--calibration-path", calibration_path, "--out-dir", str(tmp_path / "fig")])
+    conv = json.loads((out / "figures.json").read_text())["convergence"]
+    assert (out / "convergence_curves.png").stat().st_size > 0
+    assert conv["references"]["bigram (task counts)"] == 1.2 and len(conv["curves"]) == 5 * 3 * 2
+    assert all(len(c) == 40 for c in conv["curves"].values())
+    with pytest.raises(FileNotFoundError, match="backbone-report"):
+        main(["--backbone-report", str(tmp_path / "missing.json"), "--no-sweeps",
+              "--calibration-path", calibration_path, "--out-dir", str(tmp_path / "fig2")])

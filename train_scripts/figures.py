@@ -8,7 +8,9 @@ scenario and channels depend only on the seed). Sweeps: number of clients, subch
 training curves of a train.py run (monitor CSVs, EvalCallback log) are plotted too. With ``--presets``
 (names of ``fedsllm_env.presets.PRESETS``, or ``all``) every policy is also scored in each scenario preset
 (``preset_comparison.png``: total delay relative to the optimizer, and a table of the optimizer's (c, r)
-per preset and number of clients ``--preset-clients``); ``--presets`` alone skips the parameter sweeps.
+per preset and number of clients ``--preset-clients``). With ``--backbone-report FILE`` the calibration's
+mean validation curves are drawn beside the backbone's reference losses (``convergence_curves.png``).
+``--no-sweeps`` skips the parameter sweeps.
 Writes PNGs (matplotlib Agg) and ``figures.json`` (the plotted numbers).
 
 Example::
@@ -42,6 +44,7 @@ from train_scripts._common import (  # noqa: E402
     baseline_factory,
     baseline_names,
     env_overrides,
+    read_json_or_yaml,
     resolve_policy,
     run_name,
     save_run_config,
@@ -90,8 +93,11 @@ class Args:
     """Scenario presets to compare the policies in ("all" = every preset; () = none)."""
     preset_clients: tuple[int, ...] = ()
     """Numbers of clients K at which to report the optimizer's (c, r) in each preset (() = the preset's own K)."""
+    backbone_report: str = ""
+    """JSON written by ``fedsllm backbone-report --out``: draw convergence_curves.png (the calibration's mean
+    validation curves per rank and cut) with its uniform / unigram / bigram losses beside them ("" = no)."""
     sweeps: bool = True
-    """Draw the parameter sweeps (clients, bandwidth, power, rank); --no-sweeps with --presets draws only those."""
+    """Draw the parameter sweeps (clients, bandwidth, power, rank)."""
 
 
 def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str) -> float:
@@ -292,6 +298,47 @@ def print_presets(data: dict[str, dict[str, Any]], choices: dict[str, dict[int, 
             print(f"| {preset} | " + " | ".join(f"c = {per[k][0]}, r = {per[k][1]}" for k in ks) + " |")
 
 
+def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """Seed-mean validation curves of the calibration (one panel per partition; colour = rank, line style =
+    cut) beside the reference losses of a backbone report and the target; returns the plotted numbers."""
+    parts = list(cal.partitions)
+    fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 4.5), sharey=True, squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    task = report["task"]
+    refs = [("uniform ln V", task["uniform"]), ("unigram (pre-training counts)", task["unigram_pretrain"]),
+            ("bigram (pre-training counts)", task["bigram_pretrain"]), ("unigram (task counts)", task["unigram_task"]),
+            ("bigram (task counts)", task["bigram_task"])]
+    data: dict[str, Any] = {"references": dict(refs), "target": cal.target_val_loss,
+                            "initial": cal.initial_val_loss, "curves": {}}
+    for ax, part in zip(axes[0], parts):
+        for i, rank in enumerate(cal.ranks):
+            for j, split in enumerate(cal.splits):
+                curve = cal.mean_curve(rank, split, part)
+                data["curves"][f"{part}/r{rank}/c{split}"] = [float(x) for x in curve]
+                ax.plot(np.arange(len(curve) + 1), [cal.initial_val_loss, *curve], styles[j % len(styles)],
+                        color=colours[i % len(colours)], linewidth=1.2,
+                        label=f"r = {rank}" if j == 0 else None)
+        for k, (name, value) in enumerate(refs):
+            ax.axhline(value, color="grey", linestyle=(0, (1, 1 + k)), linewidth=1)
+            ax.annotate(f"{name} {value:.2f}", (cal.horizon_rounds * (1.0 - 0.45 * (k % 2)), value), fontsize=7,
+                        ha="right", va="bottom", color="dimgrey")
+        ax.axhline(cal.target_val_loss, color="black", linewidth=1.5)
+        ax.annotate(f"target {cal.target_val_loss:.3f}", (0, cal.target_val_loss), fontsize=8, va="bottom")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.set_xlabel("round")
+        ax.set_title(f"{part}: cut " + " / ".join(f"{c} ({styles[j % len(styles)]})" for j, c in enumerate(cal.splits)))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("validation loss (nats / token)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return data
+
+
 def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
     """Sweep name -> (x values, (x, config patch) per point, x label, log x axis)."""
     w = full.wireless
@@ -336,7 +383,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     at_least(**{f"preset_clients[{i}]": (k, 1) for i, k in enumerate(args.preset_clients)})
     defaults = merge_config(base)
     full = FedsLLMConfig.from_dict(defaults)
-    sweeps = sweeps_of(args, full) if args.sweeps or not presets else {}
+    sweeps = sweeps_of(args, full) if args.sweeps else {}
+    if args.backbone_report and not Path(args.backbone_report).is_file():
+        raise MissingFileError(f"--backbone-report {args.backbone_report} does not exist (write it with "
+                               "`fedsllm backbone-report --out FILE`)")
     for key, (_, patches, _, _) in sweeps.items():  # every sweep point must be a valid config
         for x, patch in patches:
             try:
@@ -367,6 +417,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
         means = {n: (f"{np.nanmean(v):.3g}s" if np.isfinite(v).any() else "n/a (spaces differ)")
                  for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
+    if args.backbone_report:
+        from fedsllm_env.calibration import load_calibration
+
+        report = read_json_or_yaml(args.backbone_report)
+        cal = load_calibration(FedsLLMConfig.from_dict(base).calibration_path or None)
+        data["convergence"] = plot_convergence(out / "convergence_curves.png", cal, report)
+        print("convergence_curves.png")
     if presets:
         data["presets"] = preset_comparison(policies, base, presets, args.seeds, args.rounds_per_point)
         choices = preset_choices(base, presets, args.preset_clients, args.seeds, args.rounds_per_point) \
