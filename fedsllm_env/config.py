@@ -301,7 +301,7 @@ class ModelConfig(_Validated):
     """Where the real engine trains: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" or "mps"."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Compute dtype of the frozen backbone (LoRA adapters stay float32); 16-bit dtypes send 16-bit activations."""
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    ranks: tuple[int, ...] = (4, 8, 16, 32, 64)
     """Candidate LoRA ranks r (one rank shared by every adapted module)."""
     lora_scaling: float = 2.0
     """LoRA alpha / r (alpha = lora_scaling * r, so the update scale does not depend on r)."""
@@ -316,7 +316,7 @@ class ModelConfig(_Validated):
     compute dtype's bits. Below the tensors' own bits the engine quantises what it sends (bfloat16 / int8)."""
     initial_split: int = 1
     """Cut index c used before the first action (1 <= c <= L-1)."""
-    initial_rank: int = 4
+    initial_rank: int = 16
     """LoRA rank used before the first action (must be one of ``ranks``)."""
     tiny_n_layer: int = 6
     """Blocks L of the locally built tiny GPT-2."""

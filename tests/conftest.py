@@ -15,7 +15,7 @@ TEST_SHAPE = {"n_layer": 6, "n_embd": 128, "n_head": 4, "vocab_size": 239, "n_in
 """Model shape of the synthetic calibration: the default tiny GPT-2 (239-word vocabulary)."""
 
 
-def write_synthetic_calibration(path, ranks=(1, 2, 4, 8, 16), initial=4.0, target=1.5, horizon=40):
+def write_synthetic_calibration(path, ranks=FedsLLMConfig().model.ranks, initial=4.0, target=1.5, horizon=40):
     """Write a calibration JSON with smooth made-up curves (tests only; never shipped)."""
     data = {"version": 1, "command": "tests/conftest.py synthetic", "settings": {}, "model_shape": TEST_SHAPE,
             "target_val_loss": target, "initial_val_loss": initial, "ranks": {}}
