@@ -22,7 +22,8 @@ SHAPE = {"n_layer": 4, "n_embd": 8, "n_head": 2, "vocab_size": 10, "n_inner": 32
 
 
 def _v1(tmp_path: Path) -> dict:
-    return json.loads(Path(write_synthetic_calibration(tmp_path / "v1.json", horizon=10)).read_text())
+    return json.loads(Path(write_synthetic_calibration(tmp_path / "v1.json", ranks=(1, 2, 4, 8, 16),
+                                                      horizon=10)).read_text())
 
 
 def _v2(_tmp_path: Path) -> dict:

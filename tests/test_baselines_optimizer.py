@@ -153,7 +153,10 @@ def test_each_step_never_increases_objective(seed):
 
 
 def test_split_rank_search_is_exhaustive():
-    cfg = sized_config(4, 8, 8)
+    from fedsllm_env.config import FedsLLMConfig
+
+    # ranks around the interior minimum of rounds_needed_interior (r ~ 6)
+    cfg = sized_config(4, 8, 8, cfg=FedsLLMConfig.from_dict({"model": {"ranks": [1, 2, 4, 8, 16]}}))
     problem = random_problem(5, cfg, SHAPE, rounds_needed_interior)
     d = AlternatingOptimizer(max_iter=1).solve(problem).decision
     best, table = split_rank_search(problem, d)

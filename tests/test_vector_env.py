@@ -32,21 +32,22 @@ IDS = {"box": "FedsLLM-Surrogate-v0", "multidiscrete": "FedsLLM-Surrogate-Discre
 # a delay scale, unequal power limits, a memory limit that projects split/rank, a short round cap
 ODD = {"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 6, "mobility_speed_mps": 5.0,
                     "total_power_fs_w": 0.25, "fading_correlation": 0.7},
-       "compute": {"client_memory_bytes": 2.5e6, "load_ar_coef": 0.5},
+       "compute": {"client_memory_bytes": 2.9e6, "load_ar_coef": 0.5},
        "reward": {"progress_weight": 0.5, "delay_scale_s": 3.0},
-       "training": {"max_rounds": 16}}
+       "training": {"max_rounds": 10}}
 
 
 @pytest.fixture(scope="module")
 def cut_calibration(tmp_path_factory) -> str:
     """A schema-v2 calibration whose curves depend on the cut (1 and 3 measured, 2 interpolated, 4-5 beyond) and
-    whose (rank 1, cut 3) cell never reaches the target (censored): test-only numbers."""
+    whose (lowest rank, cut 3) cell never reaches the target (censored): test-only numbers."""
     from conftest import TEST_SHAPE
 
+    ranks = FedsLLMConfig().model.ranks
     runs = []
-    for r in (1, 2, 4, 8, 16):
+    for r in ranks:
         for c in (1, 3):
-            tau = 12.0 * r ** -0.3 * (1.0 + 0.25 * (c - 1)) * (3.0 if (r, c) == (1, 3) else 1.0)
+            tau = 12.0 * r ** -0.3 * (1.0 + 0.25 * (c - 1)) * (3.0 if (r, c) == (ranks[0], 3) else 1.0)
             for seed in (0, 1):
                 curve = [1.0 + 3.0 * float(np.exp(-(t + 1) / tau)) + 0.02 * float(np.sin(seed + t)) for t in range(30)]
                 runs.append({"rank": r, "split": c, "partition": "iid", "seed": seed, "initial_val_loss": 4.0,
@@ -55,7 +56,7 @@ def cut_calibration(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("cal2") / "calibration.json"
     path.write_text(json.dumps(data))
     cal = load_calibration(path)
-    assert math.isinf(cal.rounds_needed(1, 3)) and cal.rounds_needed(16, 3) > cal.rounds_needed(16, 1)
+    assert math.isinf(cal.rounds_needed(ranks[0], 3)) and cal.rounds_needed(16, 3) > cal.rounds_needed(16, 1)
     return str(path)
 
 
@@ -121,7 +122,7 @@ def test_odd_config_exercises_the_projections(calibration_path):
     sb = env.step_batch(env.action_space.sample())
     split = sb.decisions.split_idx + 1
     assert set(split.tolist()) == {1, 2}  # random requests for cuts 3-5 were projected onto 2
-    assert sb.decisions.rank_idx[split == 2].max() == 2  # and ranks above 4 at cut 2 onto 4
+    assert sb.decisions.rank_idx[split == 2].max() == 2  # and ranks above 16 at cut 2 onto 16
     assert np.isclose(sb.decisions.power_fs_w.sum(axis=1), 0.25).any()  # the FS total-power limit binds
 
 

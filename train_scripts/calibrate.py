@@ -75,6 +75,8 @@ class Args:
     """CPUs a --ray-address local instance offers (0 = all of this machine's)."""
     gpus_per_run: float = 0.5
     """GPU fraction each Ray task reserves when model.device is cuda (ignored on CPU)."""
+    show: str = ""
+    """Print the E(r, c) tables of this existing calibration JSON and exit (nothing trained; "" = run the sweep)."""
 
 
 def _load_overrides(path: str) -> dict:
@@ -133,7 +135,13 @@ def _device(cfg: FedsLLMConfig) -> str:
 
 
 def run(args: Args, command: str = "fedsllm calibrate") -> Path:
-    """Run the sweep described by ``args``; print the table; return the path of the merged calibration."""
+    """Run the sweep described by ``args``; print the table; return the path of the merged calibration.
+
+    With ``args.show`` only print the tables of that existing file and return its path."""
+    if args.show:
+        cal = load_calibration(args.show)
+        print_summary(cal)
+        return Path(cal.path)
     _check_args(args)
     cfg = _config(args)
     ranks = list(args.ranks) or list(cfg.model.ranks)
@@ -155,6 +163,7 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     else:
         calibrate(**kwargs)
     print_summary(load_calibration(out))
+    print(f"written to {out}")
     return out
 
 
@@ -173,7 +182,24 @@ def print_summary(cal: Calibration) -> None:
         std = "-" if math.isnan(row["std_rounds"]) else f"{row['std_rounds']:.1f}"
         print(f"| {row['partition']} | {row['split']} | {row['rank']} | {e} | {std} | "
               f"{row['censored']}/{row['seeds']} | {row['final_val_loss']:.4f} ± {row['final_val_loss_std']:.4f} |")
-    print(f"written to {cal.path}")
+    print()
+    print_grid(cal)
+
+
+def print_grid(cal: Calibration) -> None:
+    """E(r, c) as one row per (partition, split) and one column per rank: "mean ± seed std" (ddof 1), or
+    "censored k/n" where k of the cell's n runs never reached the target within the horizon."""
+    rows = {(r["partition"], r["split"], r["rank"]): r for r in cal.cell_table()}
+    print("| partition | split | " + " | ".join(f"r = {r}" for r in cal.ranks) + " |")
+    print("|---|---:|" + "---:|" * len(cal.ranks))
+    for part in sorted(cal.partitions):
+        for c in cal.splits:
+            cells = []
+            for r in cal.ranks:
+                row = rows[(part, c, r)]
+                cells.append(f"censored {row['censored']}/{row['seeds']}" if row["censored"]
+                             else f"{row['mean_rounds']:.1f} ± {row['std_rounds']:.1f}")
+            print(f"| {part} | {c} | " + " | ".join(cells) + " |")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
