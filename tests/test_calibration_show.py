@@ -23,10 +23,13 @@ def test_show_prints_the_grid_with_seed_spread_and_censored_cells(tmp_path, caps
                 curve = [1.0 + 3.0 * float(np.exp(-(t + 1) / tau)) for t in range(30)]
                 runs.append({"rank": r, "split": c, "partition": "iid", "seed": seed, "initial_val_loss": 4.0,
                              "val_loss_curve": curve, "train_loss_curve": curve})
+    settings = {"timing": {"sweep_wall_s": 100.4, "run_wall_s_sum": 190.0, "mean_round_wall_s": 1.1},
+                "ray_address": "local"}
     path = tmp_path / "cal.json"
-    path.write_text(json.dumps(build_calibration(runs, TEST_SHAPE, {}, 30, "iid", "test")))
+    path.write_text(json.dumps(build_calibration(runs, TEST_SHAPE, settings, 30, "iid", "test")))
     main(["--show", str(path), "--out", str(tmp_path / "never" / "calibration.json")])
     out = capsys.readouterr().out
+    assert "sweep wall time 100 s (runs' wall times summed 190 s, 1.10 s per round on average; local)" in out
     header = "| partition | split | r = 4 | r = 16 |"
     assert header in out
     rows = out.split(header)[1].splitlines()[2:4]  # after the header and the |---| line

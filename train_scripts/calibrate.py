@@ -175,6 +175,11 @@ def print_summary(cal: Calibration) -> None:
            f"{best['partition']}" if best else "given")
     print(f"initial validation loss {cal.initial_val_loss:.4f}; target {cal.target_val_loss:.4f} ({how}); "
           f"horizon {cal.horizon_rounds} rounds")
+    timing = cal.raw.get("settings", {}).get("timing") or {}
+    if timing:
+        print(f"sweep wall time {timing.get('sweep_wall_s', math.nan):.0f} s (runs' wall times summed "
+              f"{timing.get('run_wall_s_sum', math.nan):.0f} s, {timing.get('mean_round_wall_s', math.nan):.2f} s "
+              f"per round on average; {cal.raw.get('settings', {}).get('ray_address') or 'sequential'})")
     print("| partition | split | rank | E (rounds to target) | seed spread (std) | censored | final val loss |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in sorted(cal.cell_table(), key=lambda r: (r["partition"], r["split"], r["rank"])):
