@@ -231,15 +231,26 @@ def test_uncalibrated_rank_uses_the_fit_unless_a_neighbour_is_censored(tmp_path)
     assert math.isfinite(censored.rounds_needed(8, 1))
 
 
-def test_shipped_v1_table_still_loads_with_its_values():
+def test_shipped_table_is_the_real_sweep_and_loads_with_its_values():
     cal = load_calibration()
     raw = cal.raw
-    assert cal.version == 1 and cal.splits == (raw["settings"]["split"],) and cal.partitions == ("iid",)
-    for r in cal.ranks:
-        hits = raw["ranks"][str(r)]["rounds_to_target"]
-        assert cal.rounds_needed(r) == np.mean(hits) == cal.rounds_needed(r, 3) == cal.rounds_needed(r, 1, "iid")
-        np.testing.assert_array_equal(cal.mean_curve(r), np.mean(raw["ranks"][str(r)]["val_loss_curves"], axis=0))
-    assert cal.rounds_needed(3) == pytest.approx(raw["fit"]["a"] + raw["fit"]["b"] * 3 ** -raw["fit"]["c"])
+    assert cal.version == 2 and raw["command"].startswith("fedsllm calibrate")
+    assert cal.ranks == FedsLLMConfig().model.ranks and cal.splits == (1, 3, 5)
+    assert cal.partitions == ("dirichlet", "iid") and len(raw["settings"]["seeds"]) >= 2
+    censored = 0
+    for cell in raw["cells"]:
+        hits = cell["rounds_to_target"]
+        e = cal.rounds_needed(cell["rank"], cell["split"], cell["partition"])
+        if None in hits:
+            censored += 1
+            assert math.isinf(e)
+        else:
+            assert e == np.mean(hits) <= cal.horizon_rounds
+    assert 0 < censored < len(raw["cells"])  # the converged regime: some cells never reach the target
+    # the target is the 90 % rule on the best cell
+    best = raw["target_rule"]["best"]
+    lowest = cal.mean_curve(best["rank"], best["split"], best["partition"]).min()
+    assert cal.target_val_loss == pytest.approx(cal.initial_val_loss - 0.9 * (cal.initial_val_loss - lowest))
 
 
 # ---- the surrogate replays E(r, c) for the configured partition ------------------------------------------------

@@ -50,7 +50,8 @@ def test_every_preset_is_a_documented_valid_config_that_runs(name, calibration_p
 
 def test_presets_change_only_their_regime():
     assert PRESETS["paper-default"] == {} and set(PRESET_DOCS) == set(PRESETS)
-    assert {"paper-default", "server-scarce", "memory-capped", "narrow-fs-uplink", "non-iid"} <= set(PRESETS)
+    assert {"paper-default", "server-scarce", "memory-capped", "narrow-fs-uplink", "single-tone-fs-uplink",
+            "non-iid"} <= set(PRESETS)
     assert FedsLLMConfig.from_dict(PRESETS["non-iid"]).training.partition == "dirichlet"
     scarce = FedsLLMConfig.from_dict(PRESETS["server-scarce"])
     default = FedsLLMConfig()
@@ -60,6 +61,8 @@ def test_presets_change_only_their_regime():
     narrow = FedsLLMConfig.from_dict(PRESETS["narrow-fs-uplink"]).wireless
     assert narrow.subchannel_bandwidth_fs_hz < default.wireless.subchannel_bandwidth_fs_hz
     assert narrow.subchannel_bandwidth_ms_hz == default.wireless.subchannel_bandwidth_ms_hz
+    tone = FedsLLMConfig.from_dict(PRESETS["single-tone-fs-uplink"]).wireless
+    assert tone.subchannel_bandwidth_fs_hz < narrow.subchannel_bandwidth_fs_hz
 
 
 def test_merge_order_and_unknown_names():
