@@ -100,7 +100,7 @@ def test_higher_rank_reaches_target_in_fewer_rounds(calibration_path):
                 return t
         return None
 
-    assert rounds_with(16) < rounds_with(1)
+    assert rounds_with(64) < rounds_with(4)
 
 
 def test_render_and_bad_render_mode(surrogate_config):

@@ -60,7 +60,7 @@ def test_multidiscrete_levels_set_each_links_own_budget():
     d = codec.decode(np.array([0, 1, 1, 0, 0, 1, 3, 2, 1, 0]), scenario, channel)
     np.testing.assert_allclose(d.power_ms_w, [pmax[0] * 1 / 4, pmax[1] * 2 / 4])
     np.testing.assert_allclose(d.power_fs_w, [pmax[1] * 4 / 4, pmax[0] * 3 / 4])
-    assert (d.split, d.rank) == (2, 1)
+    assert (d.split, d.rank) == (2, 4)
     np.testing.assert_array_equal(codec.encode(d, scenario), [0, 1, 1, 0, 0, 1, 3, 2, 1, 0])
 
 
@@ -72,12 +72,12 @@ def test_fast_objective_matches_env_with_unequal_rates_and_bandwidths():
     problem = random_problem(3, cfg, SHAPE, lambda r: 10.0 + r)
     rng = np.random.default_rng(0)
     for c in (1, 3, 5):
-        for r in (1, 16):
+        for r in (4, 16):
             d = Decision(np.array([0, 1, 2, 0, 1]), np.array([2, 1, 0, 2]), rng.uniform(0.01, 0.06, 5),
                          rng.uniform(0.005, 0.025, 4), c, r)
             bd = round_delay(d, problem.channel, problem.scenario, problem.shape, problem.cfg)
             assert problem.fast_objective_s(d) == pytest.approx((10.0 + r) * bd.round_s, rel=1e-12)
-    assert problem.link("ms", 1, 1).total_power_w == 0.3 and problem.link("fs", 1, 1).total_power_w == 0.1
+    assert problem.link("ms", 1, 4).total_power_w == 0.3 and problem.link("fs", 1, 4).total_power_w == 0.1
 
 
 def test_load_noise_is_independent_of_the_fading_draw():

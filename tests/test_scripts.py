@@ -158,7 +158,7 @@ def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
                       "--eval-freq", "64", "--eval-episodes", "1"])
     out = figures.main(["--agent", str(run), "--run", str(run), "--seeds", "0", "--rounds-per-point", "1",
                         "--clients", "3", "5", "--bandwidths-mhz", "1", "2", "--power-budgets-w", "0.3", "0.6",
-                        "--ranks", "2", "8", "--calibration-path", calibration_path,
+                        "--ranks", "4", "8", "--calibration-path", calibration_path,
                         "--out-dir", str(tmp_path / "fig")])
     for name in ("clients", "bandwidth", "power", "rank"):
         assert (out / f"delay_vs_{name}.png").stat().st_size > 1000
