@@ -489,10 +489,22 @@ def iterated_refine(spec: LinkSpec, assign: np.ndarray, kicks: int = 8, kick_siz
     best, best_level, _ = refine_assignment(spec, assign)
     for _ in range(kicks):
         cand = random_kick(rng, best, spec.num_clients, kick_size)
+        if not serves_every_client(spec, cand):
+            continue  # a kick gave some client only subchannels it cannot use (zero gain): infinite delay
         cand, level, _ = refine_assignment(spec, cand)
         if level < best_level * (1.0 - 1e-9):
             best, best_level = cand, level
     return best, best_level
+
+
+def serves_every_client(spec: LinkSpec, assign: np.ndarray) -> bool:
+    """True when every client owns at least one usable subchannel: one whose SNR at the client's full power
+    gives a positive rate in float64 (``1 + snr > 1``; a zero or 1e-300 gain does not)."""
+    pmax = np.broadcast_to(np.asarray(spec.max_power_w, dtype=float), (spec.num_clients,))
+    snr = pmax[assign] / spec.inv_snr_w[assign, np.arange(spec.num_subchannels)]
+    served = np.zeros(spec.num_clients, dtype=bool)
+    served[assign[1.0 + snr > 1.0]] = True
+    return bool(served.all())
 
 
 def random_kick(rng: np.random.Generator, assign: np.ndarray, num_clients: int, size: int) -> np.ndarray:

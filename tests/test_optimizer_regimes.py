@@ -26,7 +26,9 @@ from baselines.subchannel import random_kick
 
 SHAPE = ModelShape(n_layer=6, n_embd=128, n_head=4, vocab_size=239, n_positions=256)
 CFG = FedsLLMConfig()
-CFG = CFG.replace(model=CFG.model.replace(ranks=(1, 2, 4, 8, 16), initial_rank=4))
+# the instances below (HARD seeds) were found with these settings; pinned so new package defaults keep them
+CFG = CFG.replace(model=CFG.model.replace(ranks=(1, 2, 4, 8, 16), initial_rank=4),
+                  training=CFG.training.replace(seq_len=64))
 
 
 def rounds_needed(rank: int) -> float:
