@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import train_scripts._common as common
+from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import UsageError
 from train_scripts import benchmark, cli, demo, evaluate, figures, train
 
@@ -238,3 +241,26 @@ def test_cli_dispatch(tmp_path, calibration_path, capsys):
     assert status == 0 and (tmp_path / "cli" / "model.zip").is_file()
     assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate", "benchmark-env",
                                  "benchmark-engine", "benchmark-optimizer", "backbone-report"}
+
+
+def test_figures_rank_sweep_leaves_out_ranks_censored_at_every_cut(capsys):
+    # the shipped calibration: rank 4 reaches the target at no cut within its horizon (README E(r, c) table)
+    cfg = FedsLLMConfig()
+    assert figures.converging_ranks([4, 8, 64], cfg) == [8, 64]
+    assert "rank(s) [4] left out" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="every rank is censored"):
+        figures.converging_ranks([4], cfg)
+
+
+def test_figures_place_a_priority_agent_in_the_priority_id(calibration_path):
+    cfg = {"calibration_path": calibration_path}
+    box = gym.make("FedsLLM-Surrogate-v0", config=cfg)
+    prio = gym.make("FedsLLM-Surrogate-Priority-v0", config=cfg)
+    fake = types.SimpleNamespace
+    assert figures._agent_env_id(fake(observation_space=box.observation_space, action_space=box.action_space),
+                                 cfg) == "FedsLLM-Surrogate-v0"
+    assert figures._agent_env_id(fake(observation_space=prio.observation_space, action_space=prio.action_space),
+                                 cfg) == "FedsLLM-Surrogate-Priority-v0"
+    three = {**cfg, "wireless": {"num_clients": 3}}
+    assert figures._agent_env_id(fake(observation_space=prio.observation_space, action_space=prio.action_space),
+                                 three) is None

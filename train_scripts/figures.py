@@ -37,8 +37,10 @@ import tyro  # noqa: E402
 
 from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config  # noqa: E402
 from agents.factory import BOX_ENV_ID  # noqa: E402
+from fedsllm_env.calibration import load_calibration  # noqa: E402
 from fedsllm_env.config import FedsLLMConfig, merge_overrides  # noqa: E402
 from fedsllm_env.errors import ConfigError, MissingFileError, UsageError  # noqa: E402
+from fedsllm_env.registration import PRIORITY_IDS  # noqa: E402
 from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty  # noqa: E402
 from train_scripts._common import (  # noqa: E402
     baseline_factory,
@@ -100,18 +102,23 @@ class Args:
     """Draw the parameter sweeps (clients, bandwidth, power, rank)."""
 
 
-def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str) -> float:
-    records = evaluate_policy_on_seeds(policy, BOX_ENV_ID, list(seeds), config=cfg, max_rounds=rounds, name=name)
+def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str,
+           env_id: str = BOX_ENV_ID) -> float:
+    records = evaluate_policy_on_seeds(policy, env_id, list(seeds), config=cfg, max_rounds=rounds, name=name)
     return float(np.mean([r.mean_expected_total_delay_s for r in records]))
 
 
-def _fits(model: Any, cfg: dict[str, Any]) -> bool:
-    env = make_eval_env(BOX_ENV_ID, cfg)
-    try:
-        return (env.observation_space.shape == model.observation_space.shape
-                and env.action_space.shape == model.action_space.shape)
-    finally:
-        env.close()
+def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
+    """The surrogate id (Box or Priority) whose spaces fit the agent at this config, None if neither does."""
+    for env_id in (BOX_ENV_ID, PRIORITY_IDS["surrogate"]):
+        env = make_eval_env(env_id, cfg)
+        try:
+            if (env.observation_space.shape == model.observation_space.shape
+                    and env.action_space.shape == model.action_space.shape):
+                return env_id
+        finally:
+            env.close()
+    return None
 
 
 def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tuple[float, dict[str, Any]]],
@@ -126,7 +133,8 @@ def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tupl
             curves[name].append(_point(factory, cfg, seeds, rounds, name))
         if agent is not None:
             model = agent[1]
-            curves[agent[0]].append(_point(model, cfg, seeds, rounds, agent[0]) if _fits(model, cfg) else math.nan)
+            env_id = _agent_env_id(model, cfg)
+            curves[agent[0]].append(math.nan if env_id is None else _point(model, cfg, seeds, rounds, agent[0], env_id))
     return curves
 
 
@@ -354,11 +362,28 @@ def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
         "power": (list(args.power_budgets_w),
                   [(p, {"wireless": {"total_power_ms_w": p, "total_power_fs_w": p}}) for p in args.power_budgets_w],
                   "total client power budget per link p_th (W)", True),
-        "rank": ([float(r) for r in (args.ranks or full.model.ranks)],
+        "rank": ([float(r) for r in converging_ranks(args.ranks or full.model.ranks, full)],
                  [(r, {"model": {"ranks": [int(r)], "initial_rank": int(r)}})
-                  for r in (args.ranks or full.model.ranks)],
+                  for r in converging_ranks(args.ranks or full.model.ranks, full)],
                  "LoRA rank r (fixed)", True),
     }
+
+
+def converging_ranks(ranks: Sequence[int], full: FedsLLMConfig) -> list[int]:
+    """The ranks of ``ranks`` that reach the calibration's target at some cut (for the config's partition); the
+    others are censored at every cut (E = inf: no policy can finish training with them), so the rank sweep leaves
+    them out and says so."""
+    cal = load_calibration(full.calibration_path or None)
+    part = full.training.partition
+    keep = [int(r) for r in ranks
+            if any(math.isfinite(cal.rounds_needed(int(r), c, part)) for c in range(1, cal.shape.n_layer))]
+    dropped = [int(r) for r in ranks if int(r) not in keep]
+    if dropped:
+        print(f"rank sweep: rank(s) {dropped} left out: censored at every cut in the calibration ({part}: no run "
+              f"reached the target within {cal.horizon_rounds} rounds)")
+    if not keep:
+        raise UsageError(f"--ranks {list(ranks)}: every rank is censored at every cut in the calibration")
+    return keep
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -418,8 +443,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
                  for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
     if args.backbone_report:
-        from fedsllm_env.calibration import load_calibration
-
         report = read_json_or_yaml(args.backbone_report)
         cal = load_calibration(FedsLLMConfig.from_dict(base).calibration_path or None)
         data["convergence"] = plot_convergence(out / "convergence_curves.png", cal, report)
