@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -264,3 +265,9 @@ def test_figures_place_a_priority_agent_in_the_priority_id(calibration_path):
     three = {**cfg, "wireless": {"num_clients": 3}}
     assert figures._agent_env_id(fake(observation_space=prio.observation_space, action_space=prio.action_space),
                                  three) is None
+
+
+def test_figures_summary_tells_censored_from_misfit_points():
+    assert figures._mean_label([math.nan, math.nan]) == "n/a (spaces differ)"
+    assert figures._mean_label([1.0, math.inf, math.nan]) == "inf (censored at 1 of 3 points)"
+    assert figures._mean_label([1.0, math.nan, 3.0]) == "2s"

@@ -369,6 +369,17 @@ def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
     }
 
 
+def _mean_label(values: Sequence[float]) -> str:
+    """A sweep's mean for the printed summary: NaN points are where an agent's spaces do not fit, inf points where
+    a policy chose a rank that never reaches the target (censored)."""
+    v = np.asarray(values, dtype=float)
+    if np.isnan(v).all():
+        return "n/a (spaces differ)"
+    if np.isinf(v).any():
+        return f"inf (censored at {int(np.isinf(v).sum())} of {v.size} points)"
+    return f"{np.nanmean(v):.3g}s"
+
+
 def converging_ranks(ranks: Sequence[int], full: FedsLLMConfig) -> list[int]:
     """The ranks of ``ranks`` that reach the calibration's target at some cut (for the config's partition); the
     others are censored at every cut (E = inf: no policy can finish training with them), so the rank sweep leaves
@@ -439,8 +450,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent)
         _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx)
         data[key] = {"x": xs, "curves": curves}
-        means = {n: (f"{np.nanmean(v):.3g}s" if np.isfinite(v).any() else "n/a (spaces differ)")
-                 for n, v in curves.items()}
+        means = {n: _mean_label(v) for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
     if args.backbone_report:
         report = read_json_or_yaml(args.backbone_report)
