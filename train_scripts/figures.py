@@ -350,6 +350,7 @@ def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, 
 def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
     """Sweep name -> (x values, (x, config patch) per point, x label, log x axis)."""
     w = full.wireless
+    ranks = converging_ranks(args.ranks or full.model.ranks, full)
     return {
         "clients": ([float(k) for k in args.clients],
                     [(k, {"wireless": {"num_clients": k, "num_subchannels_ms": max(k, w.num_subchannels_ms),
@@ -362,9 +363,8 @@ def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
         "power": (list(args.power_budgets_w),
                   [(p, {"wireless": {"total_power_ms_w": p, "total_power_fs_w": p}}) for p in args.power_budgets_w],
                   "total client power budget per link p_th (W)", True),
-        "rank": ([float(r) for r in converging_ranks(args.ranks or full.model.ranks, full)],
-                 [(r, {"model": {"ranks": [int(r)], "initial_rank": int(r)}})
-                  for r in converging_ranks(args.ranks or full.model.ranks, full)],
+        "rank": ([float(r) for r in ranks],
+                 [(r, {"model": {"ranks": [r], "initial_rank": r}}) for r in ranks],
                  "LoRA rank r (fixed)", True),
     }
 
