@@ -386,8 +386,9 @@ def converging_ranks(ranks: Sequence[int], full: FedsLLMConfig) -> list[int]:
     them out and says so."""
     cal = load_calibration(full.calibration_path or None)
     part = full.training.partition
-    keep = [int(r) for r in ranks
-            if any(math.isfinite(cal.rounds_needed(int(r), c, part)) for c in range(1, cal.shape.n_layer))]
+    keep = [int(r) for r in ranks  # a rank the calibration lacks stays: the sweep's config check names it
+            if int(r) not in cal.ranks
+            or any(math.isfinite(cal.rounds_needed(int(r), c, part)) for c in range(1, cal.shape.n_layer))]
     dropped = [int(r) for r in ranks if int(r) not in keep]
     if dropped:
         print(f"rank sweep: rank(s) {dropped} left out: censored at every cut in the calibration ({part}: no run "
