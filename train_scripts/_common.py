@@ -24,6 +24,7 @@ from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import merge_overrides
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.presets import preset_overrides
+from train_scripts._checks import check_baselines
 
 __all__ = [
     "run_name",
@@ -137,6 +138,26 @@ def baseline_names() -> tuple[str, ...]:
 
 PRIORITY_TEACHERS = ("search", "priority_heuristic")
 """``--bc-teacher`` values that exist only for the Priority ids (besides the baselines)."""
+
+
+def check_bc_teacher(name: str, env_id: str, flag: str = "--bc-teacher") -> None:
+    """``name`` can teach an agent acting in ``env_id``: ``search`` / ``priority_heuristic`` act with priority
+    actions (the Priority ids only), a baseline acts with the Box / Discrete ids' actions (not the Priority ids).
+
+    Raises:
+        UsageError: naming the flag, the env id and the teachers that fit it.
+    """
+    from fedsllm_env.registration import PRIORITY_IDS
+
+    if env_id in PRIORITY_IDS.values():
+        if name not in PRIORITY_TEACHERS:
+            raise UsageError(f"{flag} {name}: on {env_id} the teacher is one of {list(PRIORITY_TEACHERS)} "
+                             f"(baselines act in the Box ids)")
+    elif name in PRIORITY_TEACHERS:
+        raise UsageError(f"{flag} {name} acts with priority actions: it teaches the Priority ids "
+                         f"{sorted(PRIORITY_IDS.values())}, not {env_id}")
+    else:
+        check_baselines([name], flag)
 
 
 def bc_teacher_arg(name: str) -> str | PolicyFactory | None:

@@ -34,7 +34,7 @@ from fedsllm_env.registration import PRIORITY_IDS, sibling_id, variant_of
 from agents.evaluation import comparison_rows, evaluate_policy_on_seeds, markdown_table, merge_config
 from agents.training import train_agent
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
-from train_scripts._common import (PRIORITY_TEACHERS, baseline_factory, bc_teacher_arg, env_overrides, run_name,
+from train_scripts._common import (baseline_factory, bc_teacher_arg, check_bc_teacher, env_overrides, run_name,
                                    save_run_config, write_json)
 from train_scripts.seeding import seed_everything
 
@@ -121,11 +121,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_env_config(cfg)
     names = ("optimizer",) + tuple(b for b in args.baselines if b != "optimizer")
     check_baselines(names)
-    if args.bc_teacher and priority and args.bc_teacher not in PRIORITY_TEACHERS:
-        raise UsageError(f"--bc-teacher {args.bc_teacher}: on {args.env_id} the teacher is one of "
-                         f"{list(PRIORITY_TEACHERS)} (baselines act in the Box ids: pass --env-id {base_id})")
-    if args.bc_teacher and not priority:
-        check_baselines([args.bc_teacher], "--bc-teacher")
+    if args.bc_teacher:
+        check_bc_teacher(args.bc_teacher, args.env_id)
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     seed_everything(args.seed, args.torch_threads or 1)

@@ -35,12 +35,11 @@ from fedsllm_env.runlock import RunLock
 from train_scripts._checks import (
     at_least,
     check_agent,
-    check_baselines,
     check_env_config,
     check_env_id,
     parse_hyperparams,
 )
-from train_scripts._common import (PRIORITY_TEACHERS, bc_teacher_arg, env_overrides, run_name, save_run_config,
+from train_scripts._common import (bc_teacher_arg, check_bc_teacher, env_overrides, run_name, save_run_config,
                                    write_json)
 from train_scripts._ray import ray_session
 from train_scripts.seeding import seed_everything
@@ -200,8 +199,6 @@ def plan_run(args: Args) -> RunPlan:
             raise UsageError(f"--bc-teacher needs an actor-critic agent (ppo, a2c, maskable_ppo), not {args.algo}")
         if args.resume:
             raise UsageError("--bc-teacher warm-starts a fresh agent; it cannot be combined with --resume")
-        if args.bc_teacher not in PRIORITY_TEACHERS:
-            check_baselines([args.bc_teacher], "--bc-teacher")
     elif args.bc_only:
         raise UsageError("--bc-only needs --bc-teacher")
     resume = resumed_run = None
@@ -224,6 +221,8 @@ def plan_run(args: Args) -> RunPlan:
     if resumed_run and source.get("env_id") and env_id != source["env_id"]:
         raise UsageError(f"--env-id is {env_id} but the resumed run trained on {source['env_id']}")
     check_env_id(env_id, args.algo)
+    if args.bc_teacher:
+        check_bc_teacher(args.bc_teacher, env_id)
     base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
     env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base, preset=args.preset)
     check_env_config(env_config)
