@@ -50,6 +50,7 @@ EXTRA_OF: dict[str, str] = {
     "ray": "ray",
     "matplotlib": "figures",
     "cvxpy": "dev",
+    "numba": "fast",
 }
 """Top-level module of each optional dependency -> the pyproject extra that installs it."""
 

@@ -14,7 +14,7 @@ from fedsllm_env.errors import EXTRA_OF
 ROOT = Path(__file__).resolve().parents[1]
 
 BLOCKED = ("torch", "transformers", "peft", "tokenizers", "stable_baselines3", "sb3_contrib", "tensorboard",
-           "matplotlib", "cvxpy", "ray", "tyro", "yaml", "tqdm", "rich")
+           "matplotlib", "cvxpy", "ray", "tyro", "yaml", "tqdm", "rich", "numba", "llvmlite")
 """Every non-core dependency: the subprocess below refuses to import any of them."""
 
 _SESSION = """
@@ -46,6 +46,10 @@ for _ in range(3):
     obs, reward, terminated, truncated, info = env.step(action)
     objective = policy.last_result.objective_s
     assert np.isfinite(reward) and abs(info["expected_total_delay_s"] - objective) <= 1e-4 * objective
+batch = gym.make_vec("FedsLLM-Surrogate-v0", num_envs=4, vectorization_mode="vector_entry_point")
+batch.reset(seed=0)
+batch.step(batch.action_space.sample())  # the batched env draws with numpy when numba is missing
+assert not batch.unwrapped._rngs.uses_numba
 for env_id in ("FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0"):
     env = gym.make(env_id)
     obs, _ = env.reset(seed=1)
@@ -96,7 +100,7 @@ def test_pyproject_extras_match_the_modules_that_need_them():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert _requirement_names(project["dependencies"]) == {"numpy", "scipy", "gymnasium"}
     extras = project["optional-dependencies"]
-    assert extras["all"] == ["fedsllm-env[train,agents,ray,rllib,figures]"]
+    assert extras["all"] == ["fedsllm-env[train,agents,ray,rllib,figures,fast]"]
     assert _requirement_names(extras["rllib"]) == {"ray"} and "[rllib]" in extras["rllib"][0]
     distribution = {"yaml": "pyyaml", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib"}
     for module, extra in EXTRA_OF.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from fedsllm_env.calibration import build_calibration, load_calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import ConfigError, InvalidActionError, ResetNeeded
 from fedsllm_env.vector import SurrogateVectorEnv
-from fedsllm_env.batched import first_argmax, repair_assignments
+from fedsllm_env.batched import first_argmax, first_argmax_finite, repair_assignments
 from fedsllm_env.codecs import repair_assignment
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
@@ -208,16 +209,20 @@ def test_repair_and_argmax_match_the_single_codec():
         pref[:50] = np.round(pref[:50])  # ties
         owner = first_argmax(pref)
         np.testing.assert_array_equal(owner, np.argmax(pref, axis=2))
+        np.testing.assert_array_equal(first_argmax_finite(pref), owner)  # column walk: first of equal maxima
         fixed = repair_assignments(owner, pref, k)
         for i in range(300):
             np.testing.assert_array_equal(fixed[i], repair_assignment(owner[i], pref[i], k))
 
 
-def test_batched_env_needs_only_the_core_dependencies(calibration_path):
+@pytest.mark.parametrize("numba_flag", ["0", "1"])
+def test_batched_env_needs_only_the_core_dependencies(calibration_path, numba_flag):
+    # numba (the optional [fast] extra) imports scipy itself; the numpy path imports neither
+    heavy = "('torch', 'stable_baselines3', 'scipy')" if numba_flag == "0" else "('torch', 'stable_baselines3')"
     code = ("import sys, gymnasium as gym, fedsllm_env;"
             "env = gym.make_vec('FedsLLM-Surrogate-v0', num_envs=3, "
             f"config={{'calibration_path': {calibration_path!r}}});"
             "env.reset(seed=0); env.step(env.action_space.sample());"
-            "bad = [m for m in ('torch', 'stable_baselines3', 'scipy') if m in sys.modules];"
+            f"bad = [m for m in {heavy} if m in sys.modules];"
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "FEDSLLM_NUMBA": numba_flag})

@@ -85,8 +85,9 @@ def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str,
     for i in range(calls):
         env.step(actions[i % 16])
     out = _rates(calls * num_envs, time.perf_counter() - start, time.process_time() - cpu_start)
+    draws = "numba" if env.unwrapped._rngs.uses_numba else "numpy"
     env.close()
-    return {"num_envs": num_envs, **out}
+    return {"num_envs": num_envs, "draws": draws, **out}
 
 
 def time_ppo(steps: int, n_envs: int, seed: int, calibration_path: str, preset: str = "") -> dict[str, float]:
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     for env_id, n in ((i, n) for i in args.batched_ids for n in args.num_envs):
         b = time_batched(n, args.batched_steps, args.seed, args.calibration_path, env_id, args.preset)
         print(f"batched {env_id}, {n} envs: {b['steps_per_s']:,.0f} env steps/s wall, {b['steps_per_cpu_s']:,.0f} per "
-              f"CPU s ({b['steps']} steps in {b['seconds']:.2f} s wall, {b['cpu_seconds']:.2f} s CPU, one process; "
+              f"CPU s ({b['steps']} steps in {b['seconds']:.2f} s wall, {b['cpu_seconds']:.2f} s CPU, one process, "
+              f"draws by {b['draws']}; "
               f"{b['steps_per_s'] / s['steps_per_s']:.1f}x the single env by wall time, "
               f"{b['steps_per_cpu_s'] / s['steps_per_cpu_s']:.1f}x by CPU time)")
     if args.ppo_steps > 0:

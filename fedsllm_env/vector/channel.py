@@ -23,6 +23,7 @@ from fedsllm_env.channel import large_scale_gain, step_load
 from fedsllm_env.config import ComputeConfig, WirelessConfig
 from fedsllm_env.errors import ConfigError
 from fedsllm_env.units import dbm_to_watt
+from fedsllm_env.vector.generators import EnvGenerators
 
 __all__ = ["BatchedChannel"]
 
@@ -68,7 +69,6 @@ class BatchedChannel:
         self._initial_order = np.concatenate([np.arange(km), 2 * km + np.arange(kn), km + np.arange(km),
                                               2 * km + kn + np.arange(kn)])
         self._z = np.empty((b, 2 * self.kmn + k))
-        self._z_rows = list(self._z)  # row views, made once: the draw loop below is the hot path
         self._theta = np.empty((b, k))
         self._rho = float(wcfg.fading_correlation)
         self._innovation_scale = float(np.sqrt(max(0.0, 1.0 - self._rho * self._rho)))
@@ -93,7 +93,7 @@ class BatchedChannel:
         """(B, K, N) complex small-scale fading on the FS link."""
         return (self.fading_re[:, self.km:] + 1j * self.fading_im[:, self.km:]).reshape(self.num_envs, self.k, self.n)
 
-    def reset(self, idx: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+    def reset(self, idx: np.ndarray, rngs: Sequence[np.random.Generator] | EnvGenerators) -> None:
         """Draw a new scenario and first channel for envs ``idx`` (``make_scenario`` + ``initial_channel``).
 
         Args:
@@ -138,18 +138,20 @@ class BatchedChannel:
         self.fading[idx] = fading
         self.gain[idx] = gain
 
-    def step(self, rngs: Sequence[np.random.Generator]) -> None:
-        """Advance every env by one round (``next_channel``): mobility, fading on both links, load."""
+    def step(self, gens: EnvGenerators) -> None:
+        """Advance every env by one round (``next_channel``): mobility, fading on both links, load.
+
+        Args:
+            gens: every env's generator; env i's draws are made from ``gens[i]`` in the single env's order
+                (move, then the innovations), by numba's compiled loop when available.
+        """
         k, kmn = self.k, self.kmn
         z, theta = self._z, self._theta
         if self.wcfg.mobility_speed_mps > 0:
-            for i, g in enumerate(rngs):  # env i's draws in the single env's order: move, then innovations
-                theta[i] = g.uniform(0.0, 2.0 * np.pi, k)
-                g.standard_normal(out=z[i])
+            gens.uniform_normal_rows(0.0, 2.0 * np.pi, theta, z)
             self._move(theta)
         else:
-            for g, row in zip(rngs, self._z_rows):
-                g.standard_normal(out=row)
+            gens.standard_normal_rows(z)
         # h' = rho h + c (x + 1j y) / sqrt(2) on both parts at once, in place (the draw block is scratch), in the
         # single env's operation order
         work = z[:, :2 * kmn]

@@ -18,7 +18,7 @@ import numpy as np
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.profile import ModelShape
-from fedsllm_env.batched import batched_bincount, first_argmax, repair_assignments, take_rows
+from fedsllm_env.batched import batched_bincount, first_argmax_finite, repair_assignments, take_rows
 from fedsllm_env.priority import decode_priority, priority_space, split_rank_bins
 from fedsllm_env.priority import validate as _validate_priority
 from fedsllm_env.codecs import MIN_BUDGET_FRACTION
@@ -223,7 +223,7 @@ class BatchedActionDecoder:
             links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
                         self._pair(a, o - 2 * k, (k,), (k,)), caps, totals)
             for logits, raw_w, raw_b, cap, total in links:
-                own = repair_assignments(first_argmax(logits), logits, k)
+                own = repair_assignments(first_argmax_finite(logits), logits, k)  # a is finite
                 frac = raw_b + 1.0
                 frac /= 2.0
                 budget = cap * np.maximum(frac, MIN_BUDGET_FRACTION, out=frac)

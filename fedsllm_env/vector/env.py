@@ -38,6 +38,7 @@ from fedsllm_env.vector.codecs import (
     encode_observations,
 )
 from fedsllm_env.vector.delay import BatchedDelay, DelayTables, batched_round_delay
+from fedsllm_env.vector.generators import EnvGenerators
 from fedsllm_env.vector.surrogate import BatchedSurrogate
 
 __all__ = ["SurrogateVectorEnv", "StepBatch", "make_priority_vector_env"]
@@ -133,7 +134,7 @@ class SurrogateVectorEnv(VectorEnv):
         self._channel = BatchedChannel(self.num_envs, cfg.wireless, cfg.compute)
         self._surrogate = BatchedSurrogate(template.backend, cfg.model.ranks, self.shape.n_layer - 1, self.num_envs,
                                            cfg.training.max_rounds)
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._rngs = EnvGenerators(self.num_envs)
         b = self.num_envs
         self._initial_val_loss = np.full(b, self._surrogate.initial_val_loss)
         self._val_loss = self._initial_val_loss.copy()
@@ -202,8 +203,11 @@ class SurrogateVectorEnv(VectorEnv):
             if mask.shape != (b,) or mask.dtype != np.bool_ or not mask.any():
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({b},) with a True entry")
         idx = np.nonzero(mask)[0]
+        if not self._ready and not mask.all():
+            raise ResetNeeded(f"the first reset() must reset every env; options['reset_mask'] leaves out envs "
+                              f"{np.flatnonzero(~mask)[:10].tolist()}")
         for i in idx:  # FedsLLMEnv.reset -> Env.reset(seed): reseed, or keep the generator
-            if seeds[i] is not None or self._rngs[i] is None:
+            if seeds[i] is not None or not self._ready:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
         self._reset_envs(idx)
         self._ready = True
