@@ -342,7 +342,11 @@ def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, 
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population std; with an infinite value (an episode that never ends within its cap is priced at
+    inf) the mean is inf and the spread is undefined: NaN, without numpy's inf - inf warning."""
     arr = np.asarray(values, dtype=float)
+    if not np.isfinite(arr).all():
+        return float(arr.mean()), float("nan")
     return float(arr.mean()), float(arr.std(ddof=0))
 
 

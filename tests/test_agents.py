@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -256,6 +259,15 @@ def test_evaluation_harness_two_seeds(env_cfg):
     stats = summarize(records)
     assert stats["episodes"] == 2 and stats["total_delay_s_mean"] == pytest.approx(
         np.mean([r.total_delay_s for r in records]))
+    assert stats["total_delay_s_std"] == pytest.approx(np.std([r.total_delay_s for r in records]))
+    # an episode priced at inf (censored rank): mean inf, spread NaN, and no numpy inf - inf warning
+    censored = [dataclasses.replace(records[0], mean_expected_total_delay_s=math.inf), records[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = summarize(censored)
+    assert math.isinf(stats["mean_expected_total_delay_s_mean"])
+    assert math.isnan(stats["mean_expected_total_delay_s_std"])
+    assert stats["total_delay_s_std"] == pytest.approx(np.std([r.total_delay_s for r in records]))
 
 
 def test_policy_factory_built_env_and_masks(env_cfg):

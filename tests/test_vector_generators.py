@@ -61,7 +61,7 @@ def test_replacing_a_generator_reaches_the_compiled_list():
 def test_generators_refuse_missing_and_non_generators():
     gens = EnvGenerators(2, use_numba=False)
     gens[0] = np.random.default_rng(0)
-    with pytest.raises(ResetNeeded, match="env 1"):
+    with pytest.raises(ResetNeeded, match=r"envs \[1\]"):
         gens.standard_normal_rows(np.empty((2, 3)))
     with pytest.raises(TypeError, match="Generator"):
         gens[1] = np.random.RandomState(0)  # type: ignore[assignment]

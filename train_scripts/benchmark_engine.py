@@ -3,8 +3,8 @@ named shapes (no download), on a chosen device and dtype.
 
 Each (shape, dtype) runs in a fresh process (so the peak RSS is its own): build the model locally, one
 warm-up round, then ``--rounds`` timed rounds at the default training settings (K = 5 clients, I = 2 local
-iterations, b = 8, n = 64, validation over all 200 validation examples). Prints a table and optionally writes
-JSON.
+iterations, b = 8, n = 80 tokens, validation on val_batches = 8 batches of the 200 validation examples:
+``fedsllm_env.config.TrainingConfig``'s defaults, recorded in the JSON). Prints a table and optionally writes JSON.
 
 Example::
 
@@ -97,6 +97,16 @@ def measure(shape: str, device: str, dtype: str, rounds: int, split: int, rank: 
     return result
 
 
+def _round_settings() -> dict[str, Any]:
+    """The default round every measurement runs (from the config, so the JSON cannot drift from the code)."""
+    from fedsllm_env.config import FedsLLMConfig
+
+    cfg = FedsLLMConfig()
+    t = cfg.training
+    return {"clients": cfg.wireless.num_clients, "local_iterations": t.local_iterations, "batch_size": t.batch_size,
+            "seq_len": t.seq_len, "num_val_samples": t.num_val_samples, "val_batches": t.val_batches}
+
+
 def _child(queue, *args) -> None:
     try:
         queue.put(measure(*args))
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
         info = {"command": " ".join(["fedsllm", "benchmark-engine", *(argv if argv is not None else sys.argv[1:])]),
                 "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-                "settings": {"clients": 5, "local_iterations": 2, "batch_size": 8, "seq_len": 64,
+                "settings": {**_round_settings(),
                              "split": args.split, "rank": args.rank, "activation_bits": args.activation_bits},
                 "results": results}
         with open(args.out, "w") as f:

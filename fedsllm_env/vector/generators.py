@@ -142,12 +142,16 @@ class EnvGenerators:
             self._typed[i] = g
         self._gens[i] = g
 
+    def _every(self) -> list[np.random.Generator]:
+        """The generators, after checking that every env has one."""
+        if None in self._gens:
+            missing = [i for i, g in enumerate(self._gens) if g is None]
+            raise ResetNeeded(f"envs {missing[:10]} of the batch have not been reset yet (no generator)")
+        return self._gens  # type: ignore[return-value]
+
     def _typed_list(self) -> Any:
         if self._typed is None:
-            missing = [i for i, g in enumerate(self._gens) if g is None]
-            if missing:
-                raise ResetNeeded(f"envs {missing[:10]} of the batch have not been reset yet (no generator)")
-            self._typed = self._kernels.make_list(self._gens)
+            self._typed = self._kernels.make_list(self._every())
         return self._typed
 
     def standard_normal_rows(self, out: np.ndarray) -> None:
@@ -155,9 +159,7 @@ class EnvGenerators:
         if self._kernels is not None:
             self._kernels.normal_rows(self._typed_list(), out)
             return
-        for i, (g, row) in enumerate(zip(self._gens, out)):
-            if g is None:
-                raise ResetNeeded(f"env {i} of the batch has not been reset yet (no generator)")
+        for g, row in zip(self._every(), out):
             g.standard_normal(out=row)
 
     def uniform_normal_rows(self, low: float, high: float, uniforms: np.ndarray, normals: np.ndarray) -> None:
@@ -165,8 +167,6 @@ class EnvGenerators:
         if self._kernels is not None:
             self._kernels.uniform_normal_rows(self._typed_list(), float(low), float(high), uniforms, normals)
             return
-        for i, g in enumerate(self._gens):
-            if g is None:
-                raise ResetNeeded(f"env {i} of the batch has not been reset yet (no generator)")
+        for i, g in enumerate(self._every()):
             uniforms[i] = g.uniform(low, high, uniforms.shape[1])
             g.standard_normal(out=normals[i])
