@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Iterator, Sequence
+from types import SimpleNamespace
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -39,6 +40,33 @@ def numba_kernels() -> Any:
     return _KERNELS or None
 
 
+def _normal_rows(gens, out):  # pragma: no cover - run compiled by numba
+    """Row i of ``out`` from ``gens[i].standard_normal()``, element by element (numba compiles this loop)."""
+    for i in range(out.shape[0]):
+        g = gens[i]
+        for j in range(out.shape[1]):
+            out[i, j] = g.standard_normal()
+
+
+def _uniform_normal_rows(gens, low, high, uniforms, normals):  # pragma: no cover - run compiled by numba
+    """Per env i: its uniforms, then its normals (the mobile channel's draw order)."""
+    for i in range(normals.shape[0]):
+        g = gens[i]
+        for j in range(uniforms.shape[1]):
+            uniforms[i, j] = g.uniform(low, high)
+        for j in range(normals.shape[1]):
+            normals[i, j] = g.standard_normal()
+
+
+def _jit(numba: Any, fn: Any) -> Any:
+    """``numba.njit(cache=True)(fn)``; without a writable cache location (numba raises at decoration), compiled
+    afresh in every process instead (about a second)."""
+    try:
+        return numba.njit(cache=True)(fn)
+    except RuntimeError:
+        return numba.njit(fn)
+
+
 def _compile() -> Any:
     try:
         import numba
@@ -46,32 +74,15 @@ def _compile() -> Any:
     except ImportError:
         return False
     try:
-        @numba.njit(cache=True)
-        def normal_rows(gens, out):  # pragma: no cover - compiled
-            for i in range(out.shape[0]):
-                g = gens[i]
-                for j in range(out.shape[1]):
-                    out[i, j] = g.standard_normal()
-
-        @numba.njit(cache=True)
-        def uniform_normal_rows(gens, low, high, uniforms, normals):  # pragma: no cover - compiled
-            for i in range(normals.shape[0]):
-                g = gens[i]
-                for j in range(uniforms.shape[1]):
-                    uniforms[i, j] = g.uniform(low, high)
-                for j in range(normals.shape[1]):
-                    normals[i, j] = g.standard_normal()
-
-        def make_list(gens: Sequence[np.random.Generator]) -> Any:
-            return typed.List(gens)
-
-        # compile (or load from numba's cache) and check on a throw-away generator before the first real use
+        kernels = SimpleNamespace(make_list=typed.List, normal_rows=_jit(numba, _normal_rows),
+                                  uniform_normal_rows=_jit(numba, _uniform_normal_rows))
+        # compile (or load from numba's cache) and check on throw-away generators before the first real use
         probe = np.empty((1, 3))
-        normal_rows(make_list([np.random.default_rng(0)]), probe)
+        kernels.normal_rows(kernels.make_list([np.random.default_rng(0)]), probe)
         if not np.array_equal(probe[0], np.random.default_rng(0).standard_normal(3)):
             raise RuntimeError("numba's standard_normal differs from numpy's")
         u, z = np.empty((1, 2)), np.empty((1, 2))
-        uniform_normal_rows(make_list([np.random.default_rng(1)]), 0.0, 2.0 * np.pi, u, z)
+        kernels.uniform_normal_rows(kernels.make_list([np.random.default_rng(1)]), 0.0, 2.0 * np.pi, u, z)
         g = np.random.default_rng(1)
         if not (np.array_equal(u[0], g.uniform(0.0, 2.0 * np.pi, 2)) and np.array_equal(z[0], g.standard_normal(2))):
             raise RuntimeError("numba's uniform/standard_normal differ from numpy's")
@@ -80,13 +91,7 @@ def _compile() -> Any:
                       "env draws with numpy (same numbers, slower). Set FEDSLLM_NUMBA=0 to silence this.",
                       RuntimeWarning, stacklevel=3)
         return False
-
-    class Kernels:
-        pass
-
-    k = Kernels()
-    k.make_list, k.normal_rows, k.uniform_normal_rows = make_list, normal_rows, uniform_normal_rows
-    return k
+    return kernels
 
 
 class EnvGenerators:
