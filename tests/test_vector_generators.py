@@ -122,3 +122,18 @@ def test_copied_and_pickled_batches_continue_the_same_episode(calibration_path):
     want = env.step(action)
     for clone in clones:
         assert data_equivalence(clone.step(action), want, exact=True)
+
+
+def test_a_broken_numba_falls_back_to_numpy_with_one_warning(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.delenv("FEDSLLM_NUMBA", raising=False)
+    monkeypatch.setattr(gen_mod, "_KERNELS", None)  # forget the compiled loops of this process
+
+    def broken(numba, fn):
+        raise TypeError("cannot type Generator")
+
+    monkeypatch.setattr(gen_mod, "_jit", broken)
+    with pytest.warns(RuntimeWarning, match="draws with numpy"):
+        assert gen_mod.numba_kernels() is None
+    assert not EnvGenerators(2).uses_numba  # decided once: no second warning, numpy draws
+    monkeypatch.setattr(gen_mod, "_KERNELS", None)
