@@ -27,7 +27,7 @@ _KERNELS: Any = None  # cached result of numba_kernels(): a namespace, or False 
 
 
 def numba_kernels() -> Any:
-    """The compiled draw loops (an object with ``make_list`` and ``normal_rows``), or None without numba.
+    """The compiled draw loops (``make_list``, ``normal_rows``, ``uniform_normal_rows``), or None without numba.
 
     numba is optional: a missing package, ``FEDSLLM_NUMBA=0`` or a numba that cannot compile the loops
     (warned once) all mean None, and the caller draws with numpy.
