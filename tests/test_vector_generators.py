@@ -67,6 +67,8 @@ def test_generators_refuse_missing_and_non_generators():
         gens[1] = np.random.RandomState(0)  # type: ignore[assignment]
     with pytest.raises(ResetNeeded, match="env 1"):
         _ = gens[1]
+    with pytest.raises(TypeError, match="use_numba"):
+        EnvGenerators(2, use_numba="yes")  # type: ignore[arg-type]
 
 
 def test_switch_off_by_environment_variable(monkeypatch):

@@ -106,8 +106,10 @@ class EnvGenerators:
     """
 
     def __init__(self, num_envs: int, use_numba: bool | None = None):
+        if use_numba not in (None, True, False):
+            raise TypeError(f"use_numba must be True, False or None, got {use_numba!r}")
         self._gens: list[np.random.Generator | None] = [None] * num_envs
-        kernels = numba_kernels() if use_numba in (None, True) else None
+        kernels = numba_kernels() if use_numba is not False else None
         if use_numba is True and kernels is None:
             raise ImportError("use_numba=True needs numba (pip install 'fedsllm-env[fast]') and FEDSLLM_NUMBA unset")
         self._kernels = kernels
