@@ -49,7 +49,7 @@ for _ in range(3):
 batch = gym.make_vec("FedsLLM-Surrogate-v0", num_envs=4, vectorization_mode="vector_entry_point")
 batch.reset(seed=0)
 batch.step(batch.action_space.sample())  # the batched env draws with numpy when numba is missing
-assert not batch.unwrapped._rngs.uses_numba
+assert not batch.unwrapped.uses_numba
 for env_id in ("FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0"):
     env = gym.make(env_id)
     obs, _ = env.reset(seed=1)

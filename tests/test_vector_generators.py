@@ -90,7 +90,7 @@ def test_batch_is_the_same_episode_with_or_without_numba(overrides, calibration_
         envs.append(gym.make_vec("FedsLLM-Surrogate-v0", num_envs=8, vectorization_mode="vector_entry_point",
                                  config=config))
     fast, slow = envs
-    assert fast.unwrapped._rngs.uses_numba and not slow.unwrapped._rngs.uses_numba
+    assert fast.unwrapped.uses_numba and not slow.unwrapped.uses_numba
     assert data_equivalence(fast.reset(seed=3), slow.reset(seed=3), exact=True)
     rng = np.random.default_rng(0)
     for t in range(40):  # several episode ends (round cap 12), so resets and reseeded generators too

@@ -85,7 +85,7 @@ def time_batched(num_envs: int, steps: int, seed: int, calibration_path: str,
     for i in range(calls):
         env.step(actions[i % 16])
     out = _rates(calls * num_envs, time.perf_counter() - start, time.process_time() - cpu_start)
-    draws = "numba" if env.unwrapped._rngs.uses_numba else "numpy"
+    draws = "numba" if env.unwrapped.uses_numba else "numpy"
     env.close()
     return {"num_envs": num_envs, "draws": draws, **out}
 

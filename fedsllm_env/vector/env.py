@@ -146,6 +146,12 @@ class SurrogateVectorEnv(VectorEnv):
         self._masks: np.ndarray | None = template.action_masks() if cfg.action_mode != "box" else None
         self._ready = False
 
+    @property
+    def uses_numba(self) -> bool:
+        """Whether the per-round draws are made by numba's compiled loop (same numbers as numpy's; see
+        :mod:`fedsllm_env.vector.generators`)."""
+        return self._rngs.uses_numba
+
     # ---- helpers -----------------------------------------------------------------------------
     def action_masks(self) -> np.ndarray:
         """(B, sum(nvec)) valid MultiDiscrete choices of every env (MaskablePPO); see ``FedsLLMEnv.action_masks``."""
