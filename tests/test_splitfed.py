@@ -51,6 +51,54 @@ def test_fresh_lora_leaves_logits_unchanged(base, tok):
                if "lora_B" in n)
 
 
+def _all_copies(model, j):
+    """Every copy of block j's adapter: the K clients' and the server's, as lists of tensors by name."""
+    return [{n: p.detach().clone() for n, p in model._block(owner, j).items()}
+            for owner in range(model.num_clients + 1)]
+
+
+def _assert_common(model):
+    for j in range(model.n_layer):
+        copies = _all_copies(model, j)
+        for other in copies[1:]:
+            for name, value in copies[0].items():
+                assert torch.equal(other[name], value), f"block {j} {name} differs between copies"
+
+
+def test_every_copy_starts_from_one_global_adapter(base, tok):
+    """FedAvg broadcasts ONE initial model: after reset every client and the server hold the same adapters
+    (A random and not zero, B = 0), at any cut and rank, and the client copies stay equal after each FedAvg."""
+    eng = make_engine(base, tok)
+    for split, rank in [(1, 2), (2, 4)]:
+        eng.reset(3, split=split, rank=rank)
+        _assert_common(eng.model)
+        a = [p for n, p in eng.model.client_blocks[0].named_parameters() if "lora_A" in n]
+        assert a and all(float(p.abs().sum()) > 0 for p in a)
+    eng.reset(3, split=1, rank=2)
+    for split, rank in [(1, 2), (2, 2), (2, 4), (1, 1)]:
+        eng.run_round(split, rank)
+        for j in range(split):  # client-side blocks: equal on every client after FedAvg
+            clients = _all_copies(eng.model, j)[:-1]
+            for other in clients[1:]:
+                for name, value in clients[0].items():
+                    assert torch.equal(other[name], value)
+
+
+def test_common_start_keeps_split_equal_to_unsplit(base, tok):
+    """The common start does not change the model's function: a fresh adapter (B = 0) is the backbone at every
+    cut, and after a round the split forward through any client equals the unsplit peft model."""
+    eng = make_engine(base, tok)
+    eng.reset(0, split=2, rank=2)
+    eng.run_round(2, 2)
+    ids = eng.val_batches[0][0]
+    owned = eng.model.owned_state()
+    eng.model.load_server_blocks(owned)  # the server copy now holds the global adapters of every block
+    with torch.no_grad():
+        unsplit = eng.model.inner(input_ids=ids).logits
+        for k in range(eng.num_clients):
+            torch.testing.assert_close(eng.model(ids, client=k), unsplit, atol=1e-5, rtol=1e-5)
+
+
 # ---- FedAvg -----------------------------------------------------------------------------------------------
 def test_fedavg_identity_and_one_hot_weights():
     gen = torch.Generator().manual_seed(0)

@@ -9,6 +9,9 @@ Ownership model:
     * Every client has its own copy of *all* L blocks' adapters (a :func:`shared_base_copy` of the peft
       model's block list: frozen weights are shared, LoRA tensors are private); only blocks ``< c``
       are used and trained on the client. The server uses the peft model's own blocks ``>= c``.
+    * Every copy starts from one global adapter (what the FS broadcasts before round 1), and every later
+      moment where adapters appear follows the same rule: a grown rank's new rows are drawn once and given
+      to every copy, a block crossing the cut takes the one global copy of the side it leaves.
     * Moving the cut transfers ownership: a block moving to the server takes the FedAvg of the client copies
       (identical after a round's FedAvg), a block moving to the clients is copied to every client. Blocks
       not owned by a side hold stale tensors that are never used.
@@ -79,9 +82,22 @@ class SplitLoRAModel(nn.Module):
         self.check_split(split)
         self.split = int(split)
         self._build(int(rank))
-        for k in range(self.num_clients + 1):
-            for j in range(self.n_layer):
-                init_lora_(self._block(k, j), generator)
+        self._common_start(generator)
+
+    @torch.no_grad()
+    def _common_start(self, generator: torch.Generator) -> None:
+        """One global adapter (A random, B = 0), copied to every client and the server.
+
+        FedAvg and SplitFed start from ONE global model that the FS broadcasts: drawing each copy's A on its
+        own would make round 1's FedAvg average K unrelated random A's and throw away most of the clients'
+        progress. Block j's adapter is drawn once (on the server copy) and every other copy loads it.
+        """
+        server = self.num_clients
+        for j in range(self.n_layer):
+            init_lora_(self._block(server, j), generator)
+            for k in range(self.num_clients):
+                for name, p in self._block(k, j).items():
+                    p.copy_(self._block(server, j)[name])
 
     # ---- construction -----------------------------------------------------------------------------
     def _build(self, rank: int) -> None:
