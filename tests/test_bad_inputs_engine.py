@@ -9,6 +9,7 @@ weights, mini-batches without labelled tokens, token ids outside the vocabulary)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ import torch
 from transformers import BertConfig
 
 from fedsllm_env.config import FedsLLMConfig, ModelConfig, TrainingConfig, WirelessConfig
-from fedsllm_env.errors import BackboneError, BackboneNotFoundError, ConfigError, TrainingError
+from fedsllm_env.errors import BackboneError, BackboneNotFoundError, ConfigError, TrainingDiverged, TrainingError
 from fedsllm_env.splitfed import SplitFedEngine
 from fedsllm_env.splitfed.data import encode_examples, generate_e2e, load_examples
 from fedsllm_env.splitfed.model import build_random_model, load_backbone
@@ -193,7 +194,8 @@ CASES: list[tuple[str, Callable, type[BaseException], str]] = [
     ("CSV without mr/ref columns", csv_without_known_columns, ValueError, "found fields ['meaning', 'sentence']"),
     ("JSONL line not an object", jsonl_line_not_an_object, ValueError, "must be an object, got list"),
     ("every prompt fills seq_len", every_prompt_fills_seq_len, ValueError, "have a prompt that fills seq_len=8"),
-    ("learning rate 1e4", diverging_learning_rate, TrainingError, "training diverged"),
+    ("learning rate 1e4", diverging_learning_rate, TrainingDiverged,
+     "training diverged (training.learning_rate=10000; lower it)"),
     ("NaN in the backbone", nan_backbone_weights, TrainingError, "the backbone's weights hold NaN/inf"),
     ("inf in the server's adapters", inf_server_adapter, TrainingError,
      "round 1, client 0, local iteration 1: training loss is nan: the server's LoRA adapters hold NaN/inf"),
@@ -211,11 +213,82 @@ def test_bad_input_gives_a_clear_error(tmp_path, monkeypatch, name, make, error,
     assert fragment in str(info.value), str(info.value)
 
 
+PHASES = (r"round [1-6], client \d+, local iteration [12]: training loss is (nan|inf): ",
+          r"round [1-6], (client \d+|the server), adapters check before FedAvg: LoRA adapters hold NaN/inf ",
+          r"round [1-6], validation after FedAvg: validation loss is (nan|inf): ")
+"""The three phases that may catch a divergence first (which one depends on the floating-point path)."""
+
+
 def test_divergence_error_names_round_client_and_the_fix():
-    with pytest.raises(TrainingError) as info:
+    """Whichever phase catches the NaN first, the message names the round and where, and the advice fits
+    float32 (lower the learning rate; never 'use float32')."""
+    with pytest.raises(TrainingDiverged) as info:
         diverging_learning_rate(Path("."))
     msg = str(info.value)
-    assert msg.startswith("round 1, client ") and "training.learning_rate=10000; lower it" in msg
+    assert any(re.match(p, msg) for p in PHASES), msg
+    assert msg.endswith("training diverged (training.learning_rate=10000; lower it)"), msg
+    assert "model.dtype" not in msg, msg
+
+
+def _huge_after_fedavg(eng: SplitFedEngine, monkeypatch, value: float = 1e30) -> None:
+    """Make FedAvg leave finite but huge client adapters, so the NaN first shows in the validation."""
+    fedavg = eng.model.fedavg_clients
+
+    def poisoned(*args, **kwargs):
+        out = fedavg(*args, **kwargs)
+        with torch.no_grad():
+            for p in eng.model.client_params(0):
+                p.fill_(value)
+        return out
+
+    monkeypatch.setattr(eng.model, "fedavg_clients", poisoned)
+
+
+@pytest.mark.parametrize("dtype,advice", [
+    ("float32", "training diverged (training.learning_rate=0.001; lower it)"),
+    ("bfloat16", "training diverged (training.learning_rate=0.001; lower it or set model.dtype='float32')"),
+    ("float16", "training diverged (training.learning_rate=0.001; lower it or set model.dtype='bfloat16'"),
+])
+def test_divergence_in_validation_names_the_round_and_fits_the_dtype(monkeypatch, dtype, advice):
+    eng = _engine(model={"dtype": dtype}, training={"learning_rate": 1e-3})
+    eng.reset(0)
+    _huge_after_fedavg(eng, monkeypatch)
+    with pytest.raises(TrainingDiverged) as info:
+        eng.run_round(1, 2)
+    msg = str(info.value)
+    assert re.match(PHASES[2], msg), msg
+    assert f"the activations overflowed in {dtype} with finite adapters: {advice}" in msg, msg
+    assert ("model.dtype='float32'" in msg) == (dtype == "bfloat16"), msg
+
+
+def test_divergence_in_the_adapters_check_names_the_owner(monkeypatch):
+    eng = _engine(training={"learning_rate": 1e-3})
+    eng.reset(0)
+    step = eng.client_opts[1].step
+
+    def nan_step(*args, **kwargs):  # client 1's update turns its adapters NaN after its (finite) loss
+        out = step(*args, **kwargs)
+        with torch.no_grad():
+            eng.model.client_params(1)[0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(eng.client_opts[1], "step", nan_step)
+    with pytest.raises(TrainingDiverged) as info:
+        eng.run_round(1, 2)
+    assert str(info.value) == ("round 1, client 1, adapters check before FedAvg: LoRA adapters hold NaN/inf after "
+                               "the local updates: training diverged (training.learning_rate=0.001; lower it)")
+
+
+def test_backbone_overflow_before_round_1_blames_the_backbone_not_the_learning_rate():
+    net = _tiny()
+    with torch.no_grad():
+        net.transformer.wte.weight.fill_(3e38)
+    with pytest.raises(TrainingDiverged) as info:
+        _engine(net).reset(0)
+    msg = str(info.value)
+    assert msg.startswith("before round 1, validation of the backbone (adapters are the identity): validation loss "
+                          "is nan: the backbone's activations overflowed in float32"), msg
+    assert "learning_rate" not in msg and "model.dtype" not in msg, msg
 
 
 def test_env_step_raises_instead_of_returning_nan(calibration_path):
@@ -233,7 +306,8 @@ def test_env_step_raises_instead_of_returning_nan(calibration_path):
         env = FedsLLMEnv(cfg, backend=SplitFedEngine(cfg, model=_tiny(), tokenizer=TOK, progress=False))
     obs, _ = env.reset(seed=0)
     assert np.isfinite(obs).all()
-    with pytest.raises(TrainingError, match="training diverged"):
+    with pytest.raises(TrainingDiverged, match=r"^round [1-6], .*training diverged \(training.learning_rate=10000; "
+                                                r"lower it\)$"):
         for _ in range(6):
             obs, reward, *_ = env.step(env.action_space.sample())
             assert np.isfinite(obs).all() and np.isfinite(reward)

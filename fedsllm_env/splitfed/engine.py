@@ -21,7 +21,12 @@ backbone lives on ``model.device`` in ``model.dtype``; adapters and optimizer st
 
 Guards: a non-finite loss or adapter raises :class:`~fedsllm_env.errors.TrainingDiverged`, a mini-batch
 without labelled tokens or token ids outside the vocabulary raise :class:`~fedsllm_env.errors.TrainingError`;
-each message names the round, the client and the cause, so no NaN reaches the env.
+so no NaN reaches the env. Divergence is caught in one of three phases, whichever sees it first (the exact
+floating-point path decides): a client's training step, the adapters check before FedAvg, or the validation
+after the round. Every message starts with the round ("round N, ..." or "before round 1, ..."), names
+where it was found (client and local iteration, the owner of the adapters, or the validation) and the likely
+cause, and gives advice that fits ``model.dtype`` (lower the learning rate; a 16-bit dtype may also be told
+to change dtype, float32 never is).
 
 Optimizers (AdamW on LoRA parameters only, weight decay 0 by default, the base is frozen): one per client
 (its copy of all blocks' adapters; only the blocks it owns get gradients) and one on the server. Their state
@@ -246,25 +251,39 @@ class SplitFedEngine:
             count += int(logits.shape[0])
         loss = float(total) / max(count, 1)
         if not math.isfinite(loss):
-            where = "before round 1" if self._round == 0 else f"after round {self._round}"
-            raise TrainingDiverged(f"validation loss is {loss} {where}: {self._diagnose(None)}")
+            if self._round == 0:
+                raise TrainingDiverged(f"before round 1, validation of the backbone (adapters are the identity): "
+                                       f"validation loss is {loss}: {self._diagnose(None, trained=False)}")
+            raise TrainingDiverged(f"round {self._round}, validation after FedAvg: validation loss is {loss}: "
+                                   f"{self._diagnose(None)}")
         return loss
 
     # ---- guards -------------------------------------------------------------------------------------
-    def _diagnose(self, client: int | None) -> str:
-        """The most likely cause of a non-finite loss, from the tensors that feed it."""
-        assert self.model is not None
+    def _advice(self) -> str:
+        """What to change after a divergence, fitting ``model.dtype`` (never float32 to a float32 model)."""
         lr = self.cfg.training.learning_rate
+        other = {"float16": " or set model.dtype='bfloat16' (float16 overflows above 65504)",
+                 "bfloat16": " or set model.dtype='float32'"}.get(self.cfg.model.dtype, "")
+        return f"training diverged (training.learning_rate={lr:g}; lower it{other})"
+
+    def _diagnose(self, client: int | None, trained: bool = True) -> str:
+        """The most likely cause of a non-finite loss, from the tensors that feed it, with advice that fits
+        ``model.dtype``; ``trained`` is False before round 1 (adapters are the identity, the learning rate
+        played no part)."""
+        assert self.model is not None
+        dtype = self.cfg.model.dtype
         for k in ([client] if client is not None else []) + list(range(self.num_clients)):
             if any(not bool(torch.isfinite(p).all()) for p in self.model.client_params(k)):
-                return (f"client {k}'s LoRA adapters hold NaN/inf: training diverged (training.learning_rate="
-                        f"{lr:g}; lower it)")
+                return f"client {k}'s LoRA adapters hold NaN/inf: {self._advice()}"
         if any(not bool(torch.isfinite(p).all()) for p in self.model.server_params()):
-            return f"the server's LoRA adapters hold NaN/inf: training diverged (training.learning_rate={lr:g}; lower it)"
+            return f"the server's LoRA adapters hold NaN/inf: {self._advice()}"
         if any(not bool(torch.isfinite(p).all()) for p in self.base.parameters()):
-            return "the backbone's weights hold NaN/inf (corrupted checkpoint)"
-        return (f"the activations overflowed in {self.cfg.model.dtype} (training.learning_rate={lr:g}; try a lower "
-                "learning rate or model.dtype='float32' / 'bfloat16')")
+            return "the backbone's weights hold NaN/inf (corrupted checkpoint: delete it and rebuild or re-download)"
+        if not trained:
+            fix = {"float32": "the backbone's weights are finite but not a usable LM: check model.backbone"}.get(
+                dtype, "set model.dtype='float32'")
+            return f"the backbone's activations overflowed in {dtype} ({fix})"
+        return f"the activations overflowed in {dtype} with finite adapters: {self._advice()}"
 
     def _check_batch(self, k: int, it: int, ids: torch.Tensor, labels: torch.Tensor) -> None:
         where = f"round {self._round + 1}, client {k}, local iteration {it + 1}"
@@ -278,17 +297,16 @@ class SplitFedEngine:
     def _check_adapters(self) -> None:
         """After the local updates, before FedAvg: every client's and the server's adapters are finite."""
         assert self.model is not None
-        lr = self.cfg.training.learning_rate
         owners = [(f"client {k}", self.model.client_params(k)) for k in range(self.num_clients)]
         for who, params in owners + [("the server", self.model.server_params())]:
             if any(not bool(torch.isfinite(p).all()) for p in params):
-                raise TrainingDiverged(f"round {self._round + 1}, {who}: LoRA adapters hold NaN/inf after the local "
-                                    f"updates: training diverged (training.learning_rate={lr:g}; lower it)")
+                raise TrainingDiverged(f"round {self._round + 1}, {who}, adapters check before FedAvg: LoRA adapters "
+                                       f"hold NaN/inf after the local updates: {self._advice()}")
 
     def _check_loss(self, k: int, it: int, loss: float, stage: str) -> None:
         if not math.isfinite(loss):
             raise TrainingDiverged(f"round {self._round + 1}, client {k}, local iteration {it + 1}: {stage} loss is "
-                                f"{loss}: {self._diagnose(k)}")
+                                   f"{loss}: {self._diagnose(k)}")
 
     # ---- one round ----------------------------------------------------------------------------------
     def _apply_action(self, split: int, rank: int) -> dict[str, float]:
