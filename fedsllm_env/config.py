@@ -26,13 +26,33 @@ __all__ = [
     "RewardConfig",
     "FedsLLMConfig",
     "PHYSICAL_BOUNDS",
+    "SIZE_BOUNDS",
+    "TINY_MAX_POSITIONS",
+    "MAX_NUM_ENVS",
     "merge_overrides",
+    "check_seed",
+    "available_memory_bytes",
+    "check_memory",
+    "estimate_env_bytes",
+    "estimate_rollout_bytes",
+    "check_num_envs",
+    "check_device_available",
 ]
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, with ints of more than 15 digits written as ``1.000e+300`` (the message stays one line)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
 
 
 def _require(ok: bool, cls: str, name: str, value: Any, rule: str) -> None:
     if not ok:
-        raise ConfigError(f"{cls}.{name} {rule}, got {value!r}")
+        raise ConfigError(f"{cls}.{name} {rule}, got {_show(value)}")
 
 
 def _within(obj: Any, name: str, low: float, high: float, unit: str) -> None:
@@ -71,6 +91,48 @@ every delay, reward and observation stays a finite float64 (with a margin of mor
 float range for any channel draw of non-negligible probability): the worst SNR they allow is about
 1e-70, whose rate ``B log2(1 + SNR)`` is still positive because the delay model evaluates it with
 ``log1p``. Outside these ranges a value is refused with a :class:`ConfigError`."""
+
+
+SIZE_BOUNDS: dict[str, int] = {
+    "num_clients": 1000,
+    "num_subchannels_ms": 4096,
+    "num_subchannels_fs": 4096,
+    "ranks": 4096,
+    "initial_split": 4096,
+    "tiny_n_layer": 64,
+    "tiny_n_embd": 4096,
+    "tiny_n_head": 64,
+    "tiny_vocab_size": 65536,
+    "tiny_pretrain_steps": 1_000_000,
+    "batch_size": 4096,
+    "seq_len": 131072,
+    "local_iterations": 10_000,
+    "num_train_samples": 1_000_000,
+    "num_val_samples": 1_000_000,
+    "val_batches": 1_000_000,
+    "max_rounds": 100_000,
+    "power_levels": 1024,
+}
+"""Size field -> largest value accepted (inclusive). Far above any study of this system model (K up to 1000
+clients, 4096 subchannels per link, mini-batches up to 4096 sequences of up to 131,072 tokens), and low enough
+that no size overflows the delay model or allocates without bound before a memory estimate is made (see
+:func:`estimate_env_bytes`). Above a bound a value is refused with a :class:`ConfigError` that names the bound.
+``training.seq_len`` is also capped by the backbone's positions: :data:`TINY_MAX_POSITIONS` for the built-in
+``tiny-gpt2``, the model's own ``n_positions`` for a calibration (surrogate mode) or another backbone."""
+
+TINY_MAX_POSITIONS = 256
+"""Positions of the built-in ``tiny-gpt2`` backbone (the longest ``training.seq_len`` it takes)."""
+
+MAX_NUM_ENVS = 65536
+"""Most envs one vector env (or ``--n-envs``) may hold; the memory estimate usually binds first."""
+
+
+def _at_most(obj: Any, name: str) -> None:
+    """Upper size bound of a field (see :data:`SIZE_BOUNDS`); tuples are checked item by item."""
+    value, high = getattr(obj, name), SIZE_BOUNDS[name]
+    values = value if isinstance(value, tuple) else (value,)
+    _require(all(v <= high for v in values), type(obj).__name__, name, value,
+             f"must be <= {high:,} (the documented size bound, fedsllm_env.config.SIZE_BOUNDS)")
 
 
 def _check_numbers(obj: Any) -> None:
@@ -166,11 +228,11 @@ class WirelessConfig(_Validated):
     """Cell, subchannels, powers and channel dynamics."""
 
     num_clients: int = 5
-    """K, number of edge clients."""
+    """K, number of edge clients (1 to 1000)."""
     num_subchannels_ms: int = 10
-    """M, uplink subchannels towards the main server (activations)."""
+    """M, uplink subchannels towards the main server (activations), K to 4096."""
     num_subchannels_fs: int = 10
-    """N, uplink subchannels towards the federated server (LoRA adapters)."""
+    """N, uplink subchannels towards the federated server (LoRA adapters), K to 4096."""
     subchannel_bandwidth_ms_hz: float = 1e6
     """B_s, bandwidth of one MS subchannel, Hz."""
     subchannel_bandwidth_fs_hz: float = 1e6
@@ -211,6 +273,8 @@ class WirelessConfig(_Validated):
         _check_numbers(self)
         n = "WirelessConfig"
         _require(self.num_clients >= 1, n, "num_clients", self.num_clients, "must be >= 1")
+        for name in ("num_clients", "num_subchannels_ms", "num_subchannels_fs"):
+            _at_most(self, name)
         for name in ("num_subchannels_ms", "num_subchannels_fs"):
             v = getattr(self, name)
             _require(v >= self.num_clients, n, name, v,
@@ -298,11 +362,12 @@ class ModelConfig(_Validated):
     """"tiny-gpt2" (built and pre-trained locally, cached), a local folder or a Hugging Face hub name of a GPT-2,
     LLaMA-style (LLaMA, Qwen2, Mistral, SmolLM) or OPT causal LM."""
     device: str = "auto"
-    """Where the real engine trains: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" or "mps"."""
+    """Where the real engine trains: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" (N in 0..255) or
+    "mps". Real mode checks that the device exists before building anything (:func:`check_device_available`)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Compute dtype of the frozen backbone (LoRA adapters stay float32); 16-bit dtypes send 16-bit activations."""
     ranks: tuple[int, ...] = (4, 8, 16, 32, 64)
-    """Candidate LoRA ranks r (one rank shared by every adapted module)."""
+    """Candidate LoRA ranks r (one rank shared by every adapted module), 1 to 4096 each."""
     lora_scaling: float = 2.0
     """LoRA alpha / r (alpha = lora_scaling * r, so the update scale does not depend on r)."""
     lora_dropout: float = 0.0
@@ -315,19 +380,20 @@ class ModelConfig(_Validated):
     """q, bits per activation / gradient / LoRA element on the air; activations and gradients are capped by the
     compute dtype's bits. Below the tensors' own bits the engine quantises what it sends (bfloat16 / int8)."""
     initial_split: int = 1
-    """Cut index c used before the first action (1 <= c <= L-1)."""
+    """Cut index c used before the first action (1 <= c <= L-1; at most 4096)."""
     initial_rank: int = 16
     """LoRA rank used before the first action (must be one of ``ranks``)."""
     tiny_n_layer: int = 6
-    """Blocks L of the locally built tiny GPT-2."""
+    """Blocks L of the locally built tiny GPT-2 (2 to 64)."""
     tiny_n_embd: int = 128
-    """Hidden size of the tiny GPT-2."""
+    """Hidden size of the tiny GPT-2 (at most 4096)."""
     tiny_n_head: int = 4
-    """Attention heads of the tiny GPT-2."""
+    """Attention heads of the tiny GPT-2 (1 to 64)."""
     tiny_vocab_size: int = 1536
-    """Byte-level BPE vocabulary of the tiny GPT-2 (trained on its pre-training corpus; >= 258)."""
+    """Byte-level BPE vocabulary of the tiny GPT-2 (trained on its pre-training corpus; 258 to 65536)."""
     tiny_pretrain_steps: int = 600
-    """Optimizer steps of the one-off local pre-training of the tiny GPT-2 (8 packed 128-token chunks each)."""
+    """Optimizer steps of the one-off local pre-training of the tiny GPT-2 (8 packed 128-token chunks each; at
+    most 1,000,000)."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -339,6 +405,7 @@ class ModelConfig(_Validated):
                  "must be a non-empty tuple of ints >= 1")
         _require(list(self.ranks) == sorted(set(self.ranks)), n, "ranks", self.ranks,
                  "must be strictly increasing")
+        _at_most(self, "ranks")
         _require(self.initial_rank in self.ranks, n, "initial_rank", self.initial_rank, f"must be one of {self.ranks}")
         _require(self.lora_scaling > 0, n, "lora_scaling", self.lora_scaling, "must be > 0")
         _require(0 <= self.lora_dropout < 1, n, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
@@ -353,8 +420,12 @@ class ModelConfig(_Validated):
         _require(self.tiny_vocab_size >= 258, n, "tiny_vocab_size", self.tiny_vocab_size,
                  "must be >= 258 (2 special tokens + 256 byte symbols)")
         _require(self.initial_split >= 1, n, "initial_split", self.initial_split, "must be >= 1")
-        _require(isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
-                 n, "device", self.device, "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        for name in ("initial_split", "tiny_n_layer", "tiny_n_embd", "tiny_n_head", "tiny_vocab_size",
+                     "tiny_pretrain_steps"):
+            _at_most(self, name)
+        _require(re.fullmatch(r"auto|cpu|mps|cuda(:(0|[1-9]\d{0,2}))?", self.device) is not None
+                 and not (self.device.startswith("cuda:") and int(self.device[5:]) > 255),
+                 n, "device", self.device, "must be 'auto', 'cpu', 'cuda', 'cuda:N' with N in 0..255, or 'mps'")
 
 
 @dataclass(frozen=True)
@@ -362,11 +433,13 @@ class TrainingConfig(_Validated):
     """Split-federated training: batches, iterations, data and the convergence target."""
 
     batch_size: int = 8
-    """b, sequences per client mini-batch."""
+    """b, sequences per client mini-batch (1 to 4096)."""
     seq_len: int = 80
-    """n, tokens per sequence (80 holds 98 % of the synthetic task's examples with the tiny GPT-2's BPE whole)."""
+    """n, tokens per sequence (80 holds 98 % of the synthetic task's examples with the tiny GPT-2's BPE whole);
+    8 to 131,072, and at most the backbone's positions: 256 for the built-in tiny-gpt2 in real mode, the
+    calibrated model's ``n_positions`` in surrogate mode."""
     local_iterations: int = 2
-    """I, local iterations per round."""
+    """I, local iterations per round (1 to 10,000)."""
     learning_rate: float = 5e-3
     """AdamW learning rate of the LoRA parameters (client and server side): the largest stable one at rank 64
     with the default backbone (docs/convergence.md)."""
@@ -374,9 +447,9 @@ class TrainingConfig(_Validated):
     """"e2e-synthetic" (generated meaning-representation -> sentence pairs) or a local .txt / .jsonl / .csv path
     (official E2E ``mr,ref`` or Hugging Face ``meaning_representation,human_reference`` fields, or ``text``)."""
     num_train_samples: int = 2000
-    """Training examples generated (synthetic dataset) or read at most (files)."""
+    """Training examples generated (synthetic dataset) or read at most (files); at most 1,000,000."""
     num_val_samples: int = 200
-    """Validation examples."""
+    """Validation examples (at most 1,000,000)."""
     partition: Literal["iid", "dirichlet"] = "iid"
     """How training data is split across clients."""
     dirichlet_alpha: float = 0.5
@@ -388,9 +461,10 @@ class TrainingConfig(_Validated):
     target_val_loss: float = 0.0
     """Episode terminates when validation loss <= this; 0 = use the calibration file's target."""
     max_rounds: int = 80
-    """Round cap of one episode (truncation); above the slowest measured E(r) (59.5 rounds at r = 1)."""
+    """Round cap of one episode (truncation); above the slowest measured E(r) (59.5 rounds at r = 1). At most
+    100,000."""
     data_seed: int = 0
-    """Seed of the synthetic corpus (fixed: the task does not change between episodes)."""
+    """Seed of the synthetic corpus (fixed: the task does not change between episodes); >= 0."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -401,6 +475,10 @@ class TrainingConfig(_Validated):
             _require(v >= 1, n, name, v, "must be >= 1")
         _require(self.val_batches >= 0, n, "val_batches", self.val_batches, "must be >= 0 (0 = all)")
         _require(self.seq_len >= 8, n, "seq_len", self.seq_len, "must be >= 8")
+        _require(self.data_seed >= 0, n, "data_seed", self.data_seed, "must be >= 0")
+        for name in ("batch_size", "seq_len", "local_iterations", "num_train_samples", "num_val_samples",
+                     "val_batches", "max_rounds"):
+            _at_most(self, name)
         _require(self.learning_rate > 0, n, "learning_rate", self.learning_rate, "must be > 0")
         _require(self.dirichlet_alpha > 0, n, "dirichlet_alpha", self.dirichlet_alpha, "must be > 0")
         _require(self.target_val_loss >= 0, n, "target_val_loss", self.target_val_loss, "must be >= 0")
@@ -443,7 +521,7 @@ class FedsLLMConfig(_Validated):
     action_mode: Literal["box", "multidiscrete", "hybrid"] = "box"
     """Flat Box(-1, 1) (PPO/SAC/TD3), MultiDiscrete with action masks (MaskablePPO), or split+rank only."""
     power_levels: int = 5
-    """Power levels per subchannel in the MultiDiscrete action space."""
+    """Power levels per subchannel in the MultiDiscrete action space (2 to 1024)."""
     calibration_path: str = ""
     """E(r) / loss-curve calibration JSON; "" = the measured table shipped with the package."""
 
@@ -457,6 +535,12 @@ class FedsLLMConfig(_Validated):
                 raise TypeError(f"FedsLLMConfig.{name} must be a {cls.__name__} or dict, got {type(value).__name__}")
         _check_numbers(self)
         _require(self.power_levels >= 2, "FedsLLMConfig", "power_levels", self.power_levels, "must be >= 2")
+        _at_most(self, "power_levels")
+        t, m = self.training, self.model
+        if self.mode == "real" and m.backbone == "tiny-gpt2" and t.seq_len > TINY_MAX_POSITIONS:
+            raise ConfigError(f"TrainingConfig.seq_len must be <= {TINY_MAX_POSITIONS} for the built-in tiny-gpt2 "
+                              f"backbone ({TINY_MAX_POSITIONS} positions), got {t.seq_len}; lower training.seq_len "
+                              "or set model.backbone to a model with more positions")
 
 
 def merge_overrides(base: dict[str, Any] | None, *patches: dict[str, Any] | None) -> dict[str, Any]:
@@ -474,3 +558,131 @@ def merge_overrides(base: dict[str, Any] | None, *patches: dict[str, Any] | None
             else:
                 out[key] = copy.deepcopy(value)
     return out
+
+
+# ---- inputs beside the config: seeds, memory, devices ----------------------------------------------------
+
+def check_seed(seed: Any, what: str = "seed") -> int | None:
+    """``seed`` as a python int (numpy integers accepted), or None; :class:`~fedsllm_env.errors.SeedError` for a
+    bool, a float, a negative number or anything else (Gymnasium's generators take ints >= 0 only)."""
+    import numbers
+
+    from fedsllm_env.errors import SeedError
+
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise SeedError(f"{what} must be an int >= 0 or None, got {type(seed).__name__} {seed!r}; pass an int "
+                        "such as 0 or 12345")
+    if int(seed) < 0:
+        raise SeedError(f"{what} must be an int >= 0 or None, got {int(seed)}; pass a non-negative seed")
+    return int(seed)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this machine can still give a process (``MemAvailable`` of /proc/meminfo, else the physical
+    memory), bytes; None where neither is known."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(need_bytes: float, what: str, fix: str) -> None:
+    """Raise :class:`~fedsllm_env.errors.MemoryLimitError` when an estimate ``need_bytes`` exceeds the memory
+    available now (:func:`available_memory_bytes`); call before allocating.
+
+    Args:
+        need_bytes: estimated bytes the allocation needs.
+        what: the input that asks for it (e.g. "4096 envs of K = 1000, M = N = 4096").
+        fix: what to lower.
+    """
+    from fedsllm_env.errors import MemoryLimitError
+
+    have = available_memory_bytes()
+    if have is not None and need_bytes > have:
+        raise MemoryLimitError(f"{what} needs about {need_bytes / 2**30:,.1f} GiB of memory, more than the "
+                               f"{have / 2**30:,.1f} GiB available; {fix}")
+
+
+ENV_BYTES_PER_GAIN = 160
+"""Bytes a surrogate env holds per channel-gain entry (fading, gains, draws, observation and action rows of the
+K (M + N) entries), measured with tracemalloc on the batched env (about 110 on the single env)."""
+
+ENV_BYTES_FIXED = 16 * 1024
+"""Bytes a surrogate env holds besides its gain entries and its noise row."""
+
+
+def estimate_env_bytes(cfg: FedsLLMConfig, num_envs: int = 1) -> int:
+    """Estimated memory of ``num_envs`` surrogate envs of ``cfg`` (channel state, per-round draws, observation and
+    action rows, the surrogate's noise of ``max_rounds`` rounds), bytes."""
+    w = cfg.wireless
+    gains = w.num_clients * (w.num_subchannels_ms + w.num_subchannels_fs)
+    per_env = ENV_BYTES_PER_GAIN * gains + 8 * cfg.training.max_rounds + ENV_BYTES_FIXED
+    return int(num_envs) * per_env
+
+
+def estimate_rollout_bytes(cfg: FedsLLMConfig, num_envs: int, n_steps: int) -> int:
+    """Estimated memory of an on-policy rollout buffer (SB3's PPO / A2C: float32 observation, action and six
+    scalars per env step) over ``n_steps`` steps of ``num_envs`` envs, bytes. (An off-policy replay buffer of
+    ``buffer_size`` transitions: ``estimate_rollout_bytes(cfg, 2, buffer_size)``, observation and next one.)"""
+    w = cfg.wireless
+    k, m, n = w.num_clients, w.num_subchannels_ms, w.num_subchannels_fs
+    obs = k * (m + n) + 8 * k + 8  # gains, loads and peaks, split / rank / progress features (upper bound)
+    act = k * (m + n) + m + n + 2 * k + 2  # the Box layout, the largest
+    return int(num_envs) * int(n_steps) * 4 * (obs + act + 6)
+
+
+def check_num_envs(cfg: FedsLLMConfig, num_envs: int, n_steps: int = 0, flag: str = "num_envs") -> None:
+    """``num_envs`` envs of ``cfg`` (and, with ``n_steps``, a rollout buffer of ``n_steps`` steps of each) fit:
+    at most :data:`MAX_NUM_ENVS` and within the memory available now.
+
+    Raises:
+        ConfigError: ``num_envs`` is not an int in [1, MAX_NUM_ENVS].
+        MemoryLimitError: the estimate (:func:`estimate_env_bytes` + :func:`estimate_rollout_bytes`) exceeds the
+            available memory.
+    """
+    import numbers
+
+    if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or not 1 <= num_envs <= MAX_NUM_ENVS:
+        raise ConfigError(f"{flag} must be an int in [1, {MAX_NUM_ENVS:,}], got {num_envs!r}")
+    w = cfg.wireless
+    need = estimate_env_bytes(cfg, num_envs) + (estimate_rollout_bytes(cfg, num_envs, n_steps) if n_steps else 0)
+    check_memory(need, f"{flag}={int(num_envs):,} envs of K = {w.num_clients}, M = {w.num_subchannels_ms}, "
+                       f"N = {w.num_subchannels_fs}" + (f" with {n_steps:,}-step rollouts" if n_steps else ""),
+                 f"lower {flag}" + (", n_steps" if n_steps else "") + " or the clients / subchannels")
+
+
+def check_device_available(device: str, what: str = "model.device") -> None:
+    """Raise :class:`~fedsllm_env.errors.DeviceError` unless torch can use ``device`` on this machine ("auto" and
+    "cpu" always can); the message names the device and the fix."""
+    from fedsllm_env.errors import DeviceError
+
+    if device in ("auto", "cpu"):
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{what}={device!r} but CUDA is not available on this machine (torch "
+                              f"{torch.__version__}); use 'auto' or 'cpu'")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeviceError(f"{what}={device!r} but only {count} CUDA device(s) exist (cuda:0 to "
+                              f"cuda:{count - 1}); pick one of those, 'auto' or 'cpu'")
+    elif device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"{what}={device!r} but MPS is not available on this machine; use 'auto' or 'cpu'")
+    else:
+        raise DeviceError(f"{what}={device!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")

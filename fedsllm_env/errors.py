@@ -118,3 +118,26 @@ class TrainingError(FedsLLMError, RuntimeError):
 
 class TrainingDiverged(TrainingError):
     """A training or validation loss, or a LoRA adapter, became NaN/inf (the message names the likely cause)."""
+
+
+class SeedError(FedsLLMError, ValueError):
+    """A reset seed is not a non-negative integer (a bool, a float, a negative number)."""
+
+
+class DataError(FedsLLMError, ValueError):
+    """A dataset file is malformed (bad header, a row with extra fields, an unterminated quote, ...) or holds too
+    few usable examples; the message names the file and the line."""
+
+
+class TokenizerError(BackboneError):
+    """A backbone's tokenizer cannot be used (empty, no end-of-sequence token)."""
+
+
+class DeviceError(FedsLLMError, ValueError):
+    """A device or an accelerator share that this machine (or Ray cluster) does not have, e.g. ``model.device:
+    cuda`` without a GPU."""
+
+
+class MemoryLimitError(ConfigError):
+    """A configuration or a flag would need more memory than the machine has (an estimate checked before
+    anything is allocated); the message names the sizes to lower."""
