@@ -94,7 +94,7 @@ float range for any channel draw of non-negligible probability): the worst SNR t
 
 
 SIZE_BOUNDS: dict[str, int] = {
-    "num_clients": 1000,
+    "num_clients": 4096,
     "num_subchannels_ms": 4096,
     "num_subchannels_fs": 4096,
     "ranks": 4096,
@@ -113,12 +113,13 @@ SIZE_BOUNDS: dict[str, int] = {
     "max_rounds": 100_000,
     "power_levels": 1024,
 }
-"""Size field -> largest value accepted (inclusive). Far above any study of this system model (K up to 1000
-clients, 4096 subchannels per link, mini-batches up to 4096 sequences of up to 131,072 tokens), and low enough
-that no size overflows the delay model or allocates without bound before a memory estimate is made (see
-:func:`estimate_env_bytes`). Above a bound a value is refused with a :class:`ConfigError` that names the bound.
-``training.seq_len`` is also capped by the backbone's positions: :data:`TINY_MAX_POSITIONS` for the built-in
-``tiny-gpt2``, the model's own ``n_positions`` for a calibration (surrogate mode) or another backbone."""
+"""Size field -> largest value accepted (inclusive). Far above any study of this system model (K up to 4096
+clients and 4096 subchannels per link, mini-batches up to 4096 sequences of up to 131,072 tokens), and low
+enough that no size overflows the delay model; the memory of K (M + N) channel entries per env is estimated
+and checked before an env allocates it (:func:`estimate_env_bytes`, :func:`check_num_envs`). Above a bound a
+value is refused with a :class:`ConfigError` that names the bound. ``training.seq_len`` is also capped by the
+backbone's positions: :data:`TINY_MAX_POSITIONS` for the built-in ``tiny-gpt2`` in real mode, the calibrated
+model's ``n_positions`` in surrogate mode, the model's own for another backbone."""
 
 TINY_MAX_POSITIONS = 256
 """Positions of the built-in ``tiny-gpt2`` backbone (the longest ``training.seq_len`` it takes)."""
@@ -228,7 +229,7 @@ class WirelessConfig(_Validated):
     """Cell, subchannels, powers and channel dynamics."""
 
     num_clients: int = 5
-    """K, number of edge clients (1 to 1000)."""
+    """K, number of edge clients (1 to 4096; a memory estimate bounds K (M + N) per env)."""
     num_subchannels_ms: int = 10
     """M, uplink subchannels towards the main server (activations), K to 4096."""
     num_subchannels_fs: int = 10

@@ -12,7 +12,7 @@ from fedsllm_env.backends import TrainingBackend, make_backend
 from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.channel import ChannelModel, make_channel_model
 from fedsllm_env.codecs import ActionCodec, Allocator, make_action_codec
-from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.config import FedsLLMConfig, check_device_available, check_memory, check_seed, estimate_env_bytes
 from fedsllm_env.delay import check_feasible, expected_total_delay_s, round_delay
 from fedsllm_env.errors import ConfigError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
@@ -37,7 +37,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
     defaults the episode return is minus the total training delay sum_t T_round(t) / scale.
     ``info["expected_total_delay_s"]`` = E(r) * T_round is the paper's objective for the current
     decision. Terminated when the validation loss reaches the target; truncated at
-    ``training.max_rounds`` rounds.
+    ``training.max_rounds`` rounds. After either, ``step`` raises :class:`~fedsllm_env.errors.ResetNeeded`
+    until ``reset`` is called (Gymnasium's convention; SB3's vector envs reset for you).
 
     Args:
         config: a :class:`FedsLLMConfig`, a (nested) dict of overrides, or None for the defaults.
@@ -71,8 +72,18 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.config = config
         self.render_mode = render_mode
+        w = config.wireless
+        check_memory(estimate_env_bytes(config), f"an env of K = {w.num_clients}, M = {w.num_subchannels_ms}, "
+                     f"N = {w.num_subchannels_fs}", "lower wireless.num_clients / num_subchannels_ms / num_subchannels_fs")
         self.channel_model: ChannelModel = make_channel_model(config.wireless, config.compute)
         self.calibration = calibration if calibration is not None else load_calibration(config.calibration_path)
+        positions = self.calibration.shape.n_positions
+        if backend is None and config.mode == "surrogate" and config.training.seq_len > positions:
+            raise ConfigError(f"TrainingConfig.seq_len must be <= {positions} (the positions of the calibrated model, "
+                              f"{self.calibration.path}), got {config.training.seq_len}; lower training.seq_len or "
+                              "calibrate a model with more positions (`fedsllm calibrate`)")
+        if backend is None and config.mode == "real":
+            check_device_available(config.model.device)  # before any data, model or cache is built
         self.backend = backend if backend is not None else make_backend(config, self.calibration)
         self.shape: ModelShape = self.backend.shape
         if self.shape != self.calibration.shape:
@@ -93,6 +104,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self.last_breakdown: DelayBreakdown | None = None
         self.last_timing: dict[str, float] = {}
         """Wall-clock measurements of the last round (real mode: ``wall_s``, ``train_s``, ...), seconds."""
+        self._episode_over: str = ""
+        """"terminated" / "truncated" once the episode has ended ("" while it runs)."""
 
     # ---- public helpers --------------------------------------------------------------------------
     @property
@@ -132,8 +145,10 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ---- gym API ---------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Draw a new scenario and channel, restart fine-tuning from fresh adapters."""
-        super().reset(seed=seed)
+        """Draw a new scenario and channel, restart fine-tuning from fresh adapters.
+
+        ``seed``: an int >= 0 (numpy integers too) or None; SeedError for a bool, a float or a negative number."""
+        super().reset(seed=check_seed(seed, "reset(seed=...)"))
         cfg = self.config
         self._scenario = self.channel_model.draw_scenario(self.np_random)
         self._channel_hidden = self.channel_model.initial_state(self.np_random, self._scenario)
@@ -145,19 +160,18 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self._cumulative_delay_s = 0.0
         self.last_decision = None
         self.last_breakdown = None
+        self._episode_over = ""
         info = {"val_loss": self._val_loss, "target_val_loss": float(self.target_val_loss)}
         return self._observe(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Decode the action into a feasible decision (the codec's projection) and run one round with it."""
-        if self._channel is None or self._scenario is None:
-            raise ResetNeeded("Call reset() before using step().")
+        self._check_running("step")
         return self._play_round(self._act_codec.decode(action, self._scenario, self._channel))
 
     def step_decision(self, decision: Decision) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Run one round with an explicit :class:`Decision` (must be feasible, else InfeasibleDecisionError)."""
-        if self._channel is None or self._scenario is None:
-            raise ResetNeeded("Call reset() before using step_decision().")
+        self._check_running("step_decision")
         check_feasible(decision, self._scenario, self.shape, self.config)
         return self._play_round(decision)
 
@@ -177,6 +191,14 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"| T_round {b.round_s:.4f} s (iter {b.iteration_s:.4f} s, LoRA up {np.max(b.lora_upload_s):.4f} s)")
 
     # ---- stages ----------------------------------------------------------------------------------
+    def _check_running(self, method: str) -> None:
+        """ResetNeeded before the first reset and after the episode ended (no round past the end)."""
+        if self._channel is None or self._scenario is None:
+            raise ResetNeeded(f"Call reset() before using {method}().")
+        if self._episode_over:
+            raise ResetNeeded(f"the episode is over ({self._episode_over} after round {self._rounds}); call reset() "
+                              f"before using {method}() again")
+
     def _play_round(self, decision: Decision) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Price, train and advance one round with a feasible ``decision``."""
         assert self._channel is not None and self._scenario is not None
@@ -193,6 +215,7 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         self.last_timing = {k: float(v) for k, v in outcome.measured.items() if k.endswith("_s")}
         terminated = bool(outcome.val_loss <= self.target_val_loss)
         truncated = bool(not terminated and self._rounds >= cfg.training.max_rounds)
+        self._episode_over = "terminated" if terminated else ("truncated" if truncated else "")
         e_r = self.rounds_needed(decision.rank, decision.split)
         info = {
             "round": self._rounds,

@@ -234,7 +234,7 @@ def test_a_registered_model_drives_the_env(monkeypatch, calibration_path):
 
 def test_trace_env_replays_the_file_row_by_row_and_wraps(trace_file, calibration_path):
     path, arrays = trace_file
-    cfg = {"calibration_path": calibration_path,
+    cfg = {"calibration_path": calibration_path, "training": {"target_val_loss": 1e-3},  # no termination
            "wireless": {**SMALL, "channel_model": "trace", "channel_trace_path": str(path)}}
     env = gym.make("FedsLLM-Surrogate-v0", config=cfg)
     starts = set()

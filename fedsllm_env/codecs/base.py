@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
@@ -16,7 +16,7 @@ from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import ChannelState, Decision, Scenario
 
 __all__ = ["ActionCodec", "SplitRankCodec", "MIN_BUDGET_FRACTION", "repair_assignment", "project_total_power",
-           "spread_power", "validate_action", "discrete_index"]
+           "spread_power", "validate_action", "refuse_non_real", "discrete_index"]
 
 MIN_BUDGET_FRACTION = 1e-3
 """Smallest share of p_max a client is given, so no rate is ever zero."""
@@ -50,9 +50,35 @@ class ActionCodec(Protocol):
         ...
 
 
+def refuse_non_real(action: Any, what: str = "action") -> None:
+    """InvalidActionError for a complex action (numpy would drop the imaginary part without a word) or one of
+    strings / bytes (numpy would parse "0.5" as a number)."""
+    if isinstance(action, np.ndarray):
+        probe = action
+    else:
+        try:
+            probe = np.asarray(action)
+        except (TypeError, ValueError):
+            return  # ragged or odd: the float conversion that follows names it
+    kind = probe.dtype.kind
+    if kind == "O":
+        items = probe.ravel().tolist()
+        if any(isinstance(x, (complex, np.complexfloating)) for x in items):
+            kind = "c"
+        elif any(isinstance(x, (str, bytes)) for x in items):
+            kind = "U"
+    if kind == "c":
+        raise InvalidActionError(f"{what} must hold real numbers, got a complex array (its imaginary part would be "
+                                 "dropped); pass its .real if that is what you mean")
+    if kind in "USV":
+        raise InvalidActionError(f"{what} must be numeric, got strings or bytes")
+
+
 def validate_action(action: np.ndarray, expected: tuple[int, ...], mode: str) -> np.ndarray:
     """``action`` as a float64 array of shape ``expected`` (a batch of one is squeezed, as SB3's predict
-    returns); InvalidActionError naming the problem for a non-numeric, wrongly shaped or NaN/inf action."""
+    returns); InvalidActionError naming the problem for a non-numeric (complex, strings), wrongly shaped or
+    NaN/inf action."""
+    refuse_non_real(action)
     try:
         a = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError) as e:

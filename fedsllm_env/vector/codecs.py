@@ -22,7 +22,7 @@ from fedsllm_env.batched import batched_bincount, first_argmax_finite, repair_as
 from fedsllm_env.priority import decode_priority, priority_space, split_rank_bins
 from fedsllm_env.priority import validate as _validate_priority
 from fedsllm_env.codecs import MIN_BUDGET_FRACTION
-from fedsllm_env.codecs.base import SplitRankCodec
+from fedsllm_env.codecs.base import SplitRankCodec, refuse_non_real
 from fedsllm_env.spaces import GAIN_DB_RANGE
 
 __all__ = ["BatchedDecisions", "encode_observations", "BatchedActionDecoder", "BatchedPriorityDecoder"]
@@ -156,6 +156,7 @@ class BatchedActionDecoder:
         expected = (num_envs, *self.space.shape)
         a = actions
         if not (isinstance(a, np.ndarray) and a.dtype in _NATIVE_DTYPES):
+            refuse_non_real(actions, "actions")
             try:
                 a = np.asarray(actions, dtype=np.float64)
             except (TypeError, ValueError) as e:
@@ -278,6 +279,8 @@ class BatchedPriorityDecoder:
             tables: the :class:`~fedsllm_env.vector.delay.DelayTables` (forward FLOPs and payloads).
         """
         b = channel.num_envs
+        if not (isinstance(actions, np.ndarray) and actions.dtype in _NATIVE_DTYPES):
+            refuse_non_real(actions, "actions")
         a = _validate_priority(actions, (b, *self.space.shape))
         split_req, rank_req = split_rank_bins(self.cfg, self.n_layer, a)
         proj = self._projection

@@ -12,7 +12,12 @@ the step returns the first observation of its next episode, the last observation
 ``info["final_obs"][i]`` and the step's info in ``info["final_info"]`` (masked by
 ``info["_final_info"]``), exactly as ``SyncVectorEnv(..., autoreset_mode=SAME_STEP)`` over single envs
 does; no step is spent on resets (SB3's convention too). Infos follow Gymnasium's vector layout: every
-key of the single env's info holds a (B,) array with a boolean mask ``_key``.
+key of the single env's info holds a (B,) array with a boolean mask ``_key``. So stepping on after an episode
+ends is correct here (the env has already started the next one), where the single env raises ``ResetNeeded``.
+
+Guards, as the single env's: a round whose delay or reward is NaN/inf raises ``NonFiniteError`` naming the
+envs (nothing is returned to the agent); ``reset(seed=...)`` takes an int >= 0 (numpy integers too), a list of
+``num_envs`` of them (or None), and raises ``SeedError`` for a bool, a float or a negative seed.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from gymnasium.vector.utils import batch_space
 
 from fedsllm_env.backends import SurrogateBackend
 from fedsllm_env.calibration import Calibration
-from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.config import FedsLLMConfig, check_num_envs, check_seed
 from fedsllm_env.env import FedsLLMEnv
-from fedsllm_env.errors import ConfigError, ResetNeeded
+from fedsllm_env.errors import ConfigError, NonFiniteError, ResetNeeded, SeedError
 from fedsllm_env.vector.channel import BatchedChannel
 from fedsllm_env.vector.codecs import (
     BatchedActionDecoder,
@@ -84,7 +89,9 @@ class SurrogateVectorEnv(VectorEnv):
             actions of :mod:`fedsllm_env.priority` on top of the Box mode).
 
     Raises:
-        ConfigError: real mode, the hybrid action mode, or a render mode.
+        ConfigError: real mode, the hybrid action mode, a render mode, or ``num_envs`` outside
+            [1, :data:`~fedsllm_env.config.MAX_NUM_ENVS`].
+        MemoryLimitError: ``num_envs`` envs of this config would not fit in the memory available now.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -101,6 +108,7 @@ class SurrogateVectorEnv(VectorEnv):
         elif not isinstance(config, FedsLLMConfig):
             raise TypeError(f"config must be a FedsLLMConfig, dict or None, got {type(config).__name__}")
         cfg = config.replace(**variant) if variant else config
+        check_num_envs(cfg, int(num_envs))  # before any batched array is allocated
         if cfg.mode != "surrogate":
             raise ConfigError(f"SurrogateVectorEnv needs mode='surrogate', got {cfg.mode!r}; real training "
                               "cannot be batched (use gym.make_vec(..., vectorization_mode='sync'))")
@@ -198,11 +206,17 @@ class SurrogateVectorEnv(VectorEnv):
         if seed is None:
             seeds: list[int | None] = [None] * b
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + i for i in range(b)]
-        else:
-            seeds = list(seed)
+            first = check_seed(seed, "reset(seed=...)")
+            seeds = [first + i for i in range(b)]
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [check_seed(s, f"reset(seed=...)[{i}]") for i, s in enumerate(seed)]
             if len(seeds) != b:
-                raise ValueError(f"seed list has length {len(seeds)}, expected num_envs={b}")
+                raise SeedError(f"reset(seed=...) is a list of length {len(seeds)}, expected num_envs={b} seeds "
+                                "(or one int: env i gets seed + i)")
+        else:
+            check_seed(seed, "reset(seed=...)")  # raises for a bool, a float, a string, ...
+            raise SeedError(f"reset(seed=...) must be an int >= 0, a list of {b} of them, or None, got "
+                            f"{type(seed).__name__} {seed!r}")
         mask = np.ones(b, dtype=bool)
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
@@ -248,6 +262,13 @@ class SurrogateVectorEnv(VectorEnv):
         reward_delay = -r.delay_weight * delay.round_s / r.delay_scale_s
         reward_progress = r.progress_weight * (prev_loss - val_loss) / np.maximum(self._initial_val_loss, 1e-9)
         reward = reward_delay + reward_progress
+        if not np.isfinite(reward).all():  # never hand NaN/inf to an agent (the single env's reward_terms guard)
+            bad = np.flatnonzero(~np.isfinite(reward))
+            i = int(bad[0])
+            raise NonFiniteError(f"cannot compute a finite reward in env(s) {bad[:10].tolist()}: env {i} has round "
+                                 f"delay {float(delay.round_s[i])!r} s, validation loss {float(val_loss[i])!r}, reward "
+                                 f"{float(reward[i])!r} (a delay is infinite when a client's rate is 0 bit/s or a "
+                                 "size overflows; a reward overflows when delay_weight / delay_scale_s is huge)")
         ch.step(self._rngs)
         self._val_loss = val_loss
         self._split = dec.split_idx + 1
