@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fedsllm_env.errors import DataError, MissingFileError, TokenizerError
+
 __all__ = [
     "Example",
     "GENERATOR_VERSION",
@@ -223,7 +225,7 @@ def _read_text(p: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValueError(f"dataset file {str(p)!r} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+        raise DataError(f"dataset file {str(p)!r} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
                          f"{e.start}); convert it, e.g. `iconv -f latin1 -t utf-8 {p.name} > {p.stem}.utf8{p.suffix}`"
                          ) from None
 
@@ -236,10 +238,55 @@ def _example_from_record(rec: dict, where: str) -> Example:
     for mr, ref in _FIELD_PAIRS:
         if isinstance(keys.get(mr), str) and isinstance(keys.get(ref), str):
             if not keys[mr].strip() or not keys[ref].strip():
-                raise ValueError(f"{where}: empty {mr!r} or {ref!r}")
+                raise DataError(f"{where}: empty {mr!r} or {ref!r}")
             return _example_from_text(f"{keys[mr]} {SEPARATOR} {keys[ref]}")
     pairs = " or ".join(f"{a!r} and {b!r}" for a, b in _FIELD_PAIRS)
-    raise ValueError(f"{where}: each record needs a string 'text' or strings {pairs}; found fields {sorted(keys)}")
+    raise DataError(f"{where}: each record needs a string 'text' or strings {pairs}; found fields {sorted(keys)}")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``object_pairs_hook`` of the JSONL reader: a key given twice is an error, not "the last one wins"."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DataError(f"key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _csv_records(text: str, p: Path) -> list[tuple[dict[str, str], int]]:
+    """(record, line) of every non-blank CSV row under the header; DataError naming the file and line for a
+    repeated column name, a row with more or fewer fields than the header, or a broken / unterminated quote."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    out: list[tuple[dict[str, str], int]] = []
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1  # the physical line this record starts on
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return out
+        except csv.Error as e:
+            hint = ("a quote opened in this record is never closed, so the field runs to the end of the file; "
+                    "close the quote" if "unexpected end of data" in str(e)
+                    else "quote a field that holds commas or quotes, doubling the quotes inside it")
+            raise DataError(f"{p}:{start}: malformed CSV ({e}): {hint}") from None
+        if header is None:
+            header = fields
+            names = [h.strip().lower() for h in header]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise DataError(f"{p}:{start}: the CSV header {header} repeats the column(s) {repeated} (names are "
+                                "matched case-insensitively); give each column a distinct name")
+            continue
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            more = len(fields) > len(header)
+            raise DataError(f"{p}:{start}: the row has {len(fields)} field(s) but the header {header} has "
+                            f"{len(header)}; " + ("quote fields that contain commas" if more else
+                                                  "fill in the missing fields"))
+        out.append((dict(zip(header, fields)), start))
 
 
 def load_examples(path: str | Path) -> list[Example]:
@@ -254,16 +301,18 @@ def load_examples(path: str | Path) -> list[Example]:
     Meaning-representation pairs become ``"mr => ref"`` with the loss on the reference only.
 
     Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: Unknown extension, not UTF-8, malformed line / row, or no examples in the file.
+        MissingFileError: The file does not exist (a FileNotFoundError).
+        DataError: Unknown extension, not UTF-8, malformed line / row (a repeated CSV column, a row with more or
+            fewer fields than the header, an unterminated quote, a JSON key given twice), or no examples in the
+            file; the message names the file and the line (a ValueError).
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"dataset file {str(p)!r} does not exist (expected 'e2e-synthetic' or a local "
-                                ".txt / .jsonl / .csv path)")
+        raise MissingFileError(f"dataset file {str(p)!r} does not exist (expected 'e2e-synthetic' or a local "
+                               ".txt / .jsonl / .csv path)")
     suffix = p.suffix.lower()
     if suffix not in (".txt", ".jsonl", ".csv"):
-        raise ValueError(f"dataset file {str(p)!r} must end in .txt, .jsonl or .csv, got suffix {suffix!r}")
+        raise DataError(f"dataset file {str(p)!r} must end in .txt, .jsonl or .csv, got suffix {suffix!r}")
     text = _read_text(p)
     out: list[Example] = []
     if suffix == ".txt":
@@ -273,23 +322,18 @@ def load_examples(path: str | Path) -> list[Example]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{p}:{lineno}: not valid JSON ({e})") from e
+                raise DataError(f"{p}:{lineno}: not valid JSON ({e})") from e
+            except DataError as e:
+                raise DataError(f"{p}:{lineno}: {e}; keep one") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{p}:{lineno}: each JSON line must be an object, got {type(obj).__name__}")
+                raise DataError(f"{p}:{lineno}: each JSON line must be an object, got {type(obj).__name__}")
             out.append(_example_from_record(obj, f"{p}:{lineno}"))
     else:
-        try:
-            reader = csv.DictReader(io.StringIO(text, newline=""))
-            for row in reader:
-                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                    continue
-                out.append(_example_from_record(row, f"{p}:{reader.line_num}"))
-        except csv.Error as e:
-            raise ValueError(f"{p}: malformed CSV ({e})") from e
+        out = [_example_from_record(rec, f"{p}:{line}") for rec, line in _csv_records(text, p)]
     if not out:
-        raise ValueError(f"dataset file {str(p)!r} contains no examples")
+        raise DataError(f"dataset file {str(p)!r} contains no examples")
     return out
 
 
@@ -304,7 +348,7 @@ def load_task(dataset: str, num_train: int, num_val: int, seed: int) -> tuple[li
         return everything[:num_train], everything[num_train:]
     examples = load_examples(dataset)
     if len(examples) < 2:
-        raise ValueError(f"dataset file {dataset!r} has {len(examples)} example(s); need >= 2 (train + validation)")
+        raise DataError(f"dataset file {dataset!r} has {len(examples)} example(s); need >= 2 (train + validation)")
     order = np.random.default_rng(np.random.SeedSequence([seed, 0xF11E])).permutation(len(examples))
     examples = [examples[i] for i in order]
     n_val = max(1, min(num_val, len(examples) // 5))
@@ -333,7 +377,7 @@ def partition(labels: Sequence[str], num_clients: int, scheme: str, alpha: float
     if num_clients < 1:
         raise ValueError(f"num_clients must be >= 1, got {num_clients}")
     if n < num_clients * min_size:
-        raise ValueError(f"{n} training examples cannot give {num_clients} clients >= {min_size} examples each "
+        raise DataError(f"{n} training examples cannot give {num_clients} clients >= {min_size} examples each "
                          f"(one mini-batch); use more training samples")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xDA7A]))
     if scheme == "iid":
@@ -403,13 +447,14 @@ def encode_examples(examples: Sequence[Example], tokenizer, seq_len: int) -> Enc
     are kept and counted.
 
     Raises:
-        ValueError: no examples, a tokenizer without eos, or every example dropped.
+        DataError: no examples, or every example dropped (a ValueError).
+        TokenizerError: a tokenizer without eos (a ValueError).
     """
     if not examples:
-        raise ValueError("cannot encode an empty list of examples")
+        raise DataError("cannot encode an empty list of examples")
     eos = tokenizer.eos_token_id
     if eos is None:
-        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no eos token")
+        raise TokenizerError(f"tokenizer {type(tokenizer).__name__} has no eos token; set tokenizer.eos_token")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     bos = getattr(tokenizer, "bos_token_id", None)
     head = [bos] if bos is not None and bos != eos else []
@@ -431,7 +476,7 @@ def encode_examples(examples: Sequence[Example], tokenizer, seq_len: int) -> Enc
         rows.append((full[:seq_len], n_prompt))
         kept.append(i)
     if not rows:
-        raise ValueError(f"all {len(examples)} examples were dropped: {dropped_prompt} have a prompt that fills "
+        raise DataError(f"all {len(examples)} examples were dropped: {dropped_prompt} have a prompt that fills "
                          f"seq_len={seq_len}, {dropped_empty} have no token to predict; raise training.seq_len")
     ids = torch.full((len(rows), seq_len), pad, dtype=torch.long)
     labels = torch.full((len(rows), seq_len), -100, dtype=torch.long)
@@ -446,7 +491,8 @@ class ClientSampler:
 
     def __init__(self, data: EncodedSet, indices: np.ndarray, batch_size: int, seed: int) -> None:
         if len(indices) < batch_size:
-            raise ValueError(f"client shard has {len(indices)} examples, fewer than one batch of {batch_size}")
+            raise DataError(f"client shard has {len(indices)} examples, fewer than one batch of {batch_size}; lower "
+                            "training.batch_size or raise training.num_train_samples")
         self.data = data
         self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         self.batch_size = int(batch_size)

@@ -12,6 +12,7 @@ from typing import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from fedsllm_env.errors import ConfigError, MissingFileError, TokenizerError
 from fedsllm_env.splitfed.data import lexicon_text
 
 __all__ = ["PAD_TOKEN", "EOS_TOKEN", "UNK_TOKEN", "build_word_tokenizer", "build_bpe_tokenizer",
@@ -46,10 +47,10 @@ def build_bpe_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedToke
     the vocabulary stops early when the texts offer no more merges.
 
     Raises:
-        ValueError: ``vocab_size`` cannot hold the special tokens and the 256 byte symbols.
+        ConfigError: ``vocab_size`` cannot hold the special tokens and the 256 byte symbols (a ValueError).
     """
     if vocab_size < 258:
-        raise ValueError(f"vocab_size must be >= 258 (2 special tokens + 256 bytes), got {vocab_size}")
+        raise ConfigError(f"vocab_size must be >= 258 (2 special tokens + 256 bytes), got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -69,23 +70,24 @@ def load_pretrained_tokenizer(name_or_path: str, display_name: str | None = None
     """``AutoTokenizer.from_pretrained`` (local files only for a folder); pad = eos when the tokenizer has no pad.
 
     Raises:
-        FileNotFoundError: No tokenizer could be loaded.
-        ValueError: The tokenizer is empty (no tokenizer files beside the model) or has no eos token.
+        MissingFileError: No tokenizer could be loaded (a FileNotFoundError).
+        TokenizerError: The tokenizer is empty (no tokenizer files beside the model) or has no eos token (a
+            ValueError).
     """
     name = display_name or name_or_path
     local = Path(name_or_path).exists()
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
     except (OSError, ValueError, TypeError) as e:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"backbone {name!r}: no tokenizer could be loaded from {name_or_path!r} ({type(e).__name__}: {e}); "
             "the folder needs the tokenizer files saved with tokenizer.save_pretrained") from e
     if len(tok) < 2 or not tok("The quick brown fox.", add_special_tokens=False)["input_ids"]:
-        raise ValueError(f"backbone {name!r}: the tokenizer is empty ({len(tok)} token(s); it encodes text to "
+        raise TokenizerError(f"backbone {name!r}: the tokenizer is empty ({len(tok)} token(s); it encodes text to "
                          f"nothing): {name_or_path!r} has no tokenizer files (tokenizer.json, or vocab + merges, "
                          "or tokenizer.model); save the matching tokenizer into that folder")
     if tok.eos_token_id is None:
-        raise ValueError(f"backbone {name!r}: tokenizer has no eos token (needed to end every example); "
+        raise TokenizerError(f"backbone {name!r}: tokenizer has no eos token (needed to end every example); "
                          "set tokenizer.eos_token and save it")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
