@@ -52,3 +52,39 @@ def test_damaged_cached_weights_name_the_file_and_the_fix(tmp_path, monkeypatch,
     with pytest.raises(BackboneError, match=fragment) as err:
         load_backbone(SMALL, 32, progress=False)
     assert str(weights) in str(err.value) and f"delete the folder {folder}" in str(err.value)
+
+
+def test_default_backbone_is_the_shipped_one_and_nothing_is_pretrained(tmp_path, monkeypatch):
+    """The default tiny-gpt2 comes from the package (the same bytes on every machine): no cache folder is made,
+    and its weights are the shipped file's, whose checksum is recorded beside it."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from fedsllm_env.splitfed.model import shipped_tiny_dir, shipped_tiny_matches
+
+    monkeypatch.setenv("FEDSLLM_CACHE_DIR", str(tmp_path / "cache"))
+    folder = shipped_tiny_dir()
+    info = json.loads((folder / "fedsllm_pretrain.json").read_text())
+    assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == info["sha256"]["model.safetensors"]
+    assert shipped_tiny_matches(ModelConfig(), 256) and not shipped_tiny_matches(SMALL, 256)
+    model, tok = load_backbone(ModelConfig(), 80, progress=False)
+    assert not (tmp_path / "cache").exists()
+    shipped = load_file(str(folder / "model.safetensors"))
+    assert torch.equal(model.transformer.h[3].attn.c_attn.weight, shipped["transformer.h.3.attn.c_attn.weight"])
+    assert len(tok) == ModelConfig().tiny_vocab_size == model.config.vocab_size
+
+
+def test_damaged_shipped_backbone_names_the_file_and_reinstall(tmp_path, monkeypatch):
+    import shutil
+
+    from fedsllm_env.splitfed import model as model_mod
+
+    copy = tmp_path / "tiny-gpt2"
+    shutil.copytree(model_mod.shipped_tiny_dir(), copy)
+    tok = copy / "tokenizer.json"
+    tok.write_bytes(tok.read_bytes().replace(b"\"", b"'", 1))
+    monkeypatch.setattr(model_mod, "shipped_tiny_dir", lambda: copy)
+    with pytest.raises(BackboneError, match="reinstall fedsllm-env") as err:
+        load_backbone(ModelConfig(), 80, progress=False)
+    assert str(tok) in str(err.value)

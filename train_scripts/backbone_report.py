@@ -11,10 +11,12 @@ package's (``generate_pretrain_documents``); held-out text is the same generator
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -22,6 +24,7 @@ import tyro
 
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import UsageError
 from fedsllm_env.splitfed.lm_baselines import backbone_report
 from fedsllm_env.splitfed.model import PRETRAIN_DOCS, PRETRAIN_SEED, PRETRAIN_SEQ_LEN, load_backbone
 from fedsllm_env.presets import with_preset
@@ -48,10 +51,53 @@ class Args:
     """torch threads."""
     out: str = ""
     """JSON file for the numbers ("" = do not write)."""
+    rebuild_tiny: str = ""
+    """Pre-train the config's tiny-gpt2 into this new folder and compare it with the shipped one (no report)."""
+
+
+def rebuild_tiny(cfg: FedsLLMConfig, folder: str) -> dict:
+    """Pre-train the tiny GPT-2 of ``cfg.model`` into ``folder`` (one torch thread, as the shipped one was made)
+    and compare its weights with the shipped ``fedsllm_env/data/tiny-gpt2``; prints and returns the comparison.
+
+    The pre-training is bit-identical on one machine; across CPUs (other SIMD kernels) the weights may differ in
+    the last bits, which is why the package ships the bytes instead of asking every user to rebuild them.
+    """
+    from safetensors.torch import load_file
+
+    from fedsllm_env.splitfed.model import shipped_tiny_dir, write_tiny_folder
+
+    out = Path(folder).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--rebuild-tiny {out}: the folder exists and is not empty; name a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    n_positions = max(256, cfg.training.seq_len)
+    info = write_tiny_folder(cfg.model, n_positions, out, progress=True)
+    shipped = shipped_tiny_dir()
+    ship_info = json.loads((shipped / "fedsllm_pretrain.json").read_text())
+    same_settings = {k: v for k, v in ship_info["settings"].items() if k != "torch"} == \
+        {k: v for k, v in info["settings"].items() if k != "torch"}
+    a, b = load_file(str(shipped / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    max_diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a) if a.keys() == b.keys() \
+        else float("nan")
+    result = {"folder": str(out), "settings_match_shipped": same_settings,
+              "weights_identical": info["sha256"]["model.safetensors"] == ship_info["sha256"]["model.safetensors"],
+              "tokenizer_identical": info["sha256"]["tokenizer.json"] == ship_info["sha256"]["tokenizer.json"],
+              "max_abs_weight_diff": max_diff, "final_pretrain_loss": info["final_pretrain_loss"],
+              "shipped_final_pretrain_loss": ship_info["final_pretrain_loss"], "pretrain_s": info["pretrain_s"]}
+    print(f"rebuilt tiny-gpt2 in {out} ({info['pretrain_s']:.0f} s): settings "
+          f"{'match' if same_settings else 'differ from'} the shipped one; weights "
+          f"{'identical (sha256)' if result['weights_identical'] else f'differ, max |dw| = {max_diff:.3g}'}; "
+          f"tokenizer {'identical' if result['tokenizer_identical'] else 'differs'}; final pre-training loss "
+          f"{info['final_pretrain_loss']:.4f} (shipped {ship_info['final_pretrain_loss']:.4f})")
+    return result
 
 
 def run(args: Args, command: str = "fedsllm backbone-report") -> dict:
     """Compute, print and (optionally) write the report; returns it."""
+    if args.rebuild_tiny:
+        torch.set_num_threads(1)
+        return rebuild_tiny(FedsLLMConfig.from_dict(with_preset(args.preset, _load_overrides(args.config))),
+                            args.rebuild_tiny)
     if args.heldout_docs < 1:
         raise ValueError(f"--heldout-docs must be >= 1, got {args.heldout_docs}")
     if args.threads < 1:

@@ -1,6 +1,12 @@
-"""Backbones: the locally built and pre-trained tiny GPT-2 (cached on disk), tiny random models of every
-supported family for tests and benchmarks, and any Hugging Face causal LM of a supported family by local
-path or hub name.
+"""Backbones: the tiny GPT-2 pre-trained by this package, tiny random models of every supported family for
+tests and benchmarks, and any Hugging Face causal LM of a supported family by local path or hub name.
+
+The default tiny GPT-2 (``tiny-gpt2`` with the default ``model.tiny_*`` settings) is shipped inside the package
+(``fedsllm_env/data/tiny-gpt2``: weights, tokenizer and a marker with their SHA-256 and the settings that made
+them), so every machine fine-tunes the same bytes: pre-training is bit-identical on one machine but not across
+CPUs (other SIMD kernels round differently), and the shipped calibration was measured on these bytes.
+``fedsllm backbone-report --rebuild-tiny DIR`` re-makes it with :func:`write_tiny_folder` and compares. Other
+``tiny_*`` settings are pre-trained locally once and cached under :func:`cache_root`.
 
 Hub names: a ``model.backbone`` that is not an existing path is looked up in the Hugging Face cache first
 (``HF_HOME`` / ``HF_HUB_CACHE``), then downloaded with ``from_pretrained`` unless the hub is offline
@@ -36,7 +42,8 @@ from fedsllm_env.splitfed.tokenizer import build_bpe_tokenizer, load_pretrained_
 
 __all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "build_random_model", "cache_root",
            "tiny_cache_dir", "tiny_tokenizer", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
-           "hub_offline", "check_finite_weights", "PRETRAIN_THREADS"]
+           "hub_offline", "check_finite_weights", "PRETRAIN_THREADS", "shipped_tiny_dir", "shipped_tiny_matches",
+           "write_tiny_folder"]
 
 TINY_BACKBONE = "tiny-gpt2"
 PRETRAIN_SEED = 1234
@@ -55,6 +62,8 @@ PRETRAIN_THREADS = 1
 """torch intra-op threads of the pre-training (fixed: the cached bytes must not depend on the process)."""
 _WEIGHTS = "model.safetensors"
 _MARKER = "fedsllm_pretrain.json"
+SHIPPED_TINY = "tiny-gpt2"
+"""Folder name, inside ``fedsllm_env/data``, of the default tiny GPT-2 shipped with the package."""
 
 
 @contextlib.contextmanager
@@ -211,18 +220,29 @@ def _remove_stale(path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _build_tiny_cache(m: ModelConfig, n_positions: int, path: Path, progress: bool) -> None:
+def write_tiny_folder(m: ModelConfig, n_positions: int, folder: Path, progress: bool = True) -> dict:
+    """Pre-train the tiny GPT-2 (:func:`pretrain_tiny_gpt2`) and save it with its tokenizer into ``folder``.
+
+    The marker file (written last) records the settings, the final pre-training loss, the wall time and the
+    SHA-256 of the weights and of the tokenizer, which every later load checks. Returns the marker's dict.
+    """
     t0 = time.perf_counter()
     model, final_loss = pretrain_tiny_gpt2(m, n_positions, progress)
+    model.save_pretrained(folder)
+    tiny_tokenizer(m.tiny_vocab_size).save_pretrained(folder)
+    files = sorted(p.name for p in folder.iterdir())
+    info = {"settings": _tiny_settings(m, n_positions), "final_pretrain_loss": final_loss,
+            "pretrain_s": time.perf_counter() - t0, "files": files,
+            "sha256": {name: _sha256(folder / name) for name in (_WEIGHTS, "tokenizer.json")}}
+    (folder / _MARKER).write_text(json.dumps(info, indent=1))  # written last: marks the folder complete
+    return info
+
+
+def _build_tiny_cache(m: ModelConfig, n_positions: int, path: Path, progress: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
     try:
-        model.save_pretrained(tmp)
-        tiny_tokenizer(m.tiny_vocab_size).save_pretrained(tmp)
-        files = sorted(p.name for p in tmp.iterdir())
-        info = {"settings": _tiny_settings(m, n_positions), "final_pretrain_loss": final_loss,
-                "pretrain_s": time.perf_counter() - t0, "files": files, "sha256": {_WEIGHTS: _sha256(tmp / _WEIGHTS)}}
-        (tmp / _MARKER).write_text(json.dumps(info, indent=1))  # written last: marks the folder complete
+        write_tiny_folder(m, n_positions, tmp, progress)
         if path.exists() and not _cache_complete(path):
             _remove_stale(path)
         try:
@@ -235,20 +255,49 @@ def _build_tiny_cache(m: ModelConfig, n_positions: int, path: Path, progress: bo
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_tiny(m: ModelConfig, seq_len: int, progress: bool) -> tuple[GPT2LMHeadModel, object]:
-    n_positions = max(256, seq_len)
-    path = tiny_cache_dir(m, n_positions)
-    if not _cache_complete(path):  # missing or partial (e.g. a deleted file): rebuild in place
-        _build_tiny_cache(m, n_positions, path, progress)
+def shipped_tiny_dir() -> Path:
+    """Folder of the tiny GPT-2 shipped inside the package (``fedsllm_env/data/tiny-gpt2``)."""
+    return Path(__file__).resolve().parent.parent / "data" / SHIPPED_TINY
+
+
+def _comparable(settings: dict) -> dict:
+    """Pre-training settings that decide the weights (the torch version that built them is informative)."""
+    return {k: v for k, v in settings.items() if k != "torch"}
+
+
+def shipped_tiny_matches(m: ModelConfig, n_positions: int) -> bool:
+    """True when the package ships the tiny GPT-2 of these settings (the defaults), so nothing is pre-trained."""
+    try:
+        info = json.loads((shipped_tiny_dir() / _MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return _comparable(info.get("settings", {})) == _comparable(_tiny_settings(m, n_positions))
+
+
+def _verified_tiny(path: Path, fix: str) -> tuple[GPT2LMHeadModel, object]:
+    """Load a tiny GPT-2 folder after checking its recorded checksums; ``fix`` ends the corruption error."""
+    info = json.loads((path / _MARKER).read_text())
+    for name, expected in sorted(info.get("sha256", {}).items()):
+        f = path / name
+        if not f.is_file() or _sha256(f) != expected:
+            size = f"size {f.stat().st_size} bytes, " if f.is_file() else "missing, "
+            raise BackboneError(f"tiny-gpt2 file {f} is corrupted ({size}checksum differs from the one recorded "
+                                f"when it was built); {fix}")
     weights = path / _WEIGHTS
-    expected = json.loads((path / _MARKER).read_text()).get("sha256", {}).get(_WEIGHTS)
-    if expected is not None and _sha256(weights) != expected:
-        raise BackboneError(f"cached tiny-gpt2 weights {weights} are corrupted (size {weights.stat().st_size} bytes, "
-                            f"checksum differs from the one recorded when it was built); delete the folder {path} "
-                            "and it is rebuilt on the next run")
     model = _from_pretrained_checked(GPT2LMHeadModel, path, str(weights))
     check_finite_weights(model, str(weights))
     return model.eval(), load_pretrained_tokenizer(str(path), display_name=TINY_BACKBONE)
+
+
+def _load_tiny(m: ModelConfig, seq_len: int, progress: bool) -> tuple[GPT2LMHeadModel, object]:
+    n_positions = max(256, seq_len)
+    if shipped_tiny_matches(m, n_positions):  # the default: the same bytes on every machine
+        return _verified_tiny(shipped_tiny_dir(), "reinstall fedsllm-env (pip install --force-reinstall) or rebuild "
+                                                  "it with `fedsllm backbone-report --rebuild-tiny DIR`")
+    path = tiny_cache_dir(m, n_positions)
+    if not _cache_complete(path):  # missing or partial (e.g. a deleted file): rebuild in place
+        _build_tiny_cache(m, n_positions, path, progress)
+    return _verified_tiny(path, f"delete the folder {path} and it is rebuilt on the next run")
 
 
 def check_gpt2_style(model, where: str) -> None:
@@ -332,7 +381,7 @@ def _from_pretrained_checked(cls: Any, source: str | Path, where: str, **kwargs:
 def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
     """(model, tokenizer) for ``m.backbone`` in ``m.dtype`` on the CPU.
 
-    "tiny-gpt2" is pre-trained once and cached; anything else is a local folder or a hub name of a
+    "tiny-gpt2" is the shipped model for the default settings (pre-trained once and cached for others); anything else is a local folder or a hub name of a
     supported family (``fedsllm_env.splitfed.backbones.REGISTRY``).
 
     Raises:
