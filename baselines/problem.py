@@ -139,13 +139,20 @@ class DelayTables:
             raise ValueError(f"rank {rank} is not a candidate; candidates: {self.ranks}")
         return self.splits.index(split), self.ranks.index(rank)
 
+    def round_s(self, ci: np.ndarray | int, ri: np.ndarray | int, t_ms_s: np.ndarray | float,
+                t_fs_s: np.ndarray | float) -> np.ndarray:
+        """``T_round`` from the two link min-max terms (broadcasting over candidates), s (finite even where
+        E is censored: the tie-break of the solvers' accept test)."""
+        ci, ri = np.asarray(ci), np.asarray(ri)
+        t_iter = np.asarray(t_ms_s) + self.server_s[ci, ri] + self.down_backward_s[ci, ri]
+        return self.local_iterations * t_iter + np.asarray(t_fs_s) + self.broadcast_s[ci, ri]
+
     def total_s(self, ci: np.ndarray | int, ri: np.ndarray | int, t_ms_s: np.ndarray | float,
                 t_fs_s: np.ndarray | float) -> np.ndarray:
         """``E(r) * T_round`` from the two link min-max terms (broadcasting over candidates), s; inf where
         (split, rank) breaks the client-memory limit, so no search ever picks it."""
         ci, ri = np.asarray(ci), np.asarray(ri)
-        t_iter = np.asarray(t_ms_s) + self.server_s[ci, ri] + self.down_backward_s[ci, ri]
-        t_round = self.local_iterations * t_iter + np.asarray(t_fs_s) + self.broadcast_s[ci, ri]
+        t_round = self.round_s(ci, ri, t_ms_s, t_fs_s)
         return np.where(self.fits_memory[ci, ri], expected_total_delay_s(self.rounds[ci, ri], t_round), np.inf)
 
 
@@ -288,10 +295,17 @@ class Problem:
                             np.zeros(self.num_clients), pmax, w.total_power_fs_w)
         raise ValueError(f"link must be 'ms' or 'fs', got {name!r}")
 
-    def fast_objective_s(self, decision: Decision) -> float:
-        """``E(r) * T_round`` from the tables (agrees with :meth:`objective_s`; used inside solvers), s."""
+    def _link_delays_s(self, decision: Decision) -> tuple[int, int, float, float]:
         c, r = int(decision.split), int(decision.rank)
         ci, ri = self.tables.index(c, r)
         t_ms = self.link("ms", c, r).delay_s(decision.assign_ms, decision.power_ms_w)
         t_fs = self.link("fs", c, r).delay_s(decision.assign_fs, decision.power_fs_w)
-        return float(self.tables.total_s(ci, ri, t_ms, t_fs))
+        return ci, ri, t_ms, t_fs
+
+    def fast_objective_s(self, decision: Decision) -> float:
+        """``E(r) * T_round`` from the tables (agrees with :meth:`objective_s`; used inside solvers), s."""
+        return float(self.tables.total_s(*self._link_delays_s(decision)))
+
+    def fast_round_s(self, decision: Decision) -> float:
+        """``T_round`` of ``decision`` from the tables (agrees with :meth:`breakdown`'s ``round_s``), s."""
+        return float(self.tables.round_s(*self._link_delays_s(decision)))

@@ -2,7 +2,8 @@
 
 Every step takes a feasible :class:`~fedsllm_env.types.Decision` and returns one whose objective
 ``E(r) * T_round`` is not larger (a candidate that is not strictly better is rejected and the input is
-returned unchanged). ``power`` selects the power policy used when a step needs powers:
+returned unchanged; between two infinite objectives, e.g. a start on a censored cell, the lower
+``T_round`` wins). ``power`` selects the power policy used when a step needs powers:
 
 - ``"optimal"``: exact min-max power per link (:func:`baselines.power.solve_link_power`);
 - ``"equal"``: each client spreads ``min(p_max_k, p_th / K)`` equally over its subchannels.
@@ -42,7 +43,12 @@ def link_power_w(spec: LinkSpec, assign: np.ndarray, power: PowerPolicy) -> np.n
 
 
 def _better(problem: Problem, candidate: Decision, current: Decision) -> Decision:
+    """``candidate`` if it lowers T by the round-off margin, else ``current``. When both T are inf (E censored
+    or memory exceeded at both cells) the per-round delay decides, so a start on a censored cell still gets
+    its subchannels and powers optimised (inf vs inf would reject every step)."""
     t_new, t_old = problem.fast_objective_s(candidate), problem.fast_objective_s(current)
+    if np.isinf(t_new) and np.isinf(t_old):
+        t_new, t_old = problem.fast_round_s(candidate), problem.fast_round_s(current)
     return candidate if t_new < t_old * (1.0 - _REL_IMPROVEMENT) else current
 
 
