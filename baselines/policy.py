@@ -9,6 +9,7 @@ as an action of the env's action space (Box, MultiDiscrete or hybrid).
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import gymnasium as gym
@@ -42,27 +43,40 @@ def problem_from_observation(env: FedsLLMEnv, observation: np.ndarray) -> tuple[
 class BaselinePolicy:
     """A baseline scheme behind SB3's ``predict`` signature.
 
+    The random schemes draw from a generator seeded afresh for every decision by ``(seed, the env's reset
+    seed, the observation)``: episodes from different reset seeds draw differently, the same reset seed
+    replays the same draws (whatever the policy played before), and an unseeded reset, which continues the
+    env's RNG, still draws anew through its observation.
+
     Args:
         name: one of :data:`BASELINE_NAMES`.
         env: the env (or a wrapper of it) whose observations and actions this policy speaks.
-        seed: seed of the scheme's randomness (random schemes only).
+        seed: base seed of the scheme's randomness (random schemes only), mixed with the episode's.
     """
 
     def __init__(self, name: str, env: gym.Env, seed: int = 0):
         if name not in BASELINE_NAMES:
             raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINE_NAMES}")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         base = env.unwrapped
         if not isinstance(base, FedsLLMEnv):
             raise TypeError(f"baseline policies need a FedsLLMEnv, got {type(base).__name__}")
         self.name = name
         self.env = base
+        self.seed = int(seed)
         self.scheme: Scheme = solve_optimizer if name == "optimizer" else SCHEMES[name]
-        self.rng = np.random.default_rng(seed)
         self.last_result: BaselineResult | None = None
+
+    def decision_rng(self, observation: np.ndarray) -> np.random.Generator:
+        """The generator of one decision: seeded by (``seed``, the env's reset seed, the observation's bytes)."""
+        episode_seed = int(self.env.np_random_seed) % 2**128  # the seed of the last reset(seed=...); -1 if unknown
+        obs = np.ascontiguousarray(observation)
+        return np.random.default_rng(np.random.SeedSequence([self.seed, episode_seed, zlib.crc32(obs.tobytes())]))
 
     def _act(self, observation: np.ndarray) -> np.ndarray:
         problem, scenario = problem_from_observation(self.env, observation)
-        self.last_result = self.scheme(problem, self.rng)
+        self.last_result = self.scheme(problem, self.decision_rng(observation))
         return self.env.action_codec.encode(self.last_result.decision, scenario)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,

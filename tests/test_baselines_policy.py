@@ -74,3 +74,44 @@ def test_hybrid_env_conforms_and_keeps_the_agents_split_and_rank(calibration_pat
     info = env.step(np.array([2, 2]))[4]
     assert 0 < info["round_delay_s"] <= start_s * (1 + 1e-12)
     assert info["round_delay_s"] < start_s  # and the optimizer improves on it here
+
+
+def _draws(policy_name: str, seeds, calibration_path, reuse: bool = False):
+    """(splits, ranks, first MS assignment) per episode of the evaluation harness."""
+    from agents.evaluation import evaluate_policy_on_seeds
+
+    env = gym.make("FedsLLM-Surrogate-v0", config={"calibration_path": calibration_path,
+                                                   "training": {"max_rounds": 4}})
+    shared = make_baseline_policy(policy_name, env) if reuse else None
+    out = []
+    for seed in seeds:
+        policy = shared or make_baseline_policy(policy_name, env)  # the harness binds a fresh one per episode
+        rec = evaluate_policy_on_seeds(policy, env, [seed])[0]
+        out.append((rec.splits, rec.ranks, tuple(policy.last_result.decision.assign_ms)))
+    return out
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_all_random_draws_depend_on_the_episode_seed(calibration_path, reuse):
+    a, b, a_again = _draws("all_random", [1, 2, 1], calibration_path, reuse)
+    assert a == a_again  # same reset seed: same draws, whatever was played before
+    assert (a[0], a[1]) != (b[0], b[1])  # another seed: another split/rank sequence
+    assert len(set(zip(*a[:2]))) > 1  # and the draws vary within an episode
+
+
+def test_random_subchannels_depends_on_the_episode_seed(calibration_path):
+    a, b, a_again = _draws("random_subchannels", [3, 4, 3], calibration_path)
+    assert a == a_again and a[2] != b[2]
+
+
+def test_unseeded_reset_draws_anew_and_the_base_seed_matters(calibration_path):
+    env = gym.make("FedsLLM-Surrogate-v0", config={"calibration_path": calibration_path})
+    obs1, _ = env.reset(seed=5)
+    obs2, _ = env.reset()  # continues the env's RNG: same np_random_seed, another observation
+    policy = make_baseline_policy("all_random", env)
+    rng1, rng2 = policy.decision_rng(obs1), policy.decision_rng(obs2)
+    assert rng1.integers(2**62) != rng2.integers(2**62)
+    other = make_baseline_policy("all_random", env, seed=1)
+    assert policy.decision_rng(obs1).integers(2**62) != other.decision_rng(obs1).integers(2**62)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        make_baseline_policy("all_random", env, seed=-1)
