@@ -26,7 +26,7 @@ import numpy as np
 
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import InfeasibleDecisionError
-from fedsllm_env.profile import QUANT_SCALE_BITS, ModelShape, wire_bits
+from fedsllm_env.profile import DTYPE_BITS, QUANT_SCALE_BITS, ModelShape, wire_bits
 from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
 from fedsllm_env.units import dbm_to_watt
 
@@ -164,10 +164,11 @@ def expected_total_delay_s(rounds_needed, round_s):
 
 def client_memory_bytes(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> float:
     """Memory a client spends on (split, rank), bytes (:meth:`ModelShape.client_memory_bytes` with the
-    config's LoRA targets, batch, sequence length and activation bits)."""
+    config's LoRA targets, batch and sequence length; frozen weights at ``model.dtype``'s bits, which the
+    wire's ``activation_bits`` do not change)."""
     t, m = cfg.training, cfg.model
     return shape.client_memory_bytes(int(split), int(rank), m.lora_target_modules, t.batch_size, t.seq_len,
-                                     m.activation_bits)
+                                     DTYPE_BITS[m.dtype])
 
 
 def memory_violations(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> list[str]:

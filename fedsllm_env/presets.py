@@ -57,11 +57,14 @@ PRESET_DOCS: dict[str, str] = {
         "so the cut is a real trade-off here."),
     "memory-capped": (
         "The server-scarce cell with devices whose memory bounds the cut: each client may spend 4.9 MB on "
-        "its part of the model (frozen fp32 weights, LoRA and AdamW state, the cut activations of one "
-        "micro-batch; ``compute.client_memory_bytes``, ``ModelShape.client_memory_bytes``). For the default "
-        "backbone (6 x 128 GPT-2, 1536-token vocabulary, b = 8, n = 80) that admits cut 2 at every rank "
+        "its part of the model (frozen weights at model.dtype (fp32 by default; activation_bits, the wire, "
+        "does not change them), LoRA and AdamW state in fp32, the cut activations of one micro-batch; "
+        "``compute.client_memory_bytes``, ``ModelShape.client_memory_bytes``). For the default "
+        "backbone (6 x 128 GPT-2, 1536-token vocabulary, b = 8, n = 80, fp32) that admits cut 2 at every rank "
         "(4.73 MB at r = 64), cut 3 only up to r = 16 (4.87 MB) and never cuts 4-5 (5.6 MB and more), as "
-        "a phone holds only a slice of a billion-parameter LLM beside its other apps."),
+        "a phone holds only a slice of a billion-parameter LLM beside its other apps. With model.dtype "
+        "'bfloat16' the frozen weights take 2 bytes each and the cap binds later: cut 3 up to r = 32 "
+        "(3.81 MB), cut 4 up to r = 16 (4.14 MB), cut 5 up to r = 8 (4.57 MB)."),
     "narrow-fs-uplink": (
         "A narrow uplink to the federated server: FS subchannels of 90 kHz, the 6-tone NB-IoT uplink "
         "allocation (6 x 15 kHz subcarriers, 3GPP TS 36.211 sec. 10.1), instead of 1 MHz; MS link "

@@ -253,10 +253,14 @@ class ModelShape:
             split * self.block_params()
 
     def client_memory_bytes(self, split: int, rank: int, targets: tuple[str, ...], batch_size: int,
-                            seq_len: int, bits: int = 32) -> float:
-        """Approximate client memory, bytes: frozen weights at ``bits`` + LoRA params, grads and two AdamW
-        moments in fp32 + one saved hidden state per client-side block (a lower bound on activations)."""
-        frozen = self.client_param_count(split) * bits / 8
+                            seq_len: int, weight_bits: int = 32) -> float:
+        """Approximate client memory, bytes: frozen weights at ``weight_bits`` (the compute dtype's bits, as
+        the engine holds the backbone; not the wire's ``activation_bits``) + LoRA params, grads and two
+        AdamW moments in fp32 (the engine keeps adapters and optimizer state in fp32) + one fp32 saved hidden
+        state per client-side block (a lower bound on activations)."""
+        if isinstance(weight_bits, bool) or not hasattr(weight_bits, "__index__") or int(weight_bits) < 1:
+            raise ValueError(f"weight_bits must be an int >= 1 (the bits of model.dtype, e.g. 32), got {weight_bits!r}")
+        frozen = self.client_param_count(split) * weight_bits / 8
         lora = self.client_lora_params(split, rank, targets) * 4 * 4
         saved = split * self.activation_elements(batch_size, seq_len) * 4
         return float(frozen + lora + saved)

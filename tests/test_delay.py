@@ -106,3 +106,52 @@ def test_total_power_limit_and_multiple_violations_listed(two_client_case):
     bad = decision.replace(split=9, rank=5)
     assert len(decision_violations(bad, scenario, shape, cfg)) == 3
     check_feasible(decision.replace(power_ms_w=np.array([0.075, 0.075])), scenario, shape, cfg)
+
+
+@pytest.mark.parametrize("dtype,wire_bits,bytes_per_weight", [
+    ("float32", 32, 4), ("float32", 8, 4), ("float32", 16, 4),  # an 8-bit wire does not shrink fp32 weights
+    ("bfloat16", 32, 2), ("bfloat16", 8, 2), ("float16", 16, 2),  # a 32-bit wire does not grow bf16 weights
+])
+def test_client_memory_counts_frozen_weights_at_the_compute_dtype(dtype, wire_bits, bytes_per_weight):
+    from fedsllm_env.config import FedsLLMConfig
+    from fedsllm_env.delay import client_memory_bytes
+    from fedsllm_env.profile import ModelShape
+
+    shape = ModelShape(n_layer=6, n_embd=128, n_head=4, vocab_size=1536, n_positions=256)
+    base = FedsLLMConfig()
+    cfg = base.replace(model=base.model.replace(dtype=dtype, activation_bits=wire_bits))
+    t, targets = cfg.training, cfg.model.lora_target_modules
+    for split, rank in ((1, 4), (3, 16), (5, 64)):
+        frozen = shape.client_param_count(split) * bytes_per_weight
+        lora_and_adam = shape.client_lora_params(split, rank, targets) * 4 * 4  # params, grads, 2 moments (fp32)
+        saved = split * shape.activation_elements(t.batch_size, t.seq_len) * 4
+        assert client_memory_bytes(split, rank, shape, cfg) == pytest.approx(frozen + lora_and_adam + saved, rel=1e-12)
+    # one more block costs its frozen weights at the dtype's bytes, whatever the wire
+    step = client_memory_bytes(3, 16, shape, cfg) - client_memory_bytes(2, 16, shape, cfg)
+    lora_step = (shape.client_lora_params(3, 16, targets) - shape.client_lora_params(2, 16, targets)) * 16
+    assert step - lora_step - shape.activation_elements(t.batch_size, t.seq_len) * 4 == pytest.approx(
+        shape.block_params() * bytes_per_weight, rel=1e-9)
+    with pytest.raises(ValueError, match="weight_bits must be an int >= 1"):
+        shape.client_memory_bytes(1, 4, targets, 8, 80, 0)
+
+
+def test_memory_capped_preset_numbers_match_its_doc():
+    """The preset's doc: 4.73 MB at cut 2 / r = 64, 4.87 MB at cut 3 / r = 16, cut 4 from 5.6 MB (fp32)."""
+    from fedsllm_env.calibration import load_calibration
+    from fedsllm_env.config import FedsLLMConfig
+    from fedsllm_env.delay import client_memory_bytes, memory_violations
+    from fedsllm_env.presets import PRESET_DOCS, PRESETS
+
+    cfg = FedsLLMConfig.from_dict(PRESETS["memory-capped"])
+    shape = load_calibration().shape
+    assert cfg.model.dtype == "float32" and "frozen weights at model.dtype (fp32 by default;" in PRESET_DOCS[
+        "memory-capped"]
+    assert client_memory_bytes(2, 64, shape, cfg) / 1e6 == pytest.approx(4.73, abs=0.005)
+    assert client_memory_bytes(3, 16, shape, cfg) / 1e6 == pytest.approx(4.87, abs=0.005)
+    assert client_memory_bytes(4, 4, shape, cfg) / 1e6 == pytest.approx(5.6, abs=0.005)
+    fits = {(c, r) for c in range(1, 6) for r in cfg.model.ranks if not memory_violations(c, r, shape, cfg)}
+    assert fits == {(c, r) for c in (1, 2) for r in cfg.model.ranks} | {(3, r) for r in (4, 8, 16)}
+    bf16 = cfg.replace(model=cfg.model.replace(dtype="bfloat16"))
+    fits_bf16 = {(c, r) for c in range(1, 6) for r in cfg.model.ranks if not memory_violations(c, r, shape, bf16)}
+    assert [max(r for c, r in fits_bf16 if c == cut) for cut in (3, 4, 5)] == [32, 16, 8]
+    assert client_memory_bytes(5, 8, shape, bf16) / 1e6 == pytest.approx(4.57, abs=0.005)
