@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from fedsllm_env.config import FedsLLMConfig, merge_overrides
+from fedsllm_env.errors import ConfigError
 
 __all__ = [
     "Policy",
@@ -33,6 +34,7 @@ __all__ = [
     "EpisodeRecord",
     "make_eval_env",
     "merge_config",
+    "check_policy_fits",
     "run_episode",
     "evaluate_policy_on_seeds",
     "PolicySource",
@@ -130,6 +132,43 @@ def _accepts_masks(policy: Policy) -> bool:
         return False
 
 
+def _space_text(space: Any) -> str:
+    """A space in a few characters: ``Box(72,)``, ``MultiDiscrete(24)``."""
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return f"MultiDiscrete({len(space.nvec)})"
+    return f"{type(space).__name__}{tuple(getattr(space, 'shape', ()) or ())}"
+
+
+def _cell_text(cfg: Any) -> str:
+    w = getattr(cfg, "wireless", None)
+    return "" if w is None else f" (K = {w.num_clients}, M = {w.num_subchannels_ms}, N = {w.num_subchannels_fs})"
+
+
+def check_policy_fits(policy: Any, env: gym.Env, name: str = "policy", trained_with: Any = None) -> None:
+    """ConfigError (a ValueError) naming both shapes when a trained agent's observation or action space differs
+    from ``env``'s, e.g. a K = 5 agent in a K = 20 preset; policies without spaces (baselines) always fit.
+
+    Args:
+        policy: the policy (an SB3 model has ``observation_space`` and ``action_space``).
+        env: the env it is about to act in.
+        name: the policy's name, for the message.
+        trained_with: the config the agent was trained with (its K, M, N go into the message), if known.
+    """
+    obs_space, act_space = getattr(policy, "observation_space", None), getattr(policy, "action_space", None)
+    if obs_space is None or act_space is None:
+        return
+    env_obs, env_act = env.observation_space, env.action_space
+    if (type(obs_space) is type(env_obs) and obs_space.shape == env_obs.shape and type(act_space) is type(env_act)
+            and _space_text(act_space) == _space_text(env_act)):
+        return
+    env_id = getattr(getattr(env, "spec", None), "id", None) or type(env.unwrapped).__name__
+    raise ConfigError(f"{name} was trained with observation {_space_text(obs_space)} and action "
+                      f"{_space_text(act_space)}{_cell_text(trained_with)}, but {env_id} has observation "
+                      f"{_space_text(env_obs)} and action {_space_text(env_act)}"
+                      f"{_cell_text(getattr(env.unwrapped, 'config', None))}: evaluate it with the env config it "
+                      "was trained with (drop --preset / --config, or keep its clients and subchannels)")
+
+
 def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
                 deterministic: bool = True) -> EpisodeRecord:
     """Play one episode of ``env`` from ``reset(seed=seed)`` with ``policy``.
@@ -146,6 +185,7 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
     Returns:
         The episode's record.
     """
+    check_policy_fits(policy, env, name)
     use_masks = _accepts_masks(policy)
     obs, _ = env.reset(seed=int(seed))
     total_return, decide_s = 0.0, 0.0

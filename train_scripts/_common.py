@@ -209,7 +209,8 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
     """Resolve a baseline name, a saved agent ``.zip`` or a training run folder.
 
     Args:
-        spec: baseline name, path of a model zip, or a run folder holding ``model.zip`` or an RLlib
+        spec: baseline name (``priority_heuristic`` too: it acts in the Priority ids), path of a model zip, or a
+            run folder holding ``model.zip`` or an RLlib
             ``rllib_checkpoint/`` (and ``config.json`` written by train.py, whose env id and env overrides
             are reused).
         algo: algorithm of the zip ("" = detect).
@@ -224,9 +225,22 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
             names = baseline_names()
         except ImportError:
             names = ()
+        from fedsllm_env.registration import PRIORITY_IDS
+
+        priority_ids = sorted(PRIORITY_IDS.values())
+        if spec == "priority_heuristic":  # acts with priority actions: the Priority ids only
+            own_id = env_id or PRIORITY_IDS["surrogate"]
+            if own_id not in priority_ids:
+                raise UsageError(f"priority_heuristic acts with priority actions, in {priority_ids} only, not in "
+                                 f"--env-id {own_id}; drop --env-id or evaluate it in its own command")
+            return ResolvedPolicy(spec, baseline_factory(spec), own_id, {}, None)
         if spec in names:
+            if env_id in priority_ids:
+                raise UsageError(f"baseline {spec} acts in the Box / Discrete ids, not in the Priority id --env-id "
+                                 f"{env_id} (there only priority_heuristic and agents trained on it play)")
             return ResolvedPolicy(spec, baseline_factory(spec), env_id or BOX_ENV_ID, {}, None)
-        raise UsageError(f"{spec!r} is neither an existing model zip / run folder nor a baseline name {list(names)}")
+        raise UsageError(f"{spec!r} is neither an existing model zip / run folder nor a baseline name "
+                         f"{[*names, 'priority_heuristic']}")
     run_cfg: dict[str, Any] = {}
     if path.is_dir():
         cfg_path = path / "config.json"

@@ -10,6 +10,12 @@
 * ``"ray://host:port"`` or ``"host:port"``: join a remote cluster (Ray client / GCS address). Every node
   must have fedsllm-env installed (``pip install "fedsllm-env[all]"``), exactly as on the head node.
 
+Errors: a malformed address (``bogus://x``, ``nonsense``) is refused by :func:`check_ray_address` before Ray is
+imported; an address where nothing answers, ``auto`` without a running cluster, or a failed ``ray.init`` raise
+one :class:`~fedsllm_env.errors.UsageError` naming the address and the fix; :func:`check_ray_gpus` refuses a
+GPU share the cluster does not have (:class:`~fedsllm_env.errors.DeviceError`). Commands call these before
+they create any run folder.
+
 ``ray_session(address)`` is the same as a context manager that shuts Ray down afterwards if it started
 (or joined) it. ``ray_map_unordered(fn, args_list, num_cpus=..., num_gpus=...)`` runs one Ray task per
 argument tuple with declared resources and yields ``(index, result)`` as tasks finish (callers write each
@@ -22,15 +28,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["ray_init", "ray_session", "ray_map_unordered", "require_ray", "RAY_INSTALL_HINT"]
+from fedsllm_env.errors import DeviceError, UsageError
+
+__all__ = ["ray_init", "ray_session", "ray_map_unordered", "require_ray", "check_ray_address", "check_ray_gpus",
+           "RAY_INSTALL_HINT", "RAY_CONNECT_TIMEOUT_S"]
 
 RAY_INSTALL_HINT = 'pip install "fedsllm-env[ray]"  (or: pip install ray)'
 """What to install when Ray is missing."""
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a TCP answer from a remote Ray address before giving up (Ray itself retries for minutes)."""
+
+RAY_CLIENT_PORT = 10001
+"""Port of ``ray://host`` without a port (the Ray client server's default)."""
+
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?$")
 
 
 def require_ray() -> Any:
@@ -44,12 +63,64 @@ def require_ray() -> Any:
     return ray
 
 
-def _check_address(address: Any, num_cpus: int | None) -> str:
+def check_ray_address(address: Any, flag: str = "--ray-address") -> str:
+    """``address`` stripped, if it is ``"local"``, ``"auto"``, ``"ray://host[:port]"`` or ``"host:port"``;
+    :class:`~fedsllm_env.errors.UsageError` naming the flag and the value otherwise (nothing is imported)."""
     if not isinstance(address, str) or not address.strip():
-        raise ValueError(f"--ray-address must be 'local', 'auto' or 'ray://host:port', got {address!r}")
+        raise UsageError(f"{flag} must be 'local', 'auto', 'ray://host:port' or 'host:port', got {address!r}")
+    address = address.strip()
+    if address in ("local", "auto"):
+        return address
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    match = _HOST_PORT.match(rest)
+    port = match.group("port") if match else None
+    if match is None or (port is None and rest == address) or (port is not None and not 1 <= int(port) <= 65535):
+        raise UsageError(f"{flag} must be 'local' (start Ray here), 'auto' (join the cluster of `ray start`), "
+                         f"'ray://host:port' (Ray client) or 'host:port' (GCS address, port 1-65535), got {address!r}")
+    return address
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) a remote address connects to; None for "local" / "auto"."""
+    if address in ("local", "auto"):
+        return None
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    match = _HOST_PORT.match(rest)
+    assert match is not None  # check_ray_address ran
+    return match.group("host").strip("[]"), int(match.group("port") or RAY_CLIENT_PORT)
+
+
+def _probe(address: str, flag: str) -> None:
+    """UsageError when nothing answers at a remote address within :data:`RAY_CONNECT_TIMEOUT_S`."""
+    endpoint = _endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        with socket.create_connection(endpoint, timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UsageError(f"{flag} {address!r}: nothing answers at {endpoint[0]}:{endpoint[1]} ({reason}); start the "
+                         "cluster there (`ray start --head`), fix the address, or use --ray-address local") from None
+
+
+def _check_address(address: Any, num_cpus: int | None) -> str:
+    address = check_ray_address(address)
     if num_cpus is not None and num_cpus < 1:
-        raise ValueError(f"num_cpus must be >= 1, got {num_cpus}")
-    return address.strip()
+        raise UsageError(f"num_cpus must be >= 1, got {num_cpus}")
+    return address
+
+
+def check_ray_gpus(ray: Any, gpus: float, flag: str = "--gpus-per-learner", address: str = "") -> None:
+    """DeviceError when a task or learner asks for ``gpus`` GPUs and the joined cluster has fewer (Ray would wait
+    for them forever). Call after :func:`ray_init`."""
+    if gpus <= 0:
+        return
+    have = float(ray.cluster_resources().get("GPU", 0.0))
+    if gpus > have:
+        where = f" at {address!r}" if address else ""
+        raise DeviceError(f"{flag} {gpus:g} but the Ray cluster{where} has {have:g} GPU(s); use {flag} 0 (CPU) or "
+                          "join a cluster with GPUs")
 
 
 def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
@@ -64,11 +135,16 @@ def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = N
 
     Returns:
         The initialised ``ray`` module. If Ray is already initialised in this process it is reused.
+
+    Raises:
+        UsageError: a malformed address, nothing answering at a remote one, no cluster for "auto", or any
+            other ``ray.init`` failure (one line naming the address).
     """
     address = _check_address(address, num_cpus)
     ray = require_ray()
     if ray.is_initialized():
         return ray
+    _probe(address, "--ray-address")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats banner or network call
     kwargs: dict[str, Any] = {"log_to_driver": log_to_driver, "logging_level": logging.WARNING}
     if address == "local":
@@ -77,7 +153,15 @@ def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = N
                       runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
     else:
         kwargs.update(address=address)
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        fix = ("start one with `ray start --head`, or use --ray-address local" if address == "auto" else
+               "check the address and that the cluster runs the same Ray version" if address != "local" else
+               "see the Ray log under /tmp/ray")
+        verb = "start Ray here" if address == "local" else "join Ray"
+        raise UsageError(f"--ray-address {address!r}: cannot {verb} ({type(e).__name__}: {first}); {fix}") from e
     return ray
 
 

@@ -45,6 +45,7 @@ class Args:
     """``model.activation_bits``."""
     threads: int = 0
     """torch intra-op threads (0 = torch's default)."""
+    # every flag is checked before a process starts (_check): a bad one exits with status 2 and one line
     out: str = ""
     """Optional JSON output path."""
 
@@ -132,7 +133,50 @@ def _parse(argv: list[str] | None) -> Args:
     args = Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items()})
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    _check(args)
     return args
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+"""``--dtypes`` values (``model.dtype``)."""
+
+
+def _check(args: Args) -> None:
+    """Refuse a bad flag before any process starts: UsageError (or DeviceError for a device this machine lacks)
+    naming the flag, the value and the choices."""
+    from fedsllm_env.config import FedsLLMConfig, check_device_available
+    from fedsllm_env.errors import ConfigError, UsageError
+    from fedsllm_env.splitfed.zoo import BENCHMARK_SHAPES
+
+    unknown = [s for s in args.shapes if s not in BENCHMARK_SHAPES]
+    if unknown or not args.shapes:
+        raise UsageError(f"--shapes: unknown shape(s) {unknown}; choose from {list(BENCHMARK_SHAPES)}")
+    bad = [d for d in args.dtypes if d not in DTYPES]
+    if bad or not args.dtypes:
+        raise UsageError(f"--dtypes: unsupported dtype(s) {bad}; choose from {list(DTYPES)}")
+    try:
+        FedsLLMConfig.from_dict({"model": {"device": args.device, "activation_bits": args.activation_bits}})
+    except ConfigError as e:
+        flag = "--device" if "device" in str(e) else "--activation-bits"
+        raise UsageError(f"{flag}: {e}") from None
+    check_device_available(args.device, "--device")
+    deepest = min(BENCHMARK_SHAPES[s]["n_layer"] for s in args.shapes) - 1
+    if not 1 <= args.split <= deepest:
+        raise UsageError(f"--split must be in [1, {deepest}] for the shapes {list(args.shapes)}, got {args.split}")
+    if args.rank < 1:
+        raise UsageError(f"--rank must be >= 1, got {args.rank}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be >= 0 (0 = torch's default), got {args.threads}")
+    if args.out:  # written after minutes of measuring: check now that it can be
+        import os
+        from pathlib import Path
+
+        out = Path(args.out)
+        parent = out.parent if str(out.parent) else Path(".")
+        if out.is_dir():
+            raise UsageError(f"--out {args.out} is a folder; give a file path such as {out / 'engine.json'}")
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"--out {args.out}: the folder {parent} does not exist or is not writable")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,15 @@ from typing import Sequence
 
 import tyro
 
-from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
+import gymnasium as gym
+
+from agents.evaluation import check_policy_fits, comparison_rows, evaluate_policies, markdown_table
+from fedsllm_env.config import FedsLLMConfig, check_seed
+from fedsllm_env.errors import ConfigError, SeedError, UsageError
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
-from train_scripts._common import env_overrides, resolve_policy, run_name, save_run_config, write_json
-from train_scripts._ray import ray_map_unordered, ray_session
+from train_scripts._common import (ResolvedPolicy, env_overrides, resolve_policy, run_name, save_run_config,
+                                   write_json)
+from train_scripts._ray import check_ray_address, ray_map_unordered, ray_session
 from train_scripts.seeding import seed_everything
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
@@ -35,13 +40,14 @@ class Args:
     """Evaluate agents and baselines on the same held-out seeds."""
 
     policies: tuple[str, ...] = ("optimizer",)
-    """Baseline names, saved agent zips, or training run folders (holding model.zip + config.json)."""
+    """Baseline names (priority_heuristic included: it plays the Priority id), saved agent zips, or training run
+    folders (holding model.zip + config.json)."""
     algo: str = ""
     """Algorithm of the zips ("" = read from the run's config.json or detected from the zip)."""
     env_id: str = ""
     """Env id for every policy ("" = the run's id for agents, FedsLLM-Surrogate-v0 for baselines)."""
     seeds: tuple[int, ...] = (1000, 1001, 1002, 1003, 1004)
-    """Held-out reset seeds, one episode each (training uses other seeds)."""
+    """Held-out reset seeds (ints >= 0), one episode each (training uses other seeds)."""
     calibration_path: str = ""
     """Calibration JSON ("" = the run's or the shipped table)."""
     config: str = ""
@@ -66,10 +72,41 @@ class Args:
     """GPU share each episode task declares (real mode on a GPU, e.g. 0.25)."""
 
 
+def _check_seeds(seeds: Sequence[int]) -> None:
+    """Every ``--seeds`` value is an int >= 0 (a reset seed)."""
+    for seed in seeds:
+        try:
+            check_seed(seed, "--seeds")
+        except SeedError:
+            raise UsageError(f"--seeds {seed}: every seed must be an int >= 0 (a reset seed)") from None
+
+
+def _check_fits(res: ResolvedPolicy, overrides: dict) -> None:
+    """A trained agent's spaces match the env it is evaluated in (checked on the id's surrogate twin, which has
+    the same spaces and builds no engine), before any episode runs."""
+    if not hasattr(res.policy, "observation_space"):
+        return
+    variant = dict(gym.spec(res.env_id).kwargs.get("variant") or {}, mode="surrogate")
+    env = gym.make(res.env_id, config=overrides, variant=variant)
+    try:
+        trained = FedsLLMConfig.from_dict(res.env_overrides) if res.env_overrides else None
+    except (ConfigError, TypeError):
+        trained = None
+    try:
+        check_policy_fits(res.policy, env, res.name, trained)
+    except ConfigError as e:
+        raise UsageError(f"--policies: {e}") from None
+    finally:
+        env.close()
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Evaluate, print and save the table; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm evaluate")
     non_empty(policies=args.policies, seeds=args.seeds)
+    _check_seeds(args.seeds)
+    if args.ray_address:
+        check_ray_address(args.ray_address)
     at_least(max_rounds=(args.max_rounds, 0), torch_threads=(args.torch_threads, 1),
              ray_cpus_per_task=(args.ray_cpus_per_task, 0), ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     if args.env_id:
@@ -88,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         base = res.env_overrides if res.algo is not None else agent_overrides
         cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base,
                             preset=args.preset)
+        _check_fits(res, cfg)
         used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
         entries.append((res.name, res.policy, res.env_id, cfg))
     with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
