@@ -13,11 +13,11 @@ from typing import Any, Iterable
 import gymnasium as gym
 
 from fedsllm_env.calibration import load_calibration
-from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.config import FedsLLMConfig, check_num_envs
 from fedsllm_env.errors import MissingFileError, UsageError
 
 __all__ = ["at_least", "non_empty", "parse_hyperparams", "check_env_id", "check_agent", "check_env_config",
-           "check_baselines", "new_output_dir", "ACTION_MODES"]
+           "check_baselines", "check_n_envs", "new_output_dir", "ACTION_MODES"]
 
 ACTION_MODES: dict[str, tuple[str, ...]] = {
     "ppo": ("box", "multidiscrete", "hybrid"),
@@ -109,6 +109,18 @@ def check_env_config(overrides: dict[str, Any]) -> FedsLLMConfig:
         raise MissingFileError(str(e)) from e
     load_calibration(cfg.calibration_path)
     return cfg
+
+
+def check_n_envs(overrides: dict[str, Any], n_envs: int, n_steps: int = 0, flag: str = "--n-envs") -> None:
+    """``n_envs`` training envs of ``overrides`` (0 = the YAML's, not checked here) and, with ``n_steps``, their
+    rollout buffer fit: at most ``fedsllm_env.config.MAX_NUM_ENVS`` and within the memory available now
+    (:func:`fedsllm_env.config.check_num_envs`). Call before creating the run folder.
+
+    Raises:
+        ConfigError: ``n_envs`` above the bound. MemoryLimitError: the estimate exceeds the available memory.
+    """
+    if n_envs:
+        check_num_envs(FedsLLMConfig.from_dict(overrides), n_envs, n_steps, flag=flag)
 
 
 def check_baselines(names: Iterable[str], flag: str = "--baselines") -> None:

@@ -111,16 +111,33 @@ def _check_address(address: Any, num_cpus: int | None) -> str:
     return address
 
 
-def check_ray_gpus(ray: Any, gpus: float, flag: str = "--gpus-per-learner", address: str = "") -> None:
-    """DeviceError when a task or learner asks for ``gpus`` GPUs and the joined cluster has fewer (Ray would wait
-    for them forever). Call after :func:`ray_init`."""
+def check_ray_gpus(gpus: float, flag: str = "--gpus-per-learner", address: str = "local", ray: Any = None) -> None:
+    """DeviceError when a learner or task asks for ``gpus`` GPUs and Ray cannot offer them (RLlib fails deep inside
+    with an assertion, a task waits forever).
+
+    Args:
+        gpus: the GPU share asked for (0 = none: always fine).
+        flag: the flag that asks, for the message.
+        address: the ``--ray-address``; for "local" the GPUs are counted without starting Ray (what Ray would
+            detect: torch's CUDA devices), so this can run before anything is created.
+        ray: the initialised ``ray`` module, to count the GPUs of a joined cluster.
+    """
     if gpus <= 0:
         return
-    have = float(ray.cluster_resources().get("GPU", 0.0))
+    if ray is not None and ray.is_initialized():
+        have = float(ray.cluster_resources().get("GPU", 0.0))
+    elif address == "local":
+        try:
+            import torch
+
+            have = float(torch.cuda.device_count()) if torch.cuda.is_available() else 0.0
+        except ImportError:
+            have = 0.0
+    else:
+        return  # a remote cluster: count after joining it (pass ray)
     if gpus > have:
-        where = f" at {address!r}" if address else ""
-        raise DeviceError(f"{flag} {gpus:g} but the Ray cluster{where} has {have:g} GPU(s); use {flag} 0 (CPU) or "
-                          "join a cluster with GPUs")
+        raise DeviceError(f"{flag} {gpus:g} but Ray at {address!r} has {have:g} GPU(s); use {flag} 0 (CPU) or "
+                          "join a cluster with GPUs (--ray-address)")
 
 
 def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = None,
