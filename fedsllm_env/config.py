@@ -133,7 +133,7 @@ def _at_most(obj: Any, name: str) -> None:
     value, high = getattr(obj, name), SIZE_BOUNDS[name]
     values = value if isinstance(value, tuple) else (value,)
     _require(all(v <= high for v in values), type(obj).__name__, name, value,
-             f"must be <= {high:,} (the documented size bound, fedsllm_env.config.SIZE_BOUNDS)")
+             f"must be <= {high:,} (fedsllm_env.config.SIZE_BOUNDS)")
 
 
 def _check_numbers(obj: Any) -> None:
@@ -457,8 +457,8 @@ class TrainingConfig(_Validated):
     """Concentration of the Dirichlet non-IID partition (over meaning-representation venue types)."""
     val_batches: int = 8
     """Validation mini-batches evaluated per round (the first ``val_batches * batch_size`` validation examples,
-    the same every round); 0 = every validation example. 8 (64 examples) keeps validation at about a fifth
-    of a default round (every example: about 45 %), which the calibration budget needs."""
+    the same every round); 0 = every validation example; at most 1,000,000. 8 (64 examples) keeps validation at
+    about a fifth of a default round (every example: about 45 %), which the calibration budget needs."""
     target_val_loss: float = 0.0
     """Episode terminates when validation loss <= this; 0 = use the calibration file's target."""
     max_rounds: int = 80
@@ -573,7 +573,8 @@ def check_seed(seed: Any, what: str = "seed") -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise SeedError(f"{what} must be an int >= 0 or None, got {type(seed).__name__} {seed!r}; pass an int "
+        shown = repr(seed.item()) if getattr(seed, "shape", None) == () else repr(seed)  # numpy scalars plainly
+        raise SeedError(f"{what} must be an int >= 0 or None, got {type(seed).__name__} {shown}; pass an int "
                         "such as 0 or 12345")
     if int(seed) < 0:
         raise SeedError(f"{what} must be an int >= 0 or None, got {int(seed)}; pass a non-negative seed")
