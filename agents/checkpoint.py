@@ -4,14 +4,19 @@ A checkpoint is written to a temporary file in the target folder and moved into 
 ``os.replace``, so a crash never leaves a truncated ``.zip`` under the final name. Beside a
 checkpoint ``<name>.zip`` lie, when they exist, ``<name>_vecnormalize.pkl`` (the running reward
 statistics of a ``normalize_reward`` run) and ``<name>_replay_buffer.pkl`` (off-policy agents, when
-asked); :func:`resume` restores both.
+asked); :func:`resume` restores both. ``<name>_clock.json`` records the run's training wall time up to
+that checkpoint, every segment before a resume included (:func:`write_clock`, :func:`read_clock`), so a
+run killed and resumed still reports its whole training time.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +29,11 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.factory import ALGOS
-from fedsllm_env.atomic import atomic_write
+from fedsllm_env.atomic import atomic_write, atomic_write_json
 from fedsllm_env.errors import MissingFileError, UsageError
 
-__all__ = ["atomic_save", "save_vec_normalize", "sidecar", "AtomicCheckpointCallback", "latest_checkpoint",
-           "detect_algo", "load_agent", "resume"]
+__all__ = ["atomic_save", "save_vec_normalize", "sidecar", "clock_path", "write_clock", "read_clock",
+           "AtomicCheckpointCallback", "latest_checkpoint", "detect_algo", "load_agent", "resume"]
 
 _STEPS_RE = re.compile(r"_(\d+)_steps\.zip$")
 
@@ -53,6 +58,31 @@ def sidecar(checkpoint: str | os.PathLike[str], kind: str) -> Path:
     """Path of a checkpoint's companion file: ``kind`` is "vecnormalize" or "replay_buffer"."""
     path = Path(checkpoint)
     return path.with_name(f"{path.stem}_{kind}.pkl")
+
+
+def clock_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """Path of a checkpoint's training-clock record, ``<name>_clock.json``."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}_clock.json")
+
+
+def write_clock(checkpoint: str | os.PathLike[str], num_timesteps: int, wall_time_s: float) -> Path:
+    """Record, atomically beside ``checkpoint``, the run's training wall time up to it (all segments), s."""
+    return atomic_write_json(clock_path(checkpoint), {"num_timesteps": int(num_timesteps),
+                                                      "wall_time_s": float(wall_time_s)})
+
+
+def read_clock(checkpoint: str | os.PathLike[str], num_timesteps: int | None = None) -> float | None:
+    """The training wall time recorded beside ``checkpoint``, s; None when there is no readable record (an
+    older checkpoint, a file cut by a kill) or it belongs to another step count than ``num_timesteps``."""
+    try:
+        data = json.loads(clock_path(checkpoint).read_text())
+        wall_s, steps = float(data["wall_time_s"]), int(data["num_timesteps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not math.isfinite(wall_s) or wall_s < 0 or (num_timesteps is not None and steps != int(num_timesteps)):
+        return None
+    return wall_s
 
 
 def save_vec_normalize(model: BaseAlgorithm, checkpoint: str | os.PathLike[str]) -> Path | None:
@@ -96,9 +126,25 @@ class AtomicCheckpointCallback(BaseCallback):
         self.saved: list[Path] = []
         self._last_saved_at = -1
         self._next_save = 0
+        self._clock_start: float | None = None
+        self._wall_before_s = 0.0
+
+    def start_clock(self, wall_time_before_s: float = 0.0, started_at: float | None = None) -> None:
+        """Count this segment's training time from ``started_at`` (``time.perf_counter()``; default now) on top
+        of ``wall_time_before_s`` (the run's earlier segments), for the ``_clock.json`` of every checkpoint."""
+        self._wall_before_s = float(wall_time_before_s)
+        self._clock_start = time.perf_counter() if started_at is None else float(started_at)
+
+    def wall_time_s(self) -> float:
+        """The run's training wall time so far (earlier segments included), s."""
+        if self._clock_start is None:
+            return self._wall_before_s
+        return self._wall_before_s + time.perf_counter() - self._clock_start
 
     def _init_callback(self) -> None:
         self.save_dir.mkdir(parents=True, exist_ok=True)
+        if self._clock_start is None:
+            self.start_clock()
         # the model's counter: BaseCallback.num_timesteps is still 0 here on a resumed run
         self._last_saved_at = int(self.model.num_timesteps)  # that state is already on disk when resuming
         if self.save_freq > 0:
@@ -113,6 +159,7 @@ class AtomicCheckpointCallback(BaseCallback):
             return
         path = atomic_save(self.model, self.checkpoint_path(self.num_timesteps))
         save_vec_normalize(self.model, path)
+        write_clock(path, self.num_timesteps, self.wall_time_s())
         if self.save_replay_buffer and isinstance(self.model, OffPolicyAlgorithm):
             atomic_write(sidecar(path, "replay_buffer"), self.model.save_replay_buffer)
             for older in self.saved:
@@ -126,6 +173,7 @@ class AtomicCheckpointCallback(BaseCallback):
             old.unlink(missing_ok=True)
             for kind in ("replay_buffer", "vecnormalize"):
                 sidecar(old, kind).unlink(missing_ok=True)
+            clock_path(old).unlink(missing_ok=True)
 
     def _on_step(self) -> bool:
         if self.save_freq > 0 and self.num_timesteps >= self._next_save:

@@ -29,7 +29,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from agents.callbacks import FedsLLMInfoCallback, PlainProgressCallback, read_episode_log
-from agents.checkpoint import AtomicCheckpointCallback, atomic_save, resume, save_vec_normalize, sidecar
+from agents.checkpoint import (AtomicCheckpointCallback, atomic_save, read_clock, resume, save_vec_normalize,
+                               sidecar, write_clock)
 from agents.evaluation import Policy, merge_config
 from agents.factory import build_agent, check_compatible, default_env_id, load_hyperparams, merge_hyperparams
 from agents.imitation import behaviour_clone, collect_demonstrations, search_demonstrations
@@ -65,7 +66,8 @@ class TrainResult:
     hyperparams: dict[str, Any]
     """Resolved hyperparameters (YAML entry + overrides, including n_timesteps / n_envs)."""
     wall_time_s: float
-    """Training wall time, s."""
+    """Training wall time of the whole run, s: this segment plus, after a resume, the segments before the
+    checkpoint (``wall_time_before_s``)."""
     episodes: list[dict[str, Any]] = field(default_factory=list)
     """Finished training episodes of the whole run, resumed parts included (``episodes.jsonl``; see
     :class:`~agents.callbacks.FedsLLMInfoCallback`)."""
@@ -73,6 +75,8 @@ class TrainResult:
     """Checkpoints written."""
     bc_losses: list[float] = field(default_factory=list)
     """Behaviour-cloning loss per epoch (empty without a teacher)."""
+    segment_wall_time_s: float = 0.0
+    """Training wall time of this call alone, s."""
 
 
 def resolve_hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None = None,
@@ -172,7 +176,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 resume_from: str | Path | None = None, device: str = "cpu", vec_env: str = "",
                 bc_teacher: Callable[[gym.Env], Policy] | str | None = None, bc_samples: int = 8000,
                 bc_epochs: int = 100, bc_seed: int = 20_000, save_replay_buffer: bool = False,
-                n_envs_before: int | None = None, rl: bool = True) -> TrainResult:
+                n_envs_before: int | None = None, rl: bool = True,
+                wall_time_before_s: float | None = None) -> TrainResult:
     """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
 
     Args:
@@ -210,6 +215,9 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         n_envs_before: with ``resume_from``: the parallel envs of the run so far (default: the number
             of monitor CSVs), to cut the CSVs back to the checkpoint.
         rl: run the RL phase (False: behaviour cloning only; needs ``bc_teacher``).
+        wall_time_before_s: with ``resume_from``: the run's training wall time up to the checkpoint, s
+            (None: the checkpoint's ``_clock.json``, 0 when it has none). Every checkpoint and model.zip get
+            a ``_clock.json`` with the run's total so far, and ``wall_time_s`` of the result counts it.
 
     Returns:
         A :class:`TrainResult`.
@@ -219,6 +227,9 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
     """
     env_id = env_id or default_env_id(algo)
     run_dir = Path(run_dir)
+    if wall_time_before_s is None:
+        wall_time_before_s = 0.0 if resume_from is None else (
+            read_clock(resume_from, checkpoint_timesteps(resume_from)) or 0.0)
     with RunLock(run_dir):
         env_config = merge_config(config)
         params = resolve_hyperparams(algo, env_id, hyperparams, total_timesteps, n_envs)
@@ -256,6 +267,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                     restore_evaluations(eval_cb, checkpoint_timesteps(resume_from))
                 callbacks.append(eval_cb)
             start = time.perf_counter()
+            if ckpt_cb is not None:
+                ckpt_cb.start_clock(wall_time_before_s, start)
             bc_losses: list[float] = []
             if resume_from is not None:
                 buffer = sidecar(resume_from, "replay_buffer")
@@ -282,8 +295,11 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
             wall = time.perf_counter() - start
             model_path = atomic_save(model, run_dir / "model.zip")
             save_vec_normalize(model, model_path)
+            write_clock(model_path, model.num_timesteps, wall_time_before_s + wall)
         finally:
             env.close()
         return TrainResult(model=model, model_path=model_path, run_dir=run_dir, algo=algo, env_id=env_id,
-                           hyperparams=params, wall_time_s=wall, episodes=read_episode_log(run_dir / EPISODE_LOG),
-                           checkpoints=list(ckpt_cb.saved) if ckpt_cb else [], bc_losses=bc_losses)
+                           hyperparams=params, wall_time_s=wall_time_before_s + wall,
+                           episodes=read_episode_log(run_dir / EPISODE_LOG),
+                           checkpoints=list(ckpt_cb.saved) if ckpt_cb else [], bc_losses=bc_losses,
+                           segment_wall_time_s=wall)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -26,10 +28,10 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import tyro
 
-from agents.checkpoint import detect_algo, latest_checkpoint
+from agents.checkpoint import detect_algo, latest_checkpoint, read_clock
 from agents.factory import ALGOS, default_env_id
 from agents.resume import checkpoint_timesteps
-from agents.training import DEFAULT_TIMESTEPS, train_agent
+from agents.training import DEFAULT_TIMESTEPS, resolve_hyperparams, train_agent
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.runlock import RunLock
 from train_scripts._checks import (
@@ -57,9 +59,10 @@ class Args:
     env_id: str = ""
     """Env id ("" = FedsLLM-Surrogate-Discrete-v0 for maskable_ppo, FedsLLM-Surrogate-v0 otherwise)."""
     seed: int = 1
-    """Seed of the agent, the training envs and the global RNGs."""
+    """Seed of the agent, the training envs and the global RNGs, in [0, 2**32 - 1]."""
     total_timesteps: int = 0
-    """Training budget in env steps (training rounds); 0 = the YAML n_timesteps."""
+    """Training budget in env steps (training rounds); 0 = the YAML n_timesteps (a resume: the run's budget,
+    recorded in config.json when the run started). Resolved and recorded before training starts."""
     n_envs: int = 0
     """Parallel training envs; 0 = the YAML n_envs (RLlib: envs per env runner, 0 = 1)."""
     vec_env: VecEnvName = ""
@@ -135,6 +138,7 @@ class RunPlan:
     env_config: dict[str, Any]
     hyperparam_overrides: dict[str, Any]
     total_timesteps: int | None
+    """The run's budget in env steps (resolved: flag, else the resumed run's recorded budget, else the YAML's)."""
     n_envs: int | None
     resume: Path | None = None
     resume_timesteps: int = 0
@@ -142,7 +146,14 @@ class RunPlan:
     """config.json of the run the checkpoint belongs to (None: a bare checkpoint)."""
 
 
+SEED_MAX = 2**32 - 1
+"""Largest ``--seed``: numpy's global seed (``np.random.seed``) takes 32 bits."""
+
+
 def _check_numbers(args: Args) -> None:
+    if not 0 <= args.seed <= SEED_MAX:
+        raise UsageError(f"--seed must be in [0, {SEED_MAX}] (numpy's seed range), got {args.seed}; pick a seed "
+                         "in that range")
     at_least(total_timesteps=(args.total_timesteps, 0), n_envs=(args.n_envs, 0), max_rounds=(args.max_rounds, 0),
              checkpoint_freq=(args.checkpoint_freq, 0), eval_freq=(args.eval_freq, 0),
              eval_episodes=(args.eval_episodes, 0), torch_threads=(args.torch_threads, 1),
@@ -165,6 +176,35 @@ def _read_run_config(run_dir: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def _check_runs_dir(runs_dir: str, run_dir: Path) -> None:
+    """``--runs-dir`` can hold the run folder: every existing part of the path is a folder, and the deepest
+    existing one accepts a new folder (probed with a temporary folder, removed at once). Creates nothing."""
+    probe = run_dir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir}: {probe} is a file, not a folder; choose a folder for the runs")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fedsllm-probe-", dir=probe))
+    except OSError as e:
+        raise UsageError(f"--runs-dir {runs_dir} is not writable ({probe}: {e.strerror or e}); choose a writable "
+                         "folder") from e
+
+
+def _recorded_budget(run: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(total timesteps, n_envs) a run's config.json recorded: the budget written when it started, else the
+    hyperparameters written when it finished, else its non-zero flags (runs of older versions)."""
+    def pick(*values: Any) -> int | None:
+        return next((int(v) for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
+
+    hyper = run.get("hyperparams") if isinstance(run.get("hyperparams"), dict) else {}
+    flags = run.get("args") if isinstance(run.get("args"), dict) else {}
+    return (pick(run.get("total_timesteps"), hyper.get("n_timesteps"), flags.get("total_timesteps")),
+            pick(run.get("n_envs"), hyper.get("n_envs"), flags.get("n_envs")))
 
 
 def _resume_checkpoint(spec: str) -> Path:
@@ -236,8 +276,22 @@ def plan_run(args: Args) -> RunPlan:
     if resumed_run and args.eval_freq and (args.eval_episodes or 5) != (previous_args.get("eval_episodes") or 5):
         raise UsageError(f"--eval-episodes {args.eval_episodes} differs from the resumed run's "
                          f"{previous_args.get('eval_episodes') or 5}: its evaluation curve could not continue")
-    total = args.total_timesteps or previous.get("n_timesteps") or None
-    n_envs = args.n_envs or previous.get("n_envs") or None
+    if args.vec_env == "batched":
+        from agents.vec_env import has_batched_env
+
+        if not has_batched_env(env_id):
+            raise UsageError(f"--vec-env batched: {env_id} has no batched version (only the surrogate Box, Discrete "
+                             "and Priority ids have one); use --vec-env dummy or subproc")
+        if resume is not None:
+            raise UsageError("--vec-env batched cannot resume a run (a resume continues per-env Monitor logs); drop "
+                             "--vec-env or pass --vec-env dummy")
+    recorded_total, recorded_n_envs = _recorded_budget(source)
+    total = args.total_timesteps or recorded_total
+    n_envs = args.n_envs or previous.get("n_envs") or recorded_n_envs
+    resolved = resolve_hyperparams(args.algo, env_id, overrides, total, n_envs)  # the YAML's where neither
+    total, n_envs = int(resolved["n_timesteps"]), int(resolved["n_envs"])
+    if resume is not None and not args.total_timesteps:
+        args.total_timesteps = total  # config.json keeps the run's budget, not 0
     if args.run_name:
         run_dir = Path(args.runs_dir) / args.run_name
     elif source_dir is not None:
@@ -246,6 +300,7 @@ def plan_run(args: Args) -> RunPlan:
         run_dir = Path(args.runs_dir) / run_name(env_id, args.algo, args.seed)
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"run folder {run_dir} exists and is not a folder")
+    _check_runs_dir(args.runs_dir, run_dir)
     held = [n for n in ("config.json", "model.zip", "checkpoints", "monitor") if (run_dir / n).exists()]
     if held and (resume is None or source_dir is None or run_dir.resolve() != source_dir.resolve()):
         what = "resume it with --resume " + str(run_dir) if resume is None else "resume into its own run folder"
@@ -304,6 +359,7 @@ def plan_rllib_run(args: Args) -> RunPlan:
     except ValueError as e:
         raise UsageError(f"--hyperparams: {e}") from e
     run_dir = Path(args.runs_dir) / (args.run_name or run_name(env_id, f"rllib-{args.algo}", args.seed))
+    _check_runs_dir(args.runs_dir, run_dir)
     held = [n for n in ("config.json", "rllib_checkpoint", "model.zip") if (run_dir / n).exists()]
     if held:
         raise UsageError(f"run folder {run_dir} already holds another run ({', '.join(held)}); choose another "
@@ -342,6 +398,23 @@ def _train_rllib(args: Args, plan: RunPlan) -> Path:
     return run_dir
 
 
+def _wall_time_before_s(plan: RunPlan) -> float:
+    """The run's training wall time up to the resumed checkpoint, s: its ``_clock.json``, else (checkpoints of
+    older versions) the run's train_summary.json when it ended at the same step, else 0."""
+    assert plan.resume is not None
+    recorded = read_clock(plan.resume, plan.resume_timesteps)
+    if recorded is not None:
+        return recorded
+    summary = plan.run_dir / "train_summary.json"
+    try:
+        data = json.loads(summary.read_text())
+        if int(data["num_timesteps"]) == plan.resume_timesteps and float(data["wall_time_s"]) >= 0:
+            return float(data["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return 0.0
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse and validate the arguments, train, save; returns the run folder.
 
@@ -358,14 +431,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if args.framework == "rllib":
         return _train_rllib(args, plan)
     run_dir = plan.run_dir
-    resumed = {"resumed_from": str(plan.resume), "resumed_at_timesteps": plan.resume_timesteps} if plan.resume else {}
+    resumed = {"resumed_from": str(plan.resume), "resumed_at_timesteps": plan.resume_timesteps,
+               "total_timesteps": plan.total_timesteps} if plan.resume else {}
     history = list((plan.resumed_run or {}).get("resumes", [])) + ([resumed] if resumed else [])
+    budget = {"total_timesteps": plan.total_timesteps, "n_envs": plan.n_envs}  # recorded before training starts
+    wall_before = _wall_time_before_s(plan) if plan.resume is not None else None
     with RunLock(run_dir):
         save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id,
-                        hyperparam_overrides=plan.hyperparam_overrides, resumes=history)
-        if plan.resume is not None and (plan.total_timesteps or 0) <= plan.resume_timesteps:
-            print(f"nothing to train: the checkpoint already has {plan.resume_timesteps} steps "
-                  f">= --total-timesteps {plan.total_timesteps}")
+                        hyperparam_overrides=plan.hyperparam_overrides, resumes=history, **budget)
+        if plan.resume is not None:
+            left = (plan.total_timesteps or 0) - plan.resume_timesteps
+            print(f"resumed from {plan.resume} at step {plan.resume_timesteps} of {plan.total_timesteps}"
+                  + (f": {left} to train" if left > 0 else ": nothing left to train (pass --total-timesteps above "
+                     f"{plan.resume_timesteps} to extend the run); writing model.zip and train_summary.json"))
         result = train_agent(
             args.algo, run_dir, env_id=plan.env_id, seed=args.seed, total_timesteps=plan.total_timesteps,
             config=plan.env_config, hyperparams=plan.hyperparam_overrides, n_envs=plan.n_envs,
@@ -373,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose, vec_env=args.vec_env,
             resume_from=plan.resume, bc_teacher=bc_teacher_arg(args.bc_teacher), rl=not args.bc_only,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
-            n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"))
+            n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"),
+            wall_time_before_s=wall_before)
         hyperparams = result.hyperparams
         if plan.resume is not None:  # what the loaded agent trains with, not the YAML's
             hyperparams = {**agent_hyperparams(result.model, args.algo),
@@ -383,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             "model_path": str(result.model_path),
             "num_timesteps": int(result.model.num_timesteps),
             "wall_time_s": result.wall_time_s,
+            "segment_wall_time_s": result.segment_wall_time_s,
+            "total_timesteps": plan.total_timesteps,
             "episodes": len(delays),
             "first_10_episodes_total_delay_mean_s": float(np.mean(delays[:10])) if delays else None,
             "last_10_episodes_total_delay_mean_s": float(np.mean(delays[-10:])) if delays else None,
@@ -394,9 +475,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         }
         write_json(run_dir / "train_summary.json", summary)
         save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id,
-                        hyperparam_overrides=plan.hyperparam_overrides, hyperparams=hyperparams, resumes=history)
+                        hyperparam_overrides=plan.hyperparam_overrides, hyperparams=hyperparams, resumes=history,
+                        **budget)
     print(f"trained {args.algo} on {plan.env_id} for {summary['num_timesteps']} steps in {result.wall_time_s:.1f} s "
-          f"({len(delays)} episodes in the run; mean total delay of the last 10: "
+          f"of training in all ({len(delays)} episodes in the run; mean total delay of the last 10: "
           f"{summary['last_10_episodes_total_delay_mean_s']} s)")
     print(f"model: {result.model_path}")
     return run_dir
