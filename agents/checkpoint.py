@@ -99,7 +99,8 @@ class AtomicCheckpointCallback(BaseCallback):
     Files are ``<save_dir>/<name_prefix>_<num_timesteps>_steps.zip``, with the VecNormalize statistics
     (``..._vecnormalize.pkl``) when the agent trains on a VecNormalize env and, when
     ``save_replay_buffer`` is set for an off-policy agent, the replay buffer (``..._replay_buffer.pkl``,
-    kept for the newest checkpoint only: it can be hundreds of MB). After a resume the first
+    kept for the newest checkpoint only: it can be hundreds of MB), and ``..._clock.json``, the run's training
+    wall time up to the checkpoint (earlier segments from :meth:`start_clock`). After a resume the first
     checkpoint is the first multiple of ``save_freq`` past the resumed step count.
 
     Args:
