@@ -136,6 +136,14 @@ def _at_most(obj: Any, name: str) -> None:
              f"must be <= {high:,} (fedsllm_env.config.SIZE_BOUNDS)")
 
 
+def _finite(value: int | float) -> bool:
+    """``math.isfinite``, False (not OverflowError) for an int beyond the float range such as 10**400."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_numbers(obj: Any) -> None:
     """Type-check numeric and tuple fields against their annotations (bool is not a number)."""
     hints = typing.get_type_hints(type(obj))
@@ -146,12 +154,12 @@ def _check_numbers(obj: Any) -> None:
         cls = type(obj).__name__
         if hint is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{cls}.{f.name} must be an int, got {type(value).__name__} {value!r}")
+                raise TypeError(f"{cls}.{f.name} must be an int, got {type(value).__name__} {_show(value)}")
         elif hint is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{cls}.{f.name} must be a number, got {type(value).__name__} {value!r}")
-            if not math.isfinite(value):
-                raise ConfigError(f"{cls}.{f.name} must be finite, got {value!r}")
+            if not _finite(value):
+                raise ConfigError(f"{cls}.{f.name} must be finite, got {_show(value)}")
             object.__setattr__(obj, f.name, float(value))
         elif hint is str:
             if not isinstance(value, str):
@@ -177,8 +185,8 @@ def _check_items(cls: str, name: str, value: tuple, args: tuple) -> None:
         if item_type is float:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise TypeError(f"{where} must be a number, got {type(item).__name__} {item!r}")
-            if not math.isfinite(item):
-                raise ConfigError(f"{where} must be finite, got {item!r}")
+            if not _finite(item):
+                raise ConfigError(f"{where} must be finite, got {_show(item)}")
         elif item_type is int:
             if isinstance(item, bool) or not isinstance(item, int):
                 raise TypeError(f"{where} must be an int, got {type(item).__name__} {item!r}")
@@ -399,8 +407,8 @@ class ModelConfig(_Validated):
     def __post_init__(self) -> None:
         _check_numbers(self)
         n = "ModelConfig"
-        _require(isinstance(self.backbone, str) and len(self.backbone) > 0, n, "backbone", self.backbone,
-                 "must be a non-empty string")
+        _require(self.backbone.strip() == self.backbone != "", n, "backbone", self.backbone,
+                 "must be a non-empty string without leading or trailing spaces")
         _require(len(self.ranks) >= 1 and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1
                                               for r in self.ranks), n, "ranks", self.ranks,
                  "must be a non-empty tuple of ints >= 1")

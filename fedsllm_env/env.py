@@ -24,6 +24,14 @@ from fedsllm_env.types import ChannelState, Decision, DelayBreakdown, Scenario
 __all__ = ["FedsLLMEnv"]
 
 
+def _check_lora_targets(config: FedsLLMConfig, shape: ModelShape) -> None:
+    """ConfigError naming ``model.lora_target_modules`` when a name selects no module of ``shape``."""
+    try:
+        shape.resolve_targets(tuple(config.model.lora_target_modules))
+    except ValueError as e:
+        raise ConfigError(f"ModelConfig.lora_target_modules={list(config.model.lora_target_modules)}: {e}") from None
+
+
 class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
     """Split-federated LoRA fine-tuning of a GPT-2 style LLM over a wireless cell.
 
@@ -84,8 +92,11 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
                               "calibrate a model with more positions (`fedsllm calibrate`)")
         if backend is None and config.mode == "real":
             check_device_available(config.model.device)  # before any data, model or cache is built
+        if backend is None and config.mode == "surrogate":
+            _check_lora_targets(config, self.calibration.shape)
         self.backend = backend if backend is not None else make_backend(config, self.calibration)
         self.shape: ModelShape = self.backend.shape
+        _check_lora_targets(config, self.shape)
         if self.shape != self.calibration.shape:
             warnings.warn(f"backbone shape {self.shape} differs from the calibrated one {self.calibration.shape}; "
                           "E(r) and the surrogate come from another model (run `fedsllm calibrate`)", stacklevel=2)

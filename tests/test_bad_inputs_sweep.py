@@ -78,6 +78,12 @@ SIZE_CASES = [
     ({"model": {"device": "cuda:256"}}, ConfigError, "with N in 0..255"),
     ({"model": {"device": "cuda:01"}}, ConfigError, "got 'cuda:01'"),
     ({"model": {"device": "gpu"}}, ConfigError, "got 'gpu'"),
+    # beyond the issue: ints past the float range, blank backbone names
+    ({"wireless": {"total_power_ms_w": 10**400}}, ConfigError, "total_power_ms_w must be finite, got 1.000e+400"),
+    ({"compute": {"client_cpu_freq_range_hz": [1e9, 10**400]}}, ConfigError,
+     "client_cpu_freq_range_hz[1] must be finite, got 1.000e+400"),
+    ({"model": {"backbone": " tiny-gpt2"}}, ConfigError, "backbone must be a non-empty string without leading or "
+     "trailing spaces, got ' tiny-gpt2'"),
 ]
 
 
@@ -156,6 +162,11 @@ def n_envs_flag_rollouts_larger_than_memory(cal, monkeypatch):
     check_n_envs({"calibration_path": cal}, 65536, n_steps=2048)
 
 
+def env_lora_target_that_matches_nothing(cal, monkeypatch):
+    monkeypatch.setattr("fedsllm_env.env.make_backend", _boom)
+    gym.make("FedsLLM-Surrogate-v0", config={"calibration_path": cal, "model": {"lora_target_modules": ["qproj"]}})
+
+
 ENV_CASES = [
     (env_seq_len_above_calibrated_positions, ConfigError, "TrainingConfig.seq_len must be <= 256 (the positions of "
      "the calibrated model"),
@@ -166,6 +177,8 @@ ENV_CASES = [
     (vector_env_too_many_envs, ConfigError, "num_envs must be an int in [1, 65,536], got 1000000"),
     (vector_env_larger_than_free_memory, MemoryLimitError, "num_envs=65,536 envs of K = 4096, M = 4096, N = 4096 "
      "needs about"),
+    (env_lora_target_that_matches_nothing, ConfigError, "ModelConfig.lora_target_modules=['qproj']: LoRA target "
+     "'qproj' matches no module of this model"),
     (n_envs_flag_out_of_bound, ConfigError, "--n-envs must be an int in [1, 65,536], got 100000"),
     (n_envs_flag_rollouts_larger_than_memory, MemoryLimitError, "--n-envs=65,536 envs of K = 5, M = 10, N = 10 with "
      "2,048-step rollouts needs about"),
