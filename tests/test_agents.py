@@ -19,6 +19,7 @@ from agents.checkpoint import (
     detect_algo,
     latest_checkpoint,
     load_agent,
+    read_clock,
     resume,
 )
 from agents.evaluation import (
@@ -180,14 +181,19 @@ def test_checkpoints_are_atomic_and_resume_continues(tmp_path, env_cfg):
     cb = AtomicCheckpointCallback(save_freq=64, save_dir=tmp_path / "ckpt")
     model.learn(total_timesteps=128, callback=cb)
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert names == ["checkpoint_128_steps.zip", "checkpoint_64_steps.zip"]  # no temp files left
+    assert names == ["checkpoint_128_steps.zip", "checkpoint_128_steps_clock.json", "checkpoint_64_steps.zip",
+                     "checkpoint_64_steps_clock.json"]  # no temp files left
+    clock_64, clock_128 = (read_clock(tmp_path / "ckpt" / f"checkpoint_{n}_steps.zip", n) for n in (64, 128))
+    assert 0 < clock_64 < clock_128 and read_clock(tmp_path / "ckpt" / "checkpoint_64_steps.zip", 128) is None
     last = latest_checkpoint(tmp_path / "ckpt")
     assert last is not None and last.name == "checkpoint_128_steps.zip"
     assert detect_algo(last) == "ppo"
 
-    resumed = resume(last, _make(BOX_ENV_ID, env_cfg), total_timesteps=256,
-                     callback=AtomicCheckpointCallback(save_freq=64, save_dir=tmp_path / "ckpt"))
+    again = AtomicCheckpointCallback(save_freq=64, save_dir=tmp_path / "ckpt")
+    again.start_clock(wall_time_before_s=1000.0)  # the run's earlier segments
+    resumed = resume(last, _make(BOX_ENV_ID, env_cfg), total_timesteps=256, callback=again)
     assert resumed.num_timesteps == 256
+    assert 1000.0 < read_clock(tmp_path / "ckpt" / "checkpoint_192_steps.zip") < 1000.0 + 600
     assert latest_checkpoint(tmp_path / "ckpt").name == "checkpoint_256_steps.zip"
     assert (tmp_path / "ckpt" / "checkpoint_192_steps.zip").is_file()
     # already there: nothing more is trained
