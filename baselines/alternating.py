@@ -17,8 +17,8 @@ The three steps live in :mod:`baselines.steps` (re-exported here). Each step is 
 that does not strictly lower T is rejected), so the history of T is non-increasing: the optimizer
 never accepts a worse iterate. Between two infinite T (a start cell whose E is censored) the lower
 per-round delay wins, so the first iteration still optimises the subchannels (the FS link's only chance)
-and the power before the split/rank step leaves the censored cell. The objective is ``E(r, c) * T_round`` (E may ignore the split, see
-:meth:`baselines.problem.Problem.rounds`).
+and the power before the split/rank step leaves the censored cell. The objective is
+``E(r, c) * T_round`` (E may ignore the split, see :meth:`baselines.problem.Problem.rounds`).
 
 Start point (when ``init`` is None): split ``cfg.model.initial_split`` (clipped to L-1), rank
 ``cfg.model.initial_rank``, greedy subchannels at that (c, r), equal power.
