@@ -3,7 +3,8 @@ and the fix (a ``FedsLLMError``; exit status 2 and one line from the CLI) before
 written, or it has a documented behaviour that is checked here.
 
 Tables: sizes (config bounds), envs (memory, positions, device), seeds, actions, episode ends, dataset files,
-Ray addresses, ``fedsllm evaluate`` and ``fedsllm benchmark-engine`` flags. ``INPUT_TABLES`` / :func:`count`.
+Ray addresses, ``fedsllm evaluate`` and ``fedsllm benchmark-engine`` flags, a backbone's config.json against its
+weights (a mismatch is told from corruption). ``INPUT_TABLES`` / :func:`count`.
 """
 
 from __future__ import annotations
@@ -563,11 +564,112 @@ def test_run_episode_names_both_shapes_when_an_agent_does_not_fit(k5_agent, cali
         run_episode(agent, env, seed=0, name="ppo")
 
 
+# ==== 9. a backbone's config.json against its weights: mismatch (fix config.json) vs corruption (delete) ======
+
+@pytest.fixture(scope="module")
+def six_block_gpt2(tmp_path_factory) -> Path:
+    """A tiny random GPT-2 (6 blocks, n_embd 32, 239-word vocabulary, 64 positions) saved with save_pretrained."""
+    from fedsllm_env.splitfed.model import build_random_model
+    from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
+    from fedsllm_env.splitfed.zoo import tiny_config
+
+    tok = default_word_tokenizer()
+    folder = tmp_path_factory.mktemp("bb") / "gpt2"
+    build_random_model(tiny_config("gpt2", len(tok), n_layer=6, pad_id=tok.pad_token_id,
+                                   eos_id=tok.eos_token_id)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _as_bin(folder: Path) -> None:
+    """Replace the safetensors weights by a pytorch_model.bin (no header to read before loading)."""
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+def _truncate(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+
+
+BACKBONE_CASES = [  # (id, config.json changes, file change, error, message fragments)
+    ("n_layer 3 over 6 blocks", {"n_layer": 3}, None, "BackboneError",
+     ["config.json says 3 block(s) (n_layer / num_hidden_layers) but the weights hold 6; set it to 6 in",
+      "(the weights are not corrupted)"]),
+    ("n_layer 1 over 6 blocks", {"n_layer": 1}, None, "BackboneError", ["config.json says 1 block(s)"]),
+    ("n_layer 1e7 over 6 blocks", {"n_layer": 10**7}, None, "BackboneError",
+     ["config.json says 10000000 block(s) (n_layer / num_hidden_layers) but the weights hold 6"]),
+    ("llama config over GPT-2 weights", {"model_type": "llama"}, None, "BackboneError",
+     ["config.json says model_type 'llama' (blocks named 'model.layers.N.*'), but the weights hold tensors such as "
+      "['transformer.h.0.", "make config.json match the weights (they are not corrupted, do not delete them)"]),
+    ("vocab_size mismatch", {"vocab_size": 500}, None, "BackboneError",
+     ["tensor 'transformer.wte.weight' is [239, 32] in the weights but config.json (model_type: gpt2, n_layer: 6, "
+      "n_embd: 32, n_head: 4, vocab_size: 500, n_positions: 64) makes it [500, 32]", "the weights are not corrupted"]),
+    ("n_embd mismatch", {"n_embd": 64}, None, "BackboneError", ["is [239, 32] in the weights", "makes it [239, 64]"]),
+    ("n_positions mismatch", {"n_positions": 128}, None, "BackboneError",
+     ["tensor 'transformer.wpe.weight' is [64, 32] in the weights", "makes it [128, 32]"]),
+    ("n_head not dividing n_embd", {"n_head": 5}, None, "BackboneError",
+     ["its config.json is inconsistent (model_type: gpt2, n_layer: 6, n_embd: 32, n_head: 5,", "divisible",
+      "fix config.json (the weights are not at fault)"]),
+    ("n_layer 3 over 6 blocks, .bin weights", {"n_layer": 3}, _as_bin, "BackboneError",
+     ["the checkpoint holds 33 weight(s) the config's architecture has no place for, e.g. ['transformer.h.3."]),
+    ("n_layer 1e7, .bin weights", {"n_layer": 10**7}, _as_bin, "MemoryLimitError",
+     ["(model_type: gpt2, n_layer: 10000000, n_embd: 32", "GiB of memory, more than the 8.0 GiB available; check its "
+      "config.json (does it match the weights?)"]),
+    ("truncated weights", {}, _truncate, "BackboneError",
+     ["model.safetensors cannot be read (SafetensorError", "The file is truncated or corrupted: delete it"]),
+]
+
+
+@pytest.mark.parametrize("changes, edit, error, fragments", [c[1:] for c in BACKBONE_CASES],
+                         ids=[c[0] for c in BACKBONE_CASES])
+def test_backbone_config_mismatch_is_told_from_corruption(changes, edit, error, fragments, six_block_gpt2, tmp_path,
+                                                          monkeypatch):
+    import shutil
+
+    from fedsllm_env.config import ModelConfig
+    from fedsllm_env.splitfed import model as model_module
+
+    folder = tmp_path / "backbone"
+    shutil.copytree(six_block_gpt2, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+    if edit is not None:
+        edit(folder)
+    monkeypatch.setattr(config_module, "available_memory_bytes", lambda: 8 * 2**30)
+    if edit is not _as_bin:  # nothing is loaded before the mismatch is found (a .bin has no header to read first)
+        monkeypatch.setattr(model_module.AutoModelForCausalLM, "from_pretrained", _boom)
+    with pytest.raises(FedsLLMError) as exc:
+        model_module.load_backbone(ModelConfig(backbone=str(folder)), 32, progress=False)
+    assert type(exc.value).__name__ == error, exc.value
+    for fragment in fragments:
+        assert fragment in str(exc.value), str(exc.value)
+    if "not corrupted" in " ".join(fragments):
+        assert "delete it" not in str(exc.value)  # a user must not delete good weights
+
+
+def test_a_matching_backbone_still_loads_and_one_block_is_refused(six_block_gpt2, tmp_path):
+    from fedsllm_env.config import ModelConfig
+    from fedsllm_env.errors import BackboneError
+    from fedsllm_env.splitfed.model import build_random_model, load_backbone
+    from fedsllm_env.splitfed.tokenizer import default_word_tokenizer
+    from fedsllm_env.splitfed.zoo import tiny_config
+
+    model, _ = load_backbone(ModelConfig(backbone=str(six_block_gpt2)), 32, progress=False)
+    assert model.config.n_layer == 6
+    tok = default_word_tokenizer()
+    build_random_model(tiny_config("gpt2", len(tok), n_layer=1)).save_pretrained(tmp_path / "one")
+    with pytest.raises(BackboneError, match=re.escape("1 block(s); split learning needs at least 2")):
+        load_backbone(ModelConfig(backbone=str(tmp_path / "one")), 32, progress=False)
+
+
 # ==== the count =================================================================================
 
 INPUT_TABLES = {"sizes": SIZE_CASES, "envs": ENV_CASES, "seeds": SEED_CASES, "actions": ACTION_CASES,
                 "episode ends": EPISODE_CASES, "dataset files": DATA_CASES, "data and tokenizer API": API_DATA_CASES,
-                "ray addresses": RAY_FORMAT_CASES, "commands": CLI_CASES}
+                "ray addresses": RAY_FORMAT_CASES, "commands": CLI_CASES, "backbones": BACKBONE_CASES}
 
 
 def count() -> dict[str, int]:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from fedsllm_env.config import ModelConfig
+from fedsllm_env.config import ModelConfig, check_memory
 from fedsllm_env.errors import BackboneError, BackboneNotFoundError
 from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.pretrain_corpus import CORPUS_VERSION, generate_pretrain_documents
@@ -42,8 +42,8 @@ from fedsllm_env.splitfed.tokenizer import build_bpe_tokenizer, load_pretrained_
 
 __all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "build_random_model", "cache_root",
            "tiny_cache_dir", "tiny_tokenizer", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
-           "hub_offline", "check_finite_weights", "PRETRAIN_THREADS", "shipped_tiny_dir", "shipped_tiny_matches",
-           "write_tiny_folder"]
+           "hub_offline", "check_finite_weights", "check_config_matches_weights", "PRETRAIN_THREADS",
+           "shipped_tiny_dir", "shipped_tiny_matches", "write_tiny_folder"]
 
 TINY_BACKBONE = "tiny-gpt2"
 PRETRAIN_SEED = 1234
@@ -362,19 +362,163 @@ def resolve_backbone_source(name: str) -> str:
     return name
 
 
+_BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
+"""Non-parameter tensors some checkpoints carry (GPT-2's causal mask, rotary tables): never a mismatch."""
+
+
+def _is_buffer(name: str) -> bool:
+    return name.endswith(_BUFFER_SUFFIXES)
+
+
+def _checkpoint_shapes(folder: Path, where: str) -> dict[str, tuple[int, ...]] | None:
+    """Tensor name -> shape of the safetensors weights in ``folder``, read from the file headers only (nothing is
+    allocated); None when the folder has no safetensors weights (e.g. ``pytorch_model.bin``).
+
+    Raises:
+        BackboneError: a header cannot be read (a truncated or corrupted file).
+    """
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise BackboneError(f"backbone {where}: cannot read {index} ({type(e).__name__}: {e}); the index is "
+                                "corrupted: download it again") from e
+    elif (folder / _WEIGHTS).is_file():
+        files = [_WEIGHTS]
+    else:
+        return None
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in files:
+        path = folder / name
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    shapes[key] = tuple(f.get_slice(key).get_shape())
+        except (OSError, SafetensorError, ValueError, RuntimeError) as e:
+            raise BackboneError(f"cannot load backbone weights from {where}: {path} cannot be read "
+                                f"({type(e).__name__}: {e}). The file is truncated or corrupted: delete it and "
+                                "download / rebuild it") from e
+    return shapes
+
+
+def _layers(config: Any) -> int:
+    return int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 0)
+
+
+def _config_fields(config: Any) -> str:
+    """The size fields of a config.json, for messages."""
+    names = ("model_type", "n_layer", "num_hidden_layers", "n_embd", "hidden_size", "n_head", "num_attention_heads",
+             "num_key_value_heads", "vocab_size", "n_positions", "max_position_embeddings", "intermediate_size",
+             "ffn_dim", "n_inner")
+    raw = config.to_diff_dict() if hasattr(config, "to_diff_dict") else {}
+    return ", ".join(f"{n}: {raw[n]}" for n in names if raw.get(n) is not None)
+
+
+def _estimated_params(config: Any) -> float:
+    """Parameters a config.json asks for, from its sizes alone (q/k/v/o + MLP per block, embeddings and head)."""
+    d = float(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 0)
+    ff = float(getattr(config, "intermediate_size", 0) or getattr(config, "ffn_dim", 0) or getattr(config, "n_inner", 0)
+               or 4 * d)
+    vocab = float(getattr(config, "vocab_size", 0) or 0)
+    positions = float(getattr(config, "max_position_embeddings", 0) or getattr(config, "n_positions", 0) or 0)
+    return _layers(config) * (4 * d * d + 3 * d * ff) + 2 * vocab * d + positions * d
+
+
+def _skeleton_shapes(config: Any, where: str) -> tuple[dict[str, tuple[int, ...]], str]:
+    """(name -> shape of every parameter, block prefix such as ``transformer.h``) of a one-block model of
+    ``config``, built on the meta device (nothing is allocated, whatever the config's sizes).
+
+    Raises:
+        BackboneError: the config.json is inconsistent (e.g. n_embd not a multiple of n_head).
+    """
+    small = config.__class__.from_dict(config.to_dict())
+    for attr in ("num_hidden_layers", "n_layer"):
+        if hasattr(small, attr):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(small, attr, 1)
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(small)
+    except (ValueError, TypeError, AssertionError, RuntimeError) as e:
+        raise BackboneError(f"backbone {where}: its config.json is inconsistent ({_config_fields(config)}): "
+                            f"{type(e).__name__}: {e}; fix config.json (the weights are not at fault)") from e
+    shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not _is_buffer(k)}
+    block = next((k for k in shapes if ".0." in k), "")
+    return shapes, block.split(".0.", 1)[0]
+
+
+def check_config_matches_weights(config: Any, folder: Path, where: str, dtype: torch.dtype = torch.float32) -> None:
+    """Before any weight is loaded: the folder's config.json describes the architecture its weights hold, and
+    the model fits in memory. Read from the safetensors headers and a meta-device skeleton (no allocation).
+
+    Raises:
+        BackboneError: a config/weights mismatch (another architecture, another number of blocks, a tensor of
+            another shape: the message names the tensor, both shapes and the config.json fields; the weights are
+            not corrupted, fix config.json), a config.json that is inconsistent, or a backbone of fewer than 2
+            blocks (nothing to split). A header that cannot be read is reported as corruption.
+        MemoryLimitError: the model the config.json describes needs more memory than is free.
+    """
+    fields = _config_fields(config)
+    file_shapes = _checkpoint_shapes(folder, where)
+    expected, prefix = _skeleton_shapes(config, where)
+    n_layer = _layers(config)
+    if file_shapes is not None and prefix:
+        blocks = [k for k in file_shapes if k.startswith(prefix + ".")]
+        if not blocks:
+            sample = sorted(k for k in file_shapes if not _is_buffer(k))[:3]
+            raise BackboneError(f"backbone {where}: config.json says model_type {config.model_type!r} (blocks named "
+                                f"'{prefix}.N.*'), but the weights hold tensors such as {sample}: another "
+                                "architecture, so every weight config.json needs is missing from the checkpoint; "
+                                "make config.json match the weights (they are not corrupted, do not delete them)")
+        held = 1 + max(int(k[len(prefix) + 1:].split(".", 1)[0]) for k in blocks)
+        if held != n_layer:
+            raise BackboneError(f"backbone {where}: config.json says {n_layer} block(s) (n_layer / "
+                                f"num_hidden_layers) but the weights hold {held}; set it to {held} in "
+                                f"{folder / 'config.json'} (the weights are not corrupted)")
+        for name, shape in expected.items():
+            held_shape = file_shapes.get(name)
+            if held_shape is not None and held_shape != shape:
+                raise BackboneError(f"backbone {where}: tensor {name!r} is {list(held_shape)} in the weights but "
+                                    f"config.json ({fields}) makes it {list(shape)}: config.json does not match the "
+                                    "weights (fix its sizes; the weights are not corrupted, do not delete them)")
+    if n_layer < 2:
+        raise BackboneError(f"backbone {where}: {n_layer} block(s); split learning needs at least 2 (a cut between "
+                            "the clients' blocks and the server's)")
+    need = _estimated_params(config) * torch.finfo(dtype).bits / 8
+    check_memory(need, f"backbone {where} ({fields})", "check its config.json (does it match the weights?) or use a "
+                 "smaller model")
+
+
 def _from_pretrained_checked(cls: Any, source: str | Path, where: str, **kwargs: Any):
-    """``cls.from_pretrained`` whose load failures name the file and the fix, and missing weights are errors."""
+    """``cls.from_pretrained`` whose load failures name the file and the fix: a shape mismatch is a config/weights
+    mismatch (fix config.json), an unreadable file is corruption (delete it); missing or unexpected weights are
+    errors."""
     try:
         model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:
         if isinstance(e, OSError) and not Path(str(source)).exists():
             raise _not_found(str(source), f"the download failed ({type(e).__name__}: {str(e)[:200]})") from e
+        if "size mismatch" in str(e) and not isinstance(e, (OSError, SafetensorError)):
+            raise BackboneError(f"backbone {where}: config.json does not match the weights ({type(e).__name__}: "
+                                f"{str(e)[:400]}); fix config.json (the weights are not corrupted)") from e
         raise BackboneError(f"cannot load backbone weights from {where}: {type(e).__name__}: {e}. The file is "
                             "truncated or corrupted: delete it and download / rebuild it") from e
     missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
     if missing:
         raise BackboneError(f"backbone {where}: {len(missing)} weight(s) missing from the checkpoint, e.g. "
                             f"{missing[:3]}; the files do not match the config's architecture")
+    unexpected = [k for k in info.get("unexpected_keys", []) if not _is_buffer(k)]
+    if unexpected:
+        raise BackboneError(f"backbone {where}: the checkpoint holds {len(unexpected)} weight(s) the config's "
+                            f"architecture has no place for, e.g. {sorted(unexpected)[:3]}; config.json does not "
+                            "match the weights (e.g. n_layer too small)")
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        raise BackboneError(f"backbone {where}: {len(mismatched)} weight(s) have another shape than config.json "
+                            f"makes them, e.g. {list(mismatched)[:2]}; fix config.json (the weights are not corrupted)")
     return model
 
 
@@ -386,7 +530,10 @@ def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
 
     Raises:
         BackboneNotFoundError: not a local folder, not cached and not downloadable.
-        BackboneError: truncated / corrupted weights, weights missing from the checkpoint, NaN weights.
+        BackboneError: truncated / corrupted weights (delete them), a config.json that does not match its weights
+            (another architecture or number of blocks, a tensor of another shape: fix config.json), weights
+            missing from the checkpoint, fewer than 2 blocks, NaN weights.
+        MemoryLimitError: the config.json describes a model larger than the free memory.
         ValueError: unsupported model_type; context shorter than ``seq_len``; unusable tokenizer.
     """
     dtype = getattr(torch, m.dtype)
@@ -404,6 +551,8 @@ def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
     if adapter.max_positions() < seq_len:
         raise ValueError(f"backbone {m.backbone!r} accepts at most {adapter.max_positions()} positions < "
                          f"training.seq_len={seq_len}")
+    if Path(source).is_dir():  # config.json against the weights' headers, and a memory estimate, before loading
+        check_config_matches_weights(config, Path(source), f"{m.backbone!r} ({source})", dtype)
     tok = load_pretrained_tokenizer(source, display_name=m.backbone)
     model = _from_pretrained_checked(AutoModelForCausalLM, source, f"{m.backbone!r} ({source})", dtype=dtype)
     check_finite_weights(model, repr(m.backbone))
