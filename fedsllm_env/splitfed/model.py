@@ -534,7 +534,8 @@ def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
             (another architecture or number of blocks, a tensor of another shape: fix config.json), weights
             missing from the checkpoint, fewer than 2 blocks, NaN weights.
         MemoryLimitError: the config.json describes a model larger than the free memory.
-        ValueError: unsupported model_type; context shorter than ``seq_len``; unusable tokenizer.
+        BackboneError (a ValueError): unsupported model_type; context shorter than ``seq_len``.
+        TokenizerError / MissingFileError: unusable or missing tokenizer.
     """
     dtype = getattr(torch, m.dtype)
     if m.backbone == TINY_BACKBONE:
@@ -547,10 +548,13 @@ def load_backbone(m: ModelConfig, seq_len: int, progress: bool = True):
         if source == m.backbone and not Path(source).exists():
             raise _not_found(m.backbone, f"the download failed ({type(e).__name__}: {str(e)[:200]})") from e
         raise BackboneError(f"backbone {m.backbone!r}: cannot read its config.json ({type(e).__name__}: {e})") from e
-    adapter = adapter_for(config)  # unsupported families fail before any weight is read
+    try:
+        adapter = adapter_for(config)  # unsupported families fail before any weight is read
+    except ValueError as e:
+        raise BackboneError(f"backbone {m.backbone!r}: {e}") from None
     if adapter.max_positions() < seq_len:
-        raise ValueError(f"backbone {m.backbone!r} accepts at most {adapter.max_positions()} positions < "
-                         f"training.seq_len={seq_len}")
+        raise BackboneError(f"backbone {m.backbone!r} accepts at most {adapter.max_positions()} positions < "
+                            f"training.seq_len={seq_len}; lower training.seq_len or use a model with more positions")
     if Path(source).is_dir():  # config.json against the weights' headers, and a memory estimate, before loading
         check_config_matches_weights(config, Path(source), f"{m.backbone!r} ({source})", dtype)
     tok = load_pretrained_tokenizer(source, display_name=m.backbone)
