@@ -466,6 +466,26 @@ def test_gpus_per_learner_without_a_gpu():
     check_ray_gpus(0.0, "--gpus-per-learner", "local")
 
 
+def test_ray_task_shares_the_cluster_cannot_offer():
+    from train_scripts._ray import check_ray_cpus, check_ray_gpus
+
+    class Cluster:  # what ray.cluster_resources() reports for a 2-CPU, GPU-less cluster
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2.0}
+
+    with pytest.raises(UsageError, match=re.escape("--ray-cpus-per-task 1000 but Ray at 'ray://h:1' has 2 CPU(s) in "
+                                                   "all: no task could ever start; use at most 2")):
+        check_ray_cpus(Cluster, 1000, address="ray://h:1")
+    with pytest.raises(DeviceError, match=re.escape("--ray-gpus-per-task 0.25 but Ray at 'auto' has 0 GPU(s)")):
+        check_ray_gpus(0.25, "--ray-gpus-per-task", "auto", Cluster)
+    check_ray_cpus(Cluster, 2, address="auto")
+
+
 @pytest.mark.xfail(strict=True, reason="train.py writes the run folder before it checks --ray-address "
                                        "(not ours to edit: it should call check_ray_address in plan_rllib_run)")
 def test_train_rllib_bogus_ray_address_leaves_no_run_folder(tmp_path, capsys):
@@ -506,6 +526,11 @@ CLI_CASES = [
      "FedsLLM-Surrogate-v0"),
     (["evaluate", "--policies", "optimizer", "--env-id", "FedsLLM-Surrogate-Priority-v0"], "baseline optimizer acts "
      "in the Box / Discrete ids, not in the Priority id"),
+    # beyond the issue: a config file that gives a key twice (JSON and YAML parsers keep the last one silently)
+    (["evaluate", "--policies", "equal_power", "--config", "{dupjson}"], "dup.json: key 'num_clients' appears twice "
+     "in one object; keep one"),
+    (["evaluate", "--policies", "equal_power", "--config", "{dupyml}"], "dup.yml: key 'num_clients' appears twice in "
+     "one mapping (line 3); keep one"),
     (["benchmark-engine", "--shapes", "bogus"], "--shapes: unknown shape(s) ['bogus']; choose from ['tiny-gpt2', "),
     (["benchmark-engine", "--dtypes", "float64"], "--dtypes: unsupported dtype(s) ['float64']; choose from "
      "['float32', 'bfloat16', 'float16']"),
@@ -531,7 +556,10 @@ def test_commands_exit_2_with_one_line_and_write_nothing(argv, fragment, tmp_pat
         pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "k20.json").write_text(json.dumps({"wireless": {"num_clients": 6, "num_subchannels_ms": 10}}))
-    subs = {"{tmp}": str(tmp_path), "{cfg}": str(tmp_path / "k20.json")}
+    (tmp_path / "dup.json").write_text('{"wireless": {"num_clients": 3, "num_clients": 4}}')
+    (tmp_path / "dup.yml").write_text("wireless:\n  num_clients: 3\n  num_clients: 4\n")
+    subs = {"{tmp}": str(tmp_path), "{cfg}": str(tmp_path / "k20.json"), "{dupjson}": str(tmp_path / "dup.json"),
+            "{dupyml}": str(tmp_path / "dup.yml")}
     if any("{agent}" in a for a in argv):
         subs["{agent}"] = str(request.getfixturevalue("k5_agent"))
     argv = [next((a.replace(k, v) for k, v in subs.items() if k in a), a) for a in argv]

@@ -74,14 +74,46 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
     return out
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} appears twice in one mapping (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_json_or_yaml(path: str | Path) -> Any:
-    """Parse a JSON file (YAML for ``.yml``/``.yaml``); a UsageError naming the file if it is not readable."""
+    """Parse a JSON file (YAML for ``.yml``/``.yaml``); a UsageError naming the file if it is not readable or
+    gives a key twice (the parsers would keep the last one without a word)."""
     path = Path(path)
+    kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
     try:
         text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text) if path.suffix in (".yml", ".yaml") else json.loads(text)
+        if kind == "YAML":
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return json.loads(text, object_pairs_hook=_unique_json_keys)
+    except _DuplicateKey as e:
+        raise UsageError(f"{path}: {e}; keep one") from None
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UsageError(f"{path} is not valid {'YAML' if path.suffix in ('.yml', '.yaml') else 'JSON'}: {e}") from e
+        raise UsageError(f"{path} is not valid {kind}: {e}") from e
 
 
 def write_json(path: str | Path, data: Any) -> Path:

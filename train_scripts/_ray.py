@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 from fedsllm_env.errors import DeviceError, UsageError
 
 __all__ = ["ray_init", "ray_session", "ray_map_unordered", "require_ray", "check_ray_address", "check_ray_gpus",
+           "check_ray_cpus",
            "RAY_INSTALL_HINT", "RAY_CONNECT_TIMEOUT_S"]
 
 RAY_INSTALL_HINT = 'pip install "fedsllm-env[ray]"  (or: pip install ray)'
@@ -138,6 +139,15 @@ def check_ray_gpus(gpus: float, flag: str = "--gpus-per-learner", address: str =
     if gpus > have:
         raise DeviceError(f"{flag} {gpus:g} but Ray at {address!r} has {have:g} GPU(s); use {flag} 0 (CPU) or "
                           "join a cluster with GPUs (--ray-address)")
+
+
+def check_ray_cpus(ray: Any, cpus: float, flag: str = "--ray-cpus-per-task", address: str = "") -> None:
+    """UsageError when one task asks for more CPUs than the joined cluster has (Ray would wait for them forever).
+    Call after :func:`ray_init`."""
+    have = float(ray.cluster_resources().get("CPU", 0.0))
+    if cpus > have:
+        raise UsageError(f"{flag} {cpus:g} but Ray at {address!r} has {have:g} CPU(s) in all: no task could ever "
+                         f"start; use at most {have:g}")
 
 
 def ray_init(address: str, num_cpus: int | None = None, num_gpus: int | None = None,

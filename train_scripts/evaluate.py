@@ -28,7 +28,7 @@ from fedsllm_env.errors import ConfigError, SeedError, UsageError
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import (ResolvedPolicy, env_overrides, resolve_policy, run_name, save_run_config,
                                    write_json)
-from train_scripts._ray import check_ray_address, ray_map_unordered, ray_session
+from train_scripts._ray import check_ray_address, check_ray_cpus, check_ray_gpus, ray_map_unordered, ray_session
 from train_scripts.seeding import seed_everything
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
@@ -128,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         _check_fits(res, cfg)
         used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
         entries.append((res.name, res.policy, res.env_id, cfg))
-    with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
+    with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext() as ray:
+        if ray is not None:  # a task the cluster can never schedule would wait forever
+            check_ray_cpus(ray, args.ray_cpus_per_task, address=args.ray_address)
+            check_ray_gpus(args.ray_gpus_per_task, "--ray-gpus-per-task", args.ray_address, ray)
         mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,
                                    num_gpus=args.ray_gpus_per_task) if args.ray_address else None
         results = evaluate_policies(entries, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
