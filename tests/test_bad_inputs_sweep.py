@@ -511,6 +511,7 @@ def k5_agent(tmp_path_factory, calibration_path) -> Path:
 CLI_CASES = [
     (["evaluate", "--seeds", "-3"], "--seeds -3: every seed must be an int >= 0"),
     (["evaluate", "--seeds", "1", "-3"], "--seeds -3"),
+    (["evaluate", "--torch-threads", "100000"], "--torch-threads must be <= 1024, got 100000"),
     (["evaluate", "--ray-address", "nonsense"], "--ray-address must be 'local' (start Ray here), 'auto' (join the "
      "cluster of `ray start`), 'ray://host:port' (Ray client) or 'host:port' (GCS address, port 1-65535), got "
      "'nonsense'"),

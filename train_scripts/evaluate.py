@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +31,9 @@ from train_scripts._common import (ResolvedPolicy, env_overrides, resolve_policy
                                    write_json)
 from train_scripts._ray import check_ray_address, check_ray_cpus, check_ray_gpus, ray_map_unordered, ray_session
 from train_scripts.seeding import seed_everything
+
+MAX_TORCH_THREADS = 1024
+"""Most torch intra-op threads ``--torch-threads`` takes (each is an OS thread)."""
 
 TABLE_COLUMNS = ("policy", "total_delay_mean_s", "total_delay_std_s", "relative_to_optimizer", "rounds_mean",
                  "success_rate", "expected_total_delay_mean_s", "final_val_loss_mean", "decision_ms_per_step")
@@ -109,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         check_ray_address(args.ray_address)
     at_least(max_rounds=(args.max_rounds, 0), torch_threads=(args.torch_threads, 1),
              ray_cpus_per_task=(args.ray_cpus_per_task, 0), ray_gpus_per_task=(args.ray_gpus_per_task, 0))
+    if args.torch_threads > MAX_TORCH_THREADS:
+        raise UsageError(f"--torch-threads must be <= {MAX_TORCH_THREADS}, got {args.torch_threads} (this machine has "
+                         f"{os.cpu_count()} CPUs)")
     if args.env_id:
         check_env_id(args.env_id)
     check_env_config(env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset))
