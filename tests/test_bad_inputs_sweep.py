@@ -486,13 +486,21 @@ def test_ray_task_shares_the_cluster_cannot_offer():
     check_ray_cpus(Cluster, 2, address="auto")
 
 
-@pytest.mark.xfail(strict=True, reason="train.py writes the run folder before it checks --ray-address "
-                                       "(not ours to edit: it should call check_ray_address in plan_rllib_run)")
-def test_train_rllib_bogus_ray_address_leaves_no_run_folder(tmp_path, capsys):
+TRAIN_RAY_CASES = [
+    (["--ray-address", "bogus://x"], "--ray-address must be 'local'"),
+    (["--ray-address", "ray://127.0.0.1:1"], "--ray-address 'ray://127.0.0.1:1': nothing answers at 127.0.0.1:1"),
+    (["--gpus-per-learner", "1"], "--gpus-per-learner 1 but Ray at 'local' has 0 GPU(s)"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", TRAIN_RAY_CASES, ids=[" ".join(c[0]) for c in TRAIN_RAY_CASES])
+def test_train_rllib_ray_errors_are_one_line_and_leave_no_run_folder(argv, fragment, tmp_path, capsys):
     pytest.importorskip("ray.rllib")
-    assert cli.main(["train", "--framework", "rllib", "--ray-address", "bogus://x", "--runs-dir",
-                     str(tmp_path / "runs")]) == 2
-    assert "--ray-address must be 'local'" in capsys.readouterr().err
+    if "--gpus-per-learner" in argv:
+        _no_cuda()
+    assert cli.main(["train", "--framework", "rllib", *argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err, err
     assert not (tmp_path / "runs").exists()
 
 
@@ -698,7 +706,7 @@ def test_a_matching_backbone_still_loads_and_one_block_is_refused(six_block_gpt2
 
 INPUT_TABLES = {"sizes": SIZE_CASES, "envs": ENV_CASES, "seeds": SEED_CASES, "actions": ACTION_CASES,
                 "episode ends": EPISODE_CASES, "dataset files": DATA_CASES, "data and tokenizer API": API_DATA_CASES,
-                "ray addresses": RAY_FORMAT_CASES, "commands": CLI_CASES, "backbones": BACKBONE_CASES}
+                "ray addresses": RAY_FORMAT_CASES, "train --framework rllib": TRAIN_RAY_CASES, "commands": CLI_CASES, "backbones": BACKBONE_CASES}
 
 
 def count() -> dict[str, int]:
