@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from agents.checkpoint import read_clock
-from fedsllm_env.errors import UsageError
+from fedsllm_env.errors import ConfigError, DeviceError, UsageError
 from train_scripts import cli, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,19 +149,31 @@ def _runs_file(tmp: Path) -> Path:
     return tmp / "runs"
 
 
+NO_GPU = not torch.cuda.is_available()
+
 BAD = [
-    (["--seed", "-1"], "--seed must be in [0, 4294967295] (numpy's seed range), got -1"),
-    (["--seed", str(2**64)], f"--seed must be in [0, 4294967295] (numpy's seed range), got {2**64}"),
-    (["--env-id", "FedsLLM-Surrogate-Hybrid-v0", "--vec-env", "batched"],
+    (["--seed", "-1"], UsageError, "--seed must be in [0, 4294967295] (numpy's seed range), got -1"),
+    (["--seed", str(2**64)], UsageError, f"--seed must be in [0, 4294967295] (numpy's seed range), got {2**64}"),
+    (["--env-id", "FedsLLM-Surrogate-Hybrid-v0", "--vec-env", "batched"], UsageError,
      "--vec-env batched: FedsLLM-Surrogate-Hybrid-v0 has no batched version"),
-    (["--env-id", "FedsLLM-Hybrid-v0", "--vec-env", "batched"], "--vec-env batched: FedsLLM-Hybrid-v0 has no batched"),
+    (["--env-id", "FedsLLM-Hybrid-v0", "--vec-env", "batched"], UsageError,
+     "--vec-env batched: FedsLLM-Hybrid-v0 has no batched"),
+    (["--n-envs", "100000"], ConfigError, "--n-envs must be an int in [1, 65,536], got 100000"),
+    (["--framework", "rllib", "--ray-address", "bogus://x"], UsageError, "--ray-address must be 'local'"),
+    (["--framework", "rllib", "--seed", "-1"], UsageError, "--seed must be in [0, 4294967295]"),
 ]
+if NO_GPU:
+    BAD += [(["--framework", "rllib", "--gpus-per-learner", "1"], DeviceError,
+             "--gpus-per-learner 1 but Ray at 'local' has 0 GPU(s); use --gpus-per-learner 0 (CPU)"),
+            (["--framework", "rllib", "--gpus-per-env-runner", "1"], DeviceError,
+             "--gpus-per-env-runner 1 but Ray at 'local' has 0 GPU(s)")]
 
 
-@pytest.mark.parametrize("flags, fragment", BAD, ids=[" ".join(b[0]) for b in BAD])
-def test_bad_train_flags_are_one_line_before_anything_is_written(tmp_path, calibration_path, capsys, flags, fragment):
+@pytest.mark.parametrize("flags, error, fragment", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_train_flags_are_one_line_before_anything_is_written(tmp_path, calibration_path, capsys, flags, error,
+                                                                 fragment):
     runs = tmp_path / "runs"
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(error) as info:
         train.main(_argv(runs, calibration_path, "--total-timesteps", "64", *flags))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert not runs.exists()

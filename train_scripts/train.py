@@ -39,11 +39,12 @@ from train_scripts._checks import (
     check_agent,
     check_env_config,
     check_env_id,
+    check_n_envs,
     parse_hyperparams,
 )
 from train_scripts._common import (bc_teacher_arg, check_bc_teacher, env_overrides, run_name, save_run_config,
                                    write_json)
-from train_scripts._ray import ray_session
+from train_scripts._ray import check_ray_address, check_ray_gpus, ray_session
 from train_scripts.seeding import seed_everything
 
 AlgoName = Literal["ppo", "sac", "a2c", "td3", "maskable_ppo"]
@@ -290,6 +291,8 @@ def plan_run(args: Args) -> RunPlan:
     n_envs = args.n_envs or previous.get("n_envs") or recorded_n_envs
     resolved = resolve_hyperparams(args.algo, env_id, overrides, total, n_envs)  # the YAML's where neither
     total, n_envs = int(resolved["n_timesteps"]), int(resolved["n_envs"])
+    rollout = int(resolved.get("n_steps", 0)) if args.algo in ("ppo", "a2c", "maskable_ppo") else 0
+    check_n_envs(env_config, n_envs, rollout)  # the envs and their rollout buffer fit in memory
     if resume is not None and not args.total_timesteps:
         args.total_timesteps = total  # config.json keeps the run's budget, not 0
     if args.run_name:
@@ -344,6 +347,9 @@ def plan_rllib_run(args: Args) -> RunPlan:
                          f"{' '.join(used)}")
     _check_numbers(args)
     at_least(num_env_runners=(args.num_env_runners, 0), gpus_per_learner=(args.gpus_per_learner, 0))
+    args.ray_address = check_ray_address(args.ray_address)
+    check_ray_gpus(args.gpus_per_learner, "--gpus-per-learner", args.ray_address)
+    check_ray_gpus(args.gpus_per_env_runner, "--gpus-per-env-runner", args.ray_address)
     try:
         overrides = json.loads(args.hyperparams) if args.hyperparams else {}
     except json.JSONDecodeError as e:
@@ -372,24 +378,29 @@ def _train_rllib(args: Args, plan: RunPlan) -> Path:
     from agents.rllib import ppo_config, train_rllib
 
     run_dir = plan.run_dir
-    with RunLock(run_dir):
-        save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id, framework="rllib",
-                        hyperparam_overrides=plan.hyperparam_overrides)
-        with ray_session(args.ray_address):
+    # Ray first: an address where no cluster answers, or GPUs it lacks, fail before the run folder exists
+    with ray_session(args.ray_address) as ray:
+        check_ray_gpus(args.gpus_per_learner, "--gpus-per-learner", args.ray_address, ray=ray)
+        check_ray_gpus(args.gpus_per_env_runner, "--gpus-per-env-runner", args.ray_address, ray=ray)
+        with RunLock(run_dir):
+            save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id, framework="rllib",
+                            hyperparam_overrides=plan.hyperparam_overrides)
             config = ppo_config(plan.env_id, config=plan.env_config, seed=args.seed,
                                 num_env_runners=args.num_env_runners, num_envs_per_env_runner=plan.n_envs or 1,
-                                num_gpus_per_env_runner=None if args.gpus_per_env_runner < 0 else args.gpus_per_env_runner,
+                                num_gpus_per_env_runner=(None if args.gpus_per_env_runner < 0
+                                                         else args.gpus_per_env_runner),
                                 num_gpus_per_learner=args.gpus_per_learner, training=plan.hyperparam_overrides)
             result = train_rllib(run_dir, config, plan.total_timesteps or DEFAULT_TIMESTEPS)
-        last = result.iterations[-1]
-        summary = {"framework": "rllib", "algo": args.algo, "env_id": plan.env_id,
-                   "checkpoint": str(result.checkpoint_path), "num_timesteps": result.env_steps,
-                   "wall_time_s": result.wall_time_s, "build_time_s": result.build_time_s,
-                   "env_steps_per_s": result.env_steps / result.wall_time_s,
-                   "sample_env_steps_per_s": result.env_steps / sum(it["sample_time_s"] for it in result.iterations),
-                   "num_env_runners": args.num_env_runners, "envs_per_env_runner": plan.n_envs or 1,
-                   "runner_envs": result.runner_envs, "iterations": result.iterations}
-        write_json(run_dir / "train_summary.json", summary)
+            last = result.iterations[-1]
+            summary = {"framework": "rllib", "algo": args.algo, "env_id": plan.env_id,
+                       "checkpoint": str(result.checkpoint_path), "num_timesteps": result.env_steps,
+                       "wall_time_s": result.wall_time_s, "build_time_s": result.build_time_s,
+                       "env_steps_per_s": result.env_steps / result.wall_time_s,
+                       "sample_env_steps_per_s": result.env_steps / sum(it["sample_time_s"]
+                                                                        for it in result.iterations),
+                       "num_env_runners": args.num_env_runners, "envs_per_env_runner": plan.n_envs or 1,
+                       "runner_envs": result.runner_envs, "iterations": result.iterations}
+            write_json(run_dir / "train_summary.json", summary)
     print(f"trained rllib {args.algo} on {plan.env_id} for {result.env_steps} env steps in "
           f"{len(result.iterations)} iterations, {result.wall_time_s:.1f} s (+{result.build_time_s:.1f} s to build): "
           f"{summary['env_steps_per_s']:.0f} env steps/s overall, {summary['sample_env_steps_per_s']:.0f} while "
