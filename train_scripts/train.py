@@ -410,20 +410,19 @@ def _train_rllib(args: Args, plan: RunPlan) -> Path:
 
 
 def _wall_time_before_s(plan: RunPlan) -> float:
-    """The run's training wall time up to the resumed checkpoint, s: its ``_clock.json``, else (checkpoints of
-    older versions) the run's train_summary.json when it ended at the same step, else 0."""
+    """The run's training wall time up to the resumed checkpoint, s: the largest record at that step count among
+    the checkpoint's ``_clock.json``, model.zip's and the run's train_summary.json (a finished run's model.zip
+    and summary are written a moment after its last checkpoint), 0 when there is none (older checkpoints)."""
     assert plan.resume is not None
-    recorded = read_clock(plan.resume, plan.resume_timesteps)
-    if recorded is not None:
-        return recorded
-    summary = plan.run_dir / "train_summary.json"
+    steps = plan.resume_timesteps
+    found = [read_clock(plan.resume, steps), read_clock(plan.run_dir / "model.zip", steps)]
     try:
-        data = json.loads(summary.read_text())
-        if int(data["num_timesteps"]) == plan.resume_timesteps and float(data["wall_time_s"]) >= 0:
-            return float(data["wall_time_s"])
+        data = json.loads((plan.run_dir / "train_summary.json").read_text())
+        if int(data["num_timesteps"]) == steps and float(data["wall_time_s"]) >= 0:
+            found.append(float(data["wall_time_s"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    return 0.0
+    return max((f for f in found if f is not None), default=0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
