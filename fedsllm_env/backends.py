@@ -12,6 +12,7 @@ import numpy as np
 
 from fedsllm_env.calibration import Calibration
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.convergence import NoiseModel, advance, ar1_noise
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import RoundOutcome
@@ -38,17 +39,18 @@ class TrainingBackend(Protocol):
 
 
 class SurrogateBackend:
-    """Numpy-only loss model replaying measured real runs for the configured data partition.
+    """Numpy-only loss model of real split-federated training, built from a calibration.
 
-    For each configured rank r and every cut c the seed-mean measured validation-loss curve of
-    (r, c, ``cfg.training.partition``) (a cut between measured ones interpolates linearly in c; with a
-    calibration measured at one cut every cut replays it) is turned into a monotone envelope prefixed by
-    the initial loss. A round at (r, c) moves the state one round along that curve from the point where it
-    reaches the current loss ("equivalent progress"), so switching rank or cut mid-run is consistent, and
-    the cut changes convergence exactly as far as it was measured to. Past the measured horizon the loss
-    stays at the curve's last value, so a configuration whose curve never reaches the target (censored in
-    the calibration) never terminates an episode: it is truncated at ``training.max_rounds``. The reported
-    loss adds Gaussian noise with the measured seed-to-seed standard deviation (seeded by ``reset``).
+    Each round advances the clean validation loss with the switch-aware progress model of
+    :mod:`fedsllm_env.convergence` (smooth monotone fits of the measured fixed-decision curves of
+    ``cfg.training.partition``, an effective rank that remembers what the adapters learned at a higher rank,
+    penalties for moving the cut and changing the rank, all fitted to measured real runs). A configuration whose
+    curve never reaches the target (censored in the calibration) never terminates an episode: it is truncated at
+    ``training.max_rounds``. The reported loss adds AR(1) noise with the measured seed-to-seed level and
+    correlation, drawn from ``default_rng(seed)`` at ``reset`` (``max_rounds`` normals at a time).
+
+    The arithmetic is :func:`fedsllm_env.convergence.advance` on arrays of one env, the same function the batched
+    surrogate (:class:`fedsllm_env.vector.surrogate.BatchedSurrogate`) calls for many, so the two agree bit for bit.
     """
 
     def __init__(self, calibration: Calibration, cfg: FedsLLMConfig):
@@ -64,56 +66,72 @@ class SurrogateBackend:
         self._shape = calibration.shape
         self.partition = partition
         self.initial_val_loss = calibration.initial_val_loss
-        self._curves: dict[tuple[int, int], np.ndarray] = {}
-        for r in cfg.model.ranks:
-            for c in range(1, self._shape.n_layer):
-                measured = calibration.mean_curve(r, c, partition)
-                self._curves[(r, c)] = np.minimum.accumulate(np.concatenate([[self.initial_val_loss], measured]))
-        self.noise_std = calibration.loss_std(partition)
-        self._rng = np.random.default_rng(0)
-        self._clean_loss = self.initial_val_loss
-        self._round = 0
+        self.tables = calibration.progress_tables(cfg.model.ranks, partition)
+        self.switch = calibration.switch_model
+        self.noise = calibration.noise_model(partition)
+        self.noise_block = max(1, int(cfg.training.max_rounds))
+        self._rank_index = {r: i for i, r in enumerate(self.tables.ranks)}
+        self.reset(0)
 
     @property
     def shape(self) -> ModelShape:
         """Shape of the model the calibration was measured on."""
         return self._shape
 
-    def curve(self, rank: int, split: int) -> np.ndarray:
-        """Replayed clean loss at (rank, cut): index t = after t rounds (t = 0: the initial loss), non-increasing."""
-        key = (int(rank), int(split))
-        if key not in self._curves:
-            raise CalibrationError(f"(rank {rank}, split {split}) not replayable: ranks "
-                                   f"{sorted({k[0] for k in self._curves})}, splits 1..{self._shape.n_layer - 1}")
-        return self._curves[key]
+    @property
+    def noise_std(self) -> float:
+        """Level of the observation noise (0 = the clean loss is reported)."""
+        return self.noise.std
+
+    @noise_std.setter
+    def noise_std(self, value: float) -> None:
+        self.noise = NoiseModel(std=float(value), phi=self.noise.phi)
+        self._noise = ar1_noise(self._normals, self.noise)
+
+    def curve(self, rank: int, split: int, rounds: int | None = None) -> np.ndarray:
+        """Clean loss of a fixed (rank, cut) after t = 0..``rounds`` rounds (default: the table's length)."""
+        if int(rank) not in self._rank_index or not 1 <= int(split) <= self.tables.num_splits:
+            raise CalibrationError(f"(rank {rank}, split {split}) not replayable: ranks {list(self.tables.ranks)}, "
+                                   f"splits 1..{self.tables.num_splits}")
+        row = self.tables.table[int(self.tables.row_index(int(split), self._rank_index[int(rank)]))]
+        return row.copy() if rounds is None else row[:int(rounds) + 1].copy()
 
     def reset(self, seed: int) -> float:
         """Restart from the initial validation loss; ``seed`` drives the observation noise."""
         self._rng = np.random.default_rng(seed)
-        self._clean_loss = self.initial_val_loss
+        self._normals = self._rng.standard_normal(self.noise_block)
+        self._noise = ar1_noise(self._normals, self.noise)
+        self._clean = np.array([self.initial_val_loss])
+        self._rho = np.array([np.nan])
+        self._prev = (np.array([-1]), np.array([-1]))
         self._round = 0
         return self.initial_val_loss
 
-    def _equivalent_round(self, curve: np.ndarray, loss: float) -> float:
-        """Fractional round index at which the (non-increasing) curve leaves ``loss`` for good: on a flat stretch
-        at exactly ``loss`` (the envelope of a measured curve that rose for a while) its last index, so the next
-        round moves past the stretch instead of restarting it."""
-        if loss > curve[0]:
-            return 0.0
-        if loss <= curve[-1]:
-            return float(len(curve) - 1)
-        j = int(np.argmax(curve < loss))  # first index strictly below: curve[j - 1] >= loss > curve[j]
-        lo, hi = curve[j - 1], curve[j]
-        frac = (lo - loss) / (lo - hi) if lo > hi else 1.0
-        return j - 1 + frac
+    @property
+    def clean_loss(self) -> float:
+        """The current loss without observation noise."""
+        return float(self._clean[0])
+
+    @property
+    def effective_rank(self) -> float:
+        """2 ** (effective log2-rank) after the last round (NaN before round 1)."""
+        return float(2.0 ** self._rho[0])
 
     def run_round(self, split: int, rank: int) -> RoundOutcome:
-        """Advance one round at (``rank``, ``split``) along its measured curve."""
-        curve = self.curve(rank, split)
-        t = self._equivalent_round(curve, self._clean_loss) + 1.0
-        self._clean_loss = float(np.interp(t, np.arange(len(curve)), curve))
+        """Advance one round at (``rank``, ``split``)."""
+        if int(rank) not in self._rank_index or not 1 <= int(split) <= self.tables.num_splits:
+            raise CalibrationError(f"(rank {rank}, split {split}) not replayable: ranks {list(self.tables.ranks)}, "
+                                   f"splits 1..{self.tables.num_splits}")
+        s = np.array([int(split)])
+        k = np.array([self._rank_index[int(rank)]])
+        self._clean, self._rho = advance(self.tables, self.switch, self._clean, self._rho, *self._prev, s, k)
+        self._prev = (s, k)
+        if self._round >= len(self._normals):  # past max_rounds: the noise process continues
+            more = self._rng.standard_normal(self.noise_block)
+            self._normals = np.concatenate([self._normals, more])
+            self._noise = ar1_noise(self._normals, self.noise)
+        noisy = float(self._clean[0] + self._noise[self._round])
         self._round += 1
-        noisy = self._clean_loss + self.noise_std * float(self._rng.standard_normal())
         return RoundOutcome(train_loss=noisy, val_loss=noisy, round_index=self._round)
 
 

@@ -72,12 +72,16 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from fedsllm_env.convergence import (CURVE_TAUS, NoiseModel, ProgressTables, SwitchModel, fit_curve, fit_noise,
+                                     fit_switch_model)
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
+from fedsllm_env.schedules import parse_schedule
 
 __all__ = ["Calibration", "CalibrationCell", "load_calibration", "fit_rounds_curve", "choose_target",
-           "rounds_to_target", "build_calibration", "DEFAULT_CALIBRATION", "DEFAULT_TARGET_FRACTION",
-           "SCHEMA_VERSION"]
+           "rounds_to_target", "build_calibration", "fit_progress_model", "progress_model_to_json",
+           "load_calibration_from_dict", "DEFAULT_CALIBRATION",
+           "DEFAULT_TARGET_FRACTION", "SCHEMA_VERSION", "CURVE_MODEL"]
 
 DEFAULT_CALIBRATION = "calibration.json"
 """File name of the measured table shipped in ``fedsllm_env/data``."""
@@ -85,6 +89,8 @@ DEFAULT_TARGET_FRACTION = 0.9
 """Share of the best configuration's loss reduction over the horizon that defines the target."""
 SCHEMA_VERSION = 2
 """Version written by :func:`build_calibration`."""
+CURVE_MODEL = "nnls-exp-gauss-v1"
+"""Name of the fitted curve model stored in ``progress_model`` (:mod:`fedsllm_env.convergence`)."""
 
 
 def fit_rounds_curve(ranks: np.ndarray, rounds: np.ndarray) -> dict[str, float]:
@@ -205,7 +211,9 @@ class Calibration:
     version: int
     raw: dict[str, Any] = field(repr=False)
     stored_fit: dict[str, float] | None = field(default=None, repr=False)
-    _fits: dict[Any, dict[str, float] | None] = field(default_factory=dict, repr=False, compare=False)
+    schedules: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """Measured switch schedules (``schedule``, ``partition``, ``seeds``, ``val_loss_curves``)."""
+    _fits: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- lookups --------------------------------------------------------------------------------------
     def _partition(self, partition: str | None) -> str:
@@ -309,6 +317,46 @@ class Calibration:
                 stds.append(float(np.std(np.asarray(full), axis=0, ddof=1).mean()))
         return float(np.mean(stds)) if stds else 0.0
 
+    # ---- the surrogate's progress model (fedsllm_env.convergence) -------------------------------------------
+    def _progress(self) -> dict[str, Any]:
+        """The stored ``progress_model`` section, or one fitted now from the cells (no switch fit: that needs the
+        schedules, so a table without a stored model replays the fixed curves memorylessly)."""
+        if "progress" not in self._fits:
+            stored = self.raw.get("progress_model") if isinstance(self.raw, dict) else None
+            self._fits["progress"] = (_parse_progress(stored, self) if stored is not None
+                                      else fit_progress_model(self, fit_switch=False))
+        return self._fits["progress"]
+
+    @property
+    def switch_model(self) -> SwitchModel:
+        """How training reacts to rank and cut switches (fitted to the measured schedules; 0 without them)."""
+        return self._progress()["switch"]
+
+    def noise_model(self, partition: str | None = None) -> NoiseModel:
+        """AR(1) seed-to-seed noise of the validation loss of ``partition``."""
+        return self._progress()["noise"][self._partition(partition)]
+
+    def curve_weights(self, rank: int, split: int, partition: str | None = None) -> np.ndarray:
+        """Weights of the fitted monotone curve of a measured cell (:func:`fedsllm_env.convergence.curve_at`)."""
+        key = (int(rank), int(split), self._partition(partition))
+        if key not in self.cells:
+            raise CalibrationError(f"(rank {rank}, split {split}, partition {key[2]!r}) not measured in {self.path}")
+        return self._progress()["weights"][key]
+
+    def progress_tables(self, ranks: Sequence[int], partition: str | None = None) -> ProgressTables:
+        """The fitted curves of ``ranks`` (all measured) at every cut, for the surrogate (cached)."""
+        part = self._partition(partition)
+        ranks = tuple(sorted(int(r) for r in ranks))
+        missing = [r for r in ranks if r not in self.ranks]
+        if missing:
+            raise CalibrationError(f"ranks {missing} are not in calibration {self.path} (calibrated: {self.ranks})")
+        key = ("tables", ranks, part)
+        if key not in self._fits:
+            weights = {(r, c): self.curve_weights(r, c, part) for r in ranks for c in self.splits}
+            self._fits[key] = ProgressTables.build(weights, self.splits, ranks, self.shape.n_layer,
+                                                   self.horizon_rounds)
+        return self._fits[key]
+
     def cell_table(self) -> list[dict[str, Any]]:
         """One row per measured cell: E mean and seed spread, censored runs, final loss mean and spread."""
         rows = []
@@ -321,6 +369,78 @@ class Calibration:
                          "final_val_loss": float(np.mean(finals)),
                          "final_val_loss_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0})
         return rows
+
+
+# ---- the progress model's fit ---------------------------------------------------------------------------------------
+def fit_progress_model(cal: "Calibration", fit_switch: bool = True) -> dict[str, Any]:
+    """Fit the surrogate's progress model (:mod:`fedsllm_env.convergence`) to a calibration.
+
+    Returns ``{"weights": {(rank, split, partition): array}, "noise": {partition: NoiseModel}, "switch":
+    SwitchModel, "switch_fit": report}``; the switch parameters are fitted to ``cal.schedules`` (every
+    schedule's seed-mean curve, on the tables of its partition with every measured rank) when ``fit_switch``
+    and there are schedules, else 0.
+    """
+    weights = {key: fit_curve(cell.val_loss_curves, cal.initial_val_loss) for key, cell in sorted(cal.cells.items())}
+    noise = {p: fit_noise([cell.val_loss_curves for key, cell in sorted(cal.cells.items()) if key[2] == p])
+             for p in cal.partitions}
+    out = {"weights": weights, "noise": noise, "switch": SwitchModel(), "switch_fit": {"schedules": 0}}
+    if fit_switch and cal.schedules:
+        fits = []
+        for entry in cal.schedules:
+            part = entry["partition"]
+            tables = ProgressTables.build({(r, c): weights[(r, c, part)] for r in cal.ranks for c in cal.splits},
+                                          cal.splits, cal.ranks, cal.shape.n_layer, cal.horizon_rounds)
+            curves = [np.asarray(c, float) for c in entry["val_loss_curves"]]
+            horizon = min(len(c) for c in curves)
+            measured = np.mean([c[:horizon] for c in curves], axis=0)
+            fits.append((tables, parse_schedule(entry["schedule"]).decisions(horizon), measured))
+        out["switch"], out["switch_fit"] = fit_switch_model(fits, cal.initial_val_loss)
+    return out
+
+
+def progress_model_to_json(fit: dict[str, Any]) -> dict[str, Any]:
+    """The ``progress_model`` section of a calibration file for a :func:`fit_progress_model` result."""
+    return {"curve_model": CURVE_MODEL, "curve_taus": list(CURVE_TAUS),
+            "cells": [{"rank": r, "split": c, "partition": p, "weights": [float(x) for x in w]}
+                      for (r, c, p), w in sorted(fit["weights"].items())],
+            "noise": {p: n.to_dict() for p, n in sorted(fit["noise"].items())},
+            "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"]}
+
+
+def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
+    """Validate a stored ``progress_model`` section against the table's cells."""
+    ck = _Checker(cal.path)
+    if not isinstance(raw, dict):
+        raise ck.fail("progress_model", f"must be an object, got {type(raw).__name__}")
+    if raw.get("curve_model") != CURVE_MODEL or raw.get("curve_taus") != list(CURVE_TAUS):
+        raise ck.fail("progress_model.curve_model", f"= {raw.get('curve_model')!r} is not {CURVE_MODEL!r} with "
+                      "this package's time constants; refit with `fedsllm calibrate --refit FILE`")
+    weights = {}
+    for i, entry in enumerate(ck.seq(ck.get(raw, "cells", "progress_model.cells"), "progress_model.cells")):
+        name = f"progress_model.cells[{i}]"
+        key = (ck.integer(ck.get(entry, "rank", f"{name}.rank"), f"{name}.rank", 1),
+               ck.integer(ck.get(entry, "split", f"{name}.split"), f"{name}.split", 1),
+               str(ck.get(entry, "partition", f"{name}.partition")))
+        w = ck.curve(ck.get(entry, "weights", f"{name}.weights"), f"{name}.weights")
+        if len(w) != 1 + 2 * len(CURVE_TAUS) or (w < 0).any():
+            raise ck.fail(f"{name}.weights", f"must be {1 + 2 * len(CURVE_TAUS)} numbers >= 0")
+        weights[key] = w
+    if set(weights) != set(cal.cells):
+        raise ck.fail("progress_model.cells", "does not cover exactly the table's cells; refit with "
+                      "`fedsllm calibrate --refit FILE`")
+    noise_raw = ck.get(raw, "noise", "progress_model.noise")
+    try:
+        noise = {p: NoiseModel(**{k: ck.number(ck.get(noise_raw.get(p), k, f"progress_model.noise.{p}.{k}"),
+                                               f"progress_model.noise.{p}.{k}") for k in ("std", "phi")})
+                 for p in cal.partitions}
+        sw = ck.get(raw, "switch", "progress_model.switch")
+        switch = SwitchModel(**{k: ck.number(ck.get(sw, k, f"progress_model.switch.{k}"), f"progress_model.switch.{k}")
+                                for k in SwitchModel().to_dict()})
+    except (ValueError, AttributeError) as e:
+        if isinstance(e, CalibrationError):
+            raise
+        raise ck.fail("progress_model", f"is invalid ({e})") from e
+    return {"weights": weights, "noise": noise, "switch": switch, "switch_fit": raw.get("switch_fit", {})}
 
 
 # ---- building a v2 table from run records ------------------------------------------------------------------
@@ -341,7 +461,9 @@ def build_calibration(runs: Iterable[dict[str, Any]], model_shape: dict[str, int
         target_val_loss: Explicit target; None = the fraction-of-best-reduction rule.
         target_fraction: Share of the best cell's reduction (see :func:`choose_target`).
     """
-    runs = sorted(runs, key=lambda r: (r["rank"], r["split"], r["partition"], r["seed"]))
+    runs = sorted(runs, key=lambda r: (r.get("schedule", ""), r["rank"], r["split"], r["partition"], r["seed"]))
+    schedule_runs = [r for r in runs if r.get("schedule")]
+    runs = [r for r in runs if not r.get("schedule")]
     if not runs:
         raise ValueError("no runs to merge")
     grouped: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
@@ -370,9 +492,19 @@ def build_calibration(runs: Iterable[dict[str, Any]], model_shape: dict[str, int
             "val_loss_curves": [list(map(float, r["val_loss_curve"])) for r in group],
             "train_loss_curves": [list(map(float, r["train_loss_curve"])) for r in group],
         })
-    return {"version": SCHEMA_VERSION, "command": command, "settings": settings, "model_shape": dict(model_shape),
-            "horizon_rounds": int(horizon_rounds), "default_partition": default_partition, "target_rule": rule,
-            "target_val_loss": float(target), "initial_val_loss": initial, "cells": cells}
+    schedules: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in schedule_runs:
+        schedules.setdefault((str(run["schedule"]), str(run["partition"])), []).append(run)
+    out = {"version": SCHEMA_VERSION, "command": command, "settings": settings, "model_shape": dict(model_shape),
+           "horizon_rounds": int(horizon_rounds), "default_partition": default_partition, "target_rule": rule,
+           "target_val_loss": float(target), "initial_val_loss": initial, "cells": cells}
+    if schedules:
+        out["schedules"] = [{"schedule": text, "partition": part, "seeds": [int(r["seed"]) for r in group],
+                             "val_loss_curves": [list(map(float, r["val_loss_curve"])) for r in group],
+                             "initial_val_losses": [float(r["initial_val_loss"]) for r in group]}
+                            for (text, part), group in sorted(schedules.items())]
+    out["progress_model"] = progress_model_to_json(fit_progress_model(_parse(out, "<table being built>")))
+    return out
 
 
 # ---- loading and validation ----------------------------------------------------------------------------------
@@ -506,7 +638,27 @@ def _parse_v2(raw: dict[str, Any], ck: _Checker) -> dict[str, Any]:
                                f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
     if default not in parts:
         raise ck.fail("default_partition", f"= {default!r} is not one of the measured partitions {parts}")
-    return {"cells": cells, "horizon": horizon, "default_partition": default, "stored_fit": None}
+    schedules = []
+    for i, entry in enumerate(raw.get("schedules") or []):
+        name = f"schedules[{i}]"
+        text = ck.get(entry, "schedule", f"{name}.schedule")
+        try:
+            plan = parse_schedule(text)
+        except ValueError as e:
+            raise ck.fail(f"{name}.schedule", f"is invalid ({e})") from e
+        part = ck.get(entry, "partition", f"{name}.partition")
+        if part not in parts:
+            raise ck.fail(f"{name}.partition", f"= {part!r} is not one of the measured partitions {parts}")
+        bad = sorted({r for _, r, _ in plan.phases if r not in ranks} | {c for c, _, _ in plan.phases if c < 1})
+        if bad:
+            raise ck.fail(f"{name}.schedule", f"= {text!r} uses ranks or cuts {bad} outside the measured grid")
+        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in
+                  enumerate(ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"),
+                                   f"{name}.val_loss_curves"))]
+        schedules.append({"schedule": plan.text, "partition": part, "seeds": list(entry.get("seeds", [])),
+                          "val_loss_curves": curves})
+    return {"cells": cells, "horizon": horizon, "default_partition": default, "stored_fit": None,
+            "schedules": tuple(schedules)}
 
 
 def _parse(raw: Any, where: str) -> Calibration:
@@ -528,7 +680,7 @@ def _parse(raw: Any, where: str) -> Calibration:
         ranks=tuple(sorted({k[0] for k in cells})), splits=tuple(sorted({k[1] for k in cells})),
         partitions=tuple(sorted({k[2] for k in cells})), default_partition=parsed["default_partition"],
         horizon_rounds=int(parsed["horizon"]), cells=cells, version=int(version), raw=raw,
-        stored_fit=parsed["stored_fit"])
+        stored_fit=parsed["stored_fit"], schedules=parsed.get("schedules", ()))
 
 
 def _read_json(data: bytes, where: str) -> Any:
@@ -540,6 +692,11 @@ def _read_json(data: bytes, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise CalibrationError(f"{where}: not valid JSON ({e})") from e
+
+
+def load_calibration_from_dict(raw: dict[str, Any], where: str = "<dict>") -> Calibration:
+    """Validate a calibration given as a parsed JSON dict (``where`` names it in errors)."""
+    return _parse(raw, where)
 
 
 def load_calibration(path: str | os.PathLike[str] | None = None) -> Calibration:

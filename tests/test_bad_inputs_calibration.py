@@ -15,7 +15,7 @@ import pytest
 
 from conftest import write_synthetic_calibration
 from fedsllm_env.calibration import build_calibration, load_calibration
-from fedsllm_env.errors import CalibrationError, ConfigError
+from fedsllm_env.errors import CalibrationError, ConfigError, FedsLLMError, UsageError
 from fedsllm_env.splitfed.calibrate import package_dir, runs_dir_for
 
 SHAPE = {"n_layer": 4, "n_embd": 8, "n_head": 2, "vocab_size": 10, "n_inner": 32, "n_positions": 16}
@@ -182,7 +182,7 @@ CLI_CASES = [
      "inside the installed package"),
     ("out-runs-dir-inside-package", {"out": lambda t: str(package_dir() / "x.json")}, ValueError,
      "inside the installed package"),
-    ("out-unwritable", {"out": _file_in}, PermissionError, "cannot write the calibration"),
+    ("out-unwritable", {"out": _file_in}, UsageError, "cannot write the calibration"),
     ("out-empty-name", {"out": lambda t: "."}, ValueError, "must name a JSON file"),
     ("fraction-zero", {"target_fraction": 0.0}, ValueError, "--target-fraction must be in (0, 1]"),
     ("fraction-above-one", {"target_fraction": 1.5}, ValueError, "--target-fraction must be in (0, 1]"),
@@ -207,7 +207,36 @@ CLI_CASES = [
     ("gpus-per-run-zero", {"gpus_per_run": 0.0}, ValueError, "--gpus-per-run must be in (0, 1]"),
     ("ray-num-cpus-negative", {"ray_num_cpus": -2}, ValueError, "--ray-num-cpus must be >= 0"),
     ("ray-address-blank", {"ray_address": "  "}, ValueError, "--ray-address must be 'local', 'auto'"),
+    ("schedule-not-notation", {"schedules": ("c1r64x8;rank8",)}, UsageError, "is not c<cut>r<rank>"),
+    ("schedule-open-phase-first", {"schedules": ("c1r64;c1r8x3",)}, UsageError, "only the last phase"),
+    ("schedule-seed-negative", {"schedules": ("designed",), "schedule_seeds": (-1,)}, UsageError,
+     "seeds must be ints >= 0"),
+    ("recheck-rounds-zero", {"recheck": "x.json", "recheck_rounds": 0}, UsageError, "--recheck-rounds must be >= 1"),
+    ("refit-without-out", {"refit": "x.json", "out": ""}, UsageError, "--refit needs --out"),
+    ("data-file-missing", {"config": lambda t: _with(t, {"training": {"dataset": str(t / "none.csv")}})},
+     FedsLLMError, "none.csv"),
+    ("data-missing-columns", {"config": lambda t: _with(t, {"training": {"dataset": _write(t / "d.csv", "a,b\n1,2\n")}})},
+     FedsLLMError, "d.csv"),
+    ("device-cuda-without-gpu", {"config": lambda t: _with(t, {"model": {"device": "cuda"}})}, FedsLLMError, "cuda"),
+    ("backbone-bert", {"config": lambda t: _with(t, {"model": {"backbone": _bert(t)}})}, FedsLLMError, "bert"),
 ]
+
+
+def _with(tmp_path, extra: dict) -> str:
+    """The tiny config file of ``tiny_config_file`` with ``extra`` merged in (one level deep)."""
+    base = json.loads((tmp_path / "tiny.json").read_text()) if (tmp_path / "tiny.json").exists() else {}
+    for key, value in extra.items():
+        base.setdefault(key, {}).update(value)
+    return _write(tmp_path / "with.json", json.dumps(base))
+
+
+def _bert(tmp_path) -> str:
+    """A folder whose config.json says model_type bert (no weights needed: it is refused first)."""
+    folder = tmp_path / "bert"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8,
+                                                    "num_hidden_layers": 2, "num_attention_heads": 2}))
+    return str(folder)
 
 
 def _write(path: Path, text: str) -> str:
@@ -227,13 +256,19 @@ def test_bad_command_input_fails_before_the_sweep(tmp_path, tiny_config_file, mo
     monkeypatch.setattr(runner, "run_one", no_training)
     values = {"out": str(tmp_path / "ok" / "cal.json"), "config": tiny_config_file, "ranks": (1, 4),
               "splits": (1, 2), "partitions": ("iid",), "seeds": (0,), "max_rounds": 2}
+    if "device" in case_id:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    (tmp_path / "tiny.json").write_text(Path(tiny_config_file).read_text())
     values.update({k: v(tmp_path) if callable(v) else v for k, v in overrides.items()})
     with pytest.raises(error) as info:
         run(Args(**values))
     assert fragment in str(info.value)
-    if values["out"] != "." and not Path(values["out"]).is_dir():
-        runs = runs_dir_for(values["out"])
-        assert not runs.exists() or not any(runs.glob("*.json"))  # nothing was run or written
+    assert isinstance(info.value, FedsLLMError), "the CLI prints one line and exits 2 only for a FedsLLMError"
+    if values["out"] not in (".", "") and not Path(values["out"]).is_dir():
+        assert not runs_dir_for(values["out"]).exists()  # nothing was made: not even an empty run folder
 
 
 def test_ray_missing_names_the_install_command(monkeypatch):
@@ -266,3 +301,23 @@ def test_broken_run_record_is_named_not_mixed_in(tmp_path, tiny_config_file, mon
         run(Args(out=str(out), config=tiny_config_file, ranks=(1,), splits=(1,), partitions=("iid",), seeds=(0,),
                  max_rounds=2))
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--target-fraction", "2"], "--target-fraction must be in (0, 1]"),
+    (["--threads", "0"], "threads must be an int >= 1"),
+    (["--ranks", "0"], "ranks must be ints >= 1"),
+    (["--max-rounds", "0"], "max_rounds must be an int >= 1"),
+    (["--seeds", "-1"], "seeds must be ints >= 0"),
+    (["--splits", "99"], "this backbone has L = 6 blocks"),
+    (["--schedules", "c9r64"], "beyond"),
+], ids=["fraction", "threads", "ranks", "max-rounds", "seeds", "splits", "schedule-cut"])
+def test_calibrate_flag_errors_exit_2_with_one_line(tmp_path, capsys, flags, fragment):
+    """`fedsllm calibrate` with a bad flag: exit status 2, one `fedsllm calibrate: error: ...` line, no folder."""
+    from train_scripts.cli import main
+
+    out = tmp_path / "c" / "cal.json"
+    assert main(["calibrate", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fedsllm calibrate: error:") and fragment in err[0], err
+    assert not (tmp_path / "c").exists()

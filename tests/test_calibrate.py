@@ -282,7 +282,7 @@ def test_env_reports_expected_rounds_of_the_chosen_split(tmp_path):
     from fedsllm_env.env import FedsLLMEnv
 
     cal = _v2(tmp_path, {1: [10, 8], 3: [24, 16]})
-    env = FedsLLMEnv({"calibration_path": str(tmp_path / "v2.json"),
+    env = FedsLLMEnv({"calibration_path": str(tmp_path / "v2.json"), "training": {"seq_len": 16},
                       "model": {"ranks": [1, 4], "initial_rank": 4}})
     env.reset(seed=0)
     assert env.rounds_needed(4, 3) == cal.rounds_needed(4, 3) > env.rounds_needed(4, 1)

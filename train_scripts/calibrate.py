@@ -31,7 +31,11 @@ from typing import Literal, Sequence
 
 import tyro
 
-from fedsllm_env.calibration import Calibration, load_calibration
+from fedsllm_env.atomic import atomic_write_json
+from fedsllm_env.calibration import (Calibration, fit_progress_model, load_calibration, load_calibration_from_dict,
+                                     progress_model_to_json)
+from fedsllm_env.errors import FedsLLMError, MissingFileError, UsageError
+from fedsllm_env.schedules import DESIGNED_SCHEDULES, parse_schedule
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.presets import with_preset
 from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path, run_digest
@@ -77,6 +81,21 @@ class Args:
     """GPU fraction each Ray task reserves when model.device is cuda (ignored on CPU)."""
     show: str = ""
     """Print the E(r, c) tables of this existing calibration JSON and exit (nothing trained; "" = run the sweep)."""
+    schedules: tuple[str, ...] = ()
+    """Switch schedules measured beside the grid to fit the surrogate's switch model: "designed" (the package's set,
+    fedsllm_env.schedules.DESIGNED_SCHEDULES) and/or schedules such as "c1r64x8;c1r8" (empty = none)."""
+    schedule_seeds: tuple[int, ...] = ()
+    """Seeds of the schedule runs (empty = --seeds)."""
+    schedule_partitions: tuple[Literal["iid", "dirichlet"], ...] = ("iid",)
+    """Partitions of the schedule runs."""
+    refit: str = ""
+    """Refit the surrogate's progress model of this existing calibration JSON and write it to --out (nothing trained)."""
+    recheck: str = ""
+    """Re-run a short prefix of one run of this calibration JSON and print how far it lands from the stored curve."""
+    recheck_run: tuple[int, int, str, int] = (64, 1, "iid", 0)
+    """The run --recheck re-runs: rank, split, partition, seed."""
+    recheck_rounds: int = 3
+    """Rounds --recheck re-runs."""
 
 
 def _load_overrides(path: str) -> dict:
@@ -85,7 +104,7 @@ def _load_overrides(path: str) -> dict:
         return {}
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"--config {p} does not exist")
+        raise MissingFileError(f"--config {p} does not exist")
     text = p.read_text(encoding="utf-8")
     if p.suffix in (".yml", ".yaml"):
         import yaml
@@ -94,7 +113,7 @@ def _load_overrides(path: str) -> dict:
     else:
         data = json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
+        raise UsageError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
     return data
 
 
@@ -109,19 +128,53 @@ def _config(args: Args) -> FedsLLMConfig:
 
 
 def _check_args(args: Args) -> None:
-    """Reject bad flag values before anything is loaded or written."""
+    """Reject bad flag values before anything is loaded or written (:class:`UsageError`: exit 2, one line)."""
     if not 0.0 < args.target_fraction <= 1.0:
-        raise ValueError(f"--target-fraction must be in (0, 1], got {args.target_fraction}")
+        raise UsageError(f"--target-fraction must be in (0, 1], got {args.target_fraction}")
     if not (math.isfinite(args.target_val_loss) and args.target_val_loss >= 0):
-        raise ValueError(f"--target-val-loss must be >= 0 (0 = the fraction rule), got {args.target_val_loss}")
+        raise UsageError(f"--target-val-loss must be >= 0 (0 = the fraction rule), got {args.target_val_loss}")
     if args.learning_rate < 0 or not math.isfinite(args.learning_rate):
-        raise ValueError(f"--learning-rate must be > 0 (0 = the config's), got {args.learning_rate}")
+        raise UsageError(f"--learning-rate must be > 0 (0 = the config's), got {args.learning_rate}")
     if args.local_iterations < 0:
-        raise ValueError(f"--local-iterations must be >= 1 (0 = the config's), got {args.local_iterations}")
+        raise UsageError(f"--local-iterations must be >= 1 (0 = the config's), got {args.local_iterations}")
     if args.ray_num_cpus < 0:
-        raise ValueError(f"--ray-num-cpus must be >= 0 (0 = all), got {args.ray_num_cpus}")
+        raise UsageError(f"--ray-num-cpus must be >= 0 (0 = all), got {args.ray_num_cpus}")
     if not 0.0 < args.gpus_per_run <= 1.0:
-        raise ValueError(f"--gpus-per-run must be in (0, 1], got {args.gpus_per_run}")
+        raise UsageError(f"--gpus-per-run must be in (0, 1], got {args.gpus_per_run}")
+    if args.recheck_rounds < 1:
+        raise UsageError(f"--recheck-rounds must be >= 1, got {args.recheck_rounds}")
+    try:
+        check_grid(list(args.ranks) or [1], list(args.splits) or [1], list(args.partitions), list(args.seeds),
+                   args.max_rounds, args.threads)
+        if args.schedule_seeds:
+            check_grid([1], [1], list(args.schedule_partitions), list(args.schedule_seeds), args.max_rounds,
+                       args.threads)
+        _schedules(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _schedules(args: Args) -> list[str]:
+    """--schedules with "designed" expanded, each checked (UsageError naming a bad one)."""
+    out: list[str] = []
+    for text in args.schedules:
+        for item in (DESIGNED_SCHEDULES if text == "designed" else (text,)):
+            text_norm = parse_schedule(item).text
+            if text_norm not in out:
+                out.append(text_norm)
+    return out
+
+
+def _engine_checked(cfg: FedsLLMConfig, threads: int) -> int:
+    """Build the engine once (data, backbone, device) before any folder is made; its errors become one line."""
+    from fedsllm_env.splitfed.calibrate import _n_layer
+
+    try:
+        return _n_layer(cfg, threads)
+    except FedsLLMError:
+        raise
+    except (ValueError, OSError, TypeError) as e:  # e.g. a device torch does not have, a bad data file
+        raise UsageError(f"cannot train with this configuration: {type(e).__name__}: {e}") from e
 
 
 def default_out(cfg: FedsLLMConfig, max_rounds: int, threads: int, root: str | Path = "runs") -> Path:
@@ -143,16 +196,30 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
         print_summary(cal)
         return Path(cal.path)
     _check_args(args)
+    if args.refit:
+        return refit(args.refit, args.out)
+    if args.recheck:
+        recheck(args.recheck, args.recheck_run, args.recheck_rounds)
+        return Path(args.recheck)
     cfg = _config(args)
     ranks = list(args.ranks) or list(cfg.model.ranks)
-    check_grid(ranks, list(args.splits) or [1], list(args.partitions), list(args.seeds), args.max_rounds,
-               args.threads)
-    out = check_out_path(args.out or default_out(cfg, args.max_rounds, args.threads))
+    out = check_out_path(args.out or default_out(cfg, args.max_rounds, args.threads), create=False)
+    n_layer = _engine_checked(cfg, args.threads)
+    bad = [c for c in args.splits if c > n_layer - 1]
+    if bad:
+        raise UsageError(f"--splits {bad} beyond L - 1 = {n_layer - 1} (this backbone has L = {n_layer} blocks)")
+    for text in _schedules(args):
+        bad = sorted({c for c, _, _ in parse_schedule(text).phases if c > n_layer - 1})
+        if bad:
+            raise UsageError(f"--schedules {text!r}: cut(s) {bad} beyond L - 1 = {n_layer - 1} (this backbone has "
+                             f"L = {n_layer} blocks)")
     print(f"calibration -> {out}", flush=True)
     kwargs = dict(cfg=cfg, ranks=ranks, splits=args.splits, partitions=args.partitions, seeds=args.seeds,
                   max_rounds=args.max_rounds, out_path=out, threads=args.threads,
                   target_val_loss=args.target_val_loss or None, target_fraction=args.target_fraction,
-                  command=command, log=lambda line: print(line, flush=True))
+                  command=command, log=lambda line: print(line, flush=True), schedules=_schedules(args),
+                  schedule_seeds=list(args.schedule_seeds) or None,
+                  schedule_partitions=list(args.schedule_partitions))
     if args.ray_address:
         from train_scripts._ray import ray_map_unordered, ray_session
 
@@ -165,6 +232,42 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     print_summary(load_calibration(out))
     print(f"written to {out}")
     return out
+
+
+def refit(path: str, out: str) -> Path:
+    """Refit the progress model of the table ``path`` (curves, noise and, from its schedules, the switch model)
+    and write the table with the new ``progress_model`` to ``out``."""
+    if not out:
+        raise UsageError("--refit needs --out (the refitted table is written there; the input is never changed)")
+    target = check_out_path(out, create=False)
+    if target.resolve() == Path(path).resolve():
+        raise UsageError(f"--out {out} is the --refit input; write the refitted table elsewhere")
+    cal = load_calibration(path)
+    raw = dict(cal.raw)
+    raw.pop("progress_model", None)
+    fitted = load_calibration_from_dict(raw, path)
+    raw["progress_model"] = progress_model_to_json(fit_progress_model(fitted))
+    check_out_path(target)
+    atomic_write_json(target, raw)
+    print_summary(load_calibration(target))
+    print(f"written to {target}")
+    return target
+
+
+def recheck(path: str, run: tuple[int, int, str, int], rounds: int) -> dict:
+    """Re-run a prefix of one run of the table ``path`` and print the difference from its stored curve."""
+    from fedsllm_env.splitfed.calibrate import recheck_cell
+
+    cal = load_calibration(path)
+    result = recheck_cell(cal.raw, *run, rounds=rounds)
+    print(f"re-ran rank {run[0]}, split {run[1]}, {run[2]}, seed {run[3]} for {result['rounds']} round(s) with the "
+          f"settings recorded in {path}")
+    print(f"backbone recorded {result['backbone_recorded']}; now {result['backbone_now']}")
+    print(f"initial val loss {result['initial']:.6f} (stored {result['stored_initial']:.6f})")
+    for t, (a, b) in enumerate(zip(result["curve"], result["stored_curve"]), start=1):
+        print(f"round {t}: {a:.6f} (stored {b:.6f}, diff {a - b:+.2e})")
+    print(f"max |difference| {result['max_abs_diff']:.3g}")
+    return result
 
 
 def print_summary(cal: Calibration) -> None:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                          "real-engine seconds per round and peak memory for named model shapes and devices"),
     "backbone-report": ("train_scripts.backbone_report",
                         "the backbone's loss before fine-tuning beside uniform, unigram and bigram models"),
+    "fidelity": ("train_scripts.fidelity", "real vs surrogate episodes of schedules and policies (the surrogate's error)"),
     "benchmark-optimizer": ("train_scripts.benchmark_optimizer",
                             "optimizer solve time vs size and optimality gaps vs the exact optimum"),
 }

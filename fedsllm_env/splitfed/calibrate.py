@@ -34,10 +34,13 @@ import torch
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.calibration import DEFAULT_TARGET_FRACTION, build_calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import CalibrationError, TrainingDiverged
+from fedsllm_env.errors import CalibrationError, TrainingDiverged, UsageError
+from fedsllm_env.splitfed.model import backbone_fingerprint
+from fedsllm_env.schedules import parse_schedule
 
-__all__ = ["RunSpec", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
-           "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND"]
+__all__ = ["RunSpec", "schedule_specs", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
+           "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND",
+           "recheck_cell"]
 
 RUN_KIND = "fedsllm-calibration-run"
 """``kind`` field of a per-run record file."""
@@ -45,21 +48,47 @@ RUN_KIND = "fedsllm-calibration-run"
 
 @dataclass(frozen=True, order=True)
 class RunSpec:
-    """One calibration run: LoRA rank, cut index, data partition, training seed."""
+    """One calibration run: LoRA rank, cut index, data partition, training seed, and optionally a schedule.
+
+    A run without ``schedule`` trains at the fixed (``split``, ``rank``) every round (a cell of the E(r, c)
+    grid); a run with one plays the schedule (:mod:`fedsllm_env.schedules`; ``split`` and ``rank`` are then
+    its first round's) to measure how training reacts when the rank or the cut switches.
+    """
 
     rank: int
     split: int
     partition: str
     seed: int
+    schedule: str = ""
 
     @property
     def name(self) -> str:
-        """File-name stem of the run's record, e.g. ``rank4_split1_iid_seed0``."""
+        """File-name stem of the run's record, e.g. ``rank4_split1_iid_seed0`` or
+        ``sched_c1r64x8_c1r8_iid_seed0``."""
+        if self.schedule:
+            return f"sched_{parse_schedule(self.schedule).name}_{self.partition}_seed{self.seed}"
         return f"rank{self.rank}_split{self.split}_{self.partition}_seed{self.seed}"
 
+    def decision(self, round_index: int) -> tuple[int, int]:
+        """(split, rank) of round ``round_index`` (1-based)."""
+        return parse_schedule(self.schedule).at(round_index) if self.schedule else (self.split, self.rank)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON)."""
-        return {"rank": self.rank, "split": self.split, "partition": self.partition, "seed": self.seed}
+        """Plain dict (JSON); ``schedule`` only when there is one (fixed runs keep their earlier records)."""
+        out: dict[str, Any] = {"rank": self.rank, "split": self.split, "partition": self.partition, "seed": self.seed}
+        if self.schedule:
+            out["schedule"] = self.schedule
+        return out
+
+
+def schedule_specs(schedules: Iterable[str], partitions: Iterable[str], seeds: Iterable[int]) -> list[RunSpec]:
+    """One run per (schedule, partition, seed), sorted; each schedule's text is normalised by parsing it."""
+    specs = []
+    for text in schedules:
+        sched = parse_schedule(text)
+        split, rank = sched.at(1)
+        specs += [RunSpec(rank, split, str(p), int(s), sched.text) for p in partitions for s in seeds]
+    return sorted(specs)
 
 
 def sweep_grid(ranks: Iterable[int], splits: Iterable[int], partitions: Iterable[str],
@@ -139,13 +168,9 @@ def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int
     """
     from fedsllm_env.splitfed.engine import SplitFedEngine
 
-    from transformers.utils import logging as hf_logging
-
     t0 = time.perf_counter()
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no weight-loading bar per run
     try:
         engine = SplitFedEngine(_run_config(config, spec.partition), progress=False)
         initial = float(engine.reset(spec.seed, split=spec.split, rank=spec.rank))
@@ -155,7 +180,7 @@ def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int
         diverged = None
         for t in range(1, max_rounds + 1):
             try:
-                out = engine.run_round(spec.split, spec.rank)
+                out = engine.run_round(*spec.decision(t))
             except TrainingDiverged:  # the engine stops on a non-finite loss or adapter
                 diverged = t
                 break
@@ -168,8 +193,6 @@ def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int
         shape = engine.shape.to_dict()
     finally:
         torch.set_num_threads(before)
-        if bars:
-            hf_logging.enable_progress_bar()
     return {"kind": RUN_KIND, "spec": spec.to_dict(), **spec.to_dict(),
             "digest": run_digest(config, max_rounds, threads), "max_rounds": int(max_rounds),
             "threads": int(threads), "model_shape": shape, "initial_val_loss": initial,
@@ -223,7 +246,9 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
               seeds: Sequence[int], max_rounds: int, out_path: str | Path, threads: int = 1,
               target_val_loss: float | None = None, target_fraction: float = DEFAULT_TARGET_FRACTION,
               mapper: Mapper | None = None, command: str = "", log: Callable[[str], None] | None = None,
-              extra_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+              extra_settings: dict[str, Any] | None = None, schedules: Sequence[str] = (),
+              schedule_seeds: Sequence[int] | None = None,
+              schedule_partitions: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the sweep's unfinished runs, write each as it finishes, merge all into ``out_path`` (schema v2).
 
     Args:
@@ -240,6 +265,11 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
         command: Command line recorded in the table.
         log: Called with one line per finished run (default: silent).
         extra_settings: Recorded in ``settings`` (e.g. the Ray address).
+        schedules: Switch schedules (:mod:`fedsllm_env.schedules` notation) measured beside the grid, one
+            run per (schedule, partition, seed), stored in the table's ``schedules`` (they fit the
+            surrogate's switch model; they never enter E(r, c) or the target).
+        schedule_seeds: Seeds of the schedule runs (None = ``seeds``).
+        schedule_partitions: Partitions of the schedule runs (None = ``partitions``).
 
     Returns:
         The merged calibration dict (also written to ``out_path``).
@@ -247,13 +277,24 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
     ranks, splits, seeds = [int(r) for r in ranks], [int(c) for c in splits], [int(s) for s in seeds]
     partitions = [str(p) for p in partitions]
     check_grid(ranks, splits or [1], partitions, seeds, max_rounds, threads)
+    out_path = check_out_path(out_path, create=False)
+    n_layer = _n_layer(cfg, threads)  # config, data and backbone are checked before any folder is made
     out_path = check_out_path(out_path)
-    n_layer = _n_layer(cfg, threads)
     splits = splits or list(default_splits(n_layer))
     check_grid(ranks, splits, partitions, seeds, max_rounds, threads, n_layer=n_layer)
     config = cfg.to_dict()
     digest = run_digest(config, max_rounds, threads)
     specs = sweep_grid(ranks, splits, partitions, seeds)
+    sched_specs = schedule_specs(schedules, partitions if schedule_partitions is None else schedule_partitions,
+                                 seeds if schedule_seeds is None else schedule_seeds)
+    for spec in sched_specs:
+        plan = parse_schedule(spec.schedule)
+        bad = sorted({c for c, _, _ in plan.phases if c > n_layer - 1})
+        if bad:
+            raise UsageError(f"schedule {spec.schedule!r} uses cut(s) {bad} beyond L - 1 = {n_layer - 1}")
+        check_grid(sorted({r for _, r, _ in plan.phases}), sorted({c for c, _, _ in plan.phases}),
+                   [spec.partition], [spec.seed], max_rounds, threads, n_layer=n_layer)
+    specs += sched_specs
     runs_dir = runs_dir_for(out_path)
     done = finished_runs(runs_dir, specs, digest)
     todo = [s for s in specs if s not in done]
@@ -270,7 +311,9 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
             + (f" (diverged at round {rec['diverged_at_round']})" if rec["diverged_at_round"] else ""))
     records = [done[s] for s in specs]
     settings = {"config": config, "ranks": ranks, "splits": splits, "partitions": partitions, "seeds": seeds,
+                "schedules": sorted({s.schedule for s in sched_specs}),
                 "max_rounds": int(max_rounds), "threads": int(threads), "digest": digest,
+                "backbone": backbone_fingerprint(cfg.model, cfg.training.seq_len),
                 "runs_dir": str(runs_dir), "torch": torch.__version__, "python": platform.python_version(),
                 "timing": {"sweep_wall_s": time.perf_counter() - t0,
                            "run_wall_s_sum": float(sum(r["wall_s"] for r in records)),
@@ -311,25 +354,38 @@ def package_dir() -> Path:
     return Path(fedsllm_env.__file__).resolve().parent
 
 
-def check_out_path(out_path: str | Path) -> Path:
+def check_out_path(out_path: str | Path, create: bool = True) -> Path:
     """Check, before any training, that the table and its run folder can be written where asked.
 
+    Args:
+        out_path: The table's path.
+        create: Make the folders (and probe them with a write); False only checks that the nearest existing
+            ancestor is a writable folder, so a refused run leaves nothing behind.
+
     Raises:
-        ValueError: ``out_path`` is an existing directory, or lies inside the installed package (the
-            shipped table is replaced only by copying a finished calibration there by hand).
-        PermissionError: The folder cannot be created or written.
+        UsageError: ``out_path`` is empty or an existing directory, lies inside the installed package (the
+            shipped table is replaced only by copying a finished calibration there by hand), or its folder
+            cannot be created or written (a file in the way, no permission).
     """
     out = Path(out_path).expanduser()
     if str(out_path) == "" or out.name in ("", ".", ".."):
-        raise ValueError(f"--out must name a JSON file, got {str(out_path)!r}")
+        raise UsageError(f"--out must name a JSON file, got {str(out_path)!r}")
     if out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give the path of the calibration JSON to write, "
+        raise UsageError(f"--out {out} is a directory; give the path of the calibration JSON to write, "
                          f"e.g. {out / 'calibration.json'}")
     pkg = package_dir()
     if out.resolve().is_relative_to(pkg):
-        raise ValueError(f"--out {out} is inside the installed package {pkg}; commands never write there. "
+        raise UsageError(f"--out {out} is inside the installed package {pkg}; commands never write there. "
                          f"Write elsewhere (default runs/calibration/...), then copy the file to "
                          f"{pkg / 'data' / 'calibration.json'} by hand to ship it")
+    if not create:
+        ancestor = out.parent.resolve()
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {out}: cannot write the calibration there ({ancestor} is "
+                             f"{'not a folder' if not ancestor.is_dir() else 'not writable'})")
+        return out
     for folder in (out.parent, runs_dir_for(out)):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -337,5 +393,44 @@ def check_out_path(out_path: str | Path) -> Path:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise PermissionError(f"cannot write the calibration to {folder} ({type(e).__name__}: {e})") from e
+            raise UsageError(f"--out {out}: cannot write the calibration to {folder} ({type(e).__name__}: {e})") \
+                from e
     return out
+
+
+def recheck_cell(table: dict[str, Any], rank: int, split: int, partition: str, seed: int, rounds: int,
+                 threads: int | None = None) -> dict[str, Any]:
+    """Re-run the first ``rounds`` rounds of one measured run of a calibration table with the settings recorded
+    in it, and compare the validation losses with the stored curve.
+
+    Bit-identical on the machine that made the table (same torch threads); on another CPU the losses differ in
+    the last digits and drift apart slowly (``tests/test_calibrate.py`` pins how far a short prefix may).
+
+    Returns:
+        ``initial`` and ``curve`` (re-measured and stored), ``max_abs_diff`` over the rounds and the initial
+        loss, and the backbone fingerprints (recorded and now).
+
+    Raises:
+        CalibrationError: the run is not in the table, or the table records no config.
+    """
+    settings = table.get("settings") or {}
+    config = settings.get("config")
+    if not isinstance(config, dict):
+        raise CalibrationError("the table records no settings.config; it cannot be re-run")
+    cell = next((c for c in table.get("cells", []) if (c["rank"], c["split"], c["partition"]) ==
+                 (int(rank), int(split), str(partition))), None)
+    if cell is None or int(seed) not in cell["seeds"]:
+        raise CalibrationError(f"(rank {rank}, split {split}, {partition}, seed {seed}) is not a run of this table")
+    stored = cell["val_loss_curves"][cell["seeds"].index(int(seed))]
+    rounds = max(1, min(int(rounds), len(stored)))
+    threads = int(settings.get("threads", 1)) if threads is None else int(threads)
+    rec = run_one(config, RunSpec(int(rank), int(split), str(partition), int(seed)), rounds, threads)
+    stored_initial = float(table.get("initial_val_loss"))
+    diffs = [abs(a - b) for a, b in zip(rec["val_loss_curve"], stored[:rounds])]
+    return {"rank": int(rank), "split": int(split), "partition": str(partition), "seed": int(seed),
+            "rounds": rounds, "initial": rec["initial_val_loss"], "stored_initial": stored_initial,
+            "curve": rec["val_loss_curve"], "stored_curve": list(stored[:rounds]),
+            "max_abs_diff": max(diffs + [abs(rec["initial_val_loss"] - stored_initial)]),
+            "backbone_recorded": settings.get("backbone"),
+            "backbone_now": backbone_fingerprint(_run_config(config, partition).model,
+                                                 int(config.get("training", {}).get("seq_len", 80)))}

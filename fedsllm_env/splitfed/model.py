@@ -43,7 +43,7 @@ from fedsllm_env.splitfed.tokenizer import build_bpe_tokenizer, load_pretrained_
 __all__ = ["TINY_BACKBONE", "tiny_gpt2_config", "build_random_gpt2", "build_random_model", "cache_root",
            "tiny_cache_dir", "tiny_tokenizer", "pretrain_tiny_gpt2", "load_backbone", "check_gpt2_style", "fixed_threads",
            "hub_offline", "check_finite_weights", "check_config_matches_weights", "PRETRAIN_THREADS",
-           "shipped_tiny_dir", "shipped_tiny_matches", "write_tiny_folder"]
+           "shipped_tiny_dir", "shipped_tiny_matches", "write_tiny_folder", "backbone_fingerprint"]
 
 TINY_BACKBONE = "tiny-gpt2"
 PRETRAIN_SEED = 1234
@@ -289,6 +289,21 @@ def _verified_tiny(path: Path, fix: str) -> tuple[GPT2LMHeadModel, object]:
     return model.eval(), load_pretrained_tokenizer(str(path), display_name=TINY_BACKBONE)
 
 
+def backbone_fingerprint(m: ModelConfig, seq_len: int) -> dict:
+    """What identifies the backbone's bytes, recorded in calibrations: for tiny-gpt2 where its weights come from
+    (``shipped`` or ``cache``) and their SHA-256 from the marker; for other backbones their name only."""
+    if m.backbone != TINY_BACKBONE:
+        return {"backbone": m.backbone}
+    n_positions = max(256, seq_len)
+    shipped = shipped_tiny_matches(m, n_positions)
+    path = shipped_tiny_dir() if shipped else tiny_cache_dir(m, n_positions)
+    try:
+        sha = json.loads((path / _MARKER).read_text())["sha256"][_WEIGHTS]
+    except (OSError, ValueError, KeyError):
+        sha = None
+    return {"backbone": TINY_BACKBONE, "source": "shipped" if shipped else "cache", "weights_sha256": sha}
+
+
 def _load_tiny(m: ModelConfig, seq_len: int, progress: bool) -> tuple[GPT2LMHeadModel, object]:
     n_positions = max(256, seq_len)
     if shipped_tiny_matches(m, n_positions):  # the default: the same bytes on every machine
@@ -492,12 +507,28 @@ def check_config_matches_weights(config: Any, folder: Path, where: str, dtype: t
                  "smaller model")
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' per-tensor "Loading weights" bar off while a backbone loads (a tiny model loads in
+    milliseconds; the bar was noise on every real-mode command), restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _from_pretrained_checked(cls: Any, source: str | Path, where: str, **kwargs: Any):
     """``cls.from_pretrained`` whose load failures name the file and the fix: a shape mismatch is a config/weights
     mismatch (fix config.json), an unreadable file is corruption (delete it); missing or unexpected weights are
     errors."""
     try:
-        model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
+        with _quiet_loading():
+            model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:
         if isinstance(e, OSError) and not Path(str(source)).exists():
             raise _not_found(str(source), f"the download failed ({type(e).__name__}: {str(e)[:200]})") from e

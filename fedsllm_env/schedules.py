@@ -1,0 +1,124 @@
+"""Open-loop (cut, rank) schedules: what a calibration run or a fidelity check plays round by round.
+
+A schedule is written as phases separated by ``;``, each ``c<cut>r<rank>`` with an optional ``x<rounds>``
+(how many rounds the phase lasts); the last phase without ``x`` lasts for the rest of the run, and a
+trailing ``*`` repeats every phase in a cycle (then every phase needs ``x``)::
+
+    "c1r64"              cut 1, rank 64 every round (a fixed decision)
+    "c1r64x8;c1r8"       rank 64 for rounds 1-8, then rank 8
+    "c1r64x3;c1r8x3*"    rank 64 and rank 8, three rounds each, alternating
+
+numpy only; used by the calibration runner (real training), the surrogate's progress-model fit and
+``fedsllm fidelity``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fedsllm_env.errors import UsageError
+
+__all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "FIDELITY_SCHEDULES"]
+
+_PHASE = re.compile(r"c(\d+)r(\d+)(?:x(\d+))?")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Phases ``(split, rank, rounds)`` (``rounds`` None = until the end) and whether they cycle."""
+
+    phases: tuple[tuple[int, int, int | None], ...]
+    cycle: bool = False
+
+    @property
+    def text(self) -> str:
+        """The schedule in the notation of :func:`parse_schedule` (round-trips)."""
+        body = ";".join(f"c{c}r{r}" + (f"x{n}" if n is not None else "") for c, r, n in self.phases)
+        return body + ("*" if self.cycle else "")
+
+    @property
+    def name(self) -> str:
+        """A file-name-safe form of :attr:`text` (``;`` -> ``_``, ``*`` -> ``_cycle``)."""
+        return self.text.replace(";", "_").replace("*", "_cycle")
+
+    @property
+    def is_fixed(self) -> bool:
+        """True when every round plays the same (cut, rank)."""
+        return len({(c, r) for c, r, _ in self.phases}) == 1
+
+    def at(self, round_index: int) -> tuple[int, int]:
+        """(split, rank) played in round ``round_index`` (1-based)."""
+        if round_index < 1:
+            raise ValueError(f"rounds are counted from 1, got {round_index}")
+        t = round_index - 1
+        if self.cycle:
+            period = sum(n for _, _, n in self.phases)
+            t %= period
+        for c, r, n in self.phases:
+            if n is None or t < n:
+                return c, r
+            t -= n
+        c, r, _ = self.phases[-1]  # a finite schedule past its end keeps its last phase
+        return c, r
+
+    def decisions(self, rounds: int) -> list[tuple[int, int]]:
+        """(split, rank) of rounds 1..``rounds``."""
+        return [self.at(t) for t in range(1, rounds + 1)]
+
+
+def parse_schedule(text: str) -> Schedule:
+    """Parse ``"c1r64x8;c1r8"``-style text (see the module docstring).
+
+    Raises:
+        UsageError: text that is not in the notation, a cut or rank < 1, a phase of 0 rounds, a bounded
+            last phase without ``*``, or a cycle with an unbounded phase.
+    """
+    raw = str(text).strip()
+    cycle = raw.endswith("*")
+    body = raw[:-1] if cycle else raw
+    phases = []
+    for part in body.split(";"):
+        m = _PHASE.fullmatch(part.strip())
+        if m is None:
+            raise UsageError(f"schedule {text!r}: phase {part!r} is not c<cut>r<rank>[x<rounds>] "
+                             "(e.g. 'c1r64x8;c1r8')")
+        c, r, n = int(m[1]), int(m[2]), (int(m[3]) if m[3] is not None else None)
+        if c < 1 or r < 1 or (n is not None and n < 1):
+            raise UsageError(f"schedule {text!r}: phase {part!r} needs cut >= 1, rank >= 1 and rounds >= 1")
+        phases.append((c, r, n))
+    if cycle and any(n is None for _, _, n in phases):
+        raise UsageError(f"schedule {text!r}: a cycle ('*') needs a number of rounds (x<n>) on every phase")
+    if not cycle and any(n is None for _, _, n in phases[:-1]):
+        raise UsageError(f"schedule {text!r}: only the last phase may omit its number of rounds")
+    return Schedule(tuple(phases), cycle)
+
+
+DESIGNED_SCHEDULES: tuple[str, ...] = (
+    "c1r64x4;c1r8",      # rank down early
+    "c1r64x12;c1r16",    # rank down later
+    "c1r32x8;c1r4",      # rank down to a rank that alone never reaches the target
+    "c1r64x16;c1r32",    # a small rank cut late
+    "c1r8x8;c1r64",      # rank up
+    "c1r4x12;c1r32",     # rank up from the censored rank
+    "c1r16x20;c1r64",    # rank up late
+    "c1r64x6;c5r64",     # cut deeper
+    "c5r64x6;c1r64",     # cut back
+    "c1r16x10;c3r16",    # cut deeper at a middle rank
+    "c1r64x3;c1r8x3*",   # rank oscillation
+    "c3r32x8;c1r8",      # cut back and rank down at once
+)
+"""Switch schedules measured by ``fedsllm calibrate --schedules designed`` to fit the surrogate's switch model."""
+
+FIDELITY_SCHEDULES: tuple[str, ...] = (
+    "c1r64",
+    "c1r16",
+    "c5r32",
+    "c1r64x8;c1r8",
+    "c1r8x12;c1r32",
+    "c1r64x8;c5r64",
+    "c5r16x10;c1r16",
+    "c1r64x5;c3r16x5*",
+    "c1r32x2;c1r16x2*",
+)
+"""Open-loop schedules of ``fedsllm fidelity`` (none of the switch schedules is in :data:`DESIGNED_SCHEDULES`)."""

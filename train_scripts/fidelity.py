@@ -1,0 +1,308 @@
+"""``fedsllm fidelity``: does the surrogate price what real split-federated training does?
+
+Every entry of the suite (an open-loop (cut, rank) schedule, the paper's optimizer, a trained agent) plays full
+episodes in the REAL env (torch + peft training each round) and in the surrogate, on the same scenario and
+channel trajectory (the same reset seed), so every per-round delay of the same decision is the same in both
+modes and the whole difference is in the number of rounds the training needs. The surrogate plays each entry
+on ``--noise-seeds`` draws of its observation noise (the training's seed-to-seed spread); the real env plays it
+once per ``--real-seeds``. Printed per entry: the real rounds and total delay, the surrogate's rounds range and
+mean total delay, and the error of that mean. Target (issue 19): every entry within 5 % and the real rounds
+inside the surrogate's range.
+
+Schedules play in the hybrid ids (the entry picks the cut and rank each round, the optimizer's allocator
+fills subchannels and powers); "optimizer" plays the Box ids. Each episode is one job; with
+``--ray-address`` one Ray task each (``--ray-cpus-per-task`` CPUs, one torch thread per CPU).
+
+Example::
+
+    fedsllm fidelity --ray-address local                                   # the whole suite (about an hour)
+    fedsllm fidelity --schedules c1r64 "c1r64x8;c1r8" --policies --noise-seeds 0 1 2 --max-rounds 40
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import tyro
+
+from fedsllm_env.errors import UsageError
+from fedsllm_env.schedules import FIDELITY_SCHEDULES, Schedule, parse_schedule
+
+__all__ = ["Args", "FidelityJob", "SchedulePolicy", "run_fidelity_job", "fidelity_rows", "main", "TARGET_ERROR"]
+
+TARGET_ERROR = 0.05
+"""Largest accepted |surrogate mean total delay / real total delay - 1| of an entry."""
+
+
+@dataclass
+class Args:
+    """Real vs surrogate episodes of a suite of schedules and policies (see the module docstring)."""
+
+    schedules: tuple[str, ...] = FIDELITY_SCHEDULES
+    """Open-loop (cut, rank) schedules (fedsllm_env.schedules notation, e.g. "c1r64x8;c1r8")."""
+    policies: tuple[str, ...] = ("optimizer",)
+    """Baselines and agent run folders / zips played closed-loop (empty = none)."""
+    real_seeds: tuple[int, ...] = (0,)
+    """Reset seeds of the real episodes (scenario, channel, training seed)."""
+    noise_seeds: tuple[int, ...] = tuple(range(10))
+    """Surrogate noise draws per real seed (same scenario and channel as the real episode)."""
+    config: str = ""
+    """JSON/YAML file of nested env config overrides ("" = none)."""
+    preset: str = ""
+    """Scenario preset under --config ("" = none)."""
+    calibration_path: str = ""
+    """Calibration of the surrogate and of the real env's target ("" = the shipped table)."""
+    max_rounds: int = 0
+    """Round cap per episode (0 = the config's)."""
+    ray_address: str = ""
+    """"" = every episode here, one after another; "local", "auto" or "ray://host:port": one Ray task each."""
+    ray_cpus_per_task: float = 1.0
+    """CPUs each episode task declares (real episodes use that many torch threads)."""
+    out: str = ""
+    """JSON file for every episode and the table ("" = do not write)."""
+
+
+class SchedulePolicy:
+    """Plays an open-loop schedule in a hybrid env (action = [cut - 1, rank index]); round counted from reset."""
+
+    def __init__(self, schedule: Schedule, ranks: Sequence[int]):
+        self.schedule = schedule
+        self.ranks = tuple(int(r) for r in ranks)
+        missing = sorted({r for _, r, _ in schedule.phases} - set(self.ranks))
+        if missing:
+            raise UsageError(f"schedule {schedule.text!r} uses ranks {missing} outside model.ranks {list(self.ranks)}")
+        self._round = 0
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """The schedule's (cut, rank) of the next round as a hybrid action."""
+        if episode_start is not None and bool(np.asarray(episode_start).ravel()[0]):
+            self._round = 0
+        self._round += 1
+        split, rank = self.schedule.at(self._round)
+        return np.array([split - 1, self.ranks.index(rank)], dtype=np.int64), None
+
+
+class _NoiseSeed(gym.Wrapper):
+    """Reset as usual (scenario, channel and the training's seed from the reset seed), then redraw the
+    surrogate's observation noise from ``noise_seed``: the same channel, another draw of training luck."""
+
+    def __init__(self, env: gym.Env, noise_seed: int):
+        super().__init__(env)
+        self.noise_seed = int(noise_seed)
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self.env.unwrapped.backend.reset(self.noise_seed)  # round 0, initial loss: only the noise changes
+        return obs, info
+
+
+@dataclass(frozen=True)
+class FidelityJob:
+    """One episode: entry (schedule text or policy spec), mode, reset seed, surrogate noise seed."""
+
+    entry: str
+    kind: str
+    """"schedule" or "policy"."""
+    mode: str
+    """"real" or "surrogate"."""
+    seed: int
+    noise_seed: int
+    config: dict[str, Any]
+
+
+def _env_id(kind: str, mode: str, policy_env_id: str = "") -> str:
+    from fedsllm_env.registration import ENV_IDS, sibling_id
+
+    if kind == "schedule":
+        return ENV_IDS[(mode, "hybrid")]
+    return sibling_id(policy_env_id or ENV_IDS[("surrogate", "box")], "box") if mode == "surrogate" else \
+        _real_id(policy_env_id or ENV_IDS[("surrogate", "box")])
+
+
+def _real_id(env_id: str) -> str:
+    from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, variant_of
+
+    if env_id in PRIORITY_IDS.values():
+        return PRIORITY_IDS["real"]
+    return ENV_IDS[("real", variant_of(env_id)[1])]
+
+
+def _surrogate_id(env_id: str) -> str:
+    from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, variant_of
+
+    if env_id in PRIORITY_IDS.values():
+        return PRIORITY_IDS["surrogate"]
+    return ENV_IDS[("surrogate", variant_of(env_id)[1])]
+
+
+def run_fidelity_job(job: FidelityJob, torch_threads: int = 1) -> dict[str, Any]:
+    """Play one :class:`FidelityJob`; returns its record (rounds, total delay, decisions, wall time)."""
+    import fedsllm_env  # noqa: F401  (registers the ids in a Ray worker)
+    from agents.evaluation import make_eval_env, run_episode
+
+    if job.mode == "real":
+        import torch
+
+        torch.set_num_threads(max(1, int(torch_threads)))
+    t0 = time.perf_counter()
+    if job.kind == "schedule":
+        env = make_eval_env(_env_id("schedule", job.mode), job.config)
+        policy: Any = SchedulePolicy(parse_schedule(job.entry), env.unwrapped.config.model.ranks)
+        name = job.entry
+    else:
+        from train_scripts._common import resolve_policy
+
+        res = resolve_policy(job.entry)
+        env_id = _real_id(res.env_id) if job.mode == "real" else _surrogate_id(res.env_id)
+        env = make_eval_env(env_id, {**res.env_overrides, **job.config} if res.env_overrides else job.config)
+        policy = res.policy(env) if not hasattr(res.policy, "predict") else res.policy
+        name = res.name
+    if job.mode == "surrogate":
+        env = _NoiseSeed(env, job.noise_seed)
+    try:
+        rec = run_episode(policy, env, job.seed, name=name)
+    finally:
+        env.close()
+    return {"entry": job.entry, "kind": job.kind, "mode": job.mode, "seed": job.seed,
+            "noise_seed": job.noise_seed if job.mode == "surrogate" else None, "rounds": rec.rounds,
+            "terminated": rec.terminated, "total_delay_s": rec.total_delay_s, "final_val_loss": rec.final_val_loss,
+            "splits": list(rec.splits), "ranks": list(rec.ranks), "wall_s": time.perf_counter() - t0}
+
+
+def fidelity_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (entry, real seed): real rounds and delay, surrogate rounds range and mean delay, error."""
+    rows = []
+    keys = sorted({(r["entry"], r["kind"], r["seed"]) for r in records}, key=lambda k: (k[1] != "schedule", k))
+    order = {e: i for i, e in enumerate(dict.fromkeys(r["entry"] for r in records))}
+    keys.sort(key=lambda k: (order[k[0]], k[2]))
+    for entry, kind, seed in keys:
+        real = [r for r in records if (r["entry"], r["mode"], r["seed"]) == (entry, "real", seed)]
+        sur = [r for r in records if (r["entry"], r["mode"], r["seed"]) == (entry, "surrogate", seed)]
+        if not real or not sur:
+            continue
+        real_delay = real[0]["total_delay_s"]
+        sur_delay = float(np.mean([r["total_delay_s"] for r in sur]))
+        rounds = [r["rounds"] for r in sur]
+        err = sur_delay / real_delay - 1.0 if real_delay > 0 else math.nan
+        rows.append({"entry": entry, "kind": kind, "seed": seed, "real_rounds": real[0]["rounds"],
+                     "real_terminated": real[0]["terminated"], "real_total_delay_s": real_delay,
+                     "surrogate_rounds_min": min(rounds), "surrogate_rounds_max": max(rounds),
+                     "surrogate_rounds_mean": float(np.mean(rounds)), "surrogate_total_delay_mean_s": sur_delay,
+                     "noise_seeds": len(sur), "error": err,
+                     "real_rounds_in_range": min(rounds) <= real[0]["rounds"] <= max(rounds),
+                     "within_target": abs(err) <= TARGET_ERROR})
+    return rows
+
+
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    """The fidelity table (markdown)."""
+    print("| entry | seed | real rounds | real total delay | surrogate rounds (range, mean) | surrogate mean total "
+          "delay | error | real rounds in range |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        real_r = f"{r['real_rounds']}" + ("" if r["real_terminated"] else " (truncated)")
+        print(f"| {r['entry']} | {r['seed']} | {real_r} | {r['real_total_delay_s']:.1f} s | "
+              f"{r['surrogate_rounds_min']}-{r['surrogate_rounds_max']} ({r['surrogate_rounds_mean']:.1f}) | "
+              f"{r['surrogate_total_delay_mean_s']:.1f} s | {100 * r['error']:+.1f} % | "
+              f"{'yes' if r['real_rounds_in_range'] else 'no'} |")
+    if rows:
+        errs = [abs(r["error"]) for r in rows]
+        inside = sum(r["real_rounds_in_range"] for r in rows)
+        within = sum(r["within_target"] for r in rows)
+        print(f"\n{within}/{len(rows)} entries within {100 * TARGET_ERROR:.0f} % (worst |error| "
+              f"{100 * max(errs):.1f} %, mean {100 * float(np.mean(errs)):.1f} %); real rounds inside the surrogate's "
+              f"range: {inside}/{len(rows)}")
+
+
+def _check(args: Args) -> None:
+    if not args.real_seeds or not args.noise_seeds:
+        raise UsageError("--real-seeds and --noise-seeds need at least one seed each")
+    bad = [s for s in (*args.real_seeds, *args.noise_seeds) if s < 0]
+    if bad:
+        raise UsageError(f"seeds must be >= 0, got {bad}")
+    if args.max_rounds < 0:
+        raise UsageError(f"--max-rounds must be >= 0 (0 = the config's), got {args.max_rounds}")
+    if not args.ray_cpus_per_task > 0:
+        raise UsageError(f"--ray-cpus-per-task must be > 0, got {args.ray_cpus_per_task}")
+    if not args.schedules and not args.policies:
+        raise UsageError("nothing to check: give --schedules and/or --policies")
+    for text in args.schedules:
+        parse_schedule(text)
+
+
+def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
+    """Play every job, print the table, optionally write ``--out``; returns rows and records."""
+    from fedsllm_env.calibration import load_calibration
+    from fedsllm_env.config import FedsLLMConfig
+    from train_scripts._common import env_overrides, resolve_policy, write_json
+
+    _check(args)
+    cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset)
+    full = FedsLLMConfig.from_dict(cfg)
+    n_layer = load_calibration(full.calibration_path or None).shape.n_layer
+    for text in args.schedules:  # ranks or cuts the env does not have: refused before anything runs
+        sched = parse_schedule(text)
+        SchedulePolicy(sched, full.model.ranks)
+        bad = sorted({c for c, _, _ in sched.phases if c > n_layer - 1})
+        if bad:
+            raise UsageError(f"schedule {text!r}: cut(s) {bad} beyond L - 1 = {n_layer - 1}")
+    for spec in args.policies:
+        resolve_policy(spec)  # a bad path or name fails before any episode
+    jobs = [FidelityJob(text, "schedule", mode, seed, noise, cfg) for text in args.schedules
+            for seed in args.real_seeds for mode, noises in (("real", (0,)), ("surrogate", args.noise_seeds))
+            for noise in noises]
+    jobs += [FidelityJob(spec, "policy", mode, seed, noise, cfg) for spec in args.policies
+             for seed in args.real_seeds for mode, noises in (("real", (0,)), ("surrogate", args.noise_seeds))
+             for noise in noises]
+    threads = max(1, int(args.ray_cpus_per_task))
+    records: list[dict[str, Any]] = []
+    from fedsllm_env.progress import progress_bar
+
+    bar = progress_bar(total=len(jobs), desc="fidelity episodes")
+    t0 = time.perf_counter()
+    if args.ray_address:
+        from train_scripts._ray import ray_map_unordered, ray_session
+
+        with ray_session(args.ray_address):
+            mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task)
+            for _, rec in mapper(run_fidelity_job, [(j, threads) for j in jobs]):
+                records.append(rec)
+                bar.update(1)
+    else:
+        for job in jobs:
+            records.append(run_fidelity_job(job, threads))
+            bar.update(1)
+    bar.close()
+    rows = fidelity_rows(records)
+    print_table(rows)
+    result = {"command": command, "rows": rows, "episodes": records, "wall_s": time.perf_counter() - t0,
+              "target_error": TARGET_ERROR, "config": cfg}
+    if args.out:
+        write_json(args.out, result)
+        print(f"written to {args.out}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command-line entry point (``fedsllm fidelity``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = tyro.cli(Args, args=argv, prog="fedsllm fidelity", description=__doc__)
+    with contextlib.suppress(BrokenPipeError):
+        run(args, command=shlex.join(["fedsllm", "fidelity", *argv]))
+
+
+if __name__ == "__main__":
+    from train_scripts.cli import run_as_script
+
+    run_as_script("fidelity")
