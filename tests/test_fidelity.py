@@ -1,0 +1,78 @@
+"""Schedules and `fedsllm fidelity`: the notation, the open-loop player, and a tiny real-vs-surrogate run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedsllm_env.errors import UsageError
+from fedsllm_env.schedules import DESIGNED_SCHEDULES, FIDELITY_SCHEDULES, parse_schedule
+
+
+def test_schedule_notation_round_trips_and_plays_by_round():
+    s = parse_schedule("c1r64x3;c5r8x2;c2r16")
+    assert s.text == "c1r64x3;c5r8x2;c2r16" and not s.is_fixed
+    assert s.decisions(7) == [(1, 64)] * 3 + [(5, 8)] * 2 + [(2, 16)] * 2
+    cyc = parse_schedule("c1r64x2;c1r8x1*")
+    assert cyc.decisions(7) == [(1, 64), (1, 64), (1, 8)] * 2 + [(1, 64)]
+    assert cyc.name == "c1r64x2_c1r8x1_cycle"
+    assert parse_schedule("c3r32").is_fixed and parse_schedule("c3r32").at(100) == (3, 32)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("c1r64;c1r8", "only the last phase"),
+    ("c1r64x2;c1r8*", "needs a number of rounds"),
+    ("c0r8", "cut >= 1"),
+    ("c1r8x0", "rounds >= 1"),
+    ("r8c1", "is not c<cut>r<rank>"),
+])
+def test_bad_schedules_are_named(text, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        parse_schedule(text)
+
+
+def test_the_fidelity_suite_holds_switches_the_fit_never_saw():
+    fit = {parse_schedule(t).text for t in DESIGNED_SCHEDULES}
+    switches = [t for t in FIDELITY_SCHEDULES if not parse_schedule(t).is_fixed]
+    assert len(switches) >= 5 and not fit & set(switches)
+
+
+def test_schedule_policy_plays_its_schedule_in_the_hybrid_env(calibration_path):
+    import gymnasium as gym
+
+    from train_scripts.fidelity import SchedulePolicy
+
+    env = gym.make("FedsLLM-Surrogate-Hybrid-v0", config={"calibration_path": calibration_path,
+                                                          "training": {"max_rounds": 6}})
+    policy = SchedulePolicy(parse_schedule("c1r64x2;c3r8"), env.unwrapped.config.model.ranks)
+    obs, _ = env.reset(seed=0)
+    played, start = [], True
+    for _ in range(6):
+        action, _ = policy.predict(obs, episode_start=np.array([start]))
+        start = False
+        obs, _, term, trunc, info = env.step(action)
+        played.append((info["split"], info["rank"]))
+        if term or trunc:
+            break
+    assert played == parse_schedule("c1r64x2;c3r8").decisions(len(played))
+    with pytest.raises(UsageError, match="outside model.ranks"):
+        SchedulePolicy(parse_schedule("c1r12"), (4, 8))
+
+
+@pytest.mark.slow
+def test_tiny_fidelity_run_pairs_real_and_surrogate_rounds_on_the_same_channel(tmp_path):
+    """Two real rounds of the shipped backbone and two surrogate rounds per noise seed: the same decisions on the
+    same channel cost the same delay in both modes, so with both truncated at 2 rounds the error is 0, and the
+    decisions recorded are the schedule's."""
+    import json
+
+    from train_scripts.fidelity import Args, run
+
+    out = tmp_path / "fidelity.json"
+    result = run(Args(schedules=("c1r64x1;c2r8",), policies=(), noise_seeds=(0, 1), max_rounds=2, out=str(out)))
+    (row,) = result["rows"]
+    assert row["real_rounds"] == 2 and row["surrogate_rounds_min"] == row["surrogate_rounds_max"] == 2
+    assert row["error"] == pytest.approx(0.0, abs=1e-12) and row["real_rounds_in_range"]
+    real = [e for e in result["episodes"] if e["mode"] == "real"][0]
+    assert list(zip(real["splits"], real["ranks"])) == [(1, 64), (2, 8)]
+    assert json.loads(out.read_text())["rows"][0]["entry"] == "c1r64x1;c2r8"
