@@ -73,6 +73,34 @@ def offline_hub_name(tmp: Path, monkeypatch):
     _load("no-such-org/no-such-model-123")
 
 
+class _UnreachableHub:
+    """A hub session whose every request fails as with no network; counts the requests."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def head(self, url: str, timeout: float = 0.0, **kwargs):
+        self.calls.append((url, timeout))
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+
+def _online_but_unreachable(tmp: Path, monkeypatch) -> _UnreachableHub:
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp / "hf"))
+    session = _UnreachableHub()
+    monkeypatch.setattr("huggingface_hub.utils.get_session", lambda: session)
+    return session
+
+
+def unreachable_hub_name(tmp: Path, monkeypatch):
+    _online_but_unreachable(tmp, monkeypatch)
+    _load("no-such-org/no-such-model-123")
+
+
 def missing_local_path(tmp: Path):
     _load(tmp / "nowhere" / "model")
 
@@ -175,6 +203,10 @@ def token_ids_outside_vocab(tmp: Path):
 CASES: list[tuple[str, Callable, type[BaseException], str]] = [
     ("unknown model_type", unknown_family, ValueError, "model_type 'bert' is not supported; supported: ['gpt2', "),
     ("hub name while offline", offline_hub_name, BackboneNotFoundError, "set model.backbone to that folder"),
+    ("hub name while offline: the hf command", offline_hub_name, BackboneNotFoundError,
+     "(e.g. `hf download no-such-org/no-such-model-123 --local-dir DIR`)"),
+    ("hub name, hub unreachable", unreachable_hub_name, BackboneNotFoundError,
+     "the hub (https://huggingface.co) cannot be reached: ConnectionError: [Errno -2] Name or service not known"),
     ("missing local path", missing_local_path, BackboneNotFoundError, "does not exist"),
     ("folder without config.json", folder_without_config, BackboneNotFoundError, "has no config.json"),
     ("folder without tokenizer files", folder_without_tokenizer, ValueError, "the tokenizer is empty"),
@@ -211,6 +243,22 @@ def test_bad_input_gives_a_clear_error(tmp_path, monkeypatch, name, make, error,
     with pytest.raises(error) as info:
         make(tmp_path, monkeypatch) if "monkeypatch" in make.__code__.co_varnames else make(tmp_path)
     assert fragment in str(info.value), str(info.value)
+
+
+def test_unreachable_hub_fails_at_once_after_one_probe(tmp_path, monkeypatch, capfd):
+    """Not cached and the hub unreachable: one short probe, then one error (no download with retries), and the
+    advice names the installed hub client's command (`hf download`), not the retired `huggingface-cli`."""
+    session = _online_but_unreachable(tmp_path, monkeypatch)
+    downloads = []
+    monkeypatch.setattr("fedsllm_env.splitfed.model.AutoConfig.from_pretrained",
+                        lambda *a, **k: downloads.append(a) or (_ for _ in ()).throw(OSError("retrying")))
+    with pytest.raises(BackboneNotFoundError) as info:
+        _load("no-such-org/no-such-model-123")
+    assert len(session.calls) == 1 and 0 < session.calls[0][1] <= 10, session.calls
+    assert downloads == []
+    msg = str(info.value)
+    assert "`hf download no-such-org/no-such-model-123 --local-dir DIR`" in msg and "huggingface-cli" not in msg
+    assert "Retrying" not in capfd.readouterr().err
 
 
 PHASES = (r"round [1-6], client \d+, local iteration [12]: training loss is (nan|inf): ",

@@ -344,7 +344,7 @@ def hub_offline() -> bool:
 def _not_found(name: str, reason: str) -> BackboneNotFoundError:
     return BackboneNotFoundError(
         f"backbone {name!r} not found: it is not a local folder and not in the Hugging Face cache, and {reason}. "
-        f"Download it where there is network (e.g. `huggingface-cli download {name} --local-dir DIR`) and set "
+        f"Download it where there is network (e.g. `hf download {name} --local-dir DIR`) and set "
         f"model.backbone to that folder (or copy the hub cache into $HF_HOME); 'tiny-gpt2' needs no download")
 
 
@@ -354,7 +354,8 @@ def resolve_backbone_source(name: str) -> str:
 
     Raises:
         BackboneNotFoundError: a path-like name that does not exist, or a hub name that is not cached while
-            the hub is offline.
+            the hub is offline or cannot be reached (one probe of the hub's endpoint, at most
+            ``HF_HUB_ETAG_TIMEOUT`` and 10 s, instead of the download's retries).
     """
     path = Path(name).expanduser()
     if path.exists():
@@ -374,6 +375,17 @@ def resolve_backbone_source(name: str) -> str:
         pass
     if hub_offline():
         raise _not_found(name, "the hub is offline (HF_HUB_OFFLINE=1)")
+    # one short probe of the hub before any download: unreachable, the download would retry with back-off for
+    # half a minute and print a line per try; here it is one error at once (HF_HUB_ETAG_TIMEOUT bounds the wait)
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    endpoint = str(getattr(constants, "ENDPOINT", "https://huggingface.co"))
+    timeout = min(float(getattr(constants, "HF_HUB_ETAG_TIMEOUT", 10) or 10), 10.0)
+    try:
+        get_session().head(endpoint, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - any transport failure: the hub cannot be reached from here
+        raise _not_found(name, f"the hub ({endpoint}) cannot be reached: {type(e).__name__}: {str(e)[:160]}") from None
     return name
 
 
