@@ -246,12 +246,36 @@ def test_engine_on_local_jsonl(tmp_path, base, tok):
     path = tmp_path / "e2e.jsonl"
     rows = [{"mr": e.prompt[:-3], "ref": e.text[len(e.prompt) + 1:]} for e in generate_e2e(80, 5)]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    eng = make_engine(base, tok, dataset=str(path), num_train_samples=60)
+    with pytest.warns(UserWarning, match=r"dataset '.*e2e\.jsonl': training examples: .*dropped: the prompt alone "
+                                         r"fills seq_len=32"):  # a user's file: something to act on, a warning
+        eng = make_engine(base, tok, dataset=str(path), num_train_samples=60)
     # 80 examples: validation 80 // 5 = 16, training capped at 60, less those whose prompt fills seq_len=32
     assert eng.data_report["train_dropped_prompt"] > 0
     assert int(eng.data_sizes.sum()) == 60 - eng.data_report["train_dropped_prompt"]
     assert sum(len(ids) for ids, _ in eng.val_batches) == 8  # val_batches=2 of b=4
     assert np.isfinite(eng.reset(0))
+
+
+def test_data_notes_warn_for_user_files_and_stay_quiet_for_the_builtin_data(caplog, monkeypatch):
+    """Truncated examples of the package's own data at the default seq_len are one INFO record per process (no
+    warning on every real-mode command); a user's file, or the built-in data at another seq_len, warns."""
+    import warnings
+
+    from fedsllm_env.splitfed import engine
+
+    monkeypatch.setattr(engine, "_NOTED", set())
+    note = "training examples: 11 truncated at seq_len=80 (1989 kept)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails
+        with caplog.at_level("INFO", logger="fedsllm_env.splitfed.engine"):
+            engine.report_data_notes("e2e-synthetic", engine.DEFAULT_SEQ_LEN, [note, ""])
+            engine.report_data_notes("e2e-synthetic", engine.DEFAULT_SEQ_LEN, [note])
+            engine.report_data_notes("e2e-synthetic", engine.DEFAULT_SEQ_LEN, ["", ""])
+    assert [r.getMessage().split(" (the package")[0] for r in caplog.records] == [f"dataset 'e2e-synthetic': {note}"]
+    with pytest.warns(UserWarning, match=r"dataset 'my\.jsonl': training examples: 11 truncated"):
+        engine.report_data_notes("my.jsonl", engine.DEFAULT_SEQ_LEN, [note])
+    with pytest.warns(UserWarning, match=r"dataset 'e2e-synthetic': training examples: 3 truncated at seq_len=24"):
+        engine.report_data_notes("e2e-synthetic", 24, ["training examples: 3 truncated at seq_len=24 (9 kept)"])
 
 
 # ---- training --------------------------------------------------------------------------------------------------

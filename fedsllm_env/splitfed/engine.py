@@ -42,6 +42,7 @@ left unchanged and the same seed gives bit-identical losses on CPU.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 import warnings
@@ -50,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.config import FedsLLMConfig, TrainingConfig
 from fedsllm_env.errors import TrainingDiverged, TrainingError
 from fedsllm_env.profile import wire_bits
 from fedsllm_env.splitfed.backbones import adapter_for
@@ -60,7 +61,37 @@ from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
 from fedsllm_env.splitfed.wire import send
 from fedsllm_env.types import RoundOutcome
 
-__all__ = ["SplitFedEngine", "resolve_device"]
+__all__ = ["SplitFedEngine", "resolve_device", "report_data_notes"]
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DATASET = "e2e-synthetic"
+"""The package's own generated task data (``training.dataset`` default)."""
+DEFAULT_SEQ_LEN = TrainingConfig.__dataclass_fields__["seq_len"].default
+"""``training.seq_len`` by default (the length the built-in data and the shipped calibration use)."""
+_NOTED: set[str] = set()
+
+
+def report_data_notes(dataset: str, seq_len: int, notes: list[str]) -> None:
+    """Tell the user about truncated or dropped examples (:meth:`EncodedSet.report` lines; empty ones ignored).
+
+    A user's file, or the built-in data at another ``seq_len``, gets a ``UserWarning`` (something to act on: a
+    longer ``training.seq_len`` or shorter examples). The built-in ``e2e-synthetic`` data at the default
+    ``seq_len`` is the package's own, truncated by design on every real-mode command: it gets one ``INFO`` record
+    of this module's logger per process (silent unless logging is configured); the counts stay in
+    ``SplitFedEngine.data_report`` either way.
+    """
+    notes = [n for n in notes if n]
+    if not notes:
+        return
+    text = f"dataset {dataset!r}: " + "; ".join(notes)
+    if dataset == BUILTIN_DATASET and seq_len == DEFAULT_SEQ_LEN:
+        if text not in _NOTED:
+            _NOTED.add(text)
+            logger.info("%s (the package's own data at the default training.seq_len; counts in "
+                        "SplitFedEngine.data_report)", text)
+        return
+    warnings.warn(text, stacklevel=3)
 
 
 def _seed_from(*entropy: int) -> int:
@@ -147,9 +178,8 @@ class SplitFedEngine:
         self.data_report = {f"{name}_{k}": getattr(enc, k) for name, enc in (("train", self.train_set),
                                                                                ("val", val_set))
                             for k in ("truncated", "dropped_prompt", "dropped_empty")}
-        notes = [r for r in (self.train_set.report("training", t.seq_len), val_set.report("validation", t.seq_len)) if r]
-        if notes:
-            warnings.warn(f"dataset {t.dataset!r}: " + "; ".join(notes), stacklevel=2)
+        report_data_notes(t.dataset, t.seq_len, [self.train_set.report("training", t.seq_len),
+                                                 val_set.report("validation", t.seq_len)])
         for name, enc in (("training", self.train_set), ("validation", val_set)):
             top = int(enc.input_ids.max())
             if top >= self.vocab_rows:
