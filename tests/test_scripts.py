@@ -241,7 +241,34 @@ def test_cli_dispatch(tmp_path, calibration_path, capsys):
                        calibration_path, "--runs-dir", str(tmp_path), "--run-name", "cli", "--no-progress-bar"])
     assert status == 0 and (tmp_path / "cli" / "model.zip").is_file()
     assert set(cli.COMMANDS) == {"train", "evaluate", "benchmark", "figures", "demo", "calibrate", "benchmark-env",
-                                 "benchmark-engine", "benchmark-optimizer", "backbone-report"}
+                                 "benchmark-engine", "benchmark-optimizer", "backbone-report", "fidelity"}
+
+
+def test_cli_hides_only_the_known_third_party_warning(monkeypatch):
+    """transformers' `is_gradient_checkpointing` FutureWarning (emitted on every model load) is not shown by the
+    commands; any other warning, FutureWarnings included, still is, and the filter ends with the command."""
+    import warnings
+
+    command = types.ModuleType("fake_command")
+
+    def fake_main(argv):
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6. Use "
+                      "`is_activation_checkpointing` instead.", FutureWarning)
+        warnings.warn("something else is deprecated", FutureWarning)
+        warnings.warn("`is_gradient_checkpointing` is deprecated (as a UserWarning)", UserWarning)
+
+    command.main = fake_main
+    monkeypatch.setitem(sys.modules, "fake_command", command)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("fake_command", "a test command"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert cli.main(["fake"]) == 0
+        fake_main([])  # outside the command: shown again
+    assert [str(w.message)[:40] for w in seen] == [
+        "something else is deprecated", "`is_gradient_checkpointing` is deprecate",
+        "`is_gradient_checkpointing` is deprecate", "something else is deprecated",
+        "`is_gradient_checkpointing` is deprecate"]
+    assert [w.category for w in seen][:2] == [FutureWarning, UserWarning]
 
 
 def test_figures_rank_sweep_leaves_out_ranks_censored_at_every_cut(capsys):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import Sequence
 
-__all__ = ["COMMANDS", "EXIT_OK", "EXIT_USAGE", "main", "run_as_script"]
+__all__ = ["COMMANDS", "EXIT_OK", "EXIT_USAGE", "QUIET_WARNINGS", "main", "quiet_third_party_warnings", "run_as_script"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train_scripts.train", "train an RL agent (PPO/SAC/A2C/TD3/MaskablePPO) on a FedsLLM env"),
@@ -39,6 +40,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+QUIET_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    # transformers 5 deprecates the attribute that peft (and transformers itself) still read on every model load:
+    # nothing a user of this package can act on
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+)
+"""(message regex, category) of third-party warnings the commands do not show (the test suite ignores them too,
+pyproject.toml's ``filterwarnings``); every other warning is shown."""
+
+
+def quiet_third_party_warnings() -> None:
+    """Ignore exactly the :data:`QUIET_WARNINGS` (call inside ``warnings.catch_warnings()``)."""
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 EXIT_OK = 0
 """Exit status of a command that finished."""
 EXIT_USAGE = 2
@@ -50,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Errors of the package's typed hierarchy (:class:`fedsllm_env.errors.FedsLLMError`: bad config or
     argument, missing file, busy run folder, ...) are printed as one ``fedsllm <command>: error: ...``
-    line (set ``FEDSLLM_TRACEBACK=1`` for the traceback); anything else propagates with its traceback.
+    line (set ``FEDSLLM_TRACEBACK=1`` for the traceback); anything else propagates with its traceback. The
+    third-party warnings of :data:`QUIET_WARNINGS` are not shown while the command runs.
 
     Args:
         argv: ``[command, *options]``.
@@ -74,11 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if quiet:  # a log: third-party tqdm bars (e.g. transformers' weight loading) stay silent; ours print
         os.environ["TQDM_DISABLE"] = "1"  # plain lines (fedsllm_env.progress)
     try:
-        try:
-            module = importlib.import_module(COMMANDS[command][0])
-        except ModuleNotFoundError as exc:  # an optional dependency of this command: name the extra
-            raise missing_dependency(exc, f"`fedsllm {command}`") from exc
-        module.main(rest)
+        with warnings.catch_warnings():
+            quiet_third_party_warnings()
+            try:
+                module = importlib.import_module(COMMANDS[command][0])
+            except ModuleNotFoundError as exc:  # an optional dependency of this command: name the extra
+                raise missing_dependency(exc, f"`fedsllm {command}`") from exc
+            module.main(rest)
     except FedsLLMError as e:
         if os.environ.get("FEDSLLM_TRACEBACK"):
             raise
