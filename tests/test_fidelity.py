@@ -76,3 +76,23 @@ def test_tiny_fidelity_run_pairs_real_and_surrogate_rounds_on_the_same_channel(t
     real = [e for e in result["episodes"] if e["mode"] == "real"][0]
     assert list(zip(real["splits"], real["ranks"])) == [(1, 64), (2, 8)]
     assert json.loads(out.read_text())["rows"][0]["entry"] == "c1r64x1;c2r8"
+
+
+def test_benchmark_sim_to_real_pairs_each_policy_on_the_real_seeds():
+    from agents.evaluation import EpisodeRecord
+    from train_scripts.benchmark import real_id, sim_to_real_rows
+
+    def rec(name, seed, delay, rounds):
+        return EpisodeRecord(name, seed, delay, rounds, True, False, 1.0, -delay, delay / rounds, delay, 0.001,
+                             (1,) * rounds, (64,) * rounds)
+
+    surrogate = {"optimizer": [rec("optimizer", 0, 30.0, 20), rec("optimizer", 1, 50.0, 30)],
+                 "agent": [rec("agent", 0, 33.0, 20), rec("agent", 1, 99.0, 40)]}
+    real = {"optimizer": [rec("optimizer", 0, 25.0, 18)], "agent": [rec("agent", 0, 30.0, 21)]}
+    rows = {r["policy"]: r for r in sim_to_real_rows(surrogate, real)}
+    assert rows["optimizer"]["surrogate_total_delay_mean_s"] == 30.0  # seed 1 is not paired
+    assert rows["optimizer"]["sim_to_real"] == pytest.approx(30.0 / 25.0 - 1.0)
+    assert rows["agent"]["real_relative_to_optimizer"] == pytest.approx(30.0 / 25.0)
+    assert rows["agent"]["sim_to_real"] == pytest.approx(0.1)
+    assert real_id("FedsLLM-Surrogate-Priority-v0") == "FedsLLM-Priority-v0"
+    assert real_id("FedsLLM-Surrogate-v0") == "FedsLLM-v0"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
+import numpy as np
 import tyro
 
 from agents.evaluation import comparison_rows, evaluate_policies, make_eval_env, markdown_table, run_episode
@@ -91,6 +92,11 @@ class Args:
     """CPUs each episode task declares."""
     ray_gpus_per_task: float = 0.0
     """GPU share each episode task declares (real mode on a GPU, e.g. 0.25)."""
+    real_seeds: tuple[int, ...] = ()
+    """Also play every policy in the REAL env (split-federated LoRA training each round) on these reset seeds, one
+    full episode each (one Ray task each with --ray-address), and print the real table and each policy's
+    sim-to-real difference against the surrogate on the same seeds (() = surrogate only). They must be among
+    --seeds."""
 
 
 def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
@@ -134,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if unknown:
         raise UsageError(f"unknown --train-algos {unknown}; choose from {sorted(ALGOS)}")
     non_empty(seeds=args.seeds)
+    missing = [s for s in args.real_seeds if s not in args.seeds]
+    if missing:
+        raise UsageError(f"--real-seeds {missing} are not among --seeds {list(args.seeds)}: the sim-to-real "
+                         "difference pairs each real episode with the surrogate's on the same seed")
     at_least(train_timesteps=(args.train_timesteps, 1), max_rounds=(args.max_rounds, 0),
              torch_threads=(args.torch_threads, 1), ray_cpus_per_task=(args.ray_cpus_per_task, 0),
              ray_gpus_per_task=(args.ray_gpus_per_task, 0))
@@ -186,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                    num_gpus=args.ray_gpus_per_task) if args.ray_address else None
         results = evaluate_policies(policies, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
                                     global_seed=args.seed)
+        real_results = {}
+        if args.real_seeds:
+            real_policies = [(name, policy, real_id(env_id), env_cfg) for name, policy, env_id, env_cfg in policies]
+            print(f"real episodes: {len(real_policies)} policies x {len(args.real_seeds)} seeds", flush=True)
+            real_results = evaluate_policies(real_policies, list(args.real_seeds), mapper=mapper,
+                                             torch_threads=args.torch_threads, global_seed=args.seed)
     rows = comparison_rows(results, reference="optimizer")
     decode_ms = {name: _decode_ms(policy, env_id, env_cfg, args.seeds[0])
                  for name, policy, env_id, env_cfg in policies if "Priority" in env_id}
@@ -193,13 +209,54 @@ def main(argv: Sequence[str] | None = None) -> Path:
         row["decision_ms_per_step"] += decode_ms.get(row["policy"], 0.0)
         row["train_wall_s"] = wall.get(row["policy"], math.nan)
     table = markdown_table(rows, TABLE_COLUMNS)
-    (out / "benchmark.md").write_text(table + "\n")
-    write_json(out / "benchmark.json", {
+    text = table + "\n"
+    report: dict[str, Any] = {
         "seeds": list(args.seeds), "rows": rows, "trained": trained,
         "episodes": {name: [r.to_dict() for r in recs] for name, recs in results.items()},
-    })
+    }
     print(table)
+    if real_results:
+        real_rows = sim_to_real_rows(results, real_results)
+        real_table = markdown_table(real_rows, REAL_COLUMNS)
+        text += f"\nReal episodes (seeds {list(args.real_seeds)}):\n\n{real_table}\n"
+        report.update(real_seeds=list(args.real_seeds), real_rows=real_rows,
+                      real_episodes={name: [r.to_dict() for r in recs] for name, recs in real_results.items()})
+        print(f"\nreal episodes (seeds {list(args.real_seeds)}):\n{real_table}")
+    (out / "benchmark.md").write_text(text)
+    write_json(out / "benchmark.json", report)
     print(f"\nsaved to {out}")
+    return out
+
+
+REAL_COLUMNS = ("policy", "real_total_delay_mean_s", "real_total_delay_std_s", "real_relative_to_optimizer",
+                "real_rounds_mean", "surrogate_total_delay_mean_s", "surrogate_rounds_mean", "sim_to_real",
+                "real_success_rate")
+
+
+def real_id(env_id: str) -> str:
+    """The real-mode id of the same action kind as ``env_id`` (surrogate or real)."""
+    if env_id in PRIORITY_IDS.values():
+        return PRIORITY_IDS["real"]
+    return ENV_IDS[("real", variant_of(env_id)[1])]
+
+
+def sim_to_real_rows(surrogate: dict[str, list], real: dict[str, list]) -> list[dict[str, Any]]:
+    """Per policy: the real episodes' mean total delay and rounds (relative to the real optimizer), the surrogate's
+    on the same seeds, and the sim-to-real difference (surrogate mean / real mean - 1)."""
+    real_rows = {r["policy"]: r for r in comparison_rows(real, reference="optimizer")}
+    out = []
+    for name, recs in real.items():
+        seeds = {r.seed for r in recs}
+        paired = [r for r in surrogate[name] if r.seed in seeds]
+        sur_mean = float(np.mean([r.total_delay_s for r in paired])) if paired else math.nan
+        row = real_rows[name]
+        out.append({"policy": name, "real_total_delay_mean_s": row["total_delay_mean_s"],
+                    "real_total_delay_std_s": row["total_delay_std_s"],
+                    "real_relative_to_optimizer": row["relative_to_optimizer"], "real_rounds_mean": row["rounds_mean"],
+                    "surrogate_total_delay_mean_s": sur_mean,
+                    "surrogate_rounds_mean": float(np.mean([r.rounds for r in paired])) if paired else math.nan,
+                    "sim_to_real": sur_mean / row["total_delay_mean_s"] - 1.0 if row["total_delay_mean_s"] else math.nan,
+                    "real_success_rate": row["success_rate"]})
     return out
 
 
