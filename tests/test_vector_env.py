@@ -36,6 +36,11 @@ ODD = {"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_
        "compute": {"client_memory_bytes": 2.9e6, "load_ar_coef": 0.5},
        "reward": {"progress_weight": 0.5, "delay_scale_s": 3.0},
        "training": {"max_rounds": 10}}
+# equal link sizes (M = N: the Box and MultiDiscrete decoders stack both links into one batch) with unequal total
+# power limits and bandwidths per link, so a link that takes the other's limit or row shows
+EQUAL = {"wireless": {"num_clients": 4, "num_subchannels_ms": 6, "num_subchannels_fs": 6, "total_power_ms_w": 0.35,
+                      "total_power_fs_w": 0.15, "subchannel_bandwidth_fs_hz": 5e5},
+         "training": {"max_rounds": 10}}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,7 @@ def _reference(env_id: str, n: int, config: dict) -> SyncVectorEnv:
 
 
 @pytest.mark.parametrize("mode", ["box", "multidiscrete", "priority"])
-@pytest.mark.parametrize("overrides", [{}, ODD, "cuts"], ids=["default", "odd", "cut-dependent"])
+@pytest.mark.parametrize("overrides", [{}, ODD, EQUAL, "cuts"], ids=["default", "odd", "equal-links", "cut-dependent"])
 def test_batch_equals_single_envs_bit_for_bit_with_autoreset(mode, overrides, calibration_path, cut_calibration):
     if overrides == "cuts":  # E(r, c) and curves that depend on the cut, one censored cell
         config = {"calibration_path": cut_calibration, "training": {"max_rounds": 16}}
@@ -125,6 +130,19 @@ def test_odd_config_exercises_the_projections(calibration_path):
     assert set(split.tolist()) == {1, 2}  # random requests for cuts 3-5 were projected onto 2
     assert sb.decisions.rank_idx[split == 2].max() == 2  # and ranks above 16 at cut 2 onto 16
     assert np.isclose(sb.decisions.power_fs_w.sum(axis=1), 0.25).any()  # the FS total-power limit binds
+
+
+@pytest.mark.parametrize("mode", ["box", "multidiscrete"])
+def test_equal_links_config_binds_both_unequal_limits(mode, calibration_path):
+    """With EQUAL both links are stacked and each link's own total-power limit binds (else equality proves less)."""
+    env = SurrogateVectorEnv(64, {**EQUAL, "calibration_path": calibration_path, "action_mode": mode})
+    env.reset(seed=0)
+    env.action_space.seed(2)
+    d = env.step_batch(env.action_space.sample()).decisions
+    assert d.assign is not None  # the stacked path
+    ms, fs = d.power_ms_w.sum(axis=1), d.power_fs_w.sum(axis=1)
+    assert np.all(ms <= 0.35 * (1 + 1e-12)) and np.all(fs <= 0.15 * (1 + 1e-12))
+    assert np.isclose(ms, 0.35).any() and np.isclose(fs, 0.15).any() and (ms > 0.15 * (1 + 1e-9)).any()
 
 
 def test_reset_seed_lists_masks_and_unseeded(calibration_path):
