@@ -1,5 +1,6 @@
 """SB3 callbacks: the env's info (delay breakdown, reward terms, losses) to the SB3 logger and an
-episode log that survives resumes; plain-line progress for non-interactive logs."""
+episode log that survives resumes; plain-line progress for non-interactive logs; an EvalCallback whose
+``evaluations.npz`` is written atomically."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
+from fedsllm_env.atomic import atomic_write
 from fedsllm_env.progress import PlainProgress
 
-__all__ = ["FedsLLMInfoCallback", "PlainProgressCallback", "read_episode_log", "truncate_episode_log"]
+__all__ = ["FedsLLMInfoCallback", "PlainProgressCallback", "read_episode_log", "truncate_episode_log",
+           "AtomicEvaluations", "AtomicEvalCallback", "atomic_eval_callback"]
 
 _SCALARS = ("val_loss", "train_loss", "round_delay_s", "expected_total_delay_s", "expected_rounds", "split", "rank")
 _GROUPS = {"delay_breakdown": "delay", "reward_terms": "reward"}
@@ -151,3 +154,53 @@ class PlainProgressCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class AtomicEvaluations:
+    """Mixin for SB3's ``EvalCallback`` (or sb3-contrib's ``MaskableEvalCallback``): ``evaluations.npz`` is written
+    atomically (:func:`fedsllm_env.atomic.atomic_write`: a temporary file beside it, fsync, ``os.replace``).
+
+    SB3 saves the whole curve after every evaluation with ``np.savez(log_path, ...)``, which opens the final file
+    with truncation and fills it while the process runs on: a run killed in that moment (``kill -9``, an OOM kill,
+    a lost node) leaves an empty or cut ``evaluations.npz``, and the evaluations before it are lost for a resume
+    (:func:`agents.resume.restore_evaluations`). Here the evaluation step hands ``np.savez`` the open temporary file
+    instead of the path (numpy writes into a file object as is), so the final file is always a complete one.
+    """
+
+    def _on_step(self) -> bool:
+        log_path = self.log_path  # type: ignore[attr-defined]
+        if log_path is None or not (self.eval_freq > 0 and self.n_calls % self.eval_freq == 0):  # type: ignore[attr-defined]
+            return super()._on_step()  # type: ignore[misc]
+        result = True
+
+        def evaluate(fh: Any) -> None:
+            nonlocal result
+            self.log_path = fh
+            try:
+                result = super(AtomicEvaluations, self)._on_step()  # type: ignore[misc]
+            finally:
+                self.log_path = log_path
+
+        atomic_write(f"{log_path}.npz", evaluate)
+        return result
+
+
+class AtomicEvalCallback(AtomicEvaluations, EvalCallback):
+    """SB3's ``EvalCallback`` with ``evaluations.npz`` written atomically (:class:`AtomicEvaluations`)."""
+
+
+_MASKABLE: list[type] = []
+
+
+def atomic_eval_callback(eval_env: Any, maskable: bool = False, **kwargs: Any) -> EvalCallback:
+    """An :class:`AtomicEvalCallback`, or with ``maskable`` the same over sb3-contrib's ``MaskableEvalCallback``
+    (action masks in the evaluation); ``kwargs`` are the EvalCallback's."""
+    if not maskable:
+        return AtomicEvalCallback(eval_env, **kwargs)
+    if not _MASKABLE:
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+
+        _MASKABLE.append(type("AtomicMaskableEvalCallback", (AtomicEvaluations, MaskableEvalCallback),
+                              {"__doc__": "sb3-contrib's MaskableEvalCallback with evaluations.npz written "
+                                          "atomically (AtomicEvaluations)."}))
+    return _MASKABLE[0](eval_env, **kwargs)

@@ -187,7 +187,9 @@ def restore_evaluations(callback: Any, timesteps: int) -> int:
                         "evaluations_length": data["ep_lengths"][keep].tolist()}
             if "successes" in data.files and len(data["successes"]) == len(keep):
                 restored["evaluations_successes"] = data["successes"][keep].tolist()
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # e.g. cut by a kill during np.savez
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        # cut by a kill while SB3's EvalCallback rewrote it in place with np.savez (empty: EOFError, cut:
+        # BadZipFile); agents.callbacks.AtomicEvaluations writes it atomically instead
         aside = f"{path}.unreadable"
         os.replace(path, aside)
         warnings.warn(f"{path} is unreadable ({e}); moved to {aside}, the evaluation curve restarts", stacklevel=2)
