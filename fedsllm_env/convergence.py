@@ -307,44 +307,42 @@ PENALTY_GRID = tuple(float(x) for x in np.arange(0.0, 3.01, 0.25))
 """Candidate penalties (rounds of progress) of the switch fit."""
 
 
-def fit_switch_model(tables: ProgressTables, initial: float,
-                     schedules: Sequence[tuple[Sequence[tuple[int, int]], np.ndarray]],
-                     sweeps: int = 2) -> tuple[SwitchModel, dict[str, Any]]:
-    """Fit the switch parameters to measured schedules by coordinate grid search on the squared error.
+def fit_switch_model(schedules: Sequence[tuple[ProgressTables, Sequence[tuple[int, int]], np.ndarray]],
+                     initial: float, chunk: int = 4096) -> tuple[SwitchModel, dict[str, Any]]:
+    """Fit the switch parameters to measured schedules: the least squared error over the full grid
+    :data:`TAU_GRID` x :data:`TAU_GRID` x :data:`PENALTY_GRID` x :data:`PENALTY_GRID` (every candidate simulated,
+    ``chunk`` at a time; ties go to the earliest candidate, i.e. the smallest parameters).
 
     Args:
-        tables: The fixed-decision curves (already fitted).
+        schedules: (the fixed-decision curves of the schedule's partition, its (split, rank) of each round, the
+            measured seed-mean loss after each round) per schedule.
         initial: Loss before round 1.
-        schedules: (decisions of each round, measured seed-mean loss after each round) per schedule.
-        sweeps: Passes of (both time constants jointly, then both penalties jointly).
+        chunk: Candidates simulated together.
 
     Returns:
-        (the fitted model, a report: root-mean-square error of the fit and of the memoryless model).
+        (the fitted model, a report: schedules, points, root-mean-square error of the fit and of the memoryless
+        model).
     """
     if not schedules:
         return SwitchModel(), {"schedules": 0}
+    names = list(SwitchModel().to_dict())
+    grids = np.meshgrid(np.asarray(TAU_GRID), np.asarray(TAU_GRID), np.asarray(PENALTY_GRID),
+                        np.asarray(PENALTY_GRID), indexing="ij")
+    candidates = np.stack([g.ravel() for g in grids], axis=1)  # (n, 4) in the order of ``names``
 
-    def sse(params: dict[str, np.ndarray], batch: int) -> np.ndarray:
-        total = np.zeros(batch)
-        for decisions, measured in schedules:
-            sim = simulate_schedule(tables, params, initial, list(decisions)[:len(measured)], batch)
-            total += np.sum((sim - np.asarray(measured)[None, :sim.shape[1]]) ** 2, axis=1)
+    def sse(params: np.ndarray) -> np.ndarray:
+        p = {name: params[:, i] for i, name in enumerate(names)}
+        total = np.zeros(len(params))
+        for tables, decisions, measured in schedules:
+            n = min(len(decisions), len(measured))
+            sim = simulate_schedule(tables, p, initial, list(decisions)[:n], len(params))
+            total += np.sum((sim - np.asarray(measured, dtype=float)[None, :n]) ** 2, axis=1)
         return total
 
-    best = {k: 0.0 for k in SwitchModel().to_dict()}
-    n_points = sum(min(len(d), len(m)) for d, m in schedules)
-    base = float(sse({k: np.zeros(1) for k in best}, 1)[0])
-    pairs = [("tau_rank_down_rounds", "tau_rank_up_rounds", TAU_GRID),
-             ("cut_move_penalty_rounds", "rank_change_penalty_rounds", PENALTY_GRID)]
-    for _ in range(sweeps):
-        for a, b, grid in pairs:
-            ga, gb = np.meshgrid(np.asarray(grid), np.asarray(grid), indexing="ij")
-            params = {k: np.full(ga.size, v) for k, v in best.items()}
-            params[a], params[b] = ga.ravel(), gb.ravel()
-            err = sse(params, ga.size)
-            i = int(np.argmin(err))
-            best[a], best[b] = float(params[a][i]), float(params[b][i])
-    final = float(sse({k: np.full(1, v) for k, v in best.items()}, 1)[0])
-    report = {"schedules": len(schedules), "points": n_points, "rmse": math.sqrt(final / n_points),
-              "rmse_memoryless": math.sqrt(base / n_points)}
-    return SwitchModel(**best), report
+    errors = np.concatenate([sse(candidates[i:i + chunk]) for i in range(0, len(candidates), chunk)])
+    best = int(np.argmin(errors))
+    n_points = sum(min(len(d), len(m)) for _, d, m in schedules)
+    report = {"schedules": len(schedules), "points": n_points, "candidates": len(candidates),
+              "rmse": math.sqrt(float(errors[best]) / n_points),
+              "rmse_memoryless": math.sqrt(float(errors[0]) / n_points)}
+    return SwitchModel(**{name: float(candidates[best, i]) for i, name in enumerate(names)}), report

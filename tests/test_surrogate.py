@@ -138,3 +138,26 @@ def test_batched_surrogate_matches_the_single_one_with_switches(calibration_path
         single.reset(5 + b)
         expected = [single.run_round(int(split_idx[t, b]) + 1, ranks[rank_idx[t, b]]).val_loss for t in range(30)]
         assert got[:, b].tolist() == expected
+
+
+def test_switch_fit_recovers_known_parameters_from_noise_free_schedules():
+    """Schedules simulated with known switch parameters (on the fit's grid) are fitted back exactly, and the fit
+    reports a lower error than the memoryless model."""
+    from fedsllm_env.convergence import ProgressTables, SwitchModel, fit_switch_model, simulate_schedule
+    from fedsllm_env.schedules import parse_schedule
+
+    t = np.arange(41, dtype=float)
+    rows = []
+    for c in (1, 2):
+        for r in (4, 16, 64):
+            tau = 30.0 / np.log2(r) * (1.0 + 0.2 * (c - 1))
+            rows.append(1.0 + 3.0 * np.exp(-t / tau))
+    tables = ProgressTables(np.asarray(rows), np.log2([4.0, 16.0, 64.0]), (4, 16, 64), 2)
+    truth = SwitchModel(tau_rank_down_rounds=8.0, tau_rank_up_rounds=2.0, cut_move_penalty_rounds=0.5,
+                        rank_change_penalty_rounds=0.25)
+    texts = ["c1r64x6;c1r4", "c1r4x8;c1r64", "c1r16x5;c2r16", "c2r64x4;c1r16x4*", "c1r64x10;c1r16"]
+    fits = [(tables, parse_schedule(x).decisions(40),
+             simulate_schedule(tables, truth, 4.0, parse_schedule(x).decisions(40))[0]) for x in texts]
+    fitted, report = fit_switch_model(fits, 4.0)
+    assert fitted == truth
+    assert report["rmse"] < 1e-12 < report["rmse_memoryless"]
