@@ -6,6 +6,9 @@ is a :class:`Policy`: a trained PPO/SAC/A2C/TD3/MaskablePPO model or a baseline 
 fixes the scenario (client positions, devices) and the whole channel/load trajectory, which do not
 depend on the actions, so the policies face identical conditions.
 
+Progress: every function that plays episodes takes an optional ``progress`` callback (:data:`RoundCallback`),
+called after every round; :func:`bar_callback` turns a bar of :func:`fedsllm_env.progress.progress_bar` into one.
+
 Scale-out: :func:`evaluate_policies` runs every (policy, seed) episode as one Ray task (an
 :class:`EpisodeJob` played by :func:`run_job` in a fresh env) when asked; an episode depends only on
 its seed, so the records equal the sequential ones (all but the measured ``decision_time_s``).
@@ -32,6 +35,8 @@ __all__ = [
     "Policy",
     "PolicyFactory",
     "EpisodeRecord",
+    "RoundCallback",
+    "bar_callback",
     "make_eval_env",
     "merge_config",
     "check_policy_fits",
@@ -61,6 +66,43 @@ class Policy(Protocol):
 
 PolicyFactory = Callable[[gym.Env], Policy]
 """Builds a policy bound to the env it will act in (e.g. ``lambda env: make_baseline_policy("optimizer", env)``)."""
+
+
+RoundCallback = Callable[[str, int, int, bool], None]
+"""``progress(policy name, seed, rounds played so far, episode finished)``: called after every round of an episode
+played in this process, and once when an episode played elsewhere (a Ray task) comes back."""
+
+
+def bar_callback(bar: Any, unit: str = "episode", min_interval_s: float = 0.5) -> RoundCallback:
+    """A :data:`RoundCallback` that advances ``bar`` (a :func:`fedsllm_env.progress.progress_bar`) and shows the
+    policy, seed and round in its postfix.
+
+    Args:
+        bar: anything with ``update(n)`` and ``set_postfix(**values)`` (tqdm, ``PlainProgress``).
+        unit: ``"episode"`` (the bar counts finished episodes) or ``"round"`` (it counts rounds).
+        min_interval_s: the postfix is refreshed at most this often within an episode (and at its first and last
+            round), so thousands of fast rounds do not redraw a terminal thousands of times.
+    """
+    if unit not in ("episode", "round"):
+        raise ValueError(f"unit must be 'episode' or 'round', got {unit!r}")
+    counted: dict[tuple[str, int], int] = {}
+    last = [-math.inf]
+
+    def report(name: str, seed: int, rounds: int, done: bool) -> None:
+        now = time.perf_counter()
+        if rounds <= 1 or done or now - last[0] >= min_interval_s:
+            bar.set_postfix(policy=name, seed=seed, round=rounds)
+            last[0] = now
+        if unit == "round":
+            key = (name, int(seed))
+            step = rounds - counted.get(key, 0)
+            counted[key] = rounds
+            if step > 0:
+                bar.update(step)
+        elif done:
+            bar.update(1)
+
+    return report
 
 
 @dataclass(frozen=True)
@@ -170,7 +212,7 @@ def check_policy_fits(policy: Any, env: gym.Env, name: str = "policy", trained_w
 
 
 def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
-                deterministic: bool = True) -> EpisodeRecord:
+                deterministic: bool = True, progress: RoundCallback | None = None) -> EpisodeRecord:
     """Play one episode of ``env`` from ``reset(seed=seed)`` with ``policy``.
 
     Policies whose ``predict`` takes ``action_masks`` (MaskablePPO) get ``env.action_masks()``.
@@ -181,6 +223,7 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
         seed: reset seed.
         name: policy name stored in the record.
         deterministic: passed to ``predict``.
+        progress: called after every round (:data:`RoundCallback`); None = silent.
 
     Returns:
         The episode's record.
@@ -211,6 +254,8 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
         expected.append(float(info["expected_total_delay_s"]))
         splits.append(int(info["split"]))
         ranks.append(int(info["rank"]))
+        if progress is not None:
+            progress(name, int(seed), len(round_delays), bool(terminated or truncated))
     n = len(round_delays)
     return EpisodeRecord(
         policy=name,
@@ -232,7 +277,8 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
 def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.Env, seeds: Sequence[int],
                              config: FedsLLMConfig | dict[str, Any] | None = None, max_rounds: int | None = None,
                              env_kwargs: dict[str, Any] | None = None, name: str | None = None,
-                             deterministic: bool = True) -> list[EpisodeRecord]:
+                             deterministic: bool = True, progress: RoundCallback | None = None
+                             ) -> list[EpisodeRecord]:
     """Run one deterministic episode per seed and record it.
 
     Args:
@@ -247,6 +293,8 @@ def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.E
         env_kwargs: other ``gym.make`` keyword arguments.
         name: policy name in the records (default: the policy's class name).
         deterministic: passed to ``predict``.
+        progress: called after every round of every episode (:data:`RoundCallback`, e.g. :func:`bar_callback`);
+            None = silent.
 
     Returns:
         One :class:`EpisodeRecord` per seed, in order.
@@ -266,7 +314,7 @@ def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.E
             # a factory is bound afresh for every episode, so an episode (random baselines included)
             # depends on its seed only, not on the episodes played before it
             bound = policy if hasattr(policy, "predict") else policy(env)  # type: ignore[operator]
-            records.append(run_episode(bound, env, seed, name or type(bound).__name__, deterministic))
+            records.append(run_episode(bound, env, seed, name or type(bound).__name__, deterministic, progress))
         return records
     finally:
         if own_env:
@@ -346,7 +394,8 @@ Mapper = Callable[[Callable[..., Any], Sequence[tuple]], Iterable[tuple[int, Any
 
 def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, dict[str, Any]]], seeds: Sequence[int],
                       *, mapper: Mapper | None = None, torch_threads: int = 0,
-                      global_seed: int | None = None) -> dict[str, list[EpisodeRecord]]:
+                      global_seed: int | None = None,
+                      progress: RoundCallback | None = None) -> dict[str, list[EpisodeRecord]]:
     """Evaluate several policies on the same seeds, in this process or one job per (policy, seed).
 
     Args:
@@ -356,6 +405,7 @@ def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, 
             resources); None: :func:`evaluate_policy_on_seeds` per policy, here.
         torch_threads: torch threads inside each job (0 = leave as is).
         global_seed: global RNG seed inside each job (see :func:`run_job`).
+        progress: :data:`RoundCallback`: after every round here; with a mapper, once per episode as it comes back.
 
     Returns:
         Policy name -> its records in seed order, in the order of ``entries``.
@@ -364,7 +414,7 @@ def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, 
     if len(set(names)) != len(names):
         raise ValueError(f"policy names must be unique, got {names}")
     if mapper is None:
-        return {name: evaluate_policy_on_seeds(policy, env_id, list(seeds), config=cfg, name=name)
+        return {name: evaluate_policy_on_seeds(policy, env_id, list(seeds), config=cfg, name=name, progress=progress)
                 for name, policy, env_id, cfg in entries}
     if len(seeds) == 0:
         raise ValueError("seeds is empty; give at least one evaluation seed")
@@ -373,6 +423,8 @@ def evaluate_policies(entries: Sequence[tuple[str, Policy | PolicyFactory, str, 
     records: list[EpisodeRecord | None] = [None] * len(jobs)
     for i, record in mapper(run_job, [(job, torch_threads, global_seed) for job in jobs]):
         records[i] = record
+        if progress is not None and record is not None:
+            progress(record.policy, record.seed, record.rounds, True)
     out: dict[str, list[EpisodeRecord]] = {name: [] for name in names}
     for job, record in zip(jobs, records):
         if record is None:
@@ -455,6 +507,7 @@ _HEADERS = {
     "final_val_loss_mean": "final val loss",
     "decision_ms_per_step": "decision time (ms/step)",
     "train_wall_s": "training wall time (s)",
+    "split_rank": "(c, r) chosen x rounds",
 }
 
 

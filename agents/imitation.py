@@ -67,7 +67,8 @@ def _bin_centres(n: int) -> np.ndarray:
 
 def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[str, Any] | None = None,
                           num_envs: int = 256, deadlines_ms: Sequence[float] = tuple(np.linspace(-1.0, 0.5, 11)),
-                          deadlines_fs: Sequence[float] = (-1.0, -0.5, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+                          deadlines_fs: Sequence[float] = (-1.0, -0.5, 0.0), progress: bool = False
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """Demonstrations of a search teacher in the priority action space (:mod:`fedsllm_env.priority`).
 
     Each round the teacher prices candidate actions on the round's own channel with the delay model
@@ -75,7 +76,8 @@ def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[s
     deadlines, keeping the one of least E(r) T_round (the paper's objective, as the optimizer's exhaustive
     split/rank step), then a grid of deadlines per link, keeping the least T_round; priorities stay neutral.
     It plays its choice, so the states are its own trajectory. Episodes run in a batch of ``num_envs``
-    (env i reset with ``seed + i``).
+    (env i reset with ``seed + i``). ``progress``: show the teacher steps collected
+    (:func:`fedsllm_env.progress.progress_bar`).
 
     Returns:
         ``(observations (n, obs_dim) float32, actions (n, 2 K + 4) float32)``.
@@ -92,6 +94,7 @@ def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[s
     n_split, n_rank = env.shape.n_layer - 1, len(env.config.model.ranks)
     obs, _ = venv.reset(seed=seed)
     observations, actions = [], []
+    bar = progress_bar(total=n_samples, desc="search teacher steps", enabled=progress, leave=False)
     while sum(len(o) for o in observations) < n_samples:
         base = np.zeros((num_envs, 2 * k + 4))
         best = np.full(num_envs, np.inf)
@@ -118,13 +121,17 @@ def search_demonstrations(env_id: str, n_samples: int, seed: int, config: dict[s
         observations.append(np.asarray(obs, dtype=np.float32))
         actions.append(choice.astype(np.float32))
         obs, *_ = venv.step(choice)
+        bar.update(min(num_envs, n_samples - bar.n))
+    bar.close()
     venv.close()
     return np.concatenate(observations)[:n_samples], np.concatenate(actions)[:n_samples]
 
 
 def behaviour_clone(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, epochs: int = 100,
-                    batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0) -> list[float]:
-    """Fit ``model.policy`` to the demonstrations in place; returns the mean loss of every epoch.
+                    batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0,
+                    progress: bool = False) -> list[float]:
+    """Fit ``model.policy`` to the demonstrations in place; returns the mean loss of every epoch (``progress``:
+    show the epochs done, :func:`fedsllm_env.progress.progress_bar`).
 
     Raises:
         ValueError: the policy is not an actor-critic policy (SAC/TD3), the action space is neither
@@ -148,7 +155,7 @@ def behaviour_clone(model: BaseAlgorithm, observations: np.ndarray, actions: np.
     gen = torch.Generator().manual_seed(seed)
     history = []
     policy.set_training_mode(True)
-    for _ in range(epochs):
+    for _ in progress_bar(range(epochs), desc="behaviour cloning epochs", enabled=progress, leave=False):
         perm = torch.randperm(x.shape[0], generator=gen)
         total, count = 0.0, 0
         for i in range(0, x.shape[0], batch_size):

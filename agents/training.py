@@ -279,14 +279,16 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 model = build_agent(algo, env, seed, params, tensorboard_log=tb, verbose=verbose, device=device,
                                     env_id=env_id)
                 if bc_teacher == "search":
-                    obs, actions = search_demonstrations(env_id, bc_samples, bc_seed, env_config)
+                    obs, actions = search_demonstrations(env_id, bc_samples, bc_seed, env_config,
+                                                         progress=show_progress)
                 elif isinstance(bc_teacher, str):
                     raise ValueError(f"unknown bc_teacher {bc_teacher!r}: give a policy factory or 'search'")
                 elif bc_teacher is not None:
                     obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
                                                           progress=show_progress)
                 if bc_teacher is not None:
-                    bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed)
+                    bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed,
+                                                progress=show_progress)
                 elif not rl:
                     raise ValueError("rl=False (behaviour cloning only) needs a bc_teacher")
                 if rl:

@@ -73,13 +73,18 @@ def missing_dependency(exc: ModuleNotFoundError, feature: str) -> ImportError:
                                   f"pip install 'fedsllm-env[{extra}]' (or 'fedsllm-env[all]')")
 
 
-def require_extra(extra: str, feature: str, *modules: str) -> None:
-    """Import ``modules`` now, raising :class:`DependencyNotInstalled` naming ``extra`` if one is missing."""
+def require_extra(extra: str, feature: str, *modules: str, load: bool = True) -> None:
+    """Import ``modules`` now (``load=False``: only find them, without running them, e.g. to keep torch out of a
+    light import), raising :class:`DependencyNotInstalled` naming ``extra`` if one is missing."""
     import importlib
+    import importlib.util
 
     for module in modules:
         try:
-            importlib.import_module(module)
+            if load:
+                importlib.import_module(module)
+            elif importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(f"No module named {module!r}", name=module)
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] != module.split(".")[0]:
                 raise

@@ -78,11 +78,35 @@ def test_help_in_a_subprocess(module):
     assert "usage" in proc.stdout
 
 
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "transformers", "peft", "ray", "matplotlib")
+"""Modules a command's --help must not load (seconds to import on a busy machine)."""
+
+
+@pytest.mark.parametrize("command", ["train", "backbone-report", "evaluate", "demo", "figures"])
+def test_help_loads_no_heavy_module(command):
+    """`fedsllm <command> --help` answers without importing torch, Stable-Baselines3, transformers, Ray or
+    matplotlib: they are imported by the functions that train, load or plot."""
+    code = ("import sys; from train_scripts.cli import main\n"
+            f"try:\n    main([{command!r}, '--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = _run("-c", code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"fedsllm {command}" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "LOADED []", proc.stdout[-500:]
+
+
 def test_tiny_train_in_a_subprocess(tmp_path, calibration_path):
     proc = _run("-m", "train_scripts.train", "--algo", "ppo", "--total-timesteps", "128", "--hyperparams", TINY_PPO,
                 "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "smoke",
                 "--no-progress-bar", "--seed", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the summary line gives the delay to four significant digits, not float repr (2117.6631047296933 s)
+    import re
+
+    found = re.search(r"mean total delay of the last 10: (n/a, no episode finished|(\S+) s)\)", proc.stdout)
+    assert found, proc.stdout
+    if found.group(2):
+        assert f"{float(found.group(2)):.4g}" == found.group(2) and float(found.group(2)) > 0, found.group(0)
     run = tmp_path / "smoke"
     assert (run / "model.zip").is_file()
     cfg = json.loads((run / "config.json").read_text())
@@ -110,10 +134,17 @@ def test_train_default_run_name_and_resume(tmp_path, calibration_path):
 def test_evaluate_run_folder_and_baseline(tmp_path, calibration_path, fake_baselines, capsys):
     run = train.main(["--total-timesteps", "64", "--hyperparams", TINY_PPO, "--calibration-path", calibration_path,
                       "--runs-dir", str(tmp_path), "--run-name", "agent", "--no-progress-bar"])
+    capsys.readouterr()
     out = evaluate.main(["--policies", str(run), "optimizer", "--seeds", "5", "6", "--max-rounds", "4",
                          "--runs-dir", str(tmp_path)])
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "| ppo (agent) |" in text and "| optimizer |" in text
+    # the episodes played, as plain lines in a log (stderr is not a terminal here): 25/50/75/100 %
+    assert "evaluating 2 policies on 2 seeds: 4 episodes" in text
+    lines = [line for line in captured.err.splitlines() if line.startswith("episodes: ")]
+    assert [line.split()[1] for line in lines] == ["25%", "50%", "75%", "100%"], captured.err
+    assert "(4/4)" in lines[-1] and "policy=optimizer, seed=6, round=" in lines[-1]
     data = json.loads((out / "episodes.json").read_text())
     assert {e["seed"] for e in data["episodes"]} == {5, 6} and all(e["rounds"] <= 4 for e in data["episodes"])
     with pytest.raises(ValueError, match="neither an existing model zip"):
@@ -178,9 +209,17 @@ def test_demo_surrogate_only(tmp_path, calibration_path, fake_baselines, capsys)
     out = demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "4",
                      "--baselines", "optimizer", "all_random", "--calibration-path", calibration_path,
                      "--runs-dir", str(tmp_path), "--no-progress-bar", "--bc-teacher", ""])
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "| optimizer |" in text and "| ppo (64 steps) |" in text
     assert (out / "model.zip").is_file() and (out / "demo.md").is_file()
+    assert "surrogate episodes:" not in captured.err  # --no-progress-bar: silent
+    demo.main(["--timesteps", "64", "--real-rounds", "0", "--surrogate-seeds", "3", "4", "--baselines", "optimizer",
+               "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--bc-teacher", ""])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("surrogate episodes: ")]
+    assert [line.split()[2] for line in lines] == ["25%", "50%", "75%", "100%"], err  # a line per quarter
+    assert "(4/4)" in lines[-1] and "policy=ppo (64 steps), seed=4" in lines[-1], err
 
 
 def test_demo_with_warm_start(tmp_path, calibration_path, fake_baselines, capsys):
@@ -224,6 +263,17 @@ def test_demo_real_env(tmp_path, calibration_path):
     rows = {r["policy"]: r for r in report["real"]["rows"]}
     assert "optimizer" in rows and any(n.startswith("ppo") for n in rows)
     assert all(np.isfinite(r["final_val_loss_mean"]) for r in rows.values())
+    # the (c, r) each policy chose is beside its loss, and the note says why equal choices give equal losses
+    episodes = report["real"]["episodes"]["optimizer"][0]
+    assert rows["optimizer"]["split_rank"] == f"({episodes['splits'][0]}, {episodes['ranks'][0]}) x1"
+    table = (out / "demo.md").read_text()
+    assert "| (c, r) chosen x rounds |" in table and "the validation loss depends only on the (c, r)" in table
+
+
+def test_split_rank_text_counts_the_choices_most_frequent_first():
+    rec = types.SimpleNamespace
+    text = demo.split_rank_text([rec(splits=(1, 3, 1), ranks=(64, 32, 64)), rec(splits=(1,), ranks=(64,))])
+    assert text == "(1, 64) x3, (3, 32) x1"
 
 
 # ---- CLI -------------------------------------------------------------------------------------------

@@ -17,14 +17,17 @@ import gymnasium as gym
 import yaml
 
 import fedsllm_env
-from agents.checkpoint import detect_algo, load_agent
-from agents.evaluation import Policy, PolicyFactory
-from agents.factory import ALGOS, BOX_ENV_ID, default_env_id
+from agents.evaluation import Policy, PolicyFactory  # the harness: numpy only (no SB3, no torch)
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import merge_overrides
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.presets import preset_overrides
+from fedsllm_env.registration import env_id as _env_id
 from train_scripts._checks import check_baselines
+
+BOX_ENV_ID = _env_id("surrogate", "box")
+"""The id baselines act in by default (``agents.factory.BOX_ENV_ID``; Stable-Baselines3 is imported only where an
+agent is loaded, so the commands' ``--help`` stays light)."""
 
 __all__ = [
     "run_name",
@@ -290,6 +293,9 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
         path = path / "model.zip"
         if not path.is_file():
             raise MissingFileError(f"run folder {spec} has no model.zip")
+    from agents.checkpoint import detect_algo, load_agent
+    from agents.factory import ALGOS, default_env_id
+
     algo = algo or run_cfg.get("algo") or detect_algo(path)
     if algo not in ALGOS:
         raise UsageError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")

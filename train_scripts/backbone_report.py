@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import tyro
 
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import UsageError
-from fedsllm_env.splitfed.lm_baselines import backbone_report
-from fedsllm_env.splitfed.model import PRETRAIN_DOCS, PRETRAIN_SEED, PRETRAIN_SEQ_LEN, load_backbone
+from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.presets import with_preset
-from fedsllm_env.splitfed.pretrain_corpus import generate_pretrain_documents
-from train_scripts.calibrate import _load_overrides
+
+# torch, transformers and the engine are imported by the functions that need them, so `--help` answers at once
 
 __all__ = ["Args", "main", "run", "HELDOUT_SEED"]
 
@@ -53,6 +50,26 @@ class Args:
     """JSON file for the numbers ("" = do not write)."""
     rebuild_tiny: str = ""
     """Pre-train the config's tiny-gpt2 into this new folder and compare it with the shipped one (no report)."""
+
+
+def _load_overrides(path: str) -> dict:
+    """Nested overrides from a JSON or YAML ``--config`` file ("" = none); the same rules as ``fedsllm calibrate``'s
+    (which imports the engine at module level, so its helper is not imported here)."""
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"--config {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".yml", ".yaml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
+    return data
 
 
 def rebuild_tiny(cfg: FedsLLMConfig, folder: str) -> dict:
@@ -94,6 +111,12 @@ def rebuild_tiny(cfg: FedsLLMConfig, folder: str) -> dict:
 
 def run(args: Args, command: str = "fedsllm backbone-report") -> dict:
     """Compute, print and (optionally) write the report; returns it."""
+    import torch
+
+    from fedsllm_env.splitfed.lm_baselines import backbone_report
+    from fedsllm_env.splitfed.model import PRETRAIN_DOCS, PRETRAIN_SEED, PRETRAIN_SEQ_LEN, load_backbone
+    from fedsllm_env.splitfed.pretrain_corpus import generate_pretrain_documents
+
     if args.rebuild_tiny:
         torch.set_num_threads(1)
         return rebuild_tiny(FedsLLMConfig.from_dict(with_preset(args.preset, _load_overrides(args.config))),

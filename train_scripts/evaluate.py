@@ -23,9 +23,10 @@ import tyro
 
 import gymnasium as gym
 
-from agents.evaluation import check_policy_fits, comparison_rows, evaluate_policies, markdown_table
+from agents.evaluation import bar_callback, check_policy_fits, comparison_rows, evaluate_policies, markdown_table
 from fedsllm_env.config import FedsLLMConfig, check_seed
 from fedsllm_env.errors import ConfigError, SeedError, UsageError
+from fedsllm_env.progress import progress_bar
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._common import (ResolvedPolicy, env_overrides, resolve_policy, run_name, save_run_config,
                                    write_json)
@@ -74,6 +75,8 @@ class Args:
     """CPUs each episode task declares."""
     ray_gpus_per_task: float = 0.0
     """GPU share each episode task declares (real mode on a GPU, e.g. 0.25)."""
+    progress_bar: bool = True
+    """Show the episodes played (a bar on a terminal with the policy, seed and round; a few plain lines in a log)."""
 
 
 def _check_seeds(seeds: Sequence[int]) -> None:
@@ -141,8 +144,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
             check_ray_gpus(args.ray_gpus_per_task, "--ray-gpus-per-task", args.ray_address, ray)
         mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,
                                    num_gpus=args.ray_gpus_per_task) if args.ray_address else None
-        results = evaluate_policies(entries, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
-                                    global_seed=args.seed)
+        episodes = len(entries) * len(args.seeds)
+        print(f"evaluating {len(entries)} policies on {len(args.seeds)} seeds: {episodes} episodes"
+              + (f" as Ray tasks ({args.ray_address})" if args.ray_address else ""), flush=True)
+        with progress_bar(total=episodes, desc="episodes", enabled=args.progress_bar) as bar:
+            results = evaluate_policies(entries, list(args.seeds), mapper=mapper, torch_threads=args.torch_threads,
+                                        global_seed=args.seed, progress=bar_callback(bar))
     episodes = [r.to_dict() for records in results.values() for r in records]
     rows = comparison_rows(results, reference="optimizer")
     table = markdown_table(rows, TABLE_COLUMNS)

@@ -28,10 +28,6 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import tyro
 
-from agents.checkpoint import detect_algo, latest_checkpoint, read_clock
-from agents.factory import ALGOS, default_env_id
-from agents.resume import checkpoint_timesteps
-from agents.training import DEFAULT_TIMESTEPS, resolve_hyperparams, train_agent
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.runlock import RunLock
 from train_scripts._checks import (
@@ -151,6 +147,15 @@ SEED_MAX = 2**32 - 1
 """Largest ``--seed``: numpy's global seed (``np.random.seed``) takes 32 bits."""
 
 
+# Stable-Baselines3 and torch are imported by the functions that need them, not by this module, so
+# `fedsllm train --help` answers at once (tests/test_scripts.py checks that it loads neither).
+def train_agent(*args: Any, **kwargs: Any) -> Any:
+    """:func:`agents.training.train_agent` (imported on the first call)."""
+    from agents.training import train_agent as train
+
+    return train(*args, **kwargs)
+
+
 def _check_numbers(args: Args) -> None:
     if not 0 <= args.seed <= SEED_MAX:
         raise UsageError(f"--seed must be in [0, {SEED_MAX}] (numpy's seed range), got {args.seed}; pick a seed "
@@ -210,6 +215,9 @@ def _recorded_budget(run: dict[str, Any]) -> tuple[int | None, int | None]:
 
 def _resume_checkpoint(spec: str) -> Path:
     """The checkpoint ``--resume`` names: a zip, or a run folder (its newest checkpoint or model.zip)."""
+    from agents.checkpoint import latest_checkpoint
+    from agents.resume import checkpoint_timesteps
+
     path = Path(spec)
     if path.is_dir():
         candidates = [p for p in (latest_checkpoint(path / "checkpoints"), path / "model.zip") if p and p.is_file()]
@@ -242,6 +250,11 @@ def plan_run(args: Args) -> RunPlan:
             raise UsageError("--bc-teacher warm-starts a fresh agent; it cannot be combined with --resume")
     elif args.bc_only:
         raise UsageError("--bc-only needs --bc-teacher")
+    from agents.checkpoint import detect_algo
+    from agents.factory import default_env_id
+    from agents.resume import checkpoint_timesteps
+    from agents.training import resolve_hyperparams
+
     resume = resumed_run = None
     steps = 0
     source_dir = None
@@ -324,6 +337,8 @@ def _json_safe(value: Any) -> Any:
 
 def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
     """The hyperparameters an agent actually trains with (its constructor arguments, read back from it)."""
+    from agents.factory import ALGOS
+
     names = set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "env", "policy", "tensorboard_log",
                                                                        "verbose", "device", "_init_setup_model"}
     return {n: _json_safe(getattr(model, n)) for n in sorted(names) if hasattr(model, n)}
@@ -337,7 +352,9 @@ _SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", 
 def plan_rllib_run(args: Args) -> RunPlan:
     """``--framework rllib``: validate the arguments (RLlib installed, PPO options) and resolve the run; creates
     nothing."""
+    from agents.factory import default_env_id
     from agents.rllib import RLLIB_ALGOS, ppo_config, require_rllib
+    from agents.training import DEFAULT_TIMESTEPS
 
     require_rllib()
     used = [f"--{k.replace('_', '-')}" for k in _SB3_ONLY if getattr(args, k) != getattr(Args, k)]
@@ -376,6 +393,7 @@ def plan_rllib_run(args: Args) -> RunPlan:
 def _train_rllib(args: Args, plan: RunPlan) -> Path:
     """``--framework rllib``: PPO on Ray env runners; writes the checkpoint and train_summary.json."""
     from agents.rllib import ppo_config, train_rllib
+    from agents.training import DEFAULT_TIMESTEPS
 
     run_dir = plan.run_dir
     # Ray first: an address where no cluster answers, or GPUs it lacks, fail before the run folder exists
@@ -409,10 +427,17 @@ def _train_rllib(args: Args, plan: RunPlan) -> Path:
     return run_dir
 
 
+def _seconds(value: float) -> str:
+    """A delay for a summary line: four significant digits (``2118 s``, ``31.49 s``, ``inf s``)."""
+    return f"{value:.4g} s"
+
+
 def _wall_time_before_s(plan: RunPlan) -> float:
     """The run's training wall time up to the resumed checkpoint, s: the largest record at that step count among
     the checkpoint's ``_clock.json``, model.zip's and the run's train_summary.json (a finished run's model.zip
     and summary are written a moment after its last checkpoint), 0 when there is none (older checkpoints)."""
+    from agents.checkpoint import read_clock
+
     assert plan.resume is not None
     steps = plan.resume_timesteps
     found = [read_clock(plan.resume, steps), read_clock(plan.run_dir / "model.zip", steps)]
@@ -487,9 +512,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         save_run_config(run_dir, args, plan.env_config, algo=args.algo, env_id=plan.env_id,
                         hyperparam_overrides=plan.hyperparam_overrides, hyperparams=hyperparams, resumes=history,
                         **budget)
+    last10 = summary["last_10_episodes_total_delay_mean_s"]
     print(f"trained {args.algo} on {plan.env_id} for {summary['num_timesteps']} steps in {result.wall_time_s:.1f} s "
           f"of training in all ({len(delays)} episodes in the run; mean total delay of the last 10: "
-          f"{summary['last_10_episodes_total_delay_mean_s']} s)")
+          + ("n/a, no episode finished" if last10 is None else _seconds(last10)) + ")")
     print(f"model: {result.model_path}")
     return run_dir
 
