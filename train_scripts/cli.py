@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backbone-report": ("train_scripts.backbone_report",
                         "the backbone's loss before fine-tuning beside uniform, unigram and bigram models"),
     "fidelity": ("train_scripts.fidelity", "real vs surrogate episodes of schedules and policies (the surrogate's error)"),
+    "switch-search": ("train_scripts.switch_search",
+                      "price fixed, two-phase and periodic (cut, rank) schedules in the surrogate: any artefact?"),
     "benchmark-optimizer": ("train_scripts.benchmark_optimizer",
                             "optimizer solve time vs size and optimality gaps vs the exact optimum"),
 }
