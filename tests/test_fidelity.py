@@ -96,3 +96,41 @@ def test_benchmark_sim_to_real_pairs_each_policy_on_the_real_seeds():
     assert rows["agent"]["sim_to_real"] == pytest.approx(0.1)
     assert real_id("FedsLLM-Surrogate-Priority-v0") == "FedsLLM-Priority-v0"
     assert real_id("FedsLLM-Surrogate-v0") == "FedsLLM-v0"
+
+
+def test_switch_search_prices_a_schedule_as_the_env_would_play_it(calibration_path):
+    """price_schedules: the total delay of a schedule is the sum of its per-round delays up to the first noisy
+    loss at or below the target, the same rounds the surrogate backend reports when it plays the schedule."""
+    from fedsllm_env.backends import SurrogateBackend
+    from fedsllm_env.calibration import load_calibration
+    from fedsllm_env.config import FedsLLMConfig
+    from fedsllm_env.convergence import ar1_noise
+    from train_scripts.switch_search import candidate_schedules, price_schedules
+
+    cal = load_calibration(calibration_path)
+    cfg = FedsLLMConfig(mode="surrogate", calibration_path=calibration_path, training={"max_rounds": 40})
+    backend = SurrogateBackend(cal, cfg)
+    ranks = cfg.model.ranks
+    rng = np.random.default_rng(3)
+    delays = rng.uniform(0.5, 2.0, size=(40, 5, len(ranks)))
+    schedules = ["c1r64", "c2r8x5;c1r64", "c1r16x2;c3r32x3*"]
+    normals = np.random.default_rng(7).standard_normal(40)
+    totals = price_schedules(schedules, delays, backend, ranks, cal.target_val_loss,
+                             ar1_noise(normals[None], backend.noise))
+    for text, total in zip(schedules, totals):
+        plan = parse_schedule(text)
+        backend.reset(0)
+        backend._normals = normals.copy()
+        backend._noise = ar1_noise(normals, backend.noise)
+        expected = 0.0
+        for t in range(1, 41):
+            c, r = plan.at(t)
+            expected += delays[t - 1, c - 1, ranks.index(r)]
+            if backend.run_round(c, r).val_loss <= cal.target_val_loss:
+                break
+        else:
+            expected = np.inf
+        assert total == pytest.approx(expected, rel=1e-12)
+    cands = candidate_schedules(2, (8, 64), 3, 2)
+    assert "c1r8" in cands and "c1r8x3;c2r64" in cands and "c1r8x2;c2r64x1*" in cands
+    assert len(cands) == 4 + 4 * 3 * 3 + 6 * 4  # fixed, two-phase (k = 1..3), periodic (each unordered pair)
