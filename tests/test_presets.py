@@ -97,8 +97,10 @@ def test_figures_compare_policies_per_preset(tmp_path, calibration_path):
                 "--rounds-per-point", "1", "--policies", "optimizer", "fixed_rank", "--preset-clients", "3",
                 "--calibration-path", calibration_path, "--out-dir", str(tmp_path / "fig")])
     data = json.loads((out / "figures.json").read_text())
-    assert set(data) == {"presets", "preset_choices"} and (out / "preset_comparison.png").stat().st_size > 0
+    assert set(data) == {"seeds", "rounds_per_point", "presets", "preset_choices"}
+    assert (out / "preset_comparison.png").stat().st_size > 0 and data["seeds"] == [0]
     row = data["presets"]["narrow-fs-uplink"]
+    assert row["delay_std_s"]["optimizer"] == 0.0  # one seed: no spread
     assert row["delay_s"]["fixed_rank"] >= row["delay_s"]["optimizer"] * (1 - 1e-9)  # the optimizer is best
     c, r = row["choice"]["optimizer"]
     assert 1 <= c <= 5 and r in FedsLLMConfig().model.ranks

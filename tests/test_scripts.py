@@ -202,6 +202,10 @@ def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
     agent = [k for k in data["clients"]["curves"] if k.startswith("ppo")][0]
     # the agent was trained with 5 clients: it cannot act with 3
     assert np.isnan(data["clients"]["curves"][agent][0]) and np.isfinite(data["clients"]["curves"][agent][1])
+    # one seed: the spread is 0 (no error bars); the agent's missing point is named under the figure
+    assert data["seeds"] == [0] and data["rounds_per_point"] == 1
+    assert data["clients"]["std"]["optimizer"] == [0.0, 0.0]
+    assert data["clients"]["not_drawn"][agent].startswith("points missing: not applicable at K = 3")
     assert len(data["training"]["train_steps"]) > 0 and len(data["training"]["eval_steps"]) == 2
 
 
@@ -319,6 +323,57 @@ def test_cli_hides_only_the_known_third_party_warning(monkeypatch):
         "`is_gradient_checkpointing` is deprecate", "something else is deprecated",
         "`is_gradient_checkpointing` is deprecate"]
     assert [w.category for w in seen][:2] == [FutureWarning, UserWarning]
+
+
+def _kept_figure(monkeypatch):
+    """Keep the figures a plotting function closes, so a test can read their artists."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    monkeypatch.setattr(plt, "close", lambda *a, **k: None)
+    return plt
+
+
+def test_sweep_figure_says_what_it_averages_and_leaves_empty_policies_out_of_the_legend(tmp_path, monkeypatch):
+    plt = _kept_figure(monkeypatch)
+    left = figures._plot(tmp_path / "f.png", [2, 4, 6], {"optimizer": [40.0, 50.0, 60.0], "fixed_rank": [45, 55, 66],
+                                                         "all_random": [math.inf] * 3,
+                                                         "ppo": [math.nan, 45.0, math.nan]},
+                         "number of clients K", "t", stds={"optimizer": [1.0, 2.0, 3.0]}, seeds=[0, 1, 2], rounds=3,
+                         labels={"fixed_rank": "fixed_rank (r = 16)"}, short="K")
+    fig = plt.gcf()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["optimizer", "fixed_rank (r = 16)", "ppo"]
+    assert left == {"all_random": "not drawn: infinite at K = 2, 4, 6 (it chose a rank that never reaches the "
+                                  "target)",
+                    "ppo": "points missing: not applicable at K = 2, 6 (its observation/action spaces are fixed by "
+                           "the K it was trained with)"}
+    notes = " ".join(t.get_text().replace("\n  ", " ") for t in fig.texts)
+    assert "mean over 3 scenario seeds (0, 1, 2)" in notes and "first 3 rounds" in notes
+    assert "error bars: std over the seeds" in notes and "all_random: not drawn: infinite" in notes
+    fig.canvas.draw()  # plain log tick labels over 40-60 s: 40, 50, 60, never 4x10^1
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels() if t.get_text()]
+    assert {"40", "50", "60"} <= set(labels) and not any("10^" in lbl or "times" in lbl for lbl in labels), labels
+    assert len(ax.containers) == 3 and ax.containers[0].has_yerr  # error bars on every drawn policy
+
+
+def test_preset_chart_marks_infinite_bars(tmp_path, monkeypatch):
+    plt = _kept_figure(monkeypatch)
+    data = {p: {"delay_s": {"optimizer": 30.0, "all_random": math.inf if p == "a" else 60.0, "fixed_rank": 40.0},
+                "delay_std_s": {"optimizer": 1.0, "all_random": math.nan if p == "a" else 6.0, "fixed_rank": 3.0},
+                "choice": {"optimizer": [1, 64]}} for p in ("a", "b")}
+    figures.plot_presets(tmp_path / "p.png", data, [0, 1, 2], 3)
+    fig = plt.gcf()
+    ax = fig.axes[0]
+    hatched = [patch for patch in ax.patches if patch.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_height() >= ax.get_ylim()[1] / 1.5  # to the top, not left out
+    assert [t.get_text() for t in ax.texts] == ["inf"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()].count("all_random") == 1
+    notes = " ".join(t.get_text().replace("\n  ", " ") for t in fig.texts)
+    assert "means over 3 scenario seeds (0, 1, 2)" in notes and "all_random at a" in notes
 
 
 def test_figures_rank_sweep_leaves_out_ranks_censored_at_every_cut(capsys):

@@ -27,22 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import matplotlib
-import matplotlib.ticker
+import numpy as np
+import tyro
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tyro  # noqa: E402
-
-from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config  # noqa: E402
-from agents.factory import BOX_ENV_ID  # noqa: E402
-from fedsllm_env.calibration import load_calibration  # noqa: E402
-from fedsllm_env.config import FedsLLMConfig, merge_overrides  # noqa: E402
-from fedsllm_env.errors import ConfigError, MissingFileError, UsageError  # noqa: E402
-from fedsllm_env.registration import PRIORITY_IDS  # noqa: E402
-from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty  # noqa: E402
-from train_scripts._common import (  # noqa: E402
+from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config
+from fedsllm_env.calibration import load_calibration
+from fedsllm_env.config import FedsLLMConfig, merge_overrides
+from fedsllm_env.errors import ConfigError, MissingFileError, UsageError
+from fedsllm_env.registration import PRIORITY_IDS
+from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty
+from train_scripts._common import (
+    BOX_ENV_ID,
     baseline_factory,
     baseline_names,
     env_overrides,
@@ -52,7 +47,46 @@ from train_scripts._common import (  # noqa: E402
     save_run_config,
     write_json,
 )
-from train_scripts.seeding import seed_everything  # noqa: E402
+from train_scripts.seeding import seed_everything
+
+# matplotlib is imported by the plotting functions (through _pyplot), so `fedsllm figures --help` stays light
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plain_log_axis(axis: Any, suffix: str = "") -> None:
+    """Plain tick labels on a log axis (``40, 50, 60`` for a 40-60 s range; ``2x`` with ``suffix="x"``), never
+    ``4x10^1``: matplotlib's choice of which ticks to label (minor ticks only on narrow ranges), our text."""
+    import matplotlib.ticker as ticker
+
+    class Plain(ticker.LogFormatter):
+        def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:  # noqa: ARG002
+            return f"{x:g}{suffix}"
+
+    axis.set_major_formatter(Plain(labelOnlyBase=False))
+    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
+def _footnote(fig: Any, lines: Sequence[str]) -> None:
+    """Lines of small text under the axes (what each point averages, what is left out and why)."""
+    import textwrap
+
+    if not lines:
+        fig.tight_layout()
+        return
+    width = int(fig.get_figwidth() * 17)  # characters of 7-point text across the figure
+    wrapped = [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="  ")]
+    height = 0.015 + 0.125 * len(wrapped) / fig.get_figheight()  # 7-point lines are ~0.125 inch apart
+    fig.tight_layout(rect=(0, height, 1, 1))
+    fig.text(0.01, 0.008, "\n".join(wrapped), fontsize=7, va="bottom", ha="left", color="dimgrey")
 
 
 @dataclass
@@ -102,10 +136,24 @@ class Args:
     """Draw the parameter sweeps (clients, bandwidth, power, rank)."""
 
 
+def _per_seed(records: Sequence[Any]) -> list[float]:
+    """Each episode's mean E(r)*T_round over its rounds (one value per seed)."""
+    return [float(r.mean_expected_total_delay_s) for r in records]
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard deviation over seeds (population std; inf mean and NaN std when a seed is infinite)."""
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).all():
+        return float(v.mean()), math.nan
+    return float(v.mean()), float(v.std())
+
+
 def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, name: str,
-           env_id: str = BOX_ENV_ID) -> float:
+           env_id: str = BOX_ENV_ID) -> tuple[float, float]:
+    """(mean, std) over the seeds of each episode's mean E(r)*T_round over its first ``rounds`` rounds."""
     records = evaluate_policy_on_seeds(policy, env_id, list(seeds), config=cfg, max_rounds=rounds, name=name)
-    return float(np.mean([r.mean_expected_total_delay_s for r in records]))
+    return _mean_std(_per_seed(records))
 
 
 def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
@@ -122,42 +170,96 @@ def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
 
 
 def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tuple[float, dict[str, Any]]],
-          seeds: Sequence[int], rounds: int, agent: tuple[str, Any] | None = None) -> dict[str, list[float]]:
-    """Mean E(r)*T_round per policy at every point of a sweep (NaN where an agent's spaces do not fit)."""
+          seeds: Sequence[int], rounds: int, agent: tuple[str, Any] | None = None,
+          spread: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Mean E(r)*T_round per policy at every point of a sweep (NaN where an agent's spaces do not fit).
+
+    ``spread``: filled with the standard deviation over the seeds of every point, when given.
+    """
     curves: dict[str, list[float]] = {name: [] for name in policies}
+    stds: dict[str, list[float]] = {name: [] for name in policies}
     if agent is not None:
-        curves[agent[0]] = []
+        curves[agent[0]], stds[agent[0]] = [], []
     for _, patch in patches:
         cfg = merge_overrides(base, patch)
         for name, factory in policies.items():
-            curves[name].append(_point(factory, cfg, seeds, rounds, name))
+            mean, std = _point(factory, cfg, seeds, rounds, name)
+            curves[name].append(mean)
+            stds[name].append(std)
         if agent is not None:
             model = agent[1]
             env_id = _agent_env_id(model, cfg)
-            curves[agent[0]].append(math.nan if env_id is None else _point(model, cfg, seeds, rounds, agent[0], env_id))
+            mean, std = (math.nan, math.nan) if env_id is None else _point(model, cfg, seeds, rounds, agent[0], env_id)
+            curves[agent[0]].append(mean)
+            stds[agent[0]].append(std)
+    if spread is not None:
+        spread.update(stds)
     return curves
 
 
+def _averaging(seeds: Sequence[int], rounds: int) -> str:
+    n = len(seeds)
+    return (f"each point: mean over {n} scenario seed{'s' if n != 1 else ''} ({', '.join(map(str, seeds))}) of "
+            f"E(r, c)·T_round averaged over the first {rounds} round{'s' if rounds != 1 else ''}"
+            + ("; error bars: std over the seeds" if n > 1 else "; one seed: no error bars"))
+
+
+def _xtext(xs: Sequence[float], mask: Sequence[bool]) -> str:
+    return ", ".join(f"{x:g}" for x, m in zip(xs, mask) if m)
+
+
 def _plot(path: Path, xs: Sequence[float], curves: dict[str, list[float]], xlabel: str, title: str,
-          logx: bool = False) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+          logx: bool = False, stds: dict[str, list[float]] | None = None, seeds: Sequence[int] = (),
+          rounds: int = 0, labels: dict[str, str] | None = None, notes: Sequence[str] = (),
+          short: str = "x") -> dict[str, str]:
+    """One sweep: a line per policy with error bars (std over seeds); a policy without a finite point is left out of
+    the axes and the legend and named under them with the reason; infinite or missing points are listed there.
+
+    Returns:
+        Policy -> why it (or some of its points) is not drawn.
+    """
+    plt = _pyplot()
+    import matplotlib.ticker as ticker
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    left_out: dict[str, str] = {}
     for name, ys in curves.items():
-        style = {"linewidth": 2.5, "color": "black"} if name == "optimizer" else {}
-        ax.plot(xs, ys, marker="o", label=name, **style)
+        y = np.asarray(ys, dtype=float)
+        finite = np.isfinite(y)
+        inf, nan = np.isinf(y), np.isnan(y)
+        why = []
+        if inf.any():
+            why.append(f"infinite at {short} = {_xtext(xs, inf)} (it chose a rank that never reaches the target)")
+        if nan.any():
+            why.append(f"not applicable at {short} = {_xtext(xs, nan)} (its observation/action spaces are fixed by "
+                       "the K it was trained with)")
+        if why:
+            left_out[name] = ("not drawn: " if not finite.any() else "points missing: ") + "; ".join(why)
+        if not finite.any():
+            continue
+        err = np.asarray((stds or {}).get(name, [math.nan] * len(y)), dtype=float)
+        err = np.where(finite & np.isfinite(err), err, 0.0)
+        style = {"linewidth": 2.5, "color": "black", "zorder": 3} if name == "optimizer" else {}
+        ax.errorbar(np.asarray(xs, dtype=float)[finite], y[finite], yerr=err[finite], marker="o", capsize=3,
+                    label=(labels or {}).get(name, name), **style)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("total training delay E(r)·T_round (s)")
+    ax.set_ylabel("total training delay E(r, c)·T_round (s)")
     ax.set_yscale("log")
+    _plain_log_axis(ax.yaxis)
     if logx:
         ax.set_xscale("log", base=2)
     ax.set_xticks(list(xs))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_title(title)
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    lines = [_averaging(seeds, rounds)] if seeds else []
+    lines += list(notes) + [f"{name}: {why}" for name, why in left_out.items()]
+    _footnote(fig, lines)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return left_out
 
 
 def read_monitor(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -182,30 +284,42 @@ def read_monitor(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_training_curves(run_dir: str | Path, out: Path, delay_scale_s: float = 1.0) -> dict[str, Any]:
-    """Plot episode total delay (-return * delay_scale_s) during training, and the EvalCallback curve."""
+    """Plot episode total delay (-return * delay_scale_s) during training, and the EvalCallback curve (mean of its
+    episodes with the std over them as error bars)."""
+    plt = _pyplot()
     run_dir = Path(run_dir)
     steps, returns = read_monitor(run_dir / "monitor")
     data: dict[str, Any] = {"train_steps": steps.tolist(), "train_total_delay_s": (-returns * delay_scale_s).tolist()}
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    notes = []
     if len(steps):
         delay = -returns * delay_scale_s
         window = max(1, min(50, len(delay) // 10))
         smooth = np.convolve(delay, np.ones(window) / window, mode="valid")
         ax.plot(steps, delay, alpha=0.25, label="training episodes (stochastic policy)")
         ax.plot(steps[window - 1:], smooth, label=f"moving mean ({window} episodes)")
+        notes.append(f"faint: each training episode (one each, stochastic actions); line: moving mean of the last "
+                     f"{window} episodes")
     eval_file = run_dir / "eval" / "evaluations.npz"
     if eval_file.is_file():
         ev = np.load(eval_file)
-        mean = -ev["results"].mean(axis=1) * delay_scale_s
-        ax.plot(ev["timesteps"], mean, marker="o", label="evaluation (deterministic)")
+        results = -np.asarray(ev["results"], dtype=float) * delay_scale_s
+        mean, std = results.mean(axis=1), results.std(axis=1)
+        n = results.shape[1]
+        ax.errorbar(ev["timesteps"], mean, yerr=std if n > 1 else None, marker="o", capsize=3,
+                    label=f"evaluation (deterministic, {n} episode{'s' if n != 1 else ''} each)")
         data["eval_steps"], data["eval_total_delay_s"] = ev["timesteps"].tolist(), mean.tolist()
+        data["eval_total_delay_std_s"] = std.tolist()
+        notes.append(f"points: mean of {n} deterministic evaluation episode{'s' if n != 1 else ''} (seeded)"
+                     + ("; error bars: std over them" if n > 1 else ""))
     ax.set_xlabel("environment steps (training rounds)")
     ax.set_ylabel("episode total delay (s)")
     ax.set_yscale("log")
-    ax.set_title(f"training curve: {run_dir.name}")
+    _plain_log_axis(ax.yaxis)
+    ax.set_title(f"training curve: {run_dir.name}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _footnote(fig, notes)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return data
@@ -234,7 +348,8 @@ def preset_comparison(policies: dict[str, Any], base: dict[str, Any], presets: S
         for name, factory in policies.items():
             records = evaluate_policy_on_seeds(factory, BOX_ENV_ID, list(seeds), config=cfg, max_rounds=rounds,
                                                name=name)
-            row["delay_s"][name] = float(np.mean([r.mean_expected_total_delay_s for r in records]))
+            row["delay_s"][name], std = _mean_std(_per_seed(records))
+            row.setdefault("delay_std_s", {})[name] = std
             row["choice"][name] = list(_mode([(c, r) for rec in records for c, r in zip(rec.splits, rec.ranks)]))
         out[preset] = row
     return out
@@ -260,29 +375,69 @@ def preset_choices(base: dict[str, Any], presets: Sequence[str], clients: Sequen
     return out
 
 
-def plot_presets(path: Path, data: dict[str, dict[str, Any]]) -> None:
-    """Grouped bars: each policy's total delay relative to the optimizer's, per preset."""
+def plot_presets(path: Path, data: dict[str, dict[str, Any]], seeds: Sequence[int] = (), rounds: int = 0,
+                 labels: dict[str, str] | None = None) -> None:
+    """Grouped bars: each policy's total delay relative to the optimizer's, per preset; error bars = the std over
+    seeds of the policy's delay / the optimizer's mean; an infinite mean is a hatched bar to the top marked "inf"."""
+    plt = _pyplot()
     presets = list(data)
     names = [n for n in next(iter(data.values()))["delay_s"] if n != "optimizer"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(presets)), 4))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(presets)), 4.8))
     width = 0.8 / max(1, len(names))
-    top = 1.0
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ratios = {name: np.array([data[p]["delay_s"][name] / data[p]["delay_s"]["optimizer"] for p in presets])
+              for name in names}
+    errors = {name: np.array([(data[p].get("delay_std_s") or {}).get(name, math.nan)
+                              / data[p]["delay_s"]["optimizer"] for p in presets]) for name in names}
+    finite = [y + (e if math.isfinite(e) else 0.0) for name in names for y, e in zip(ratios[name], errors[name])
+              if math.isfinite(y)]
+    top = max([1.0] + finite)
+    log = top > 5.0
+    ceiling = top * (1.6 if log else 1.12)  # room above the highest bar for the "inf" marks
+    infinite = []
     for i, name in enumerate(names):
-        ys = [data[p]["delay_s"][name] / data[p]["delay_s"]["optimizer"] for p in presets]
-        top = max([top] + [y for y in ys if math.isfinite(y)])
-        ax.bar(np.arange(len(presets)) + (i - (len(names) - 1) / 2) * width, ys, width, label=name)
+        x = np.arange(len(presets)) + (i - (len(names) - 1) / 2) * width
+        y, err = ratios[name], errors[name]
+        ok = np.isfinite(y)
+        colour = colours[i % len(colours)]
+        label = (labels or {}).get(name, name)
+        if ok.any():
+            ax.bar(x[ok], y[ok], width, yerr=np.where(np.isfinite(err[ok]), err[ok], 0.0), capsize=2, color=colour,
+                   label=label, error_kw={"elinewidth": 0.8})
+        if (~ok).any():
+            ax.bar(x[~ok], np.full((~ok).sum(), ceiling), width, color="none", edgecolor=colour, hatch="///",
+                   linewidth=0.8, label=None if ok.any() else label)
+            for xi in x[~ok]:
+                ax.text(xi, ceiling, "inf", ha="center", va="bottom", fontsize=7, color=colour)
+            infinite.append(f"{name} at {', '.join(p for p, bad in zip(presets, ~ok) if bad)}")
     ax.axhline(1.0, color="black", linewidth=1.5, label="optimizer")
     ax.set_xticks(np.arange(len(presets)))
     ax.set_xticklabels([f"{p}\n(c={data[p]['choice']['optimizer'][0]}, r={data[p]['choice']['optimizer'][1]})"
                         for p in presets], fontsize=8)
     ax.set_ylabel("total delay E(r, c)·T_round / optimizer's")
-    if top > 5.0:
+    if log:
         ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
-    ax.set_title("conventional schemes vs the optimizer, per scenario preset")
+        _plain_log_axis(ax.yaxis, suffix="x")
+    else:
+        import matplotlib.ticker as ticker
+
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%gx"))
+    ax.set_ylim(top=ceiling * (4.0 if log else 1.3))  # the legend sits above the bars and the "inf" marks
+    ax.set_title("schemes vs the optimizer per scenario preset (optimizer's (c, r) under each)", fontsize=10)
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    ax.legend(fontsize=7, ncol=min(4, len(names) + 1), loc="upper center")
+    notes = []
+    if seeds:
+        n = len(seeds)
+        notes.append(f"each bar: the scheme's total delay E(r, c)·T_round / the optimizer's, means over {n} scenario "
+                     f"seed{'s' if n != 1 else ''} ({', '.join(map(str, seeds))}), each averaged over the first "
+                     f"{rounds} round{'s' if rounds != 1 else ''}"
+                     + ("; error bars: std over the seeds of the scheme's delay / the optimizer's mean" if n > 1
+                        else ""))
+    if infinite:
+        notes.append("hatched 'inf' bars: the mean is infinite (on some seed the scheme chose a rank that never "
+                     "reaches the target, E = inf): " + "; ".join(infinite))
+    _footnote(fig, notes)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -309,8 +464,9 @@ def print_presets(data: dict[str, dict[str, Any]], choices: dict[str, dict[int, 
 def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, Any]:
     """Seed-mean validation curves of the calibration (one panel per partition; colour = rank, line style =
     cut) beside the reference losses of a backbone report and the target; returns the plotted numbers."""
+    plt = _pyplot()
     parts = list(cal.partitions)
-    fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 4.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 5.0), sharey=True, squeeze=False)
     styles = ["-", "--", ":", "-."]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     task = report["task"]
@@ -319,14 +475,23 @@ def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, 
             ("bigram (task counts)", task["bigram_task"])]
     data: dict[str, Any] = {"references": dict(refs), "target": cal.target_val_loss,
                             "initial": cal.initial_val_loss, "curves": {}}
+    seeds_used: set[int] = set()
     for ax, part in zip(axes[0], parts):
         for i, rank in enumerate(cal.ranks):
             for j, split in enumerate(cal.splits):
                 curve = cal.mean_curve(rank, split, part)
                 data["curves"][f"{part}/r{rank}/c{split}"] = [float(x) for x in curve]
-                ax.plot(np.arange(len(curve) + 1), [cal.initial_val_loss, *curve], styles[j % len(styles)],
+                full = [c[:len(curve)] for c in cal.seed_curves(rank, split, part) if len(c) >= len(curve)]
+                seeds_used.add(len(full))
+                x = np.arange(len(curve) + 1)
+                ax.plot(x, [cal.initial_val_loss, *curve], styles[j % len(styles)],
                         color=colours[i % len(colours)], linewidth=1.2,
                         label=f"r = {rank}" if j == 0 else None)
+                if len(full) > 1:
+                    std = np.std(np.asarray(full, dtype=float), axis=0)
+                    data.setdefault("curve_std", {})[f"{part}/r{rank}/c{split}"] = [float(v) for v in std]
+                    ax.fill_between(x[1:], curve - std, curve + std, color=colours[i % len(colours)], alpha=0.12,
+                                    linewidth=0)
         for k, (name, value) in enumerate(refs):
             ax.axhline(value, color="grey", linestyle=(0, (1, 1 + k)), linewidth=1)
             ax.annotate(f"{name} {value:.2f}", (cal.horizon_rounds * (1.0 - 0.45 * (k % 2)), value), fontsize=7,
@@ -334,14 +499,17 @@ def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, 
         ax.axhline(cal.target_val_loss, color="black", linewidth=1.5)
         ax.annotate(f"target {cal.target_val_loss:.3f}", (0, cal.target_val_loss), fontsize=8, va="bottom")
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        _plain_log_axis(ax.yaxis)
         ax.set_xlabel("round")
         ax.set_title(f"{part}: cut " + " / ".join(f"{c} ({styles[j % len(styles)]})" for j, c in enumerate(cal.splits)))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("validation loss (nats / token)")
-    fig.tight_layout()
+    n = sorted(seeds_used)
+    seeds_text = " or ".join(map(str, n)) if n else "no"
+    _footnote(fig, [f"each curve: the mean over the {seeds_text} seeds of its (rank, cut, partition) cell that lasted "
+                    f"the {cal.horizon_rounds}-round horizon ({cal.path}); band: ± std over those seeds; grey lines: "
+                    "the reference losses of the backbone report; black: the calibration's target"])
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return data
@@ -367,6 +535,23 @@ def sweeps_of(args: Args, full: FedsLLMConfig) -> dict[str, tuple[Any, ...]]:
                  [(r, {"model": {"ranks": [r], "initial_rank": r}}) for r in ranks],
                  "LoRA rank r (fixed)", True),
     }
+
+
+SWEEP_SYMBOL = {"clients": "K", "bandwidth": "B", "power": "p_th", "rank": "r"}
+"""The x symbol of each sweep, in the notes under its figure."""
+
+
+def sweep_labels(key: str, full: FedsLLMConfig) -> tuple[dict[str, str], list[str]]:
+    """Legend labels that say what the fixed-choice schemes fix, and a note for the figure of sweep ``key``."""
+    c, r = full.model.initial_split, full.model.initial_rank
+    if key == "rank":
+        return ({"fixed_split": f"fixed_split (c = {c})", "fixed_rank": "fixed_rank (r = the x value)"},
+                ["model.ranks = [r] at each point: every policy trains at the rank on the x axis, so fixed_rank (rank "
+                 "fixed at model.initial_rank, here that r) faces the optimizer's own choice; fixed_split fixes the "
+                 f"cut at c = {c} (model.initial_split); the others choose as in the other sweeps"])
+    return ({"fixed_split": f"fixed_split (c = {c})", "fixed_rank": f"fixed_rank (r = {r})"},
+            [f"fixed_split fixes the cut at c = {c} (model.initial_split) and fixed_rank the LoRA rank at r = {r} "
+             "(model.initial_rank); each optimises the rest as the optimizer does"])
 
 
 def _mean_label(values: Sequence[float]) -> str:
@@ -401,6 +586,9 @@ def converging_ranks(ranks: Sequence[int], full: FedsLLMConfig) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Compute the sweeps, write the PNGs and figures.json; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm figures")
+    from fedsllm_env.errors import require_extra
+
+    require_extra("figures", "`fedsllm figures`", "matplotlib", load=False)  # before any episode is played
     non_empty(seeds=args.seeds, clients=args.clients, bandwidths_mhz=args.bandwidths_mhz,
               power_budgets_w=args.power_budgets_w)
     at_least(rounds_per_point=(args.rounds_per_point, 1), torch_threads=(args.torch_threads, 1))
@@ -446,11 +634,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
         out = Path(args.runs_dir) / run_name(BOX_ENV_ID, "figures", args.seed) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     save_run_config(out, args, base)
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"seeds": list(args.seeds), "rounds_per_point": args.rounds_per_point}
     for key, (xs, patches, xlabel, logx) in sweeps.items():
-        curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent)
-        _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx)
-        data[key] = {"x": xs, "curves": curves}
+        stds: dict[str, list[float]] = {}
+        curves = sweep(policies, defaults, patches, args.seeds, args.rounds_per_point, agent, spread=stds)
+        labels, notes = sweep_labels(key, full)
+        left_out = _plot(out / f"delay_vs_{key}.png", xs, curves, xlabel, f"total delay vs {xlabel}", logx,
+                         stds=stds, seeds=args.seeds, rounds=args.rounds_per_point, labels=labels, notes=notes,
+                         short=SWEEP_SYMBOL[key])
+        data[key] = {"x": xs, "curves": curves, "std": stds, "not_drawn": left_out}
         means = {n: _mean_label(v) for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
     if args.backbone_report:
@@ -463,7 +655,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         choices = preset_choices(base, presets, args.preset_clients, args.seeds, args.rounds_per_point) \
             if args.preset_clients else {}
         data["preset_choices"] = choices
-        plot_presets(out / "preset_comparison.png", data["presets"])
+        plot_presets(out / "preset_comparison.png", data["presets"], args.seeds, args.rounds_per_point,
+                     sweep_labels("presets", full)[0])
         print_presets(data["presets"], choices)
         print("preset_comparison.png")
     if args.run:
