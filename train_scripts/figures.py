@@ -508,7 +508,7 @@ def plot_convergence(path: Path, cal: Any, report: dict[str, Any]) -> dict[str, 
     n = sorted(seeds_used)
     seeds_text = " or ".join(map(str, n)) if n else "no"
     _footnote(fig, [f"each curve: the mean over the {seeds_text} seeds of its (rank, cut, partition) cell that lasted "
-                    f"the {cal.horizon_rounds}-round horizon ({cal.path}); band: ± std over those seeds; grey lines: "
+                    f"the {cal.horizon_rounds}-round horizon ({Path(cal.path).name}); band: ± std over those seeds; grey lines: "
                     "the reference losses of the backbone report; black: the calibration's target"])
     fig.savefig(path, dpi=120)
     plt.close(fig)
