@@ -98,15 +98,21 @@ def test_without_fcntl_a_dead_holder_on_this_host_is_taken_over_and_anything_els
     with RunLock(tmp_path):
         assert lock_holder(tmp_path)["pid"] == os.getpid()  # stale: its process is gone, taken over
     assert not path.exists()
-    # a live pid on this host, a dead one on another host, stale garbage: refused, naming what is known
-    cases = [({"pid": os.getppid(), "host": host, "started": "s", "command": "c"}, f"in use by pid {os.getppid()}"),
-             ({"pid": _dead_pid(), "host": "another-host", "started": "s", "command": "c"}, "on host another-host"),
-             (None, "is locked by another process")]
-    for record, fragment in cases:
-        path.write_bytes(GARBAGE if record is None else json.dumps(record).encode())
-        with pytest.raises(RunFolderBusyError, match=fragment):
-            RunLock(tmp_path).acquire()
-        assert path.is_file()
+    # a live pid on this host (a child of ours), a dead one on another host, stale garbage: refused, naming what is
+    # known
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        cases = [({"pid": live.pid, "host": host, "started": "s", "command": "c"}, f"in use by pid {live.pid}"),
+                 ({"pid": _dead_pid(), "host": "another-host", "started": "s", "command": "c"}, "on host another-host"),
+                 (None, "is locked by another process")]
+        for record, fragment in cases:
+            path.write_bytes(GARBAGE if record is None else json.dumps(record).encode())
+            with pytest.raises(RunFolderBusyError, match=fragment):
+                RunLock(tmp_path).acquire()
+            assert path.is_file()
+    finally:
+        live.kill()
+        live.wait()
 
 
 # ---- the monitor log cut at the checkpoint's episode boundary --------------------------------------------------------
