@@ -95,6 +95,20 @@ def test_help_loads_no_heavy_module(command):
     assert proc.stdout.strip().splitlines()[-1] == "LOADED []", proc.stdout[-500:]
 
 
+def test_help_descriptions_are_wrapped(capsys):
+    """A module docstring passed as the help description prints in short lines (tyro joins a paragraph's lines)."""
+    from train_scripts._checks import help_description
+
+    text = help_description("Title.\n\n" + "word " * 80 + "\n  more\n\nLast.", width=50)
+    assert text.split("\n\n")[0] == "Title." and text.endswith("\n\nLast.")
+    assert max(len(line) for line in text.splitlines()) <= 52 and "  word" in text
+    with pytest.raises(SystemExit):
+        cli.main(["backbone-report", "--help"])
+    out = capsys.readouterr().out
+    assert "held-out pre-training text" in out
+    assert max(len(line) for line in out.splitlines()) <= 110, max(out.splitlines(), key=len)
+
+
 def test_tiny_train_in_a_subprocess(tmp_path, calibration_path):
     proc = _run("-m", "train_scripts.train", "--algo", "ppo", "--total-timesteps", "128", "--hyperparams", TINY_PPO,
                 "--calibration-path", calibration_path, "--runs-dir", str(tmp_path), "--run-name", "smoke",

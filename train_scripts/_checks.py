@@ -32,6 +32,19 @@ _FACTORY_KEYS = ("policy", "noise_type", "noise_std")
 """Hyperparameter keys the agent factory consumes itself (besides ``agents.factory.SCRIPT_KEYS``)."""
 
 
+def help_description(doc: str | None, width: int = 100) -> str:
+    """A module docstring as a ``tyro.cli(description=...)`` that prints in lines of at most ``width`` characters.
+
+    tyro joins the lines of a paragraph into one (a 300-character line on any terminal) unless a line starts
+    with a character that is not a letter; each paragraph is re-wrapped here and its continuation lines are
+    indented by two spaces, which tyro keeps.
+    """
+    import textwrap
+
+    paragraphs = [" ".join(p.split()) for p in (doc or "").strip().split("\n\n")]
+    return "\n\n".join("\n  ".join(textwrap.wrap(p, width)) for p in paragraphs if p)
+
+
 def at_least(**flags: tuple[float, float]) -> None:
     """``at_least(n_envs=(value, 0), ...)``: each flag's value must be >= its bound."""
     for name, (value, low) in flags.items():

@@ -6,7 +6,8 @@ uniform guess ln V, a unigram and an interpolated bigram count model fitted on t
 on the task also a unigram and a bigram fitted on the task's own training set (see
 ``fedsllm_env/splitfed/lm_baselines.py``). For the default ``tiny-gpt2`` the pre-training corpus is the
 package's (``generate_pretrain_documents``); held-out text is the same generator with another seed. Loads
-(and if needed pre-trains and caches) the backbone; writes the numbers to ``--out`` as JSON.
+the backbone (the shipped one for the default settings; others are pre-trained and cached once) and writes
+the numbers to ``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import MissingFileError, UsageError
 from fedsllm_env.presets import with_preset
+from train_scripts._checks import help_description
 
 # torch, transformers and the engine are imported by the functions that need them, so `--help` answers at once
 
@@ -153,7 +155,7 @@ def run(args: Args, command: str = "fedsllm backbone-report") -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (``fedsllm backbone-report``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = tyro.cli(Args, args=argv, prog="fedsllm backbone-report", description=__doc__)
+    args = tyro.cli(Args, args=argv, prog="fedsllm backbone-report", description=help_description(__doc__))
     run(args, command=shlex.join(["fedsllm", "backbone-report", *argv]))
 
 
