@@ -375,3 +375,45 @@ def test_water_fill_and_min_power_for_rate_are_inverse(seed, k, extra):
     np.testing.assert_allclose(got, rate, rtol=1e-9)
     for c in range(k):
         assert need[c] == pytest.approx(_ref_need(list(noise[owner == c]), rate[c], 1e6), rel=1e-9)
+
+
+# ---- the env wrapper and the heuristic --------------------------------------------------------------------------------
+
+def test_priority_env_decodes_with_the_round_payloads_and_counts_its_time(calibration_path):
+    from fedsllm_env.delay import client_compute_s, payload_bits, project_split_rank
+    from fedsllm_env.priority import PriorityEnv, make_priority_env, split_rank_bins
+
+    env = make_priority_env({"wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 5},
+                             "calibration_path": calibration_path})
+    assert isinstance(env, PriorityEnv) and env.action_space.shape == (10,)  # 2 K + 4 with the config's K = 3
+    env.reset(seed=3)
+    base = env.unwrapped
+    action = np.random.default_rng(0).uniform(-1, 1, 10)
+    got = env.decode(action)
+    # the same decision from the parts: split/rank bins, their memory projection, the forward time and the
+    # activation + label bits of the MS upload, the LoRA bits of the FS upload
+    split_idx, rank_idx = split_rank_bins(base.config, base.shape.n_layer, action[None])
+    split, rank = project_split_rank(int(split_idx[0]) + 1, base.config.model.ranks[int(rank_idx[0])], base.shape,
+                                     base.config)
+    fwd, _ = client_compute_s(base.shape, split, rank, base.scenario, base.channel.load, base.config)
+    act, label, lora = payload_bits(base.shape, split, rank, base.config)
+    want = decode_priority(base.config, action[None], base.channel.gain_ms[None], base.channel.gain_fs[None],
+                           fwd[None], np.array([act + label]), np.array([lora]), base.scenario.client_max_power_w[None])
+    assert (got.split, got.rank) == (split, rank)
+    for a, b in zip((got.assign_ms, got.power_ms_w, got.assign_fs, got.power_fs_w), want):
+        np.testing.assert_array_equal(a, b[0])
+    env.step(action)
+    first = env.decode_time_s
+    env.step(action)
+    assert env.decode_count == 2 and env.decode_time_s > first > 0  # accumulated over the steps
+
+
+def test_heuristic_action_layout():
+    from fedsllm_env.priority import HEURISTIC_DEADLINE, PriorityHeuristic, priority_space
+
+    for k in (1, 3, 5):
+        a, _ = PriorityHeuristic(priority_space(k)).predict(np.zeros(7))
+        expected = np.r_[np.zeros(2 * k), HEURISTIC_DEADLINE, HEURISTIC_DEADLINE, -1.0, 1.0].astype(np.float32)
+        np.testing.assert_array_equal(a, expected)  # neutral priorities, both deadlines, smallest cut, largest rank
+        batch, _ = PriorityHeuristic(priority_space(k)).predict(np.zeros((3, 7)))
+        np.testing.assert_array_equal(batch, np.stack([expected] * 3))
