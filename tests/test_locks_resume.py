@@ -350,3 +350,40 @@ def test_sb3s_own_eval_callback_leaves_a_cut_file_behind(tmp_path, monkeypatch):
         _learn_with(cb, tmp_path)
     with pytest.raises(EOFError):  # the error of the flaky test: the file is empty
         np.load(tmp_path / "evaluations.npz")
+
+
+KILL_INSIDE_SAVEZ = """
+import os, signal, sys
+import numpy as np
+import numpy.lib.format as fmt
+from fedsllm_env.atomic import atomic_write
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # a kill -9 while np.savez writes the first array
+
+fmt.write_array = die
+arrays = dict(timesteps=np.array([96, 192]), results=np.zeros((2, 1)), ep_lengths=np.ones((2, 1)))
+if sys.argv[2] == "in-place":
+    np.savez(sys.argv[1], **arrays)  # what SB3's EvalCallback does with log_path
+else:
+    atomic_write(sys.argv[1] + ".npz", lambda fh: np.savez(fh, **arrays))  # what AtomicEvaluations does
+"""
+
+
+@pytest.mark.parametrize("how", ["in-place", "atomic"])
+def test_a_real_kill_inside_np_savez(tmp_path, how):
+    import signal
+
+    target = tmp_path / "evaluations"
+    _eval_file(target, [96])  # the complete file of the evaluation before
+    before = (tmp_path / "evaluations.npz").read_bytes()
+    proc = subprocess.run([sys.executable, "-c", KILL_INSIDE_SAVEZ, str(target), how], capture_output=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    if how == "in-place":  # np.savez opened the file with truncation: the resume's np.load finds nothing
+        assert (tmp_path / "evaluations.npz").read_bytes() == b""
+        with pytest.raises(EOFError):
+            np.load(tmp_path / "evaluations.npz")
+    else:  # the final file is the complete one before; only a hidden temporary file is left over
+        assert (tmp_path / "evaluations.npz").read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir() if p.name != "evaluations.npz"][0].startswith(".evaluations.npz.")
