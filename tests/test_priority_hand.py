@@ -417,3 +417,75 @@ def test_heuristic_action_layout():
         np.testing.assert_array_equal(a, expected)  # neutral priorities, both deadlines, smallest cut, largest rank
         batch, _ = PriorityHeuristic(priority_space(k)).predict(np.zeros((3, 7)))
         np.testing.assert_array_equal(batch, np.stack([expected] * 3))
+
+
+def test_ties_in_the_best_gain_are_served_in_client_order():
+    # K = 20 > 16: numpy's default (quick)sort is not stable there; gains from three levels tie everywhere
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        gain = rng.integers(1, 4, (20, 20)) * 1e-11
+        args = (np.array([1e6]), np.zeros((1, 20)), np.full((1, 20), 0.03), 1e6, noise_psd_w_per_hz(-174.0))
+        owner, _ = greedy_assign(gain[None], np.ones((1, 20)), *args)
+        assert owner[0].tolist() == _ref_greedy(gain, np.ones(20), 1e6, np.zeros(20), np.full(20, 0.03), 1e6,
+                                                noise_psd_w_per_hz(-174.0))[0]
+
+
+def test_each_row_of_a_batch_is_decoded_on_its_own():
+    rng = np.random.default_rng(5)
+    rows = [_random_link(rng, 4, 9) for _ in range(6)]
+    rows = [{**x, "total": rows[0]["total"], "bw": 1e6} for x in rows]  # one link config, six envs
+    stack = {key: np.stack([x[key] for x in rows]) for key in ("gain", "priority", "deadline", "bits", "fixed", "pmax")}
+    n0 = noise_psd_w_per_hz(-174.0)
+    owner, power = decode_link(stack["gain"], stack["priority"], stack["deadline"], stack["bits"], stack["fixed"],
+                               stack["pmax"], rows[0]["total"], 1e6, n0)
+    share = np.minimum(stack["pmax"], rows[0]["total"] / 4)
+    g_owner, d = greedy_assign(stack["gain"], np.exp(BETA * stack["priority"]), stack["bits"], stack["fixed"], share,
+                               1e6, n0)
+    for i, x in enumerate(rows):
+        one_owner, one_power = decode_link(x["gain"][None], x["priority"][None], np.array([x["deadline"]]),
+                                           np.array([x["bits"]]), x["fixed"][None], x["pmax"][None], x["total"],
+                                           1e6, n0)
+        np.testing.assert_array_equal(owner[i], one_owner[0])
+        np.testing.assert_allclose(power[i], one_power[0], rtol=1e-12, atol=1e-15)
+        ref_owner, ref_d = _ref_greedy(x["gain"], np.exp(BETA * x["priority"]), x["bits"], x["fixed"], share[i],
+                                       1e6, n0)
+        assert g_owner[i].tolist() == ref_owner
+        np.testing.assert_allclose(d[i], ref_d, rtol=1e-12)
+
+
+def test_split_and_rank_bins_hand_example():
+    from fedsllm_env.priority import split_rank_bins
+
+    cfg = FedsLLMConfig.from_dict({"model": {"ranks": [2, 4, 8], "initial_rank": 4}})
+    # n_layer 6: 5 cut bins; (a + 1) / 2 * 5 for a = -1, -0.61, -0.59, 0, 0.99, 1 -> 0, 0.975, 1.025, 2.5, 4.975, 5
+    # -> bins 0, 0, 1, 2, 4 and the last bin for a = 1; 3 rank bins: (a + 1) / 2 * 3 -> 0, 0.585, 0.615, 1.5, 2.985, 3
+    a = np.array([-1.0, -0.61, -0.59, 0.0, 0.99, 1.0])
+    action = np.zeros((6, 6))
+    action[:, -2], action[:, -1] = a, a[::-1]
+    split, rank = split_rank_bins(cfg, 6, action)
+    assert split.tolist() == [0, 0, 1, 2, 4, 4] and rank.tolist() == [2, 2, 1, 0, 0, 0]
+    split, _ = split_rank_bins(cfg, 6, np.c_[np.zeros((2, 4)), [[-3.0, 0.0], [3.0, 0.0]]])  # clipped first
+    assert split.tolist() == [0, 4]
+
+
+def test_validate_takes_a_batch_of_one_and_names_the_bad_entries():
+    from fedsllm_env.errors import InvalidActionError
+    from fedsllm_env.priority import validate
+
+    a = validate(np.arange(10, dtype=np.float32)[None], (10,))
+    assert a.shape == (10,) and a.dtype == np.float64 and a.tolist() == list(range(10))
+    bad = np.zeros(10)
+    bad[[2, 7]] = [np.nan, np.inf]
+    with pytest.raises(InvalidActionError, match=r"NaN/inf at indices \[2, 7\]$"):
+        validate(bad, (10,))
+    with pytest.raises(InvalidActionError, match=r"shape \(2, 10\), expected \(10,\)"):
+        validate(np.zeros((2, 10)), (10,))
+    with pytest.raises(InvalidActionError, match="must be numeric, got str"):
+        validate("x", (10,))
+
+
+def test_a_fresh_priority_env_has_spent_no_decode_time(calibration_path):
+    from fedsllm_env.priority import make_priority_env
+
+    env = make_priority_env({"calibration_path": calibration_path})
+    assert env.decode_time_s == 0.0 and env.decode_count == 0
