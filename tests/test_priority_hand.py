@@ -423,7 +423,9 @@ def test_ties_in_the_best_gain_are_served_in_client_order():
     # K = 20 > 16: numpy's default (quick)sort is not stable there; gains from three levels tie everywhere
     rng = np.random.default_rng(11)
     for _ in range(5):
-        gain = rng.integers(1, 4, (20, 20)) * 1e-11
+        gain = rng.choice([0.1, 0.2, 0.5], (20, 20))
+        gain[np.arange(20), rng.integers(0, 20, 20)] = rng.integers(1, 4, 20)  # best gains: 1, 2 or 3, tied
+        gain *= 1e-11
         args = (np.array([1e6]), np.zeros((1, 20)), np.full((1, 20), 0.03), 1e6, noise_psd_w_per_hz(-174.0))
         owner, _ = greedy_assign(gain[None], np.ones((1, 20)), *args)
         assert owner[0].tolist() == _ref_greedy(gain, np.ones(20), 1e6, np.zeros(20), np.full(20, 0.03), 1e6,
