@@ -190,7 +190,7 @@ def test_continue_monitor_keeps_the_start_time_or_writes_the_header(tmp_path):
 
     fresh = continue_monitor(Monitor(gym.make("CartPole-v1"), str(tmp_path / "0"), override_existing=False))
     lines = (tmp_path / "0.monitor.csv").read_text().splitlines()
-    assert json.loads(lines[0][1:])["t_start"] == fresh.t_start and lines[1] == "r,l,t"
+    assert json.loads(lines[0][1:]) == {"t_start": fresh.t_start, "env_id": "CartPole-v1"} and lines[1] == "r,l,t"
     fresh.close()
     _monitor(tmp_path, 1, [4])
     resumed = continue_monitor(Monitor(gym.make("CartPole-v1"), str(tmp_path / "1"), override_existing=False))
@@ -271,8 +271,9 @@ def test_restore_evaluations_moves_a_file_cut_by_a_kill_aside(tmp_path, cut):
     data = (tmp_path / "evaluations.npz").read_bytes()
     (tmp_path / "evaluations.npz").write_bytes(data[:cut])  # what np.savez leaves when killed while writing
     cb = _callback(tmp_path)
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="unreadable") as record:
         assert restore_evaluations(cb, 1000) == 0
+    assert record[0].filename == __file__  # the warning points at the caller
     assert not (tmp_path / "evaluations.npz").exists()
     assert (tmp_path / "evaluations.npz.unreadable").read_bytes() == data[:cut]
     assert not hasattr(cb, "evaluations_timesteps")
@@ -387,3 +388,39 @@ def test_a_real_kill_inside_np_savez(tmp_path, how):
     else:  # the final file is the complete one before; only a hidden temporary file is left over
         assert (tmp_path / "evaluations.npz").read_bytes() == before
         assert [p.name for p in tmp_path.iterdir() if p.name != "evaluations.npz"][0].startswith(".evaluations.npz.")
+
+
+def test_restore_evaluations_without_successes_and_with_an_npz_log_path(tmp_path):
+    from agents.resume import restore_evaluations
+
+    _eval_file(tmp_path / "evaluations.npz", [96, 192])  # no "successes": an env without is_success
+    cb = SimpleNamespace(log_path=str(tmp_path / "evaluations.npz"), n_eval_episodes=2)  # the suffix given
+    assert restore_evaluations(cb, 100) == 1 and cb.evaluations_timesteps == [96]
+    assert not hasattr(cb, "evaluations_successes")
+    assert (tmp_path / "evaluations.npz").is_file()  # read, not moved aside
+    assert restore_evaluations(object(), 100) == 0  # a callback without a log path
+
+
+def test_prepare_resume_cuts_with_the_runs_env_count_and_marks_tensorboard(tmp_path):
+    from agents.resume import prepare_resume
+
+    _monitor(tmp_path / "monitor", 0, [5, 5, 5])  # env 1's file was lost: n_envs = 2 is given
+    (tmp_path / "tb" / "ppo_1").mkdir(parents=True)  # SB3's run folder, no event file yet
+    kept = prepare_resume(tmp_path, 20, "ppo", n_envs=2)
+    assert kept == {"monitor_rows": 2, "episodes": 0, "tensorboard": tmp_path / "tb" / "ppo_1"}
+    assert len(list((tmp_path / "tb" / "ppo_1").glob("events.out.tfevents.*"))) == 1
+
+
+def test_the_purge_marker_is_stamped_after_the_newest_event_file_second(tmp_path):
+    import time
+
+    from agents.resume import purge_tensorboard
+
+    folder = tmp_path / "tb" / "ppo_1"
+    folder.mkdir(parents=True)
+    now = int(time.time())
+    (folder / f"events.out.tfevents.{now}.zzzz.1.0").write_bytes(b"")  # written this very second
+    assert purge_tensorboard(tmp_path / "tb", "ppo", 10) == folder
+    stamps = sorted(int(p.name.split(".")[3]) for p in folder.iterdir())
+    assert stamps[0] == now and stamps[1] > now  # TensorBoard reads the marker after the old file
+    assert int(time.time()) > stamps[1]  # and the resumed run's files will sort after the marker
