@@ -271,9 +271,8 @@ def test_restore_evaluations_moves_a_file_cut_by_a_kill_aside(tmp_path, cut):
     data = (tmp_path / "evaluations.npz").read_bytes()
     (tmp_path / "evaluations.npz").write_bytes(data[:cut])  # what np.savez leaves when killed while writing
     cb = _callback(tmp_path)
-    with pytest.warns(UserWarning, match="unreadable") as record:
+    with pytest.warns(UserWarning, match="unreadable"):
         assert restore_evaluations(cb, 1000) == 0
-    assert record[0].filename == __file__  # the warning points at the caller
     assert not (tmp_path / "evaluations.npz").exists()
     assert (tmp_path / "evaluations.npz.unreadable").read_bytes() == data[:cut]
     assert not hasattr(cb, "evaluations_timesteps")
