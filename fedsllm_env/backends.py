@@ -12,7 +12,7 @@ import numpy as np
 
 from fedsllm_env.calibration import Calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.convergence import NoiseModel, advance, ar1_noise
+from fedsllm_env.convergence import NoiseModel, ProgressState, advance, ar1_noise
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import RoundOutcome
@@ -43,8 +43,9 @@ class SurrogateBackend:
 
     Each round advances the clean validation loss with the switch-aware progress model of
     :mod:`fedsllm_env.convergence` (smooth monotone fits of the measured fixed-decision curves of
-    ``cfg.training.partition``, an effective rank that remembers what the adapters learned at a higher rank,
-    penalties for moving the cut and changing the rank, all fitted to measured real runs). A configuration whose
+    ``cfg.training.partition``, an effective rank that keeps part of what the adapters learned at a higher rank,
+    setbacks and transient shocks when the rank changes or blocks cross the cut, all fitted to measured real
+    runs). A configuration whose
     curve never reaches the target (censored in the calibration) never terminates an episode: it is truncated at
     ``training.max_rounds``. The reported loss adds AR(1) noise with the measured seed-to-seed level and
     correlation, drawn from ``default_rng(seed)`` at ``reset`` (``max_rounds`` normals at a time).
@@ -101,21 +102,20 @@ class SurrogateBackend:
         self._rng = np.random.default_rng(seed)
         self._normals = self._rng.standard_normal(self.noise_block)
         self._noise = ar1_noise(self._normals, self.noise)
-        self._clean = np.array([self.initial_val_loss])
-        self._rho = np.array([np.nan])
+        self._state = ProgressState.start(self.initial_val_loss, 1)
         self._prev = (np.array([-1]), np.array([-1]))
         self._round = 0
         return self.initial_val_loss
 
     @property
     def clean_loss(self) -> float:
-        """The current loss without observation noise."""
-        return float(self._clean[0])
+        """The current loss without observation noise (the underlying loss plus any transient shock)."""
+        return float(self._state.clean_loss[0])
 
     @property
     def effective_rank(self) -> float:
         """2 ** (effective log2-rank) after the last round (NaN before round 1)."""
-        return float(2.0 ** self._rho[0])
+        return float(2.0 ** self._state.rho[0])
 
     def run_round(self, split: int, rank: int) -> RoundOutcome:
         """Advance one round at (``rank``, ``split``)."""
@@ -124,13 +124,13 @@ class SurrogateBackend:
                                    f"splits 1..{self.tables.num_splits}")
         s = np.array([int(split)])
         k = np.array([self._rank_index[int(rank)]])
-        self._clean, self._rho = advance(self.tables, self.switch, self._clean, self._rho, *self._prev, s, k)
+        self._state = advance(self.tables, self.switch, self._state, self.initial_val_loss, *self._prev, s, k)
         self._prev = (s, k)
         if self._round >= len(self._normals):  # past max_rounds: the noise process continues
             more = self._rng.standard_normal(self.noise_block)
             self._normals = np.concatenate([self._normals, more])
             self._noise = ar1_noise(self._normals, self.noise)
-        noisy = float(self._clean[0] + self._noise[self._round])
+        noisy = float(self._state.clean_loss[0] + self._noise[self._round])
         self._round += 1
         return RoundOutcome(train_loss=noisy, val_loss=noisy, round_index=self._round)
 

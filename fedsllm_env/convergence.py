@@ -11,18 +11,26 @@ improving slowly instead of being pushed back up). The Gaussian terms let a curv
 adapter with B = 0 learns little in its first rounds). A cut between measured cuts interpolates the curves
 linearly in c.
 
-**Switches.** The state of a run is its clean loss ``L`` and an *effective log2-rank* ``rho``. A round at
-rank r first moves ``rho`` towards ``log2 r``: ``rho <- log2 r + (rho - log2 r) exp(-1 / tau)`` with ``tau =
-tau_rank_down_rounds`` when the rank went down (the SVD-truncated adapters keep the directions they learned
-at the higher rank, so training stays faster than a fresh low-rank run at the same loss) and
-``tau_rank_up_rounds`` when it went up (new directions start at B = 0 and take rounds to contribute). The
-round then advances by "equivalent progress" on the curve of the effective rank (interpolated in log2 rank
-between the configured ranks that bracket ``2^rho``, at the round's cut): the fractional round at which that
-curve passes ``L``, plus ``1 - penalty`` rounds, where the penalty is ``cut_move_penalty_rounds`` per block
-that crossed the cut and ``rank_change_penalty_rounds`` when the rank changed (both reset optimizer state in
-the real engine). With every parameter 0 the model is the memoryless equivalent-progress replay of the fixed
-curves. The parameters are fitted to measured switch schedules (``fedsllm calibrate --schedules designed``) and
-stored in the calibration file; a table without schedules uses 0 (documented as untested for switches).
+**Switches.** The state of a run (:class:`ProgressState`) is its underlying loss ``L`` on the fitted curves, an
+*effective log2-rank* ``rho`` and a transient ``shock``; a round reports ``L + shock``. What the real engine does at
+a switch, and what was measured (``fedsllm calibrate --schedules designed``; docs/surrogate.md):
+
+* a rank *decrease* truncates the adapters by SVD: they keep the directions learned at the higher rank, and
+  training goes on faster than a fresh low-rank run at the same loss. ``rho`` keeps ``rank_down_memory`` of the
+  log2 drop, and the excess over the played rank fades by ``rank_memory_decay`` a round;
+* a rank *increase* pads the adapters (B = 0 in the new directions) and, like a decrease, re-creates every
+  optimizer: the first Adam steps move every parameter by about the learning rate, which shows as a loss spike
+  that fades over a few rounds and a lasting setback. ``rho`` takes the new rank at once, the equivalent progress
+  loses ``rank_up_setback`` of itself (``rank_down_setback`` at a decrease), and ``shock`` grows by
+  ``rank_up_shock`` (``rank_down_shock``) times the progress made so far (L0 - L);
+* a block crossing the cut resets its optimizer state: ``cut_setback`` and ``cut_shock`` per block;
+* the shock fades by ``shock_decay`` a round.
+
+The round then moves one round along the curve of the effective rank (interpolated in log2 rank between the
+configured ranks that bracket ``2^rho``, at the round's cut) from the equivalent round where that curve passes
+``L``. With every parameter 0 the model is the memoryless equivalent-progress replay of the fixed curves. The
+parameters (all in [0, 1]) are fitted by bounded least squares to the measured schedules' seed-mean curves and
+stored in the calibration file; a table without schedules uses 0 (switches are then untested).
 
 **Observation noise.** The reported loss is the clean loss plus AR(1) noise ``e_t = phi e_{t-1} + sqrt(1 -
 phi^2) sigma z_t`` (``e_1 = sigma z_1``): seeds of a real run differ persistently, not independently each
@@ -38,13 +46,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 __all__ = ["CURVE_TAUS", "NOISE_FROM_ROUND", "SwitchModel", "NoiseModel", "fit_curve", "curve_at",
-           "ProgressTables", "advance", "ar1_noise", "fit_noise", "simulate_schedule", "fit_switch_model",
-           "TABLE_HORIZON_FACTOR"]
+           "ProgressTables", "ProgressState", "advance", "ar1_noise", "fit_noise", "simulate_schedule",
+           "simulate_schedules", "fit_switch_model", "TABLE_HORIZON_FACTOR"]
 
 CURVE_TAUS = tuple(float(2.0 ** k) for k in range(-1, 9))
 """Time constants (rounds) of the fitted curves' exponential and Gaussian terms: 0.5, 1, 2, ..., 256."""
@@ -56,17 +64,34 @@ TABLE_HORIZON_FACTOR = 1
 
 @dataclass(frozen=True)
 class SwitchModel:
-    """How training reacts to a rank or cut switch (see the module docstring); all 0 = memoryless replay."""
+    """How training reacts to a rank or cut switch (see the module docstring); all 0 = memoryless replay.
 
-    tau_rank_down_rounds: float = 0.0
-    tau_rank_up_rounds: float = 0.0
-    cut_move_penalty_rounds: float = 0.0
-    rank_change_penalty_rounds: float = 0.0
+    Every field is a fraction in [0, 1].
+    """
+
+    rank_down_memory: float = 0.0
+    """Share of a rank decrease's log2 drop the effective rank keeps (the truncated adapters' learned directions)."""
+    rank_memory_decay: float = 0.0
+    """Share of the remaining excess of the effective rank over the played rank lost each round."""
+    rank_up_setback: float = 0.0
+    """Share of the equivalent progress lost at a rank increase (every optimizer state is reset)."""
+    rank_down_setback: float = 0.0
+    """Share of the equivalent progress lost at a rank decrease."""
+    cut_setback: float = 0.0
+    """Share of the equivalent progress lost per block that crosses the cut (its optimizer state is reset)."""
+    rank_up_shock: float = 0.0
+    """Transient loss added at a rank increase, as a share of the progress made so far (L0 - L)."""
+    rank_down_shock: float = 0.0
+    """Transient loss added at a rank decrease, as a share of the progress made so far."""
+    cut_shock: float = 0.0
+    """Transient loss added per block that crosses the cut, as a share of the progress made so far."""
+    shock_decay: float = 0.0
+    """Share of the transient loss that fades each round."""
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"SwitchModel.{name} must be a finite number >= 0, got {value!r}")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
+                raise ValueError(f"SwitchModel.{name} must be a number in [0, 1], got {value!r}")
 
     def to_dict(self) -> dict[str, float]:
         """Plain dict (JSON)."""
@@ -193,45 +218,71 @@ def _at(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
     return fp_i + (rows[b, i + 1] - fp_i) * (t - i)
 
 
-def _step_on(rows: np.ndarray, loss: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """Loss after moving ``gain`` rounds along each row from where it passes ``loss`` (never below the row's end:
-    a loss already at or below the row's last value stays; a non-negative gain never raises the loss)."""
-    t = _equivalent_round(rows, loss)
-    new = _at(rows, t + gain)
-    new = np.where(gain >= 0, np.minimum(new, loss), new)
+def _step_on(rows: np.ndarray, loss: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Loss one round after the point where each row passes ``loss``, that point first scaled by ``keep`` (the
+    share of the equivalent progress kept: 1 = none lost). A loss at or below a row's last value stays (never
+    pushed back up); with ``keep`` = 1 the loss never rises."""
+    t = _equivalent_round(rows, loss) * keep + 1.0
+    new = _at(rows, t)
+    new = np.where(keep >= 1.0, np.minimum(new, loss), new)
     return np.where(loss <= rows[:, -1], loss, new)
 
 
-def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray], loss: np.ndarray,
-            rho: np.ndarray, prev_split: np.ndarray, prev_rank_idx: np.ndarray, split: np.ndarray,
-            rank_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One round of every env: clean loss and effective log2-rank after playing (``split``, ``rank_idx``).
+class ProgressState(NamedTuple):
+    """Per-env state of the progress model (arrays of shape (B,)); the clean loss reported is ``loss + shock``."""
+
+    loss: np.ndarray
+    """Underlying loss: where training stands on the fitted curves."""
+    rho: np.ndarray
+    """Effective log2-rank (NaN before the first round)."""
+    shock: np.ndarray
+    """Transient loss left by recent switches (fades each round)."""
+
+    @property
+    def clean_loss(self) -> np.ndarray:
+        """What a round reports before observation noise: ``loss + shock``."""
+        return self.loss + self.shock
+
+    @classmethod
+    def start(cls, initial_loss: float, batch: int) -> "ProgressState":
+        """The state before round 1 of ``batch`` envs."""
+        return cls(np.full(batch, float(initial_loss)), np.full(batch, np.nan), np.zeros(batch))
+
+
+def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray], state: ProgressState,
+            initial_loss: float, prev_split: np.ndarray, prev_rank_idx: np.ndarray, split: np.ndarray,
+            rank_idx: np.ndarray) -> ProgressState:
+    """One round of every env after playing (``split``, ``rank_idx``).
 
     Args:
         tables: The fitted curves.
         switch: The switch parameters (a :class:`SwitchModel`, or a mapping of its field names to arrays of
             one value per env, used when fitting).
-        loss: Clean loss before the round, (B,).
-        rho: Effective log2-rank before the round (NaN = none yet: the first round of an episode), (B,).
-        prev_split, prev_rank_idx: The previous round's decision (-1 = none yet), (B,) int.
-        split, rank_idx: This round's cut (1-based) and configured rank index, (B,) int.
+        state: The state before the round.
+        initial_loss: L0, the loss before round 1 (shocks are shares of the progress L0 - L).
+        prev_split: The previous round's cut (-1 = none yet).
+        prev_rank_idx: The previous round's rank index in ``tables.ranks`` (-1 = none yet).
+        split: This round's cut (1-based).
+        rank_idx: This round's rank index in ``tables.ranks``.
 
     Returns:
-        (clean loss, effective log2-rank) after the round, each (B,).
+        The state after the round.
     """
     p = switch.to_dict() if isinstance(switch, SwitchModel) else switch
+    loss, rho, shock = state
     target = tables.log2_ranks[rank_idx]
-    first = np.isnan(rho)
-    d = np.where(first, 0.0, rho - target)
-    tau = np.where(d > 0, p["tau_rank_down_rounds"], p["tau_rank_up_rounds"])
-    with np.errstate(divide="ignore", over="ignore"):
-        keep = np.where(tau > 0, np.exp(-1.0 / np.where(tau > 0, tau, 1.0)), 0.0)
-    new_rho = target + d * keep
     started = prev_split >= 0
-    moved = np.where(started, np.abs(split - prev_split), 0)
-    changed = np.where(started & (rank_idx != prev_rank_idx), 1.0, 0.0)
-    gain = 1.0 - p["cut_move_penalty_rounds"] * moved - p["rank_change_penalty_rounds"] * changed
-    gain = np.broadcast_to(np.asarray(gain, dtype=float), loss.shape)
+    moved = np.where(started, np.abs(split - prev_split), 0).astype(float)
+    down = started & (rank_idx < prev_rank_idx)
+    up = started & (rank_idx > prev_rank_idx)
+    # effective rank: a decrease keeps part of the drop, an increase counts at once; the excess fades
+    rho = np.where(np.isnan(rho) | up, target, rho)
+    rho = np.where(down, target + p["rank_down_memory"] * (rho - target), rho)
+    excess = np.maximum(rho - target, 0.0)
+    new_rho = target + excess * (1.0 - p["rank_memory_decay"])
+    # equivalent progress kept through the switch, then one round along the effective rank's curve
+    lost = (p["rank_up_setback"] * up + p["rank_down_setback"] * down + p["cut_setback"] * moved)
+    keep = np.broadcast_to(np.clip(1.0 - np.asarray(lost, dtype=float), 0.0, 1.0), loss.shape)
     n_ranks = len(tables.ranks)
     if n_ranks == 1:
         k = np.zeros(loss.shape, dtype=np.int64)
@@ -239,11 +290,14 @@ def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarra
     else:
         k = np.clip(np.searchsorted(tables.log2_ranks, new_rho, side="right") - 1, 0, n_ranks - 2)
         w = np.clip((new_rho - tables.log2_ranks[k]) / (tables.log2_ranks[k + 1] - tables.log2_ranks[k]), 0.0, 1.0)
-    lo = _step_on(tables.table[tables.row_index(split, k)], loss, gain)
-    if n_ranks == 1 or not np.any(w > 0):
-        return lo, new_rho
-    hi = _step_on(tables.table[tables.row_index(split, np.minimum(k + 1, n_ranks - 1))], loss, gain)
-    return np.where(w > 0, (1.0 - w) * lo + w * hi, lo), new_rho
+    new_loss = _step_on(tables.table[tables.row_index(split, k)], loss, keep)
+    if n_ranks > 1 and np.any(w > 0):
+        hi = _step_on(tables.table[tables.row_index(split, np.minimum(k + 1, n_ranks - 1))], loss, keep)
+        new_loss = np.where(w > 0, (1.0 - w) * new_loss + w * hi, new_loss)
+    # transient: the optimizer-state reset of a switch perturbs the model for a few rounds
+    kick = p["rank_up_shock"] * up + p["rank_down_shock"] * down + p["cut_shock"] * moved
+    new_shock = shock * (1.0 - p["shock_decay"]) + kick * np.maximum(float(initial_loss) - loss, 0.0)
+    return ProgressState(new_loss, new_rho, np.broadcast_to(np.asarray(new_shock, dtype=float), loss.shape))
 
 
 def ar1_noise(normals: np.ndarray, noise: NoiseModel) -> np.ndarray:
@@ -282,67 +336,97 @@ def fit_noise(cell_curves: Iterable[Sequence[np.ndarray]]) -> NoiseModel:
 
 
 # ---- switch-model fit --------------------------------------------------------------------------------------------
+def simulate_schedules(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray], initial: float,
+                       plans: np.ndarray) -> np.ndarray:
+    """Clean loss (``loss + shock``) after each round of every env's plan: ``plans`` (B, T, 2) holds (split, rank)
+    of each round; returns (B, T)."""
+    rank_of = {r: i for i, r in enumerate(tables.ranks)}
+    batch, rounds = plans.shape[:2]
+    ranks = np.vectorize(rank_of.__getitem__, otypes=[np.int64])(plans[:, :, 1]) if plans.size else plans[:, :, 1]
+    state = ProgressState.start(initial, batch)
+    prev_s = np.full(batch, -1, dtype=np.int64)
+    prev_r = np.full(batch, -1, dtype=np.int64)
+    out = np.empty((batch, rounds))
+    for t in range(rounds):
+        s, k = plans[:, t, 0].astype(np.int64), ranks[:, t]
+        state = advance(tables, switch, state, initial, prev_s, prev_r, s, k)
+        prev_s, prev_r = s, k
+        out[:, t] = state.clean_loss
+    return out
+
+
 def simulate_schedule(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray], initial: float,
                       decisions: Sequence[tuple[int, int]], batch: int = 1) -> np.ndarray:
     """Clean loss after each round of ``decisions`` ((split, rank) per round), (batch, rounds); ``batch`` > 1
     when ``switch`` holds one parameter set per env."""
-    rank_of = {r: i for i, r in enumerate(tables.ranks)}
-    loss = np.full(batch, float(initial))
-    rho = np.full(batch, np.nan)
-    prev_s = np.full(batch, -1, dtype=np.int64)
-    prev_r = np.full(batch, -1, dtype=np.int64)
-    out = np.empty((batch, len(decisions)))
-    for t, (c, r) in enumerate(decisions):
-        s = np.full(batch, int(c), dtype=np.int64)
-        k = np.full(batch, rank_of[int(r)], dtype=np.int64)
-        loss, rho = advance(tables, switch, loss, rho, prev_s, prev_r, s, k)
-        prev_s, prev_r = s, k
-        out[:, t] = loss
-    return out
-
-
-TAU_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 50.0, 100.0)
-"""Candidate time constants (rounds) of the switch fit."""
-PENALTY_GRID = tuple(float(x) for x in np.arange(0.0, 3.01, 0.25))
-"""Candidate penalties (rounds of progress) of the switch fit."""
+    plan = np.asarray(decisions, dtype=np.int64).reshape(1, -1, 2)
+    return simulate_schedules(tables, switch, initial, np.repeat(plan, batch, axis=0))
 
 
 def fit_switch_model(schedules: Sequence[tuple[ProgressTables, Sequence[tuple[int, int]], np.ndarray]],
-                     initial: float, chunk: int = 4096) -> tuple[SwitchModel, dict[str, Any]]:
-    """Fit the switch parameters to measured schedules: the least squared error over the full grid
-    :data:`TAU_GRID` x :data:`TAU_GRID` x :data:`PENALTY_GRID` x :data:`PENALTY_GRID` (every candidate simulated,
-    ``chunk`` at a time; ties go to the earliest candidate, i.e. the smallest parameters).
+                     initial: float, starts: int = 6, seed: int = 0) -> tuple[SwitchModel, dict[str, Any]]:
+    """Fit the switch parameters to measured schedules: bounded least squares (scipy's ``least_squares``, every
+    parameter in [0, 1]) on the residuals between each schedule's simulated clean loss and its measured seed-mean
+    loss, from the memoryless model and ``starts`` - 1 random starting points (seeded); the best fit wins.
 
     Args:
         schedules: (the fixed-decision curves of the schedule's partition, its (split, rank) of each round, the
             measured seed-mean loss after each round) per schedule.
         initial: Loss before round 1.
-        chunk: Candidates simulated together.
+        starts: Starting points.
+        seed: Seed of the random starting points.
 
     Returns:
         (the fitted model, a report: schedules, points, root-mean-square error of the fit and of the memoryless
         model).
     """
+    from scipy.optimize import least_squares
+
     if not schedules:
         return SwitchModel(), {"schedules": 0}
     names = list(SwitchModel().to_dict())
-    grids = np.meshgrid(np.asarray(TAU_GRID), np.asarray(TAU_GRID), np.asarray(PENALTY_GRID),
-                        np.asarray(PENALTY_GRID), indexing="ij")
-    candidates = np.stack([g.ravel() for g in grids], axis=1)  # (n, 4) in the order of ``names``
+    by_tables: dict[int, tuple[ProgressTables, list[np.ndarray], list[np.ndarray]]] = {}
+    for tables, decisions, measured in schedules:
+        g = by_tables.setdefault(id(tables), (tables, [], []))
+        g[1].append(np.asarray(list(decisions), dtype=np.int64))
+        g[2].append(np.asarray(measured, dtype=float))
+    groups = []  # the schedules sharing tables simulated as one batch, cut to their common length
+    for tables, plans, measured in by_tables.values():
+        n = min(min(len(p) for p in plans), min(len(m) for m in measured))
+        groups.append((tables, np.stack([p[:n] for p in plans]), np.stack([m[:n] for m in measured])))
 
-    def sse(params: np.ndarray) -> np.ndarray:
-        p = {name: params[:, i] for i, name in enumerate(names)}
-        total = np.zeros(len(params))
-        for tables, decisions, measured in schedules:
-            n = min(len(decisions), len(measured))
-            sim = simulate_schedule(tables, p, initial, list(decisions)[:n], len(params))
-            total += np.sum((sim - np.asarray(measured, dtype=float)[None, :n]) ** 2, axis=1)
-        return total
+    def batch_residuals(xs: np.ndarray) -> np.ndarray:
+        """Residuals of every parameter vector in ``xs`` (m, P), simulated together: (m, points)."""
+        out = []
+        for tables, plans, measured in groups:
+            n_sched = len(plans)
+            params = {name: np.repeat(xs[:, i], n_sched) for i, name in enumerate(names)}
+            sim = simulate_schedules(tables, params, initial, np.tile(plans, (len(xs), 1, 1)))
+            out.append((sim - np.tile(measured, (len(xs), 1))).reshape(len(xs), -1))
+        return np.concatenate(out, axis=1)
 
-    errors = np.concatenate([sse(candidates[i:i + chunk]) for i in range(0, len(candidates), chunk)])
-    best = int(np.argmin(errors))
-    n_points = sum(min(len(d), len(m)) for _, d, m in schedules)
-    report = {"schedules": len(schedules), "points": n_points, "candidates": len(candidates),
-              "rmse": math.sqrt(float(errors[best]) / n_points),
-              "rmse_memoryless": math.sqrt(float(errors[0]) / n_points)}
-    return SwitchModel(**{name: float(candidates[best, i]) for i, name in enumerate(names)}), report
+    def residuals(x: np.ndarray) -> np.ndarray:
+        return batch_residuals(np.asarray(x, dtype=float)[None])[0]
+
+    step = 1e-3
+
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        """Forward differences (backward at the upper bound), all columns in one batched simulation."""
+        x = np.asarray(x, dtype=float)
+        h = np.where(x + step <= 1.0, step, -step)
+        xs = np.vstack([x, x + np.diag(h)])
+        r = batch_residuals(xs)
+        return ((r[1:] - r[0]) / h[:, None]).T
+
+    rng = np.random.default_rng(seed)
+    x0s = [np.zeros(len(names))] + [rng.uniform(0.0, 0.6, len(names)) for _ in range(max(0, starts - 1))]
+    best = None
+    for x0 in x0s:
+        res = least_squares(residuals, x0, jac=jacobian, bounds=(0.0, 1.0), max_nfev=150)
+        if best is None or res.cost < best.cost:
+            best = res
+    assert best is not None
+    r_fit, r_zero = residuals(best.x), residuals(np.zeros(len(names)))
+    report = {"schedules": len(schedules), "points": int(r_fit.size), "starts": len(x0s),
+              "rmse": float(np.sqrt(np.mean(r_fit ** 2))), "rmse_memoryless": float(np.sqrt(np.mean(r_zero ** 2)))}
+    return SwitchModel(**{name: float(np.clip(v, 0.0, 1.0)) for name, v in zip(names, best.x)}), report

@@ -251,6 +251,26 @@ def test_shipped_table_is_the_real_sweep_and_loads_with_its_values():
     best = raw["target_rule"]["best"]
     lowest = cal.mean_curve(best["rank"], best["split"], best["partition"]).min()
     assert cal.target_val_loss == pytest.approx(cal.initial_val_loss - 0.9 * (cal.initial_val_loss - lowest))
+    # the shipped table was measured on the shipped backbone, fitted with this package's progress model, from
+    # switch schedules as well as fixed cells
+    from fedsllm_env.splitfed.model import shipped_tiny_dir
+
+    marker = json.loads((shipped_tiny_dir() / "fedsllm_pretrain.json").read_text())
+    assert raw["settings"]["backbone"] == {"backbone": "tiny-gpt2", "source": "shipped",
+                                           "weights_sha256": marker["sha256"]["model.safetensors"]}
+    assert len(cal.schedules) >= 10 and raw["progress_model"]["switch_fit"]["schedules"] == len(cal.schedules)
+    assert raw["progress_model"]["switch_fit"]["rmse"] <= raw["progress_model"]["switch_fit"]["rmse_memoryless"]
+
+
+def test_a_prefix_of_a_shipped_run_is_re_made_from_the_recorded_settings():
+    """Anyone can re-run a shipped run: the backbone ships, the settings are recorded. Bit-identical on the machine
+    that made the table; across CPUs the last digits differ, so two rounds must land within 1e-3 of the curve."""
+    from fedsllm_env.splitfed.calibrate import recheck_cell
+
+    result = recheck_cell(load_calibration().raw, 64, 1, "iid", 0, rounds=2)
+    assert result["rounds"] == 2 and len(result["curve"]) == 2
+    assert result["backbone_now"] == result["backbone_recorded"]
+    assert result["max_abs_diff"] < 1e-3, result
 
 
 # ---- the surrogate replays E(r, c) for the configured partition ------------------------------------------------

@@ -88,35 +88,45 @@ def _one(x, dtype=float):
     return np.array([x], dtype=dtype)
 
 
-def test_advance_by_hand_equivalent_progress_memory_and_penalties():
-    from fedsllm_env.convergence import SwitchModel, advance
+def _step(tables, switch, loss, rho, prev, now, shock=0.0):
+    """One advance of one env from (loss, rho, shock) after decision ``prev`` = (split, rank index) to ``now``."""
+    from fedsllm_env.convergence import ProgressState, advance
+
+    state = ProgressState(_one(loss), _one(rho), _one(shock))
+    return advance(tables, switch, state, 4.0, _one(prev[0], int), _one(prev[1], int), _one(now[0], int),
+                   _one(now[1], int))
+
+
+def test_advance_by_hand_equivalent_progress_memory_setbacks_and_shocks():
+    from fedsllm_env.convergence import SwitchModel
 
     tables = _hand_tables()
     none = SwitchModel()
-    # first round: no previous decision, rho jumps to log2 r, one round along the row from the loss
-    loss, rho = advance(tables, none, _one(4.0), _one(np.nan), _one(-1, int), _one(-1, int), _one(1, int), _one(0, int))
-    assert loss[0] == 3.0 and rho[0] == 2.0
+    # first round: no previous decision, rho is log2 r, one round along the row from the loss
+    st = _step(tables, none, 4.0, np.nan, (-1, -1), (1, 0))
+    assert st.loss[0] == 3.0 and st.rho[0] == 2.0 and st.shock[0] == 0.0
     # equivalent progress: 3.0 lies at t = 0.5 on rank 16's row, one round later t = 1.5 -> 1.5
-    loss, rho = advance(tables, none, _one(3.0), _one(2.0), _one(1, int), _one(0, int), _one(1, int), _one(1, int))
-    assert loss[0] == 1.5 and rho[0] == 4.0
+    st = _step(tables, none, 3.0, 2.0, (1, 0), (1, 1))
+    assert st.loss[0] == 1.5 and st.rho[0] == 4.0
     # a loss already below a row's end stays: training never unlearns
-    loss, _ = advance(tables, none, _one(0.9), _one(2.0), _one(1, int), _one(0, int), _one(1, int), _one(0, int))
-    assert loss[0] == 0.9
-    # rank down with memory: rho decays from 4 towards 2 with tau = 1, the step blends both rows
-    mem = SwitchModel(tau_rank_down_rounds=1.0)
-    loss, rho = advance(tables, mem, _one(2.0), _one(4.0), _one(1, int), _one(1, int), _one(1, int), _one(0, int))
-    w = np.exp(-1.0)
-    assert rho[0] == pytest.approx(2.0 + 2.0 * w, abs=1e-15)
-    # rank 4 from 2.0 (t = 2) -> 1.5; rank 16 from 2.0 (t = 1) -> 1.0
-    assert loss[0] == pytest.approx((1 - w) * 1.5 + w * 1.0, abs=1e-15)
-    # a cut moved by one block costs half a round of progress: rank 16 at cut 2 from 3.0 (t = 1) -> t = 1.5
-    pen = SwitchModel(cut_move_penalty_rounds=0.5)
-    loss, _ = advance(tables, pen, _one(3.0), _one(4.0), _one(1, int), _one(1, int), _one(2, int), _one(1, int))
-    assert loss[0] == pytest.approx(2.5, abs=1e-15)
-    # a rank change penalty of 1.5 rounds moves half a round back up the new rank's row (the round costs progress)
-    back = SwitchModel(rank_change_penalty_rounds=1.5)
-    loss, _ = advance(tables, back, _one(2.0), _one(4.0), _one(1, int), _one(1, int), _one(1, int), _one(0, int))
-    assert loss[0] == pytest.approx(2.5, abs=1e-15)
+    assert _step(tables, none, 0.9, 2.0, (1, 0), (1, 0)).loss[0] == 0.9
+    # rank 16 -> 4 keeping half the log2 drop: rho = 3, halfway between the rows in log2 rank
+    st = _step(tables, SwitchModel(rank_down_memory=0.5), 2.0, 4.0, (1, 1), (1, 0))
+    assert st.rho[0] == 3.0
+    assert st.loss[0] == pytest.approx(0.5 * 1.5 + 0.5 * 1.0, abs=1e-15)  # rank 4: t 2 -> 3; rank 16: t 1 -> 2
+    # ... and half the excess fades each round: rho = 2.5, a quarter of the way to rank 16's row
+    st = _step(tables, SwitchModel(rank_down_memory=0.5, rank_memory_decay=0.5), 2.0, 4.0, (1, 1), (1, 0))
+    assert st.rho[0] == 2.5 and st.loss[0] == pytest.approx(0.75 * 1.5 + 0.25 * 1.0, abs=1e-15)
+    # a block crossing the cut loses half of the equivalent progress: cut 2, rank 16 from 3.0 (t = 1) -> t 0.5 + 1
+    st = _step(tables, SwitchModel(cut_setback=0.5), 3.0, 4.0, (1, 1), (2, 1))
+    assert st.loss[0] == pytest.approx(2.5, abs=1e-15)
+    # a rank increase adds a transient shock of 10 % of the progress made (L0 - L = 2.0), which fades by half a
+    # round; the underlying loss moves on as without it
+    shock = SwitchModel(rank_up_shock=0.1, shock_decay=0.5)
+    st = _step(tables, shock, 2.0, 2.0, (1, 0), (1, 1))
+    assert st.loss[0] == 1.0 and st.shock[0] == pytest.approx(0.2) and st.clean_loss[0] == pytest.approx(1.2)
+    st = _step(tables, shock, 1.0, 4.0, (1, 1), (1, 1), shock=0.2)
+    assert st.shock[0] == pytest.approx(0.1) and st.loss[0] == pytest.approx(0.8)
 
 
 def test_batched_surrogate_matches_the_single_one_with_switches(calibration_path):
@@ -125,8 +135,9 @@ def test_batched_surrogate_matches_the_single_one_with_switches(calibration_path
 
     cfg = FedsLLMConfig(mode="surrogate", calibration_path=calibration_path, training={"max_rounds": 30})
     single = SurrogateBackend(load_calibration(calibration_path), cfg)
-    single.switch = SwitchModel(tau_rank_down_rounds=5.0, tau_rank_up_rounds=2.0, cut_move_penalty_rounds=0.25,
-                                rank_change_penalty_rounds=0.5)
+    single.switch = SwitchModel(rank_down_memory=0.4, rank_memory_decay=0.1, rank_up_setback=0.2,
+                                rank_down_setback=0.05, cut_setback=0.1, rank_up_shock=0.1, rank_down_shock=0.02,
+                                cut_shock=0.03, shock_decay=0.4)
     rng = np.random.default_rng(0)
     ranks = cfg.model.ranks
     rank_idx = rng.integers(0, len(ranks), size=(30, 4))
@@ -141,7 +152,7 @@ def test_batched_surrogate_matches_the_single_one_with_switches(calibration_path
 
 
 def test_switch_fit_recovers_known_parameters_from_noise_free_schedules():
-    """Schedules simulated with known switch parameters (on the fit's grid) are fitted back exactly, and the fit
+    """Schedules simulated with known switch parameters are fitted back (the residual vanishes), and the fit
     reports a lower error than the memoryless model."""
     from fedsllm_env.convergence import ProgressTables, SwitchModel, fit_switch_model, simulate_schedule
     from fedsllm_env.schedules import parse_schedule
@@ -153,11 +164,13 @@ def test_switch_fit_recovers_known_parameters_from_noise_free_schedules():
             tau = 30.0 / np.log2(r) * (1.0 + 0.2 * (c - 1))
             rows.append(1.0 + 3.0 * np.exp(-t / tau))
     tables = ProgressTables(np.asarray(rows), np.log2([4.0, 16.0, 64.0]), (4, 16, 64), 2)
-    truth = SwitchModel(tau_rank_down_rounds=8.0, tau_rank_up_rounds=2.0, cut_move_penalty_rounds=0.5,
-                        rank_change_penalty_rounds=0.25)
-    texts = ["c1r64x6;c1r4", "c1r4x8;c1r64", "c1r16x5;c2r16", "c2r64x4;c1r16x4*", "c1r64x10;c1r16"]
+    truth = SwitchModel(rank_down_memory=0.4, rank_memory_decay=0.1, rank_up_setback=0.3, cut_setback=0.2,
+                        rank_up_shock=0.1, shock_decay=0.5)
+    texts = ["c1r64x6;c1r4", "c1r4x8;c1r64", "c1r16x5;c2r16", "c2r64x4;c1r16x4*", "c1r64x10;c1r16",
+             "c1r16x12;c1r64", "c2r4x7;c1r4"]
     fits = [(tables, parse_schedule(x).decisions(40),
              simulate_schedule(tables, truth, 4.0, parse_schedule(x).decisions(40))[0]) for x in texts]
     fitted, report = fit_switch_model(fits, 4.0)
-    assert fitted == truth
-    assert report["rmse"] < 1e-12 < report["rmse_memoryless"]
+    assert report["rmse"] < 1e-6 < report["rmse_memoryless"]
+    for name, value in truth.to_dict().items():
+        assert getattr(fitted, name) == pytest.approx(value, abs=2e-3), name

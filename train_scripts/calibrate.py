@@ -280,7 +280,9 @@ def print_summary(cal: Calibration) -> None:
           f"horizon {cal.horizon_rounds} rounds")
     timing = cal.raw.get("settings", {}).get("timing") or {}
     if timing:
-        print(f"sweep wall time {timing.get('sweep_wall_s', math.nan):.0f} s (runs' wall times summed "
+        wall = timing.get("sweep_wall_s")
+        wall_text = "n/a (this table was merged from runs finished earlier)" if wall is None else f"{wall:.0f} s"
+        print(f"sweep wall time {wall_text} (runs' wall times summed "
               f"{timing.get('run_wall_s_sum', math.nan):.0f} s, {timing.get('mean_round_wall_s', math.nan):.2f} s "
               f"per round on average; {cal.raw.get('settings', {}).get('ray_address') or 'sequential'})")
     print("| partition | split | rank | E (rounds to target) | seed spread (std) | censored | final val loss |")
@@ -292,6 +294,52 @@ def print_summary(cal: Calibration) -> None:
               f"{row['censored']}/{row['seeds']} | {row['final_val_loss']:.4f} ± {row['final_val_loss_std']:.4f} |")
     print()
     print_grid(cal)
+    print_progress_model(cal)
+
+
+def print_progress_model(cal: Calibration) -> None:
+    """The surrogate's fitted switch model and noise (fedsllm_env.convergence), with the fit's error."""
+    fit = cal.raw.get("progress_model", {}).get("switch_fit", {})
+    print()
+    if fit.get("schedules"):
+        print(f"switch model fitted to {fit['schedules']} measured schedules ({fit['points']} points): rmse "
+              f"{fit['rmse']:.4f} (memoryless replay {fit['rmse_memoryless']:.4f})")
+    else:
+        print("switch model: none fitted (no measured schedules): switches replay the fixed curves memorylessly")
+    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in cal.switch_model.to_dict().items()))
+    for part in cal.partitions:
+        noise = cal.noise_model(part)
+        print(f"observation noise ({part}): AR(1) std {noise.std:.4f}, lag-1 correlation {noise.phi:.3f}")
+    if cal.schedules:
+        print_schedules(cal)
+
+
+def print_schedules(cal: Calibration) -> None:
+    """Each measured schedule's rounds to the target: per seed, of the seed-mean curve, and as the fitted switch
+    model and the memoryless replay predict them (clean curves, no observation noise)."""
+    import numpy as np
+
+    from fedsllm_env.calibration import rounds_to_target
+    from fedsllm_env.convergence import SwitchModel, simulate_schedule
+    from fedsllm_env.schedules import parse_schedule
+
+    def hit(curve) -> str:
+        h = rounds_to_target(curve, cal.target_val_loss)
+        return "never" if h is None else str(h)
+
+    print()
+    print("| schedule | partition | rounds to target per seed | seed-mean curve | switch model | memoryless replay |")
+    print("|---|---|---|---:|---:|---:|")
+    for entry in cal.schedules:
+        curves = entry["val_loss_curves"]
+        horizon = min(len(c) for c in curves)
+        tables = cal.progress_tables(cal.ranks, entry["partition"])
+        decisions = parse_schedule(entry["schedule"]).decisions(horizon)
+        fitted = simulate_schedule(tables, cal.switch_model, cal.initial_val_loss, decisions)[0]
+        plain = simulate_schedule(tables, SwitchModel(), cal.initial_val_loss, decisions)[0]
+        mean = np.mean([c[:horizon] for c in curves], axis=0)
+        print(f"| {entry['schedule']} | {entry['partition']} | {', '.join(hit(c) for c in curves)} | {hit(mean)} | "
+              f"{hit(fitted)} | {hit(plain)} |")
 
 
 def print_grid(cal: Calibration) -> None:

@@ -113,7 +113,7 @@ def price_schedules(schedules: Sequence[str], delays: np.ndarray, backend: Any, 
                     target: float, noise: np.ndarray) -> np.ndarray:
     """Mean total delay (s) of each schedule over the rows of ``noise`` ((S, T) observation noise): rounds are
     played until the first noisy loss <= ``target`` or T rounds (then inf: the episode is truncated)."""
-    from fedsllm_env.convergence import advance
+    from fedsllm_env.convergence import ProgressState, advance
     from fedsllm_env.schedules import parse_schedule
 
     n, s_count = len(schedules), noise.shape[0]
@@ -122,8 +122,7 @@ def price_schedules(schedules: Sequence[str], delays: np.ndarray, backend: Any, 
     rank_index = {r: i for i, r in enumerate(backend.tables.ranks)}
     cfg_index = {r: i for i, r in enumerate(ranks)}
     b = n * s_count
-    loss = np.full(b, backend.initial_val_loss)
-    rho = np.full(b, np.nan)
+    state = ProgressState.start(backend.initial_val_loss, b)
     prev_s = np.full(b, -1, dtype=np.int64)
     prev_k = np.full(b, -1, dtype=np.int64)
     total = np.zeros(b)
@@ -132,11 +131,11 @@ def price_schedules(schedules: Sequence[str], delays: np.ndarray, backend: Any, 
         split = np.repeat(plans[:, t, 0], s_count)
         rank = np.repeat(plans[:, t, 1], s_count)
         k = np.array([rank_index[int(r)] for r in rank])
-        loss, rho = advance(backend.tables, backend.switch, loss, rho, prev_s, prev_k, split, k)
+        state = advance(backend.tables, backend.switch, state, backend.initial_val_loss, prev_s, prev_k, split, k)
         prev_s, prev_k = split, k
         cost = delays[t, split - 1, np.array([cfg_index[int(r)] for r in rank])]
         total = np.where(done, total, total + cost)
-        done |= loss + np.tile(noise[:, t], n) <= target
+        done |= state.clean_loss + np.tile(noise[:, t], n) <= target
     total = np.where(done, total, np.inf)
     return total.reshape(n, s_count).mean(axis=1)
 

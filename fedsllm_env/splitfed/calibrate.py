@@ -315,7 +315,8 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
                 "max_rounds": int(max_rounds), "threads": int(threads), "digest": digest,
                 "backbone": backbone_fingerprint(cfg.model, cfg.training.seq_len),
                 "runs_dir": str(runs_dir), "torch": torch.__version__, "python": platform.python_version(),
-                "timing": {"sweep_wall_s": time.perf_counter() - t0,
+                "timing": {"sweep_wall_s": time.perf_counter() - t0 if todo else None,  # None: merged only
+                           "runs_this_invocation": len(todo),
                            "run_wall_s_sum": float(sum(r["wall_s"] for r in records)),
                            "mean_round_wall_s": float(np.nanmean([r["mean_round_wall_s"] for r in records]))},
                 **(extra_settings or {})}

@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from fedsllm_env.backends import SurrogateBackend
-from fedsllm_env.convergence import advance, ar1_noise
+from fedsllm_env.convergence import ProgressState, advance, ar1_noise
 
 __all__ = ["BatchedSurrogate"]
 
 
 class BatchedSurrogate:
-    """Switch-aware progress model of ``num_envs`` envs.
+    """Switch-aware progress model of ``num_envs`` envs (state: :class:`~fedsllm_env.convergence.ProgressState`).
 
     Args:
         backend: the single-env surrogate whose tables, switch and noise models are used.
@@ -38,8 +38,7 @@ class BatchedSurrogate:
         if num_splits != self.tables.num_splits:
             raise ValueError(f"num_splits={num_splits} but the surrogate's tables hold {self.tables.num_splits} cuts")
         self._to_table = np.array([self.tables.ranks.index(int(r)) for r in ranks], dtype=np.int64)
-        self.clean_loss = np.full(num_envs, self.initial_val_loss)
-        self.rho = np.full(num_envs, np.nan)
+        self.state = ProgressState.start(self.initial_val_loss, num_envs)
         self.prev_split = np.full(num_envs, -1, dtype=np.int64)
         self.prev_rank = np.full(num_envs, -1, dtype=np.int64)
         self.rounds = np.zeros(num_envs, dtype=np.int64)
@@ -57,8 +56,10 @@ class BatchedSurrogate:
         for j, s in enumerate(seeds):
             np.random.default_rng(int(s)).standard_normal(out=normals[j])
         self._noise[idx] = ar1_noise(normals, self.noise)
-        self.clean_loss[idx] = self.initial_val_loss
-        self.rho[idx] = np.nan
+        fresh = ProgressState.start(self.initial_val_loss, len(idx))
+        self.state = ProgressState(*(np.array(field, dtype=float) for field in self.state))
+        for field, start in zip(self.state, fresh):
+            field[idx] = start
         self.prev_split[idx] = -1
         self.prev_rank[idx] = -1
         self.rounds[idx] = 0
@@ -68,9 +69,14 @@ class BatchedSurrogate:
         noisy validation losses."""
         split = split_idx + 1
         k = self._to_table[rank_idx]
-        self.clean_loss, self.rho = advance(self.tables, self.switch, self.clean_loss, self.rho, self.prev_split,
-                                            self.prev_rank, split, k)
+        self.state = advance(self.tables, self.switch, self.state, self.initial_val_loss, self.prev_split,
+                             self.prev_rank, split, k)
         self.prev_split, self.prev_rank = split, k
         noise = self._noise.ravel()[self._noise_row_start + self.rounds]
         self.rounds += 1
-        return self.clean_loss + noise
+        return self.state.clean_loss + noise
+
+    @property
+    def clean_loss(self) -> np.ndarray:
+        """(B,) loss without observation noise."""
+        return self.state.clean_loss
