@@ -36,7 +36,6 @@ __all__ = [
     "estimate_env_bytes",
     "estimate_rollout_bytes",
     "check_num_envs",
-    "check_device_available",
 ]
 
 
@@ -372,7 +371,8 @@ class ModelConfig(_Validated):
     LLaMA-style (LLaMA, Qwen2, Mistral, SmolLM) or OPT causal LM."""
     device: str = "auto"
     """Where the real engine trains: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" (N in 0..255) or
-    "mps". Real mode checks that the device exists before building anything (:func:`check_device_available`)."""
+    "mps". Real mode checks that the device exists before building anything
+    (:func:`fedsllm_env.splitfed.devices.check_device_available`)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Compute dtype of the frozen backbone (LoRA adapters stay float32); 16-bit dtypes send 16-bit activations."""
     ranks: tuple[int, ...] = (4, 8, 16, 32, 64)
@@ -672,27 +672,3 @@ def check_num_envs(cfg: FedsLLMConfig, num_envs: int, n_steps: int = 0, flag: st
                  f"lower {flag}" + (", n_steps" if n_steps else "") + " or the clients / subchannels")
 
 
-def check_device_available(device: str, what: str = "model.device") -> None:
-    """Raise :class:`~fedsllm_env.errors.DeviceError` unless torch can use ``device`` on this machine ("auto" and
-    "cpu" always can); the message names the device and the fix."""
-    from fedsllm_env.errors import DeviceError
-
-    if device in ("auto", "cpu"):
-        return
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"{what}={device!r} but CUDA is not available on this machine (torch "
-                              f"{torch.__version__}); use 'auto' or 'cpu'")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        count = torch.cuda.device_count()
-        if index >= count:
-            raise DeviceError(f"{what}={device!r} but only {count} CUDA device(s) exist (cuda:0 to "
-                              f"cuda:{count - 1}); pick one of those, 'auto' or 'cpu'")
-    elif device == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DeviceError(f"{what}={device!r} but MPS is not available on this machine; use 'auto' or 'cpu'")
-    else:
-        raise DeviceError(f"{what}={device!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")

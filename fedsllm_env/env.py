@@ -12,7 +12,7 @@ from fedsllm_env.backends import TrainingBackend, make_backend
 from fedsllm_env.calibration import Calibration, load_calibration
 from fedsllm_env.channel import ChannelModel, make_channel_model
 from fedsllm_env.codecs import ActionCodec, Allocator, make_action_codec
-from fedsllm_env.config import FedsLLMConfig, check_device_available, check_memory, check_seed, estimate_env_bytes
+from fedsllm_env.config import FedsLLMConfig, check_memory, check_seed, estimate_env_bytes
 from fedsllm_env.delay import check_feasible, expected_total_delay_s, round_delay
 from fedsllm_env.errors import ConfigError, NonFiniteError, ResetNeeded
 from fedsllm_env.profile import ModelShape
@@ -91,6 +91,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
                               f"{self.calibration.path}), got {config.training.seq_len}; lower training.seq_len or "
                               "calibrate a model with more positions (`fedsllm calibrate`)")
         if backend is None and config.mode == "real":
+            from fedsllm_env.splitfed.devices import check_device_available  # DependencyNotInstalled without torch
+
             check_device_available(config.model.device)  # before any data, model or cache is built
         if backend is None and config.mode == "surrogate":
             _check_lora_targets(config, self.calibration.shape)

@@ -144,7 +144,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 def _check(args: Args) -> None:
     """Refuse a bad flag before any process starts: UsageError (or DeviceError for a device this machine lacks)
     naming the flag, the value and the choices."""
-    from fedsllm_env.config import FedsLLMConfig, check_device_available
+    from fedsllm_env.config import FedsLLMConfig
+    from fedsllm_env.splitfed.devices import check_device_available
     from fedsllm_env.errors import ConfigError, UsageError
     from fedsllm_env.splitfed.zoo import BENCHMARK_SHAPES
 

@@ -55,6 +55,7 @@ from fedsllm_env.config import FedsLLMConfig, TrainingConfig
 from fedsllm_env.errors import TrainingDiverged, TrainingError
 from fedsllm_env.profile import wire_bits
 from fedsllm_env.splitfed.backbones import adapter_for
+from fedsllm_env.splitfed.devices import check_device_available
 from fedsllm_env.splitfed.data import ClientSampler, EncodedSet, encode_examples, load_task, partition
 from fedsllm_env.splitfed.model import load_backbone
 from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
@@ -103,23 +104,15 @@ def resolve_device(name: str) -> torch.device:
     """``model.device`` -> a torch device: "auto" = the first of cuda, mps, cpu that is available.
 
     Raises:
-        ValueError: the device is not available in this torch build / machine.
+        DeviceError: the device is not available in this torch build / machine (a ValueError).
     """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"model.device={name!r} but CUDA is not available (torch {torch.__version__}); "
-                             "use 'auto' or 'cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"model.device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"model.device={name!r} but MPS is not available on this machine; use 'auto' or 'cpu'")
-    return dev
+    check_device_available(name)  # DeviceError (a ValueError) naming the device and the fix
+    return torch.device(name)
 
 
 class SplitFedEngine:
