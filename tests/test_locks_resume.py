@@ -110,9 +110,84 @@ def test_without_fcntl_a_dead_holder_on_this_host_is_taken_over_and_anything_els
             with pytest.raises(RunFolderBusyError, match=fragment):
                 RunLock(tmp_path).acquire()
             assert path.is_file()
+        assert live.poll() is None  # asking whether the holder runs sends it no signal
     finally:
         live.kill()
         live.wait()
+
+
+def test_the_holder_record_and_the_lock_file_mode(tmp_path, monkeypatch):
+    import re
+    import socket
+
+    old = os.umask(0o022)
+    try:
+        for flock in (True, False):
+            if not flock:
+                monkeypatch.setattr(runlock, "fcntl", None)
+            folder = tmp_path / f"a{flock}" / "b" / "run"  # parents created
+            with RunLock(folder):
+                record = lock_holder(folder)
+                assert set(record) == {"pid", "host", "started", "command"}
+                assert record["pid"] == os.getpid() and record["host"] == socket.gethostname()
+                assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", record["started"])
+                assert (folder / LOCK_NAME).stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_opened_again(tmp_path, monkeypatch):
+    # the previous holder's release unlinks the file it still holds: a writer that opened it just before must not
+    # keep a lock on that doomed inode
+    real_flock = fcntl.flock
+    calls = {"n": 0}
+
+    def flock(fd, op):
+        real_flock(fd, op)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.unlink(tmp_path / LOCK_NAME)
+
+    monkeypatch.setattr(runlock.fcntl, "flock", flock)
+    with RunLock(tmp_path):
+        assert calls["n"] == 2 and lock_holder(tmp_path)["pid"] == os.getpid()  # the file on disk is ours
+
+
+def test_a_lock_file_removed_while_held_is_released_quietly(tmp_path):
+    lock = RunLock(tmp_path).acquire()
+    (tmp_path / LOCK_NAME).unlink()
+    lock.release()
+    assert os.path.realpath(tmp_path / LOCK_NAME) not in runlock._HELD
+
+
+def test_pid_running_counts_a_process_of_another_user_as_running(monkeypatch):
+    def kill(pid, sig):
+        assert sig == 0
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(runlock.os, "kill", kill)
+    assert runlock._pid_running(12345) is True
+
+
+def test_without_fcntl_a_stale_lock_that_keeps_coming_back_is_refused_naming_it(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(runlock, "fcntl", None)
+    dead = _dead_pid()
+    stale = {"pid": dead, "host": socket.gethostname(), "started": "s0", "command": "old run"}
+    real_open = os.open
+
+    def racing_open(path, flags, *args):
+        if flags & os.O_EXCL:  # another writer recreates the stale file every time
+            (tmp_path / LOCK_NAME).write_text(json.dumps(stale))
+            raise FileExistsError(path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(runlock.os, "open", racing_open)
+    with pytest.raises(RunFolderBusyError) as exc:
+        RunLock(tmp_path).acquire()
+    # two stale files taken away, a third in the way: refused (the last one was just removed, so no holder is named)
+    assert str(exc.value) == f"run folder {tmp_path} is locked by another process (lock file {tmp_path / LOCK_NAME})"
 
 
 # ---- the monitor log cut at the checkpoint's episode boundary --------------------------------------------------------
@@ -192,6 +267,11 @@ def test_continue_monitor_keeps_the_start_time_or_writes_the_header(tmp_path):
     lines = (tmp_path / "0.monitor.csv").read_text().splitlines()
     assert json.loads(lines[0][1:]) == {"t_start": fresh.t_start, "env_id": "CartPole-v1"} and lines[1] == "r,l,t"
     fresh.close()
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    bare = continue_monitor(Monitor(CartPoleEnv(), str(tmp_path / "2"), override_existing=False))  # no spec
+    assert json.loads((tmp_path / "2.monitor.csv").read_text().split("\n")[0][1:])["env_id"] == "None"
+    bare.close()
     _monitor(tmp_path, 1, [4])
     resumed = continue_monitor(Monitor(gym.make("CartPole-v1"), str(tmp_path / "1"), override_existing=False))
     assert resumed.t_start == 100.5  # t stays the time since the run began
