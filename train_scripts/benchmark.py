@@ -58,7 +58,8 @@ class Args:
     agents: tuple[str, ...] = ()
     """Saved agent zips or training run folders to include."""
     train_algos: tuple[str, ...] = ("ppo",)
-    """Algorithms to train on the fly (each on its default surrogate id) before benchmarking."""
+    """Algorithms to train on the fly (each on its default surrogate id) before benchmarking; a bare
+    ``--train-algos`` trains nothing (benchmark only --agents and the baselines)."""
     train_timesteps: int = 20000
     """Budget of each on-the-fly training, env steps."""
     hyperparams: str = ""

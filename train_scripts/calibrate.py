@@ -38,7 +38,7 @@ from fedsllm_env.errors import FedsLLMError, MissingFileError, UsageError
 from fedsllm_env.schedules import DESIGNED_SCHEDULES, parse_schedule
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.presets import with_preset
-from fedsllm_env.splitfed.calibrate import calibrate, check_grid, check_out_path, run_digest
+from train_scripts._checks import help_description
 
 __all__ = ["Args", "main", "run", "default_out"]
 
@@ -143,6 +143,8 @@ def _check_args(args: Args) -> None:
         raise UsageError(f"--gpus-per-run must be in (0, 1], got {args.gpus_per_run}")
     if args.recheck_rounds < 1:
         raise UsageError(f"--recheck-rounds must be >= 1, got {args.recheck_rounds}")
+    from fedsllm_env.splitfed.calibrate import check_grid
+
     try:
         check_grid(list(args.ranks) or [1], list(args.splits) or [1], list(args.partitions), list(args.seeds),
                    args.max_rounds, args.threads)
@@ -179,6 +181,8 @@ def _engine_checked(cfg: FedsLLMConfig, threads: int) -> int:
 
 def default_out(cfg: FedsLLMConfig, max_rounds: int, threads: int, root: str | Path = "runs") -> Path:
     """``<root>/calibration/<backbone>-<settings digest>/calibration.json`` (same settings, same folder)."""
+    from fedsllm_env.splitfed.calibrate import run_digest
+
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.model.backbone).name or "backbone")
     return Path(root) / "calibration" / f"{name}-{run_digest(cfg.to_dict(), max_rounds, threads)}" / "calibration.json"
 
@@ -201,6 +205,8 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
     if args.recheck:
         recheck(args.recheck, args.recheck_run, args.recheck_rounds)
         return Path(args.recheck)
+    from fedsllm_env.splitfed.calibrate import calibrate, check_out_path  # torch: only when training
+
     cfg = _config(args)
     ranks = list(args.ranks) or list(cfg.model.ranks)
     out = check_out_path(args.out or default_out(cfg, args.max_rounds, args.threads), create=False)
@@ -239,6 +245,8 @@ def refit(path: str, out: str) -> Path:
     and write the table with the new ``progress_model`` to ``out``."""
     if not out:
         raise UsageError("--refit needs --out (the refitted table is written there; the input is never changed)")
+    from fedsllm_env.splitfed.calibrate import check_out_path
+
     target = check_out_path(out, create=False)
     if target.resolve() == Path(path).resolve():
         raise UsageError(f"--out {out} is the --refit input; write the refitted table elsewhere")
@@ -361,7 +369,7 @@ def print_grid(cal: Calibration) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (``fedsllm calibrate``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = tyro.cli(Args, args=argv, prog="fedsllm calibrate", description=__doc__)
+    args = tyro.cli(Args, args=argv, prog="fedsllm calibrate", description=help_description(__doc__))
     run(args, command=shlex.join(["fedsllm", "calibrate", *argv]))
 
 
