@@ -37,6 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from fedsllm_env.batched import first_argmax
+from fedsllm_env.codecs.base import refuse_non_real
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, project_split_rank
 from fedsllm_env.errors import InvalidActionError
@@ -199,7 +200,10 @@ def split_rank_bins(cfg: FedsLLMConfig, n_layer: int, action: np.ndarray) -> tup
 
 
 def validate(action: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """float64 copy of ``action`` with shape ``shape`` and finite entries, else ``InvalidActionError``."""
+    """float64 copy of ``action`` with shape ``shape`` and finite entries, else ``InvalidActionError`` (also for a
+    complex action or one of strings, which numpy would cast silently: :func:`~fedsllm_env.codecs.base.refuse_non_real`,
+    as the other codecs do)."""
+    refuse_non_real(action)
     try:
         a = np.array(action, dtype=np.float64)
     except (TypeError, ValueError) as e:

@@ -250,7 +250,8 @@ def test_batched_seed_lists_are_checked_item_by_item(calibration_path):
 
 # ==== 4. actions: complex numbers and strings are refused, never silently cast ========================
 
-ACTION_IDS = ["FedsLLM-Surrogate-v0", "FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0"]
+ACTION_IDS = ["FedsLLM-Surrogate-v0", "FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0",
+              "FedsLLM-Surrogate-Priority-v0"]
 ACTION_CASES = [
     (lambda a: a.astype(complex) + 1j, "must hold real numbers, got a complex array"),
     (lambda a: a.astype(complex), "must hold real numbers"),  # even with a zero imaginary part
