@@ -417,3 +417,20 @@ def test_figures_summary_tells_censored_from_misfit_points():
     assert figures._mean_label([math.nan, math.nan]) == "n/a (spaces differ)"
     assert figures._mean_label([1.0, math.inf, math.nan]) == "inf (censored at 1 of 3 points)"
     assert figures._mean_label([1.0, math.nan, 3.0]) == "2s"
+
+
+@pytest.mark.parametrize("model", [{}, {"activation_bits": 8}, {"dtype": "bfloat16"}], ids=["fp32", "q8", "bf16"])
+def test_regression_snapshot_memory_limit_admits_splits_1_2_at_rank_16_in_the_envs_memory_model(model):
+    import dataclasses
+
+    from fedsllm_env.calibration import load_calibration
+    from fedsllm_env.delay import memory_violations
+    from train_scripts.regression_snapshot import VARIANT, memory_limit
+
+    # the limit prices frozen weights at model.dtype's bits, as the env does (not at the wire's activation_bits)
+    cfg = FedsLLMConfig.from_dict({**VARIANT, "model": model})
+    shape = load_calibration(None).shape
+    limited = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute,
+                                                                   client_memory_bytes=memory_limit(cfg, shape)))
+    assert memory_violations(2, 16, shape, limited) == [] and memory_violations(1, 16, shape, limited) == []
+    assert memory_violations(3, 16, shape, limited) and memory_violations(2, 32, shape, limited)

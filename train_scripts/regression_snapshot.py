@@ -30,6 +30,8 @@ from baselines import SCHEMES, AlternatingOptimizer, exact_optimum, random_probl
 from baselines.policy import BASELINE_NAMES, make_baseline_policy
 from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.delay import client_memory_bytes
+from fedsllm_env.profile import ModelShape
 from train_scripts.seeding import seed_everything
 
 IDS = ("FedsLLM-Surrogate-v0", "FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0")
@@ -98,16 +100,18 @@ def _problems() -> list[dict[str, Any]]:
     return out
 
 
+def memory_limit(cfg: FedsLLMConfig, shape: ModelShape) -> float:
+    """A client-memory limit that admits splits 1-2 at rank 16 only (so the projection of deeper splits is
+    exercised): the env's own memory model (frozen weights at ``model.dtype``'s bits) at split 2, rank 16, + 1 byte."""
+    return client_memory_bytes(2, 16, shape, cfg) + 1.0
+
+
 def snapshot(rounds: int = 3, seeds: Sequence[int] = (0, 1)) -> dict[str, Any]:
     """Every recorded number (see the module docstring)."""
     episodes = []
     random_variant = json.loads(json.dumps(VARIANT))
-    memory = FedsLLMConfig.from_dict(VARIANT)
-    t, mdl = memory.training, memory.model
-    shape = load_calibration(None).shape
-    # a limit that admits splits 1-2 at rank 16 only: projection of deeper splits is exercised
-    limit = shape.client_memory_bytes(2, 16, mdl.lora_target_modules, t.batch_size, t.seq_len, mdl.activation_bits)
-    random_variant["compute"] = {"client_memory_bytes": limit + 1.0}
+    limit = memory_limit(FedsLLMConfig.from_dict(VARIANT), load_calibration(None).shape)
+    random_variant["compute"] = {"client_memory_bytes": limit}
     for env_id in IDS:
         for seed in seeds:
             episodes.append(_episode(env_id, {}, "random", seed, rounds))
