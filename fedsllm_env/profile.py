@@ -26,6 +26,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from fedsllm_env.errors import ConfigError
+
 __all__ = ["ModelShape", "ROLES", "GPT2_MODULES", "TARGET_ALIASES", "LORA_MODULE_DIMS", "wire_bits",
            "DTYPE_BITS", "QUANT_SCALE_BITS"]
 
@@ -203,10 +205,11 @@ class ModelShape:
         """The block's module suffixes selected by LoRA target names (own names, GPT-2 names or groups).
 
         Raises:
-            ValueError: a name selects nothing in this model (the message lists the valid names).
+            ConfigError: (a ValueError) no name, or a name that selects nothing in this model (the message lists the
+                valid names); the names come from ``model.lora_target_modules``.
         """
         if not targets:
-            raise ValueError("LoRA needs at least one target module, got an empty list")
+            raise ConfigError("LoRA needs at least one target module, got an empty list")
         chosen: set[str] = set()
         for t in targets:
             own = [n for n, _ in self.modules if n == t]
@@ -216,7 +219,7 @@ class ModelShape:
             roles = TARGET_ALIASES.get(t)
             hits = [n for n, r in self.modules if roles is not None and r in roles]
             if not hits:
-                raise ValueError(f"LoRA target {t!r} matches no module of this model; valid: its modules "
+                raise ConfigError(f"LoRA target {t!r} matches no module of this model; valid: its modules "
                                  f"{[n for n, _ in self.modules]} or the names {sorted(TARGET_ALIASES)}")
             chosen.update(hits)
         return tuple(n for n, _ in self.modules if n in chosen)

@@ -220,7 +220,8 @@ CASES: list[tuple[str, Callable, type[BaseException], str]] = [
     ("model.device typo", lambda tmp: ModelConfig(device="gpu"), ConfigError, "ModelConfig.device"),
     ("model.dtype float64", lambda tmp: ModelConfig(dtype="float64"), ConfigError, "ModelConfig.dtype"),
     ("LoRA target not in the family", lambda tmp: _engine(model={"lora_target_modules": ("self_attn.q_proj",)}),
-     ValueError, "matches no module of this model"),
+     ConfigError, "ModelConfig.lora_target_modules=['self_attn.q_proj']: LoRA target 'self_attn.q_proj' matches no "
+     "module of this model"),
     ("val_batches < 0", lambda tmp: TrainingConfig(val_batches=-1), ConfigError, "val_batches"),
     ("dataset not UTF-8", non_utf8_dataset, ValueError, "is not UTF-8 text (byte 0xe9"),
     ("CSV without mr/ref columns", csv_without_known_columns, ValueError, "found fields ['meaning', 'sentence']"),

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fedsllm_env.errors import ConfigError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.model import build_random_gpt2, build_random_model
@@ -113,5 +114,8 @@ def test_target_names_resolve_per_family():
                                               "self_attn.o_proj")
     assert llama.resolve_targets(("mlp",)) == ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
     assert llama.resolve_targets(("self_attn.v_proj",)) == ("self_attn.v_proj",)
-    with pytest.raises(ValueError, match="matches no module"):
+    # bad names are a configuration error (model.lora_target_modules), which the commands print as one line
+    with pytest.raises(ConfigError, match="LoRA target 'attn.qkv' matches no module"):
         llama.resolve_targets(("attn.qkv",))
+    with pytest.raises(ConfigError, match="at least one target module"):
+        llama.resolve_targets(())

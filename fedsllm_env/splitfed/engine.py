@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from fedsllm_env.config import FedsLLMConfig, TrainingConfig
-from fedsllm_env.errors import TrainingDiverged, TrainingError
+from fedsllm_env.errors import ConfigError, TrainingDiverged, TrainingError
 from fedsllm_env.profile import wire_bits
 from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.devices import check_device_available
@@ -157,7 +157,10 @@ class SplitFedEngine:
             p.requires_grad_(False)
         self.tokenizer = tokenizer
         self.shape = self.adapter.shape(model)
-        self.shape.resolve_targets(tuple(m.lora_target_modules))  # unknown target names fail here
+        try:  # unknown target names fail here, naming the field
+            self.shape.resolve_targets(tuple(m.lora_target_modules))
+        except ConfigError as e:
+            raise ConfigError(f"ModelConfig.lora_target_modules={list(m.lora_target_modules)}: {e}") from None
         self.vocab_rows = int(model.get_input_embeddings().num_embeddings)
         self.wire_bits = wire_bits(m.activation_bits, m.dtype)
         self.num_clients = cfg.wireless.num_clients
