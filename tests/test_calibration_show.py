@@ -38,3 +38,18 @@ def test_show_prints_the_grid_with_seed_spread_and_censored_cells(tmp_path, caps
     e1, std1 = (float(x) for x in grid["1"][1].split(" ± "))
     assert e1 > 0 and std1 > 0  # the two seeds differ (tau depends on the seed)
     assert not (tmp_path / "never").exists()  # nothing trained, nothing written
+
+
+def test_show_into_a_pipe_closed_early_is_not_an_error():
+    """``fedsllm calibrate --show FILE | head -1``: the reader leaves early; no traceback, exit status 0."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['fedsllm', 'calibrate', '--show', 'fedsllm_env/data/calibration.json']; "
+            "from train_scripts.cli import main; sys.exit(main())")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    proc.stdout.close()  # the reader goes away before the first line (as `head` does after its lines)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

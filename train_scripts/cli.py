@@ -6,6 +6,7 @@ Stable-Baselines3.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -105,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"fedsllm {command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the output went to a pipe that closed early (`fedsllm ... | head`): not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     finally:
         if quiet:
             del os.environ["TQDM_DISABLE"]
