@@ -40,6 +40,8 @@ __all__ = [
     "make_eval_env",
     "merge_config",
     "check_policy_fits",
+    "spaces_fit",
+    "clients_of_spaces",
     "run_episode",
     "evaluate_policy_on_seeds",
     "PolicySource",
@@ -181,34 +183,105 @@ def _space_text(space: Any) -> str:
     return f"{type(space).__name__}{tuple(getattr(space, 'shape', ()) or ())}"
 
 
-def _cell_text(cfg: Any) -> str:
+def _same_space(a: Any, b: Any) -> bool:
+    """Same kind and shape (and, for MultiDiscrete, the same number of choices per entry)."""
+    if type(a) is not type(b) or getattr(a, "shape", None) != getattr(b, "shape", None):
+        return False
+    if isinstance(a, gym.spaces.MultiDiscrete):
+        return bool(np.array_equal(a.nvec, b.nvec))
+    return True
+
+
+def spaces_fit(policy: Any, env: gym.Env) -> bool:
+    """Whether ``policy`` can act in ``env``: its observation and action spaces equal the env's (kind, shape and
+    MultiDiscrete choices); a policy without spaces (a baseline, bound to its env) always fits."""
+    obs_space, act_space = getattr(policy, "observation_space", None), getattr(policy, "action_space", None)
+    if obs_space is None or act_space is None:
+        return True
+    return _same_space(obs_space, env.observation_space) and _same_space(act_space, env.action_space)
+
+
+OBS_FIXED = 4
+"""Observation entries that do not grow with K (split, rank, val_loss, round: :mod:`fedsllm_env.spaces`)."""
+
+
+def clients_of_spaces(observation_space: Any, action_space: Any, num_subchannels: int | None = None) -> int | None:
+    """The number of clients K a fixed-K agent's spaces were built for, read from the layouts of
+    :mod:`fedsllm_env.spaces` (observation ``K (M + N + 2) + 4``) and :mod:`fedsllm_env.codecs` (Box actions
+    ``(K + 1)(M + N + 2)``, priority actions ``2 K + 4``, MultiDiscrete owners with K choices); None when no K gives
+    them.
+
+    Args:
+        observation_space: the agent's observation space.
+        action_space: the agent's action space.
+        num_subchannels: M + N, needed only for the hybrid actions (cut and rank only: the observation alone
+            fixes K (M + N + 2)); None: K stays unknown there.
+    """
+    obs = getattr(observation_space, "shape", None)
+    if not isinstance(observation_space, gym.spaces.Box) or obs is None or len(obs) != 1:
+        return None
+    grown = int(obs[0]) - OBS_FIXED  # K (M + N + 2)
+
+    def fits(k: int, per_client: int) -> bool:  # M + N >= 2: at least one subchannel per link
+        return k >= 1 and per_client >= 4 and k * per_client == grown
+
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        nvec = np.asarray(action_space.nvec).ravel()
+        if nvec.size > 2:  # owners of the M + N subchannels (K choices each), their power levels, cut, rank
+            k = int(nvec[0])
+            return k if fits(k, (nvec.size - 2) // 2 + 2) else None
+        if num_subchannels is not None and grown > 0 and grown % (num_subchannels + 2) == 0:
+            k = grown // (num_subchannels + 2)
+            return k if fits(k, num_subchannels + 2) else None
+        return None
+    if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape or ()) != 1:
+        return None
+    act = int(action_space.shape[0])
+    per_client = act - grown  # Box codec: (K + 1)(M + N + 2) - K (M + N + 2)
+    if per_client > 0 and grown % per_client == 0 and fits(grown // per_client, per_client):
+        return grown // per_client
+    if (act - 4) % 2 == 0 and act > 4:  # priority actions: 2 K + 4
+        k = (act - 4) // 2
+        if grown % k == 0 and fits(k, grown // k):
+            return k
+    return None
+
+
+def _cell_text(cfg: Any, k: int | None = None) -> str:
+    """``K = 5, M = 10, N = 10`` from a config, ``K = 5`` from the spaces alone, or ``an unknown K``."""
     w = getattr(cfg, "wireless", None)
-    return "" if w is None else f" (K = {w.num_clients}, M = {w.num_subchannels_ms}, N = {w.num_subchannels_fs})"
+    if w is not None:
+        return f"K = {w.num_clients}, M = {w.num_subchannels_ms}, N = {w.num_subchannels_fs}"
+    return "an unknown K" if k is None else f"K = {k}"
 
 
-def check_policy_fits(policy: Any, env: gym.Env, name: str = "policy", trained_with: Any = None) -> None:
-    """ConfigError (a ValueError) naming both shapes when a trained agent's observation or action space differs
-    from ``env``'s, e.g. a K = 5 agent in a K = 20 preset; policies without spaces (baselines) always fit.
+def check_policy_fits(policy: Any, env: gym.Env, name: str = "policy", trained_with: Any = None,
+                      hint: str = "act with it in the cell it was trained in") -> None:
+    """ConfigError (a ValueError) naming the agent's K and the env's K (and both spaces) when a trained fixed-K
+    agent's observation or action space differs from ``env``'s, e.g. a K = 5 agent in a K = 20 preset; policies
+    without spaces (baselines) always fit.
 
     Args:
         policy: the policy (an SB3 model has ``observation_space`` and ``action_space``).
         env: the env it is about to act in.
-        name: the policy's name, for the message.
-        trained_with: the config the agent was trained with (its K, M, N go into the message), if known.
+        name: the policy's name (or path), for the message.
+        trained_with: the config the agent was trained with (its K, M, N go into the message), if known; else K
+            is read from the agent's spaces (:func:`clients_of_spaces`).
+        hint: what to do about it, at the end of the message.
     """
-    obs_space, act_space = getattr(policy, "observation_space", None), getattr(policy, "action_space", None)
-    if obs_space is None or act_space is None:
+    if spaces_fit(policy, env):
         return
-    env_obs, env_act = env.observation_space, env.action_space
-    if (type(obs_space) is type(env_obs) and obs_space.shape == env_obs.shape and type(act_space) is type(env_act)
-            and _space_text(act_space) == _space_text(env_act)):
-        return
+    obs_space, act_space = policy.observation_space, policy.action_space
+    env_cfg = getattr(env.unwrapped, "config", None)
+    w = getattr(env_cfg, "wireless", None)
+    agent_k = None if trained_with is not None else clients_of_spaces(
+        obs_space, act_space, None if w is None else w.num_subchannels_ms + w.num_subchannels_fs)
     env_id = getattr(getattr(env, "spec", None), "id", None) or type(env.unwrapped).__name__
-    raise ConfigError(f"{name} was trained with observation {_space_text(obs_space)} and action "
-                      f"{_space_text(act_space)}{_cell_text(trained_with)}, but {env_id} has observation "
-                      f"{_space_text(env_obs)} and action {_space_text(env_act)}"
-                      f"{_cell_text(getattr(env.unwrapped, 'config', None))}: evaluate it with the env config it "
-                      "was trained with (drop --preset / --config, or keep its clients and subchannels)")
+    raise ConfigError(f"{name} was trained with {_cell_text(trained_with, agent_k)} (observation "
+                      f"{_space_text(obs_space)}, action {_space_text(act_space)}), but {env_id} has "
+                      f"{_cell_text(env_cfg)} (observation {_space_text(env.observation_space)}, action "
+                      f"{_space_text(env.action_space)}): an agent's spaces are fixed by the K (and M, N) it was "
+                      f"trained with; {hint}")
 
 
 def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",

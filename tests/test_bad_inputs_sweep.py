@@ -527,10 +527,12 @@ CLI_CASES = [
     (["evaluate", "--ray-address", "bogus://x"], "got 'bogus://x'"),
     (["evaluate", "--ray-address", "ray://127.0.0.1:1", "--policies", "equal_power"],
      "--ray-address 'ray://127.0.0.1:1': nothing answers at 127.0.0.1:1"),
-    (["evaluate", "--policies", "{agent}", "--preset", "server-scarce"], "--policies: ppo (k5) was trained with "
-     "observation Box(114,) and action Box(132,) (K = 5, M = 10, N = 10), but FedsLLM-Surrogate-v0 has observation "
-     "Box(844,) and action Box(882,) (K = 20, M = 20, N = 20)"),
-    (["evaluate", "--policies", "{agent}", "--config", "{cfg}"], "(K = 5, M = 10, N = 10), but"),
+    (["evaluate", "--policies", "{agent}", "--preset", "server-scarce"], "k5: ppo (k5) was trained with K = 5, "
+     "M = 10, N = 10 (observation Box(114,), action Box(132,)), but FedsLLM-Surrogate-v0 has K = 20, M = 20, N = 20 "
+     "(observation Box(844,), action Box(882,)): an agent's spaces are fixed by the K (and M, N) it was trained "
+     "with; evaluate it with the env config it was trained with (drop --preset / --config"),
+    (["evaluate", "--policies", "{agent}", "--config", "{cfg}"], "was trained with K = 5, M = 10, N = 10 "
+     "(observation Box(114,), action Box(132,)), but FedsLLM-Surrogate-v0 has K = 6, M = 10, N = 10"),
     (["evaluate", "--policies", "priority_heuristic", "--env-id", "FedsLLM-Surrogate-v0"], "priority_heuristic acts "
      "with priority actions, in ['FedsLLM-Priority-v0', 'FedsLLM-Surrogate-Priority-v0'] only, not in --env-id "
      "FedsLLM-Surrogate-v0"),
@@ -597,8 +599,9 @@ def test_run_episode_names_both_shapes_when_an_agent_does_not_fit(k5_agent, cali
     agent = load_agent(k5_agent / "model.zip", algo="ppo")
     env = gym.make("FedsLLM-Surrogate-v0", config={"calibration_path": calibration_path,
                                                    "wireless": {"num_clients": 6}})
-    with pytest.raises(ConfigError, match=re.escape("ppo was trained with observation Box(114,) and action "
-                                                    "Box(132,), but FedsLLM-Surrogate-v0 has observation Box(")):
+    with pytest.raises(ConfigError, match=re.escape("ppo was trained with K = 5 (observation Box(114,), action "
+                                                    "Box(132,)), but FedsLLM-Surrogate-v0 has K = 6, M = 10, N = 10 "
+                                                    "(observation Box(")):
         run_episode(agent, env, seed=0, name="ppo")
 
 

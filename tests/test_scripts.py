@@ -201,7 +201,7 @@ def test_benchmark_with_the_real_baselines(tmp_path, calibration_path):
     _check_benchmark(out, BASELINE_NAMES)
 
 
-def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
+def test_figures_tiny(tmp_path, calibration_path, fake_baselines, capsys):
     run = train.main(["--total-timesteps", "128", "--hyperparams", TINY_PPO, "--calibration-path", calibration_path,
                       "--runs-dir", str(tmp_path), "--run-name", "agent", "--no-progress-bar",
                       "--eval-freq", "64", "--eval-episodes", "1"])
@@ -220,6 +220,10 @@ def test_figures_tiny(tmp_path, calibration_path, fake_baselines):
     assert data["seeds"] == [0] and data["rounds_per_point"] == 1
     assert data["clients"]["std"]["optimizer"] == [0.0, 0.0]
     assert data["clients"]["not_drawn"][agent].startswith("points missing: not applicable at K = 3")
+    printed = capsys.readouterr().out  # and one printed line says where it was skipped and why
+    assert (f"delay_vs_clients: {agent} skipped at K = 3: a fixed-K agent acts only with the spaces it was trained "
+            "with (K = 5, M = 10, N = 10); drawn at the other points") in printed
+    assert "delay_vs_bandwidth: ppo" not in printed  # it acts at every bandwidth
     assert len(data["training"]["train_steps"]) > 0 and len(data["training"]["eval_steps"]) == 2
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "baseline_factory",
     "resolve_policy",
     "ResolvedPolicy",
+    "check_agent_fits",
 ]
 
 
@@ -303,3 +304,39 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
     model = load_agent(path, algo=algo)
     name = f"{algo} ({path.parent.name})" if path.name == "model.zip" else f"{algo} ({path.stem})"
     return ResolvedPolicy(name, model, env_id, dict(run_cfg.get("env_overrides", {})), algo)
+
+
+def check_agent_fits(res: ResolvedPolicy, overrides: dict[str, Any], flag: str, spec: str, env_id: str = "",
+                     hint: str = "evaluate it with the env config it was trained with (drop --preset / --config, or "
+                                 "keep its clients and subchannels)") -> None:
+    """UsageError naming ``flag``, the agent's path ``spec``, its K and the env's K when a trained (fixed-K) agent's
+    spaces do not fit the env it is about to act in; checked on the id's surrogate twin (same spaces, no engine
+    built), so call it before any episode is played or anything is written. Baselines always fit.
+
+    Args:
+        res: the resolved policy.
+        overrides: the env config overrides it will act with.
+        flag: the command-line flag that named it, for the message (e.g. ``--policies``).
+        spec: the path (or name) given on the command line.
+        env_id: the id it will act in ("" = ``res.env_id``).
+        hint: what to do about a misfit, at the end of the message.
+    """
+    if not hasattr(res.policy, "observation_space"):
+        return
+    from agents.evaluation import check_policy_fits
+    from fedsllm_env.config import FedsLLMConfig
+    from fedsllm_env.errors import ConfigError
+
+    env_id = env_id or res.env_id
+    variant = dict(gym.spec(env_id).kwargs.get("variant") or {}, mode="surrogate")
+    env = gym.make(env_id, config=overrides, variant=variant)
+    try:
+        trained = FedsLLMConfig.from_dict(res.env_overrides) if res.env_overrides else None
+    except (ConfigError, TypeError):
+        trained = None  # K is then read from the agent's spaces
+    try:
+        check_policy_fits(res.policy, env, res.name, trained, hint=hint)
+    except ConfigError as e:
+        raise UsageError(f"{flag} {spec}: {e}") from None
+    finally:
+        env.close()

@@ -38,6 +38,7 @@ from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
     baseline_factory,
     baseline_names,
+    check_agent_fits,
     env_overrides,
     resolve_policy,
     run_name,
@@ -157,6 +158,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_env_config(cfg)
     overrides = parse_hyperparams(args.hyperparams, args.train_algos)
     agents = [resolve_policy(spec) for spec in args.agents]  # a bad path fails before any training
+    agent_envs = []  # (env id, env overrides) of each agent; a fixed-K agent that cannot act there fails now too
+    for spec, res in zip(args.agents, agents):
+        agent_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
+        agent_cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=res.env_overrides,
+                                  preset=args.preset)
+        check_agent_fits(res, agent_cfg, "--agents", spec, agent_id,
+                         hint="benchmark it with the env config it was trained with (drop --preset / --config, or "
+                              "keep its clients and subchannels)")
+        agent_envs.append((agent_id, agent_cfg))
 
     # ---- seeding: the only place global RNGs are touched --------------------------------------
     seed_everything(args.seed, args.torch_threads)
@@ -183,14 +193,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"trained {algo} on {env_id}: {result.model.num_timesteps} steps in {result.wall_time_s:.1f} s")
         policies.append((f"{algo} ({args.train_timesteps} steps)", result.model, env_id, cfg))
         wall[f"{algo} ({args.train_timesteps} steps)"] = result.wall_time_s
-    for spec, res in zip(args.agents, agents):
+    for spec, res, (agent_id, agent_cfg) in zip(args.agents, agents, agent_envs):
         summary = Path(spec) / "train_summary.json"
         if summary.is_file():
             wall[res.name] = float(json.loads(summary.read_text())["wall_time_s"])
-        env_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
-        policies.append((res.name, res.policy, env_id, env_overrides(args.config, args.calibration_path,
-                                                                     args.max_rounds, base=res.env_overrides,
-                                                                     preset=args.preset)))
+        policies.append((res.name, res.policy, agent_id, agent_cfg))
 
     with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext():
         mapper = functools.partial(ray_map_unordered, num_cpus=args.ray_cpus_per_task,

@@ -21,15 +21,12 @@ from typing import Sequence
 
 import tyro
 
-import gymnasium as gym
-
-from agents.evaluation import bar_callback, check_policy_fits, comparison_rows, evaluate_policies, markdown_table
-from fedsllm_env.config import FedsLLMConfig, check_seed
-from fedsllm_env.errors import ConfigError, SeedError, UsageError
+from agents.evaluation import bar_callback, comparison_rows, evaluate_policies, markdown_table
+from fedsllm_env.config import check_seed
+from fedsllm_env.errors import SeedError, UsageError
 from fedsllm_env.progress import progress_bar
 from train_scripts._checks import at_least, check_env_config, check_env_id, new_output_dir, non_empty
-from train_scripts._common import (ResolvedPolicy, env_overrides, resolve_policy, run_name, save_run_config,
-                                   write_json)
+from train_scripts._common import check_agent_fits, env_overrides, resolve_policy, run_name, save_run_config, write_json
 from train_scripts._ray import check_ray_address, check_ray_cpus, check_ray_gpus, ray_map_unordered, ray_session
 from train_scripts.seeding import seed_everything
 
@@ -88,25 +85,6 @@ def _check_seeds(seeds: Sequence[int]) -> None:
             raise UsageError(f"--seeds {seed}: every seed must be an int >= 0 (a reset seed)") from None
 
 
-def _check_fits(res: ResolvedPolicy, overrides: dict) -> None:
-    """A trained agent's spaces match the env it is evaluated in (checked on the id's surrogate twin, which has
-    the same spaces and builds no engine), before any episode runs."""
-    if not hasattr(res.policy, "observation_space"):
-        return
-    variant = dict(gym.spec(res.env_id).kwargs.get("variant") or {}, mode="surrogate")
-    env = gym.make(res.env_id, config=overrides, variant=variant)
-    try:
-        trained = FedsLLMConfig.from_dict(res.env_overrides) if res.env_overrides else None
-    except (ConfigError, TypeError):
-        trained = None
-    try:
-        check_policy_fits(res.policy, env, res.name, trained)
-    except ConfigError as e:
-        raise UsageError(f"--policies: {e}") from None
-    finally:
-        env.close()
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
     """Evaluate, print and save the table; returns the output folder."""
     args = tyro.cli(Args, args=argv, prog="fedsllm evaluate")
@@ -131,11 +109,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     used = {}
     # baselines act in the env the (first) agent was trained in, unless --config says otherwise
     agent_overrides = next((r.env_overrides for r in resolved if r.algo is not None), {})
-    for res in resolved:
+    for spec, res in zip(args.policies, resolved):
         base = res.env_overrides if res.algo is not None else agent_overrides
         cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=None if args.config else base,
                             preset=args.preset)
-        _check_fits(res, cfg)
+        check_agent_fits(res, cfg, "--policies", spec)
         used[res.name] = {"env_id": res.env_id, "env_overrides": cfg}
         entries.append((res.name, res.policy, res.env_id, cfg))
     with ray_session(args.ray_address) if args.ray_address else contextlib.nullcontext() as ray:

@@ -30,11 +30,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tyro
 
-from agents.evaluation import evaluate_policy_on_seeds, make_eval_env, merge_config
+from agents.evaluation import clients_of_spaces, evaluate_policy_on_seeds, make_eval_env, merge_config, spaces_fit
 from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig, merge_overrides
 from fedsllm_env.errors import ConfigError, MissingFileError, UsageError
-from fedsllm_env.registration import PRIORITY_IDS
+from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS
 from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty
 from train_scripts._common import (
     BOX_ENV_ID,
@@ -156,17 +156,49 @@ def _point(policy: Any, cfg: dict[str, Any], seeds: Sequence[int], rounds: int, 
     return _mean_std(_per_seed(records))
 
 
+AGENT_IDS = (BOX_ENV_ID, PRIORITY_IDS["surrogate"], ENV_IDS[("surrogate", "multidiscrete")],
+             ENV_IDS[("surrogate", "hybrid")])
+"""The surrogate ids an agent may act in, tried in this order at every sweep point."""
+
+
 def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
-    """The surrogate id (Box or Priority) whose spaces fit the agent at this config, None if neither does."""
-    for env_id in (BOX_ENV_ID, PRIORITY_IDS["surrogate"]):
-        env = make_eval_env(env_id, cfg)
+    """The surrogate id (Box, Priority, Discrete or Hybrid) whose spaces fit the agent at this config (same kind,
+    shape and choices: :func:`agents.evaluation.spaces_fit`), None if none does."""
+    for id_ in AGENT_IDS:
+        env = make_eval_env(id_, cfg)
         try:
-            if (env.observation_space.shape == model.observation_space.shape
-                    and env.action_space.shape == model.action_space.shape):
-                return env_id
+            if spaces_fit(model, env):
+                return id_
         finally:
             env.close()
     return None
+
+
+def agent_cell(policy: Any, trained_with: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The cell a fixed-K agent was trained in, for the printed lines: ``K = 5, M = 10, N = 10`` from its run's
+    config, else the K its spaces were built for (:func:`agents.evaluation.clients_of_spaces`, with the figures'
+    M + N for a hybrid agent)."""
+    if trained_with:
+        try:
+            w = FedsLLMConfig.from_dict(trained_with).wireless
+            return f"K = {w.num_clients}, M = {w.num_subchannels_ms}, N = {w.num_subchannels_fs}"
+        except (ConfigError, TypeError):
+            pass
+    w = FedsLLMConfig.from_dict(defaults).wireless
+    k = clients_of_spaces(policy.observation_space, policy.action_space, w.num_subchannels_ms + w.num_subchannels_fs)
+    return "an unknown K" if k is None else f"K = {k}"
+
+
+def skipped_line(key: str, name: str, xs: Sequence[float], curve: Sequence[float], cell: str) -> str | None:
+    """One line saying at which points of sweep ``key`` the agent ``name`` was skipped (its spaces do not fit
+    there: NaN points), None when it acted everywhere."""
+    nan = np.isnan(np.asarray(curve, dtype=float))
+    if not nan.any():
+        return None
+    where = f"{SWEEP_SYMBOL.get(key, key)} = {_xtext(xs, nan)}"
+    drawn = "left out of the legend" if nan.all() else "drawn at the other points"
+    return (f"delay_vs_{key}: {name} skipped at {where}: a fixed-K agent acts only with the spaces it was trained "
+            f"with ({cell}); {drawn}")
 
 
 def sweep(policies: dict[str, Any], base: dict[str, Any], patches: Sequence[tuple[float, dict[str, Any]]],
@@ -624,10 +656,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     names = tuple(args.policies) or baseline_names()
     policies: dict[str, Callable[..., Any]] = {name: baseline_factory(name) for name in names}
-    agent = None
+    agent, cell = None, ""
     if args.agent:
         res = resolve_policy(args.agent)
         agent = (res.name, res.policy)
+        cell = agent_cell(res.policy, res.env_overrides, defaults)
     if args.out_dir:
         out = Path(args.out_dir)
     else:
@@ -643,6 +676,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                          stds=stds, seeds=args.seeds, rounds=args.rounds_per_point, labels=labels, notes=notes,
                          short=SWEEP_SYMBOL[key])
         data[key] = {"x": xs, "curves": curves, "std": stds, "not_drawn": left_out}
+        line = skipped_line(key, agent[0], xs, curves[agent[0]], cell) if agent is not None else None
+        if line:
+            print(line)
         means = {n: _mean_label(v) for n, v in curves.items()}
         print(f"delay_vs_{key}.png (mean over x): " + ", ".join(f"{n}={m}" for n, m in means.items()))
     if args.backbone_report:
