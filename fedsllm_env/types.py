@@ -59,10 +59,11 @@ class Decision:
     """(M,) transmit power its owner uses on each MS subchannel, W."""
     power_fs_w: np.ndarray
     """(N,) transmit power its owner uses on each FS subchannel, W."""
-    split: int
-    """Cut index c: blocks 1..c on clients, c+1..L on the main server."""
-    rank: int
-    """LoRA rank r shared by every adapter."""
+    split: int | np.ndarray
+    """Cut index c: blocks 1..c on clients, c+1..L on the main server (or a (K,) array, a cut c_k per client:
+    the heterogeneous model of ``fedsllm_env.delay``)."""
+    rank: int | np.ndarray
+    """LoRA rank r shared by every adapter (or a (K,) array, a rank r_k per client)."""
 
     def replace(self, **changes: Any) -> Decision:
         """Copy with some fields changed."""
@@ -77,8 +78,8 @@ class Decision:
             "assign_fs": self.assign_fs.tolist(),
             "power_ms_w": self.power_ms_w.tolist(),
             "power_fs_w": self.power_fs_w.tolist(),
-            "split": int(self.split),
-            "rank": int(self.rank),
+            "split": np.asarray(self.split).astype(int).tolist(),
+            "rank": np.asarray(self.rank).astype(int).tolist(),
         }
 
 
@@ -112,8 +113,8 @@ class DelayBreakdown:
     """Activation payload of one client per iteration (without labels), bits."""
     label_bits: float
     """Label payload of one client per iteration, bits."""
-    lora_bits: float
-    """Client-side LoRA payload of one client per round, bits."""
+    lora_bits: float | np.ndarray
+    """Client-side LoRA payload of one client per round, bits ((K,), client by client, for a per-client profile)."""
 
     def as_info(self) -> dict[str, float]:
         """Plain floats for ``info`` / logging (per-client arrays are reported by their max)."""
@@ -129,7 +130,7 @@ class DelayBreakdown:
             "round_s": float(self.round_s),
             "activation_bits": float(self.activation_bits),
             "label_bits": float(self.label_bits),
-            "lora_bits": float(self.lora_bits),
+            "lora_bits": float(np.max(self.lora_bits)),
         }
 
 

@@ -4,6 +4,11 @@ Every per-(split, rank) constant (payload bits, client/server FLOPs, fixed-rate 
 tabulated once by calling the single-env functions of :mod:`fedsllm_env.delay`, so the batched
 arithmetic below repeats the single env's operations element by element and gives bit-identical
 results (tested). Arrays: ``B`` envs, ``K`` clients, ``M``/``N`` subchannels on the MS/FS links.
+
+A cut and a rank per client (``split_idx`` / ``rank_idx`` of shape (B, K); the heterogeneous model of
+:mod:`fedsllm_env.delay`) go through :func:`batched_round_delay_per_client`, which repeats the single model's
+per-client operations and its cut-by-cut server sum (:func:`fedsllm_env.delay.server_flops_sum`), so row i
+equals ``round_delay`` of env i bit for bit, and an all-equal row equals the shared-cut path.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, server_compute_s
+from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, server_compute_s, server_flops_sum
+from fedsllm_env.errors import InfeasibleDecisionError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import Scenario
 from fedsllm_env.vector.channel import BatchedChannel
 from fedsllm_env.batched import batched_bincount, take_rows
 from fedsllm_env.vector.codecs import BatchedDecisions
 
-__all__ = ["LinkLayout", "DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay"]
+__all__ = ["LinkLayout", "DelayTables", "BatchedDelay", "batched_client_rates_bps", "batched_round_delay",
+           "batched_round_delay_per_client", "per_client_indices"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class DelayTables:
     """Noise PSD N0, W/Hz."""
     links: LinkLayout
     """Per-subchannel constants of both links."""
+    server_flops: np.ndarray
+    """Main-server forward FLOPs per sequence (blocks c+1..L and the LM head at rank r), the per-client
+    server sum's F (:func:`fedsllm_env.delay.server_flops_sum`)."""
 
     @classmethod
     def build(cls, shape: ModelShape, cfg: FedsLLMConfig, rounds_needed) -> DelayTables:
@@ -92,7 +102,7 @@ class DelayTables:
         unit = Scenario(np.ones(1), np.ones(1), np.ones(1))  # one client of peak 1 FLOP/s
         tab = {k: np.empty((n_split, len(ranks))) for k in
                ("up_bits", "act_bits", "label_bits", "lora_bits", "client_flops", "server_s", "down_s",
-                "broadcast_s")}
+                "broadcast_s", "server_flops")}
         for s in range(n_split):
             for j, r in enumerate(ranks):
                 act, label, lora = payload_bits(shape, s + 1, r, cfg)
@@ -103,6 +113,8 @@ class DelayTables:
                 tab["server_s"][s, j] = server_compute_s(shape, s + 1, r, w.num_clients, cfg)
                 tab["down_s"][s, j] = act / w.downlink_rate_bps
                 tab["broadcast_s"][s, j] = lora / w.broadcast_rate_bps
+                tab["server_flops"][s, j] = shape.server_forward_flops(s + 1, cfg.training.seq_len, r,
+                                                                       cfg.model.lora_target_modules)
         e_rc = np.array([[float(rounds_needed(r, s + 1)) for r in ranks] for s in range(n_split)])
         n0 = noise_psd_w_per_hz(w.noise_psd_dbm_per_hz)
         return cls(**tab, rounds_needed=e_rc, n0_w_per_hz=n0, links=LinkLayout.build(cfg, n0))
@@ -126,6 +138,7 @@ class BatchedDelay:
     activation_bits: np.ndarray
     label_bits: np.ndarray
     lora_bits: np.ndarray
+    """(B,) bits of every client's adapter, or (B, K) client by client for per-client profiles."""
 
     client_maxima: np.ndarray | None = None
     """(4, B) max over the clients of client_forward_s, client_backward_s, activation_upload_s and lora_upload_s
@@ -150,7 +163,7 @@ class BatchedDelay:
             "round_s": self.round_s,
             "activation_bits": self.activation_bits,
             "label_bits": self.label_bits,
-            "lora_bits": self.lora_bits,
+            "lora_bits": self.lora_bits if self.lora_bits.ndim == 1 else client_max(self.lora_bits),
         }
 
 
@@ -198,14 +211,17 @@ def _upload_time_s(bits: np.ndarray, rates_bps: np.ndarray, out: np.ndarray | No
 
 def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDecisions,
                         channel: BatchedChannel) -> BatchedDelay:
-    """:func:`fedsllm_env.delay.round_delay` for B envs at once (no feasibility check).
+    """:func:`fedsllm_env.delay.round_delay` for B envs at once (no feasibility check), s.
 
     Args:
         tables: per-(split, rank) constants.
         cfg: env config.
-        dec: the decisions (owners, powers, split and rank indices).
+        dec: the decisions (owners, powers, split and rank indices: (B,) shared by the clients of an env, or
+            (B, K) one per client, then priced by :func:`batched_round_delay_per_client`).
         channel: gains, loads and device compute of every env.
     """
+    if dec.split_idx.ndim != 1 or dec.rank_idx.ndim != 1:
+        return batched_round_delay_per_client(tables, cfg, dec, channel)
     k = channel.k
     assign, power_w = dec.both_links()
     links = tables.links
@@ -235,3 +251,86 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
     return BatchedDelay(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
                         tables.act_bits.ravel()[cell], tables.label_bits.ravel()[cell], lora_bits,
                         maxima[[3, 4, 5, 2]])
+
+
+def per_client_indices(split_idx, rank_idx, num_envs: int, num_clients: int, num_splits: int,
+                       num_ranks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, K) split and rank indices of every client from (B,) (shared in an env) or (B, K) index arrays.
+
+    Raises:
+        InfeasibleDecisionError: a shape other than (B,) / (B, K), a non-integer dtype, or an index outside
+            0..L-2 (cuts 1..L-1) / 0..R-1 (the candidate ranks).
+    """
+    out = []
+    for name, idx, n in (("split_idx", split_idx, num_splits), ("rank_idx", rank_idx, num_ranks)):
+        idx = np.asarray(idx)
+        if idx.shape not in ((num_envs,), (num_envs, num_clients)):
+            raise InfeasibleDecisionError([f"{name} must have shape ({num_envs},) or ({num_envs}, {num_clients}), "
+                                           f"got {idx.shape}"])
+        if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
+            raise InfeasibleDecisionError([f"{name} must hold integer indices, got dtype {idx.dtype}"])
+        bad = (idx < 0) | (idx >= n)
+        if bad.any():
+            where = np.argwhere(bad)[:10].tolist()
+            raise InfeasibleDecisionError([f"{name} must be in [0, {n - 1}], got {idx[bad][:10].tolist()} at "
+                                           f"{where}"])
+        out.append(np.broadcast_to(idx[:, None], (num_envs, num_clients)) if idx.ndim == 1 else idx)
+    return out[0], out[1]
+
+
+def batched_round_delay_per_client(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDecisions,
+                                   channel: BatchedChannel, global_rank_idx: int | None = None) -> BatchedDelay:
+    """:func:`fedsllm_env.delay.round_delay` with a cut and a rank per client, for B envs (no feasibility check), s.
+
+    Args:
+        tables: per-(split, rank) constants.
+        cfg: env config.
+        dec: the decisions; ``split_idx`` (cut - 1) and ``rank_idx`` (index into ``cfg.model.ranks``) of shape
+            (B, K), one per client, or (B,), shared by the clients of an env.
+        channel: gains, loads and device compute of every env.
+        global_rank_idx: index of the MS adapters' rank r_g; None: max_k r_k of each env.
+
+    Returns:
+        The delay terms; per-client arrays (B, K) (``lora_bits`` too: client k's adapter), ``server_compute_s``
+        (B,) summed over the clients' cuts, ``broadcast_s`` (B,) of the largest adapter.
+
+    Raises:
+        InfeasibleDecisionError: bad index shapes, dtypes or values (:func:`per_client_indices`).
+    """
+    k = channel.k
+    n_split, n_rank = tables.up_bits.shape
+    b = dec.split_idx.shape[0]
+    split_idx, rank_idx = per_client_indices(dec.split_idx, dec.rank_idx, b, k, n_split, n_rank)
+    assign, power_w = dec.both_links()
+    links = tables.links
+    owner_gain = take_rows(channel.gain, assign * links.stride + links.base)
+    rates = batched_client_rates_bps(owner_gain, assign + links.client_offset, power_w, 2 * k, links.bandwidth_hz,
+                                     tables.n0_w_per_hz, links.noise_w)
+    rate_ms, rate_fs = rates[:, :k], rates[:, k:]
+    cell = split_idx * n_rank + rank_idx  # (B, K) flat (split, rank) table index of every client
+    available = channel.peak_flops * (1.0 - channel.load)
+    fwd = tables.client_flops.ravel()[cell] / available
+    bwd = cfg.compute.backward_factor * fwd
+    act_bits = tables.act_bits.ravel()[cell]
+    up = _upload_time_s(tables.up_bits.ravel()[cell], rate_ms)
+    down = tables.down_s.ravel()[cell]
+    lora_bits = tables.lora_bits.ravel()[cell]
+    lora_up = _upload_time_s(lora_bits, rate_fs)
+    if global_rank_idx is None:
+        rg = client_max(rank_idx)  # ranks are sorted ascending (config rule): the largest index is max_k r_k
+    else:
+        if isinstance(global_rank_idx, bool) or not isinstance(global_rank_idx, (int, np.integer)) or \
+                not 0 <= int(global_rank_idx) < n_rank:
+            raise InfeasibleDecisionError([f"global_rank_idx must be an int in [0, {n_rank - 1}], got "
+                                           f"{global_rank_idx!r}"])
+        rg = np.full(b, int(global_rank_idx))
+    counts = batched_bincount(split_idx, None, n_split)
+    per_cut = tables.server_flops[:, rg].T  # (B, L-1): F of every cut at each env's global rank
+    c = cfg.compute
+    t_server = server_flops_sum(counts, per_cut, cfg.training.batch_size, c.backward_factor) / \
+        (c.server_cpu_freq_hz * c.server_flops_per_cycle)
+    t_iter = client_max(fwd + up) + t_server + client_max(down + bwd)
+    broadcast = client_max(lora_bits) / cfg.wireless.broadcast_rate_bps
+    t_round = cfg.training.local_iterations * t_iter + client_max(lora_up) + broadcast
+    return BatchedDelay(fwd, bwd, up, down, t_server, t_iter, lora_up, broadcast, t_round, rate_ms, rate_fs,
+                        client_max(act_bits), client_max(tables.label_bits.ravel()[cell]), lora_bits)
