@@ -72,8 +72,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fedsllm_env.convergence import (CURVE_TAUS, NoiseModel, ProgressTables, SwitchModel, fit_curve, fit_noise,
-                                     fit_switch_model)
+from fedsllm_env.convergence import (CURVE_TAUS, SWITCH_MODEL, NoiseModel, ProgressTables, SwitchModel, fit_curve,
+                                     fit_noise, fit_switch_model)
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.schedules import parse_schedule
@@ -404,7 +404,7 @@ def progress_model_to_json(fit: dict[str, Any]) -> dict[str, Any]:
             "cells": [{"rank": r, "split": c, "partition": p, "weights": [float(x) for x in w]}
                       for (r, c, p), w in sorted(fit["weights"].items())],
             "noise": {p: n.to_dict() for p, n in sorted(fit["noise"].items())},
-            "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"]}
+            "switch_model": SWITCH_MODEL, "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"]}
 
 
 def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
@@ -415,6 +415,10 @@ def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
     if raw.get("curve_model") != CURVE_MODEL or raw.get("curve_taus") != list(CURVE_TAUS):
         raise ck.fail("progress_model.curve_model", f"= {raw.get('curve_model')!r} is not {CURVE_MODEL!r} with "
                       "this package's time constants; refit with `fedsllm calibrate --refit FILE`")
+    if raw.get("switch_model") != SWITCH_MODEL:
+        raise ck.fail("progress_model.switch_model", f"= {raw.get('switch_model')!r} is not this package's switch "
+                      f"model {SWITCH_MODEL!r} (its parameters mean other things); refit with "
+                      "`fedsllm calibrate --refit FILE --out NEW`")
     weights = {}
     for i, entry in enumerate(ck.seq(ck.get(raw, "cells", "progress_model.cells"), "progress_model.cells")):
         name = f"progress_model.cells[{i}]"

@@ -107,6 +107,7 @@ DESIGNED_SCHEDULES: tuple[str, ...] = (
     "c1r16x10;c3r16",    # cut deeper at a middle rank
     "c1r64x3;c1r8x3*",   # rank oscillation
     "c3r32x8;c1r8",      # cut back and rank down at once
+    "c1r64x2;c1r32x2*",  # fast one-octave oscillation (added after the fidelity check overpriced one)
 )
 """Switch schedules measured by ``fedsllm calibrate --schedules designed`` to fit the surrogate's switch model."""
 

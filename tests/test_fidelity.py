@@ -134,3 +134,34 @@ def test_switch_search_prices_a_schedule_as_the_env_would_play_it(calibration_pa
     cands = candidate_schedules(2, (8, 64), 3, 2)
     assert "c1r8" in cands and "c1r8x3;c2r64" in cands and "c1r8x2;c2r64x1*" in cands
     assert len(cands) == 4 + 4 * 3 * 3 + 6 * 4  # fixed, two-phase (k = 1..3), periodic (each unordered pair)
+
+
+def test_real_from_reuses_stored_real_episodes_and_refuses_other_settings(tmp_path):
+    """--real-from: the stored real episode stands in for training (only the surrogate plays); a file made with
+    another env config or another target loss is refused by name."""
+    import json
+
+    from fedsllm_env.calibration import load_calibration
+    from train_scripts._common import env_overrides
+    from train_scripts.fidelity import Args, run
+
+    cfg = env_overrides("", "", 3)
+    target = load_calibration().target_val_loss
+    stored = {"entry": "c1r64", "kind": "schedule", "mode": "real", "seed": 0, "noise_seed": None, "rounds": 3,
+              "terminated": False, "total_delay_s": 123.0, "final_val_loss": 2.0, "splits": [1] * 3,
+              "ranks": [64] * 3, "wall_s": 1.0}
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"config": cfg, "episodes": [stored], "target_val_loss": target}))
+    result = run(Args(schedules=("c1r64",), policies=(), noise_seeds=(0, 1), max_rounds=3, real_from=str(path)))
+    assert [e["mode"] for e in result["episodes"]].count("real") == 1
+    (row,) = result["rows"]
+    assert row["real_total_delay_s"] == 123.0 and row["real_rounds"] == 3
+    assert result["real_from"] == str(path)
+    path.write_text(json.dumps({"config": env_overrides("", "", 4), "episodes": [stored]}))
+    with pytest.raises(UsageError, match="other episodes"):
+        run(Args(schedules=("c1r64",), policies=(), noise_seeds=(0,), max_rounds=3, real_from=str(path)))
+    path.write_text(json.dumps({"config": cfg, "episodes": [stored], "target_val_loss": target + 0.1}))
+    with pytest.raises(UsageError, match="target loss"):
+        run(Args(schedules=("c1r64",), policies=(), noise_seeds=(0,), max_rounds=3, real_from=str(path)))
+    with pytest.raises(Exception, match="no such file"):
+        run(Args(schedules=("c1r64",), policies=(), noise_seeds=(0,), real_from=str(tmp_path / "none.json")))

@@ -120,13 +120,17 @@ def test_advance_by_hand_equivalent_progress_memory_setbacks_and_shocks():
     # a block crossing the cut loses half of the equivalent progress: cut 2, rank 16 from 3.0 (t = 1) -> t 0.5 + 1
     st = _step(tables, SwitchModel(cut_setback=0.5), 3.0, 4.0, (1, 1), (2, 1))
     assert st.loss[0] == pytest.approx(2.5, abs=1e-15)
-    # a rank increase adds a transient shock of 10 % of the progress made (L0 - L = 2.0), which fades by half a
-    # round; the underlying loss moves on as without it
-    shock = SwitchModel(rank_up_shock=0.1, shock_decay=0.5)
+    # a rank increase 4 -> 16 (two octaves) adds a transient shock of 2 x 5 % of the progress made (L0 - L = 2.0),
+    # which fades by half a round; the underlying loss moves on as without it
+    shock = SwitchModel(rank_up_shock=0.05, shock_decay=0.5)
     st = _step(tables, shock, 2.0, 2.0, (1, 0), (1, 1))
     assert st.loss[0] == 1.0 and st.shock[0] == pytest.approx(0.2) and st.clean_loss[0] == pytest.approx(1.2)
     st = _step(tables, shock, 1.0, 4.0, (1, 1), (1, 1), shock=0.2)
     assert st.shock[0] == pytest.approx(0.1) and st.loss[0] == pytest.approx(0.8)
+    # setbacks count per octave too: 16 -> 4 at 20 % per octave loses 40 % of the equivalent progress: 2.0 lies at
+    # t = 2 on rank 4's row, kept 0.6 x 2 = 1.2, one round on: t = 2.2 -> 2.0 - 0.2 x (2.0 - 1.5) = 1.9
+    st = _step(tables, SwitchModel(rank_down_setback=0.2), 2.0, 4.0, (1, 1), (1, 0))
+    assert st.loss[0] == pytest.approx(1.9, abs=1e-12)
 
 
 def test_batched_surrogate_matches_the_single_one_with_switches(calibration_path):
@@ -174,3 +178,17 @@ def test_switch_fit_recovers_known_parameters_from_noise_free_schedules():
     assert report["rmse"] < 1e-6 < report["rmse_memoryless"]
     for name, value in truth.to_dict().items():
         assert getattr(fitted, name) == pytest.approx(value, abs=2e-3), name
+
+
+def test_a_table_fitted_to_another_switch_model_form_is_refused_with_the_refit_command():
+    import json
+
+    from fedsllm_env.calibration import load_calibration_from_dict
+    from fedsllm_env.errors import CalibrationError
+
+    with open(load_calibration().path) as f:
+        raw = json.load(f)
+    raw["progress_model"]["switch_model"] = "per-switch-v1"  # parameters of another meaning
+    cal = load_calibration_from_dict(raw, "old.json")
+    with pytest.raises(CalibrationError, match="switch_model.*refit"):
+        cal.switch_model

@@ -17,6 +17,11 @@ Example::
 
     fedsllm fidelity --ray-address local                                   # the whole suite (about an hour)
     fedsllm fidelity --schedules c1r64 "c1r64x8;c1r8" --policies --noise-seeds 0 1 2 --max-rounds 40
+    fedsllm fidelity --real-from runs/fidelity.json --calibration-path refitted.json   # re-score the surrogate only
+
+``--real-from`` takes the real episodes of an earlier ``--out`` file instead of training again (the real env
+depends on the calibration only through its target loss, which must be the same), so a new progress model can
+be scored against the same real runs in seconds.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class Args:
     """CPUs each episode task declares (real episodes use that many torch threads)."""
     out: str = ""
     """JSON file for every episode and the table ("" = do not write)."""
+    real_from: str = ""
+    """Earlier --out file whose real episodes are reused (same env config and target loss; "" = train)."""
 
 
 class SchedulePolicy:
@@ -241,6 +248,34 @@ def _check(args: Args) -> None:
         parse_schedule(text)
 
 
+def reused_real_episodes(path: str, cfg: dict[str, Any], target_val_loss: float) -> dict[tuple[str, int], dict]:
+    """The real episodes of an earlier ``fedsllm fidelity --out`` file, by (entry, seed).
+
+    Refused (:class:`UsageError`) when the file is missing or unreadable, or was made with another env config
+    (the calibration path aside) or another target loss (files from before the target was recorded are taken
+    on the config check alone)."""
+    import json
+
+    from fedsllm_env.errors import MissingFileError
+
+    if not Path(path).is_file():
+        raise MissingFileError(f"--real-from {path}: no such file (an earlier `fedsllm fidelity --out` file)")
+    try:
+        data = json.loads(Path(path).read_text())
+        episodes = data["episodes"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--real-from {path}: not a fidelity result ({type(e).__name__}: {e})") from e
+    strip = lambda c: {k: v for k, v in (c or {}).items() if k != "calibration_path"}  # noqa: E731
+    if strip(data.get("config")) != strip(cfg):
+        raise UsageError(f"--real-from {path}: made with env config {strip(data.get('config'))}, this run has "
+                         f"{strip(cfg)}: its real episodes are other episodes")
+    stored = data.get("target_val_loss")
+    if stored is not None and abs(float(stored) - float(target_val_loss)) > 1e-12:
+        raise UsageError(f"--real-from {path}: its real episodes ran to the target loss {stored}, this "
+                         f"calibration's is {target_val_loss}")
+    return {(e["entry"], int(e["seed"])): e for e in episodes if e.get("mode") == "real"}
+
+
 def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
     """Play every job, print the table, optionally write ``--out``; returns rows and records."""
     from fedsllm_env.calibration import load_calibration
@@ -250,7 +285,8 @@ def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
     _check(args)
     cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset)
     full = FedsLLMConfig.from_dict(cfg)
-    n_layer = load_calibration(full.calibration_path or None).shape.n_layer
+    cal = load_calibration(full.calibration_path or None)
+    n_layer = cal.shape.n_layer
     for text in args.schedules:  # ranks or cuts the env does not have: refused before anything runs
         sched = parse_schedule(text)
         SchedulePolicy(sched, full.model.ranks)
@@ -265,8 +301,15 @@ def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
     jobs += [FidelityJob(spec, "policy", mode, seed, noise, cfg) for spec in args.policies
              for seed in args.real_seeds for mode, noises in (("real", (0,)), ("surrogate", args.noise_seeds))
              for noise in noises]
-    threads = max(1, int(args.ray_cpus_per_task))
     records: list[dict[str, Any]] = []
+    if args.real_from:
+        stored = reused_real_episodes(args.real_from, cfg, cal.target_val_loss)
+        reused = [stored[(j.entry, j.seed)] for j in jobs if j.mode == "real" and (j.entry, j.seed) in stored]
+        jobs = [j for j in jobs if not (j.mode == "real" and (j.entry, j.seed) in stored)]
+        records.extend(reused)
+        print(f"real episodes reused from {args.real_from}: {len(reused)}; to play: "
+              f"{sum(j.mode == 'real' for j in jobs)}", flush=True)
+    threads = max(1, int(args.ray_cpus_per_task))
     from fedsllm_env.progress import progress_bar
 
     bar = progress_bar(total=len(jobs), desc="fidelity episodes")
@@ -287,7 +330,8 @@ def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
     rows = fidelity_rows(records)
     print_table(rows)
     result = {"command": command, "rows": rows, "episodes": records, "wall_s": time.perf_counter() - t0,
-              "target_error": TARGET_ERROR, "config": cfg}
+              "target_error": TARGET_ERROR, "config": cfg, "target_val_loss": cal.target_val_loss,
+              "real_from": args.real_from or None}
     if args.out:
         write_json(args.out, result)
         print(f"written to {args.out}")
@@ -297,7 +341,9 @@ def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (``fedsllm fidelity``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = tyro.cli(Args, args=argv, prog="fedsllm fidelity", description=__doc__)
+    from train_scripts._checks import help_description
+
+    args = tyro.cli(Args, args=argv, prog="fedsllm fidelity", description=help_description(__doc__))
     with contextlib.suppress(BrokenPipeError):
         run(args, command=shlex.join(["fedsllm", "fidelity", *argv]))
 
