@@ -34,6 +34,15 @@ persists across rounds. When the cut moves, the Adam state of the moved blocks i
 when the rank changes all adapters are rebuilt (SVD resize) and every optimizer is re-created (state reset).
 Client Adam moments are per client and are not averaged by FedAvg.
 
+Heterogeneous clients (opt-in, SPEC.md "Heterogeneous clients"): ``reset`` and ``run_round`` given a (K,) cut
+and/or rank per client (lists or arrays) use :class:`~fedsllm_env.splitfed.hetero.HeteroSplitLoRAModel`: client
+k runs blocks 1..c_k at rank r_k, the MS's one adapter per block at r_g = max_k r_k (or ``global_rank``) trains
+on every micro-batch it serves (one step per iteration on the mean over the K micro-batches, as above), and the
+end of round aggregates each block over its holders with the ``aggregation`` rule ("zero_pad" or "svd"), each
+client receiving the global adapter truncated to r_k. A profile is validated like the delay model's
+(:func:`fedsllm_env.delay.client_profile`: shape (K,), cuts in 1..L-1, ranks in ``model.ranks``). The mode is
+chosen at ``reset``; the homogeneous profile gives the homogeneous engine's numbers bit for bit.
+
 Determinism: the adapters' initialisation, the data order and any dropout are driven by ``seed``; dropout
 (global RNG) runs inside ``torch.random.fork_rng`` seeded per round, so the caller's global RNG state is
 left unchanged and the same seed gives bit-identical losses on CPU.
@@ -52,12 +61,14 @@ import numpy as np
 import torch
 
 from fedsllm_env.config import FedsLLMConfig, TrainingConfig
+from fedsllm_env.delay import client_profile, is_per_client, server_rank
 from fedsllm_env.errors import ConfigError, TrainingDiverged, TrainingError
 from fedsllm_env.profile import wire_bits
 from fedsllm_env.splitfed.backbones import adapter_for
 from fedsllm_env.splitfed.devices import check_device_available
 from fedsllm_env.splitfed.data import ClientSampler, EncodedSet, encode_examples, load_task, partition
 from fedsllm_env.splitfed.model import load_backbone
+from fedsllm_env.splitfed.hetero import HeteroSplitLoRAModel, check_aggregation
 from fedsllm_env.splitfed.split import SplitLoRAModel, lm_loss
 from fedsllm_env.splitfed.wire import send
 from fedsllm_env.types import RoundOutcome
@@ -127,6 +138,10 @@ class SplitFedEngine:
         tokenizer: The tokenizer matching ``model``.
         weight_decay: AdamW weight decay of the LoRA parameters.
         progress: Show a progress bar if the tiny backbone must be pre-trained.
+        aggregation: Heterogeneous mode only: the rule for adapters of mixed ranks, "zero_pad" (HetLoRA) or
+            "svd" (FlexLoRA) (:mod:`fedsllm_env.splitfed.hetero`).
+        global_rank: Heterogeneous mode only: the rank r_g of the global and MS adapters, one of ``model.ranks``
+            and >= every client's rank; None: max_k r_k of the profile.
 
     Raises:
         ValueError: Only one of model/tokenizer given, bad split/rank, too little data, unsupported family,
@@ -135,9 +150,13 @@ class SplitFedEngine:
     """
 
     def __init__(self, cfg: FedsLLMConfig, model: Any = None, tokenizer: Any = None, weight_decay: float = 0.0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, aggregation: str = "zero_pad", global_rank: int | None = None) -> None:
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither (then cfg.model.backbone is loaded)")
+        self.aggregation = check_aggregation(aggregation)
+        if global_rank is not None:
+            server_rank(np.ones(1, dtype=np.int64), cfg, global_rank)  # one of model.ranks, else the error
+        self.global_rank = None if global_rank is None else int(global_rank)
         self.cfg = cfg
         t, m = cfg.training, cfg.model
         self.device = resolve_device(m.device)
@@ -206,13 +225,36 @@ class SplitFedEngine:
     # ---- state --------------------------------------------------------------------------------------
     @property
     def current_split(self) -> int:
-        """Cut index c currently in use."""
+        """Cut index c currently in use (heterogeneous mode: client 1's cut; see ``current_profile``)."""
         return self.model.split if self.model is not None else int(self.cfg.model.initial_split)
 
     @property
     def current_rank(self) -> int:
-        """LoRA rank currently in use."""
+        """LoRA rank currently in use (heterogeneous mode: the global rank r_g; see ``current_profile``)."""
         return self.model.rank if self.model is not None else int(self.cfg.model.initial_rank)
+
+    @property
+    def heterogeneous(self) -> bool:
+        """Whether the last ``reset`` chose the heterogeneous mode (a cut and a rank per client)."""
+        return isinstance(self.model, HeteroSplitLoRAModel)
+
+    @property
+    def current_profile(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """((K,) cuts, (K,) ranks) currently in use (the shared cut and rank repeated in the homogeneous mode)."""
+        if isinstance(self.model, HeteroSplitLoRAModel):
+            return self.model.cuts, self.model.ranks
+        return (self.current_split,) * self.num_clients, (self.current_rank,) * self.num_clients
+
+    def _profile(self, split: Any, rank: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A validated (K,) profile (InfeasibleDecisionError, a ValueError, listing every problem)."""
+        cuts, ranks = client_profile(split, rank, self.num_clients, self.shape, self.cfg)
+        return tuple(int(c) for c in cuts), tuple(int(r) for r in ranks)
+
+    def _global_rank(self, ranks: tuple[int, ...]) -> int:
+        r_g = server_rank(np.asarray(ranks), self.cfg, self.global_rank)
+        if r_g < max(ranks):
+            raise ValueError(f"global_rank={r_g} < the largest client rank {max(ranks)} of the profile {list(ranks)}")
+        return r_g
 
     @property
     def round_index(self) -> int:
@@ -230,7 +272,8 @@ class SplitFedEngine:
         """Fresh adapters (B = 0: the model equals the backbone), fresh optimizers, data order from ``seed``.
 
         Split and rank return to ``split`` / ``rank`` when given, else ``cfg.model.initial_split`` /
-        ``initial_rank`` (a fresh adapter is built directly at that rank).
+        ``initial_rank`` (a fresh adapter is built directly at that rank). A (K,) sequence or array for either
+        (the other may stay a scalar or None) selects the heterogeneous mode until the next reset.
 
         Returns:
             The validation loss of the backbone (before round 1).
@@ -241,12 +284,21 @@ class SplitFedEngine:
         m = self.cfg.model
         split = int(m.initial_split) if split is None else split
         rank = int(m.initial_rank) if rank is None else rank
-        self._check_split(split)
-        self._check_rank(rank)
+        hetero = is_per_client(split, rank)
+        if hetero:
+            cuts, ranks = self._profile(split, rank)
+            r_g = self._global_rank(ranks)
+        else:
+            self._check_split(split)
+            self._check_rank(rank)
         self.seed = int(seed)
         gen = torch.Generator().manual_seed(_seed_from(seed, 1))
-        self.model = SplitLoRAModel(self.base, self.num_clients, int(rank), int(split),
-                                    m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen, self.adapter)
+        if hetero:
+            self.model = HeteroSplitLoRAModel(self.base, cuts, ranks, r_g, m.lora_scaling, m.lora_dropout,
+                                              m.lora_target_modules, gen, self.adapter, self.aggregation)
+        else:
+            self.model = SplitLoRAModel(self.base, self.num_clients, int(rank), int(split),
+                                        m.lora_scaling, m.lora_dropout, m.lora_target_modules, gen, self.adapter)
         self._resize_gen = torch.Generator().manual_seed(_seed_from(seed, 2))
         self._round_seeds = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 3]))
         self.samplers = [ClientSampler(self.train_set, self.shards[k], self.cfg.training.batch_size,
@@ -268,10 +320,11 @@ class SplitFedEngine:
         self.model.eval()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
+        view = None if isinstance(self.model, HeteroSplitLoRAModel) else 0  # heterogeneous: the global model
         for ids, labels in self.val_batches:
             select = torch.zeros_like(labels, dtype=torch.bool)
             select[:, :-1] = labels[:, 1:] != -100  # positions that predict a labelled token: the head runs there only
-            logits = self.model(ids, client=0, select=select)
+            logits = self.model(ids, client=view, select=select)
             total += torch.nn.functional.cross_entropy(logits.float(), labels[:, 1:][select[:, :-1]],
                                                        reduction="sum").double()
             count += int(logits.shape[0])
@@ -351,25 +404,54 @@ class SplitFedEngine:
         info["moved_blocks"] = float(len(moved))
         return info
 
+    def _apply_profile(self, cuts: tuple[int, ...], ranks: tuple[int, ...]) -> dict[str, float]:
+        """Heterogeneous mode: the new profile; Adam state of every (owner, block) changing hands is reset, and a
+        rank change rebuilds the adapters (every optimizer re-created)."""
+        model = self.model
+        assert isinstance(model, HeteroSplitLoRAModel)
+        changed, moved = model.set_profile(cuts, ranks, self._global_rank(ranks), self._resize_gen)
+        if changed:
+            self._make_optimizers()
+        else:
+            opts = self.client_opts + [self.server_opt]
+            for owner, j in moved:
+                for p in model.block_params(owner, j):
+                    opts[owner].state.pop(p, None)
+        return {"rank_changed": float(changed), "moved_blocks": float(len({j for _, j in moved}))}
+
     def _rng_devices(self) -> list[int]:
         return [self.device.index or 0] if self.device.type == "cuda" else []
 
-    def run_round(self, split: int, rank: int) -> RoundOutcome:
+    def run_round(self, split: int | Any, rank: int | Any) -> RoundOutcome:
         """Run one split-federated round with cut ``split`` and LoRA rank ``rank``.
+
+        In the heterogeneous mode (chosen at ``reset``) each may be a (K,) sequence or array, one per client (a
+        scalar is every client's); ``measured`` then also holds ``lora_bytes_k`` of every client k (``lora_bytes``
+        is the largest).
 
         Raises:
             RuntimeError: ``reset`` was not called.
-            ValueError: ``split`` outside [1, L-1] or ``rank`` < 1.
+            ValueError: ``split`` outside [1, L-1] or ``rank`` < 1; a per-client profile in the homogeneous mode;
+                heterogeneous mode: a bad profile (InfeasibleDecisionError listing every problem) or a rank above
+                ``global_rank``.
             TrainingDiverged: a non-finite loss or adapter (the message names the round, the client and the
                 likely cause).
             TrainingError: a mini-batch without labelled tokens or token ids outside the vocabulary.
         """
         if self.model is None:
             raise RuntimeError("call reset(seed) before run_round")
-        self._check_split(split)
-        self._check_rank(rank)
+        hetero = isinstance(self.model, HeteroSplitLoRAModel)
+        if hetero:
+            cuts, ranks = self._profile(split, rank)
+            self._global_rank(ranks)
+        elif is_per_client(split, rank):
+            raise ValueError("a cut and a rank per client need the heterogeneous mode: call "
+                             "reset(seed, split=<K cuts>, rank=<K ranks>) first")
+        else:
+            self._check_split(split)
+            self._check_rank(rank)
         t0 = time.perf_counter()
-        info = self._apply_action(int(split), int(rank))
+        info = self._apply_profile(cuts, ranks) if hetero else self._apply_action(int(split), int(rank))
         t = self.cfg.training
         model = self.model
         train_s = 0.0
@@ -391,7 +473,8 @@ class SplitFedEngine:
                     received, act_bytes = send(act, self.wire_bits)
                     sent = received.requires_grad_(True)
                     # main server: forward + backward of its part for this micro-batch
-                    loss = lm_loss(model.server_logits(sent), labels)
+                    logits = model.server_logits(sent, client=k) if hetero else model.server_logits(sent)
+                    loss = lm_loss(logits, labels)
                     loss.backward()
                     loss_value = loss.item()
                     self._check_loss(k, it, loss_value, "training")
@@ -414,6 +497,9 @@ class SplitFedEngine:
         s0 = time.perf_counter()
         self._check_adapters()
         lora_bytes = model.fedavg_clients(self.data_sizes.tolist(), self.cfg.model.activation_bits)
+        if hetero:
+            info.update({f"lora_bytes_{k}": float(n) for k, n in enumerate(lora_bytes)})
+            lora_bytes = max(lora_bytes)
         train_s += time.perf_counter() - s0
         v0 = time.perf_counter()
         self._round += 1
