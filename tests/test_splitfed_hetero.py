@@ -310,7 +310,23 @@ def test_mixed_profile_is_deterministic_and_leaves_the_global_rng(base, tok):
     state = torch.random.get_rng_state()
     a, b, c = run(3), run(3), run(4)
     assert a == b and a[1:] != c[1:] and all(np.isfinite(a))
+    assert a[2] < a[0] and a[4] < a[2] and a[6] < a[4]  # the validation loss falls round after round
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_engine_round_with_a_mixed_profile_for_other_families(family, tok):
+    """A full round of each other family: finite losses, the validation loss moves, uploads as the delay model."""
+    model = build_random_model(tiny_config(family, len(tok), n_layer=4, pad_id=tok.pad_token_id,
+                                           eos_id=tok.eos_token_id), seed=3)
+    eng = SplitFedEngine(cfg(dropout=0.0, local_iterations=1, num_train_samples=48, num_val_samples=8),
+                         model=model, tokenizer=tok, progress=False, aggregation="svd")
+    cuts, ranks = [3, 1, 2], [2, 4, 1]
+    v0 = eng.reset(0, split=cuts, rank=ranks)
+    out = eng.run_round(cuts, ranks)
+    assert np.isfinite(out.train_loss) and np.isfinite(out.val_loss) and out.val_loss != v0
+    for k in range(K):
+        assert out.measured[f"lora_bytes_{k}"] * 8 == payload_bits(eng.shape, cuts[k], ranks[k], eng.cfg)[2]
 
 
 # ---- errors -------------------------------------------------------------------------------------------------------
