@@ -9,6 +9,9 @@
 - :func:`exact_optimum`: brute-force optimum of small instances; :func:`regime_problem`: random small
   instances in named regimes (default, server-scarce, binding total power, random power).
 - :class:`OptimizerAllocator`: the hybrid ids' allocator (registered as ``"optimizer"`` on import).
+- :class:`HeteroOptimizer`: a cut and a rank per client (coordinate search from the best homogeneous
+  decision), :func:`brute_force_profiles` its tiny-instance reference; E of mixed profiles is unmeasured,
+  :func:`e_conservative_stand_in` is a documented stand-in.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 from baselines.alternating import AlternatingOptimizer, initial_decision
 from baselines.exact import enumerate_assignments, exact_optimum, exact_optimum_joint
 from baselines.heuristics import SCHEMES, solve_optimizer
+from baselines.hetero_optimizer import (HeteroOptimizer, HeteroResult, brute_force_profiles,
+                                        e_conservative_stand_in)
 from baselines.hybrid import OptimizerAllocator, make_hybrid_env
 from baselines.instances import random_problem, sized_config
 from baselines.power import equal_power, reference_link_power_cvxpy, solve_link_power
@@ -30,10 +35,14 @@ __all__ = [
     "REGIMES",
     "BaselineResult",
     "DelayTables",
+    "HeteroOptimizer",
+    "HeteroResult",
     "LinkSpec",
     "OptimizerAllocator",
     "Problem",
     "SCHEMES",
+    "brute_force_profiles",
+    "e_conservative_stand_in",
     "enumerate_assignments",
     "equal_power",
     "exact_optimum",

@@ -63,8 +63,9 @@ class LinkSpec:
     """(K, S) ``N0 B / g_{k,i}``, W."""
     bandwidth_hz: float
     """Bandwidth of one subchannel, Hz."""
-    bits: float
-    """Payload of each client on this link, bits."""
+    bits: float | np.ndarray
+    """Payload of each client on this link, bits: one for all (the paper) or (K,) one per client (heterogeneous
+    profiles: the FS link's LoRA payload of client k)."""
     offset_s: np.ndarray
     """(K,) fixed delay added to each client's upload time (client forward on MS, 0 on FS), s."""
     max_power_w: np.ndarray

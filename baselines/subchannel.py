@@ -59,9 +59,15 @@ from baselines.power import owned_inv_snr, solve_link_power_batch
 from baselines.problem import LinkSpec
 from baselines.waterfill import max_rate_for_power, min_power_for_rate
 
-__all__ = ["greedy_budget_w", "bottleneck_matching", "greedy_assignment", "refine_assignment", "rematch_sets",
+__all__ = ["client_bits", "greedy_budget_w", "bottleneck_matching", "greedy_assignment", "refine_assignment", "rematch_sets",
            "iterated_refine",
            "random_kick", "random_assignment", "CYCLE_MAX_SUBCHANNELS"]
+
+
+def client_bits(spec: LinkSpec) -> np.ndarray:
+    """(K,) payload of every client, bits: ``spec.bits`` is one payload for all (the paper) or one per client
+    (heterogeneous profiles, :mod:`baselines.hetero_optimizer`); equal values give the scalar's arithmetic."""
+    return np.broadcast_to(np.asarray(spec.bits, dtype=float), (spec.num_clients,))
 
 
 def greedy_budget_w(spec: LinkSpec) -> np.ndarray:
@@ -117,9 +123,10 @@ def greedy_assignment(spec: LinkSpec) -> np.ndarray:
     k, s = spec.num_clients, spec.num_subchannels
     a = spec.inv_snr_w
     budget = greedy_budget_w(spec)
+    bits = client_bits(spec)
     single_rate = spec.bandwidth_hz * np.log2(1.0 + budget[:, None] / a)
     with np.errstate(divide="ignore"):
-        single_delay = spec.offset_s[:, None] + np.where(single_rate > 0, spec.bits / single_rate, np.inf)
+        single_delay = spec.offset_s[:, None] + np.where(single_rate > 0, bits[:, None] / single_rate, np.inf)
     first = bottleneck_matching(single_delay)
     assign = np.full(s, -1, dtype=np.int64)
     assign[first] = np.arange(k)
@@ -135,7 +142,7 @@ def greedy_assignment(spec: LinkSpec) -> np.ndarray:
         i = int(free[best])
         assign[i] = straggler
         owned[straggler, i] = a[straggler, i]
-        delay[straggler] = spec.offset_s[straggler] + spec.bits / rate[best]
+        delay[straggler] = spec.offset_s[straggler] + bits[straggler] / rate[best]
     return assign
 
 
@@ -370,7 +377,8 @@ def rematch_sets(spec: LinkSpec, assign: np.ndarray, level_s: float, rtol: float
     cap = np.minimum(spec.max_power_w, spec.total_power_w)
     rcap, _ = max_rate_for_power(coeffs, cap[:, None], spec.bandwidth_hz)
     with np.errstate(divide="ignore"):
-        alone = spec.offset_s[:, None] + np.where(rcap > 0, spec.bits / np.maximum(rcap, 1e-300), np.inf)
+        alone = spec.offset_s[:, None] + np.where(rcap > 0, client_bits(spec)[:, None] / np.maximum(rcap, 1e-300),
+                                                     np.inf)
 
     def matching(t: float) -> np.ndarray | None:
         gap = t - spec.offset_s
