@@ -20,8 +20,10 @@ Algorithm (:class:`HeteroOptimizer`):
    the best is accepted if it lowers the objective (monotone). When none pays, the ``probes`` (2) most promising
    other candidates of that client whose lower bound (MS level >= the slowest forward, FS level >= 0) could still
    beat the incumbent get their subchannels re-assigned (greedy vs current; a move can need another assignment
-   to pay, as a deeper cut does in the homogeneous split-aware step), accepted if better. After each sweep both
-   links are re-assigned as the
+   to pay, as a deeper cut does in the homogeneous split-aware step), accepted if better. If no single client
+   moved and K <= ``pair_max_clients`` (4), every pair of clients is tried moving together over all pairs of
+   cells (same scoring and probes): with min-max links two slow clients may have to offload together before
+   the level drops. After each sweep both links are re-assigned as the
    homogeneous optimizer's subchannel step does (:func:`baselines.steps.improve_link_assignment`: greedy vs
    current, refined by local search, exact power), each link accepted only if its min-max level drops.
 3. Stop when a sweep moves no client and the re-assignment improves nothing (or after ``max_sweeps``).
@@ -262,6 +264,9 @@ class HeteroOptimizer:
     probes: int = 2
     """When no (c, r) of a client pays with the current assignment, re-assign the subchannels for its ``probes``
     most promising other candidates (0: never)."""
+    pair_max_clients: int = 4
+    """When no single client's move pays, try every pair of clients moving together (all pairs of cells) if
+    K <= this (the pair phase costs K (K - 1) / 2 batched scorings of (C R)^2 candidates; 0: never)."""
     probe_refine: bool = False
     """Local search (one start, not iterated) inside the probes; False: greedy vs current only (fast at large K)."""
     homogeneous: AlternatingOptimizer = field(default_factory=AlternatingOptimizer)
@@ -313,8 +318,9 @@ class HeteroOptimizer:
         else:
             for sweeps in range(1, self.max_sweeps + 1):
                 moved = False
-                for client in range(k):
-                    ranked = self._moves(model, decision, client, cand_ci, cand_ri)
+                single = [((c,), cand_ci[:, None], cand_ri[:, None]) for c in range(k)]
+                for clients, set_ci, set_ri in single:
+                    ranked = self._moves(model, decision, clients, set_ci, set_ri)
                     if ranked and ranked[0][0] < current * (1.0 - _REL_IMPROVEMENT):
                         current, decision = ranked[0]
                         history.append(current)
@@ -340,6 +346,32 @@ class HeteroOptimizer:
                             moves += 1
                             moved = True
                             break
+                if not moved and k <= self.pair_max_clients:
+                    # two clients at once (every pair, every pair of cells): a deeper offload can need two clients
+                    # to move together before the min-max level drops
+                    n_cell = cand_ci.size
+                    pi, pj = np.divmod(np.arange(n_cell * n_cell), n_cell)
+                    for pair in itertools.combinations(range(k), 2):
+                        ranked = self._moves(model, decision, pair, np.stack([cand_ci[pi], cand_ci[pj]], axis=1),
+                                             np.stack([cand_ri[pi], cand_ri[pj]], axis=1))
+                        if ranked and ranked[0][0] < current * (1.0 - _REL_IMPROVEMENT):
+                            current, decision = ranked[0]
+                            history.append(current)
+                            moves += 1
+                            moved = True
+                            continue
+                        for _, cand_d in ranked[:self.probes]:
+                            c_p, r_p = np.asarray(cand_d.split), np.asarray(cand_d.rank)
+                            if model.lower_bound_s(c_p, r_p) >= current * (1.0 - _REL_IMPROVEMENT):
+                                continue
+                            re = solve_profile_allocation(model, c_p, r_p, cand_d, self.probe_refine, iterated=False)
+                            value = model.objective_s(c_p, r_p, re)
+                            if value < current * (1.0 - _REL_IMPROVEMENT):
+                                current, decision = value, re
+                                history.append(current)
+                                moves += 1
+                                moved = True
+                                break
                 cuts, ranks = np.asarray(decision.split), np.asarray(decision.rank)
                 re = solve_profile_allocation(model, cuts, ranks, decision, self.refine)
                 value = model.objective_s(cuts, ranks, re)
@@ -354,18 +386,19 @@ class HeteroOptimizer:
                        message=message, wall_s=time.perf_counter() - start)
 
     @staticmethod
-    def _moves(model: ProfileModel, decision: Decision, client: int, cand_ci: np.ndarray,
+    def _moves(model: ProfileModel, decision: Decision, clients: tuple[int, ...], cand_ci: np.ndarray,
                cand_ri: np.ndarray) -> list[tuple[float, Decision]]:
-        """Every other (c, r) of one client (others fixed, within the memory limit), best first: assignments
-        kept, powers re-optimised per candidate."""
+        """Every other (c, r) of the ``clients`` (candidate cell indices (B, len(clients)); the others fixed,
+        within the memory limit), best first: assignments kept, powers re-optimised per candidate."""
         p = model.problem
         tab = p.tables
         cuts, ranks = np.asarray(decision.split), np.asarray(decision.rank)
         ci0, ri0 = model.indices(cuts, ranks)
-        n_b = cand_ci.size
+        n_b = cand_ci.shape[0]
         ci = np.repeat(ci0[None], n_b, axis=0)
         ri = np.repeat(ri0[None], n_b, axis=0)
-        ci[:, client], ri[:, client] = cand_ci, cand_ri
+        idx = list(clients)
+        ci[:, idx], ri[:, idx] = cand_ci, cand_ri
         fwd, lora, server, down_bwd, bcast, fits = model.fixed_terms(ci, ri)
         ms, fs = model.links(ci0, ri0)
         a_ms, a_fs = np.asarray(decision.assign_ms), np.asarray(decision.assign_fs)
@@ -376,7 +409,8 @@ class HeteroOptimizer:
         _, p_fs, _, _ = solve_link_power_batch(own_fs, fs.bandwidth_hz, lora, np.zeros_like(fwd), fs.max_power_w,
                                                fs.total_power_w)
         out: list[tuple[float, Decision]] = []
-        for b in np.flatnonzero(fits & ((cand_ci != ci0[client]) | (cand_ri != ri0[client]))):
+        changed = np.any((cand_ci != ci0[idx]) | (cand_ri != ri0[idx]), axis=1)
+        for b in np.flatnonzero(fits & changed):
             c_b = np.asarray(tab.splits)[ci[b]]
             r_b = np.asarray(tab.ranks)[ri[b]]
             cand = decision.replace(power_ms_w=np.array(p_ms[b]), power_fs_w=np.array(p_fs[b]), split=c_b,
