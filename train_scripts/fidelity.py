@@ -265,7 +265,9 @@ def reused_real_episodes(path: str, cfg: dict[str, Any], target_val_loss: float)
         episodes = data["episodes"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--real-from {path}: not a fidelity result ({type(e).__name__}: {e})") from e
-    strip = lambda c: {k: v for k, v in (c or {}).items() if k != "calibration_path"}  # noqa: E731
+    def strip(c: dict | None) -> dict:  # the calibration path does not change a real episode
+        return {k: v for k, v in (c or {}).items() if k != "calibration_path"}
+
     if strip(data.get("config")) != strip(cfg):
         raise UsageError(f"--real-from {path}: made with env config {strip(data.get('config'))}, this run has "
                          f"{strip(cfg)}: its real episodes are other episodes")
