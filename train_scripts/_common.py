@@ -104,6 +104,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def load_overrides_file(path: str, flag: str = "--config") -> dict[str, Any]:
+    """Nested config overrides from the JSON or YAML file ``path`` given as ``flag`` ("" = none); a missing file
+    or one that does not hold a mapping is a one-line error naming the flag."""
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"{flag} {p} does not exist")
+    data = read_json_or_yaml(p)
+    if not isinstance(data, dict):
+        raise UsageError(f"{flag} {p} must hold a mapping of overrides, got {type(data).__name__}")
+    return data
+
+
 def read_json_or_yaml(path: str | Path) -> Any:
     """Parse a JSON file (YAML for ``.yml``/``.yaml``); a UsageError naming the file if it is not readable or
     gives a key twice (the parsers would keep the last one without a word)."""

@@ -24,7 +24,7 @@ import tyro
 
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import MissingFileError, UsageError
+from fedsllm_env.errors import UsageError
 from fedsllm_env.presets import with_preset
 from train_scripts._checks import help_description
 
@@ -55,23 +55,10 @@ class Args:
 
 
 def _load_overrides(path: str) -> dict:
-    """Nested overrides from a JSON or YAML ``--config`` file ("" = none); the same rules as ``fedsllm calibrate``'s
-    (which imports the engine at module level, so its helper is not imported here)."""
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise MissingFileError(f"--config {p} does not exist")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yml", ".yaml"):
-        import yaml
+    """Nested overrides from a JSON or YAML ``--config`` file ("" = none)."""
+    from train_scripts._common import load_overrides_file
 
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
-    return data
+    return load_overrides_file(path)
 
 
 def rebuild_tiny(cfg: FedsLLMConfig, folder: str) -> dict:

@@ -19,7 +19,6 @@ config's ranks (5 by default) x 3 splits x 2 partitions x 2 seeds = 60 runs of 6
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -34,7 +33,7 @@ import tyro
 from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.calibration import (Calibration, fit_progress_model, load_calibration, load_calibration_from_dict,
                                      progress_model_to_json)
-from fedsllm_env.errors import FedsLLMError, MissingFileError, UsageError
+from fedsllm_env.errors import FedsLLMError, UsageError
 from fedsllm_env.schedules import DESIGNED_SCHEDULES, parse_schedule
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.presets import with_preset
@@ -99,22 +98,10 @@ class Args:
 
 
 def _load_overrides(path: str) -> dict:
-    """Nested overrides from a JSON or YAML file ("" = none)."""
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise MissingFileError(f"--config {p} does not exist")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yml", ".yaml"):
-        import yaml
+    """Nested overrides from a JSON or YAML ``--config`` file ("" = none)."""
+    from train_scripts._common import load_overrides_file
 
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {p} must hold a mapping of overrides, got {type(data).__name__}")
-    return data
+    return load_overrides_file(path)
 
 
 def _config(args: Args) -> FedsLLMConfig:
