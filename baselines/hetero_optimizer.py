@@ -334,14 +334,12 @@ class HeteroOptimizer:
                     for _, cand_d in ranked:
                         if probed >= self.probes:
                             break
-                        c_p, r_p = np.asarray(cand_d.split), np.asarray(cand_d.rank)
-                        if model.lower_bound_s(c_p, r_p) >= current * (1.0 - _REL_IMPROVEMENT):
+                        found = self._probe(model, cand_d, current)
+                        if found is None:
                             continue  # no assignment can make this profile pay
                         probed += 1
-                        re = solve_profile_allocation(model, c_p, r_p, cand_d, self.probe_refine, iterated=False)
-                        value = model.objective_s(c_p, r_p, re)
-                        if value < current * (1.0 - _REL_IMPROVEMENT):
-                            current, decision = value, re
+                        if found[0] < current * (1.0 - _REL_IMPROVEMENT):
+                            current, decision = found
                             history.append(current)
                             moves += 1
                             moved = True
@@ -361,13 +359,9 @@ class HeteroOptimizer:
                             moved = True
                             continue
                         for _, cand_d in ranked[:self.probes]:
-                            c_p, r_p = np.asarray(cand_d.split), np.asarray(cand_d.rank)
-                            if model.lower_bound_s(c_p, r_p) >= current * (1.0 - _REL_IMPROVEMENT):
-                                continue
-                            re = solve_profile_allocation(model, c_p, r_p, cand_d, self.probe_refine, iterated=False)
-                            value = model.objective_s(c_p, r_p, re)
-                            if value < current * (1.0 - _REL_IMPROVEMENT):
-                                current, decision = value, re
+                            found = self._probe(model, cand_d, current)
+                            if found is not None and found[0] < current * (1.0 - _REL_IMPROVEMENT):
+                                current, decision = found
                                 history.append(current)
                                 moves += 1
                                 moved = True
@@ -384,6 +378,15 @@ class HeteroOptimizer:
                     break
         return _finish(model, decision, homogeneous=hom, history=tuple(history), sweeps=sweeps, moves=moves,
                        message=message, wall_s=time.perf_counter() - start)
+
+    def _probe(self, model: ProfileModel, cand: Decision, current: float) -> tuple[float, Decision] | None:
+        """The candidate profile with its subchannels re-assigned and its objective, s; None when its lower bound
+        shows that no assignment can make it beat ``current``."""
+        cuts, ranks = np.asarray(cand.split), np.asarray(cand.rank)
+        if model.lower_bound_s(cuts, ranks) >= current * (1.0 - _REL_IMPROVEMENT):
+            return None
+        re = solve_profile_allocation(model, cuts, ranks, cand, self.probe_refine, iterated=False)
+        return model.objective_s(cuts, ranks, re), re
 
     @staticmethod
     def _moves(model: ProfileModel, decision: Decision, clients: tuple[int, ...], cand_ci: np.ndarray,
