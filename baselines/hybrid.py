@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from baselines.alternating import AlternatingOptimizer, initial_decision
+from baselines.hetero_optimizer import ProfileModel, solve_profile_allocation
 from baselines.problem import Problem
 from fedsllm_env.codecs import DEFAULT_ALLOCATOR, register_allocator
 from fedsllm_env.config import FedsLLMConfig
@@ -33,10 +36,17 @@ class OptimizerAllocator:
         self._optimizer = AlternatingOptimizer(refine=refine, search_split=False, search_rank=False)
 
     def __call__(self, scenario: Scenario, channel: ChannelState, shape: ModelShape, cfg: FedsLLMConfig,
-                 split: int, rank: int) -> Decision:
-        """Feasible decision for this round with the given ``split`` and ``rank``."""
+                 split: int | np.ndarray, rank: int | np.ndarray) -> Decision:
+        """Feasible decision for this round with the given ``split`` and ``rank`` (ints, or (K,) arrays: a cut
+        and a rank per client, allocated by the heterogeneous optimizer's inner solver)."""
         # E(r) is a constant factor once the rank is fixed, so any positive E works here
         problem = Problem(scenario, channel, shape, cfg, lambda r: 1.0)
+        if np.ndim(split) > 0 or np.ndim(rank) > 0:
+            k = scenario.num_clients
+            cuts = np.broadcast_to(np.asarray(split, dtype=np.int64), (k,)).copy()
+            ranks = np.broadcast_to(np.asarray(rank, dtype=np.int64), (k,)).copy()
+            model = ProfileModel(problem, lambda c, r: 1.0)
+            return solve_profile_allocation(model, cuts, ranks, refine=self.refine)
         return self._optimizer.solve(problem, initial_decision(problem, split, rank)).decision
 
 

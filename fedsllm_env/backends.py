@@ -12,7 +12,8 @@ import numpy as np
 
 from fedsllm_env.calibration import Calibration
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.convergence import NoiseModel, ProgressState, advance, ar1_noise
+from fedsllm_env.convergence import PROFILE_FORM, NoiseModel, ProgressState, advance_effective, ar1_noise, \
+    effective_profile
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import RoundOutcome
@@ -52,6 +53,11 @@ class SurrogateBackend:
 
     The arithmetic is :func:`fedsllm_env.convergence.advance` on arrays of one env, the same function the batched
     surrogate (:class:`fedsllm_env.vector.surrogate.BatchedSurrogate`) calls for many, so the two agree bit for bit.
+
+    A heterogeneous profile (a (K,) cut and rank per client) is priced at its effective (cut, log2-rank)
+    (:func:`fedsllm_env.convergence.effective_profile`, form :data:`fedsllm_env.convergence.PROFILE_FORM`); the
+    blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A homogeneous profile gives the
+    shared decision's numbers exactly.
     """
 
     def __init__(self, calibration: Calibration, cfg: FedsLLMConfig):
@@ -72,6 +78,8 @@ class SurrogateBackend:
         self.noise = calibration.noise_model(partition)
         self.noise_block = max(1, int(cfg.training.max_rounds))
         self._rank_index = {r: i for i, r in enumerate(self.tables.ranks)}
+        self.num_clients = int(cfg.wireless.num_clients)
+        self.profile_form = PROFILE_FORM
         self.reset(0)
 
     @property
@@ -103,7 +111,8 @@ class SurrogateBackend:
         self._normals = self._rng.standard_normal(self.noise_block)
         self._noise = ar1_noise(self._normals, self.noise)
         self._state = ProgressState.start(self.initial_val_loss, 1)
-        self._prev = (np.array([-1]), np.array([-1]))
+        self._prev_cuts = np.full(self.num_clients, np.nan)
+        self._prev_log2 = np.full(1, np.nan)
         self._round = 0
         return self.initial_val_loss
 
@@ -117,15 +126,28 @@ class SurrogateBackend:
         """2 ** (effective log2-rank) after the last round (NaN before round 1)."""
         return float(2.0 ** self._state.rho[0])
 
-    def run_round(self, split: int, rank: int) -> RoundOutcome:
-        """Advance one round at (``rank``, ``split``)."""
-        if int(rank) not in self._rank_index or not 1 <= int(split) <= self.tables.num_splits:
-            raise CalibrationError(f"(rank {rank}, split {split}) not replayable: ranks {list(self.tables.ranks)}, "
+    def _check(self, splits: np.ndarray, ranks: np.ndarray) -> None:
+        bad = sorted({(int(r), int(c)) for c, r in zip(splits.tolist(), ranks.tolist())
+                      if int(r) not in self._rank_index or not 1 <= int(c) <= self.tables.num_splits})
+        if bad:
+            raise CalibrationError(f"(rank, split) {bad} not replayable: ranks {list(self.tables.ranks)}, "
                                    f"splits 1..{self.tables.num_splits}")
-        s = np.array([int(split)])
-        k = np.array([self._rank_index[int(rank)]])
-        self._state = advance(self.tables, self.switch, self._state, self.initial_val_loss, *self._prev, s, k)
-        self._prev = (s, k)
+
+    def run_round(self, split: int | np.ndarray, rank: int | np.ndarray) -> RoundOutcome:
+        """Advance one round at (``rank``, ``split``): two ints, or (K,) arrays (a cut and a rank per client)."""
+        per_client = np.ndim(split) > 0 or np.ndim(rank) > 0
+        cuts = np.broadcast_to(np.asarray(split), (self.num_clients,) if per_client else (1,))
+        ranks = np.broadcast_to(np.asarray(rank), cuts.shape)
+        self._check(cuts, ranks)
+        if per_client:
+            c_eff, rho = effective_profile(cuts[None, :], ranks[None, :], self._shape.n_layer, self.profile_form)
+        else:
+            c_eff, rho = np.array([int(split)], dtype=float), np.log2(np.array([int(rank)], dtype=float))
+        cuts = np.broadcast_to(cuts.astype(float), (self.num_clients,))
+        moved = np.where(np.isnan(self._prev_log2), 0.0, np.mean(np.abs(cuts - self._prev_cuts)))
+        self._state = advance_effective(self.tables, self.switch, self._state, self.initial_val_loss,
+                                        self._prev_log2, c_eff, rho, moved)
+        self._prev_cuts, self._prev_log2 = cuts, rho
         if self._round >= len(self._normals):  # past max_rounds: the noise process continues
             more = self._rng.standard_normal(self.noise_block)
             self._normals = np.concatenate([self._normals, more])

@@ -76,7 +76,7 @@ from fedsllm_env.convergence import (CURVE_TAUS, SWITCH_MODEL, NoiseModel, Progr
                                      fit_noise, fit_switch_model)
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
-from fedsllm_env.schedules import parse_schedule
+from fedsllm_env.schedules import parse_profile, parse_schedule
 
 __all__ = ["Calibration", "CalibrationCell", "load_calibration", "fit_rounds_curve", "choose_target",
            "rounds_to_target", "build_calibration", "fit_progress_model", "progress_model_to_json",
@@ -213,6 +213,9 @@ class Calibration:
     stored_fit: dict[str, float] | None = field(default=None, repr=False)
     schedules: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     """Measured switch schedules (``schedule``, ``partition``, ``seeds``, ``val_loss_curves``)."""
+    profiles: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """Measured heterogeneous profiles (``profile``, ``partition``, ``seeds``, ``rounds_to_target``,
+    ``val_loss_curves``)."""
     _fits: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- lookups --------------------------------------------------------------------------------------
@@ -343,6 +346,23 @@ class Calibration:
             raise CalibrationError(f"(rank {rank}, split {split}, partition {key[2]!r}) not measured in {self.path}")
         return self._progress()["weights"][key]
 
+    def profile_rounds_needed(self, cuts: Sequence[int], ranks: Sequence[int], partition: str | None = None) -> float:
+        """The surrogate's E of a fixed heterogeneous profile: the first round its clean progress-model curve
+        (:func:`fedsllm_env.convergence.simulate_profile`) reaches the target; ``inf`` when it does not within the
+        measured horizon. A homogeneous profile gives the fitted curve's E (close to, not equal to, the measured
+        mean of :meth:`rounds_needed`)."""
+        from fedsllm_env.convergence import PROFILE_FORM, simulate_profile
+
+        part = self._partition(partition)
+        key = ("profile", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part)
+        if key not in self._fits:
+            curve = simulate_profile(self.progress_tables(self.ranks, part), self.switch_model,
+                                     self.initial_val_loss, key[1], key[2], self.shape.n_layer,
+                                     self.horizon_rounds, PROFILE_FORM)
+            hit = np.nonzero(curve <= self.target_val_loss)[0]
+            self._fits[key] = float(hit[0] + 1) if hit.size else math.inf
+        return self._fits[key]
+
     def progress_tables(self, ranks: Sequence[int], partition: str | None = None) -> ProgressTables:
         """The fitted curves of ``ranks`` (all measured) at every cut, for the surrogate (cached)."""
         part = self._partition(partition)
@@ -465,9 +485,11 @@ def build_calibration(runs: Iterable[dict[str, Any]], model_shape: dict[str, int
         target_val_loss: Explicit target; None = the fraction-of-best-reduction rule.
         target_fraction: Share of the best cell's reduction (see :func:`choose_target`).
     """
-    runs = sorted(runs, key=lambda r: (r.get("schedule", ""), r["rank"], r["split"], r["partition"], r["seed"]))
+    runs = sorted(runs, key=lambda r: (r.get("profile", ""), r.get("schedule", ""), r["rank"], r["split"],
+                                       r["partition"], r["seed"]))
+    profile_runs = [r for r in runs if r.get("profile")]
     schedule_runs = [r for r in runs if r.get("schedule")]
-    runs = [r for r in runs if not r.get("schedule")]
+    runs = [r for r in runs if not r.get("schedule") and not r.get("profile")]
     if not runs:
         raise ValueError("no runs to merge")
     grouped: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
@@ -507,6 +529,15 @@ def build_calibration(runs: Iterable[dict[str, Any]], model_shape: dict[str, int
                              "val_loss_curves": [list(map(float, r["val_loss_curve"])) for r in group],
                              "initial_val_losses": [float(r["initial_val_loss"]) for r in group]}
                             for (text, part), group in sorted(schedules.items())]
+    profiles: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in profile_runs:
+        profiles.setdefault((str(run["profile"]), str(run["partition"])), []).append(run)
+    if profiles:
+        out["profiles"] = [{"profile": text, "partition": part, "seeds": [int(r["seed"]) for r in group],
+                            "rounds_to_target": [rounds_to_target(r["val_loss_curve"], target) for r in group],
+                            "val_loss_curves": [list(map(float, r["val_loss_curve"])) for r in group],
+                            "initial_val_losses": [float(r["initial_val_loss"]) for r in group]}
+                           for (text, part), group in sorted(profiles.items())]
     out["progress_model"] = progress_model_to_json(fit_progress_model(_parse(out, "<table being built>")))
     return out
 
@@ -661,8 +692,29 @@ def _parse_v2(raw: dict[str, Any], ck: _Checker) -> dict[str, Any]:
                                    f"{name}.val_loss_curves"))]
         schedules.append({"schedule": plan.text, "partition": part, "seeds": list(entry.get("seeds", [])),
                           "val_loss_curves": curves})
+    profiles = []
+    for i, entry in enumerate(raw.get("profiles") or []):
+        name = f"profiles[{i}]"
+        text = ck.get(entry, "profile", f"{name}.profile")
+        try:
+            prof = parse_profile(text)
+        except ValueError as e:
+            raise ck.fail(f"{name}.profile", f"is invalid ({e})") from e
+        part = ck.get(entry, "partition", f"{name}.partition")
+        if part not in parts:
+            raise ck.fail(f"{name}.partition", f"= {part!r} is not one of the measured partitions {parts}")
+        bad = sorted({r for r in prof.ranks if r not in ranks} | {c for c in prof.cuts if c < 1})
+        if bad:
+            raise ck.fail(f"{name}.profile", f"= {text!r} uses ranks or cuts {bad} outside the measured grid")
+        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in
+                  enumerate(ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"),
+                                   f"{name}.val_loss_curves"))]
+        hits = ck.hits(ck.get(entry, "rounds_to_target", f"{name}.rounds_to_target"),
+                       f"{name}.rounds_to_target", curves)
+        profiles.append({"profile": prof.text, "partition": part, "seeds": list(entry.get("seeds", [])),
+                         "rounds_to_target": hits, "val_loss_curves": curves})
     return {"cells": cells, "horizon": horizon, "default_partition": default, "stored_fit": None,
-            "schedules": tuple(schedules)}
+            "schedules": tuple(schedules), "profiles": tuple(profiles)}
 
 
 def _parse(raw: Any, where: str) -> Calibration:
@@ -684,7 +736,8 @@ def _parse(raw: Any, where: str) -> Calibration:
         ranks=tuple(sorted({k[0] for k in cells})), splits=tuple(sorted({k[1] for k in cells})),
         partitions=tuple(sorted({k[2] for k in cells})), default_partition=parsed["default_partition"],
         horizon_rounds=int(parsed["horizon"]), cells=cells, version=int(version), raw=raw,
-        stored_fit=parsed["stored_fit"], schedules=parsed.get("schedules", ()))
+        stored_fit=parsed["stored_fit"], schedules=parsed.get("schedules", ()),
+        profiles=parsed.get("profiles", ()))
 
 
 def _read_json(data: bytes, where: str) -> Any:

@@ -160,6 +160,10 @@ def _check_numbers(obj: Any) -> None:
             if not _finite(value):
                 raise ConfigError(f"{cls}.{f.name} must be finite, got {_show(value)}")
             object.__setattr__(obj, f.name, float(value))
+        elif hint is bool:
+            if type(value).__name__ not in ("bool", "bool_"):  # python or numpy booleans only
+                raise TypeError(f"{cls}.{f.name} must be true or false, got {type(value).__name__} {value!r}")
+            object.__setattr__(obj, f.name, bool(value))
         elif hint is str:
             if not isinstance(value, str):
                 raise TypeError(f"{cls}.{f.name} must be a string, got {type(value).__name__} {value!r}")
@@ -388,6 +392,9 @@ class ModelConfig(_Validated):
     activation_bits: int = 32
     """q, bits per activation / gradient / LoRA element on the air; activations and gradients are capped by the
     compute dtype's bits. Below the tensors' own bits the engine quantises what it sends (bfloat16 / int8)."""
+    aggregation: Literal["zero_pad", "svd"] = "zero_pad"
+    """Heterogeneous mode only: how adapters of mixed ranks are aggregated, "zero_pad" (HetLoRA) or "svd"
+    (FlexLoRA) (``fedsllm_env.splitfed.hetero``)."""
     initial_split: int = 1
     """Cut index c used before the first action (1 <= c <= L-1; at most 4096)."""
     initial_rank: int = 16
@@ -531,6 +538,10 @@ class FedsLLMConfig(_Validated):
     """Flat Box(-1, 1) (PPO/SAC/TD3), MultiDiscrete with action masks (MaskablePPO), or split+rank only."""
     power_levels: int = 5
     """Power levels per subchannel in the MultiDiscrete action space (2 to 1024)."""
+    heterogeneous: bool = False
+    """A cut and a rank per client (SPEC "Heterogeneous clients"): actions and observations carry K cuts and K
+    ranks, the real engine trains in its heterogeneous mode, the surrogate prices the profile. False = the
+    paper's shared cut and rank."""
     calibration_path: str = ""
     """E(r) / loss-curve calibration JSON; "" = the measured table shipped with the package."""
 

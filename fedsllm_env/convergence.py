@@ -52,7 +52,8 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 __all__ = ["CURVE_TAUS", "SWITCH_MODEL", "NOISE_FROM_ROUND", "SwitchModel", "NoiseModel", "fit_curve", "curve_at",
-           "ProgressTables", "ProgressState", "advance", "ar1_noise", "fit_noise", "simulate_schedule",
+           "ProgressTables", "ProgressState", "advance", "advance_effective", "PROFILE_FORMS", "PROFILE_FORM", "effective_profile",
+           "simulate_profile", "ar1_noise", "fit_noise", "simulate_schedule",
            "simulate_schedules", "fit_switch_model", "TABLE_HORIZON_FACTOR"]
 
 CURVE_TAUS = tuple(float(2.0 ** k) for k in range(-1, 9))
@@ -271,16 +272,51 @@ def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarra
     Returns:
         The state after the round.
     """
+    started = np.asarray(prev_split) >= 0
+    prev_log2 = np.where(started, tables.log2_ranks[np.maximum(prev_rank_idx, 0)], np.nan)
+    moved = np.where(started, np.abs(split - prev_split), 0).astype(float)
+    return advance_effective(tables, switch, state, initial_loss, prev_log2, np.asarray(split, dtype=float),
+                             tables.log2_ranks[rank_idx], moved)
+
+
+def _rows_at_cut(tables: ProgressTables, split: np.ndarray, k: np.ndarray, loss: np.ndarray,
+                 keep: np.ndarray) -> np.ndarray:
+    """:func:`_step_on` along the curve of rank index ``k`` at cut ``split``; a fractional cut (a heterogeneous
+    profile's effective cut) interpolates linearly between the curves of the two integer cuts around it."""
+    lo = np.floor(split).astype(np.int64)
+    frac = split - lo
+    out = _step_on(tables.table[tables.row_index(lo, k)], loss, keep)
+    if np.any(frac > 0):
+        hi = _step_on(tables.table[tables.row_index(np.minimum(lo + 1, tables.num_splits), k)], loss, keep)
+        out = np.where(frac > 0, (1.0 - frac) * out + frac * hi, out)
+    return out
+
+
+def advance_effective(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray],
+                      state: ProgressState, initial_loss: float, prev_log2_rank: np.ndarray, split: np.ndarray,
+                      log2_rank: np.ndarray, moved: np.ndarray) -> ProgressState:
+    """:func:`advance` on an effective decision: a (possibly fractional) cut and log2-rank per env.
+
+    Args:
+        tables, switch, state, initial_loss: as in :func:`advance`.
+        prev_log2_rank: The previous round's (effective) log2-rank (NaN = no round yet).
+        split: This round's (effective) cut, in [1, L-1] (fractional: the curves of the cuts around it mix).
+        log2_rank: This round's (effective) log2-rank (between two configured ranks: their curves mix).
+        moved: Blocks that changed sides of the cut since the previous round (0 before the first round).
+
+    Returns:
+        The state after the round (with integer cuts and configured ranks exactly :func:`advance`'s).
+    """
     p = switch.to_dict() if isinstance(switch, SwitchModel) else switch
     loss, rho, shock = state
-    target = tables.log2_ranks[rank_idx]
-    started = prev_split >= 0
-    moved = np.where(started, np.abs(split - prev_split), 0).astype(float)
+    target = np.asarray(log2_rank, dtype=float)
+    started = ~np.isnan(prev_log2_rank)
     # rank terms scale with the size of the change in octaves (|log2 r' - log2 r|): 64 <-> 8 costs three times
     # 32 <-> 16 (measured: a 32/16 alternation every 2 rounds trains like fixed r = 16, a 64/8 one far slower)
-    octaves = np.where(started, np.abs(target - tables.log2_ranks[np.maximum(prev_rank_idx, 0)]), 0.0)
-    down = np.where(started & (rank_idx < prev_rank_idx), octaves, 0.0)
-    up = np.where(started & (rank_idx > prev_rank_idx), octaves, 0.0)
+    prev = np.where(started, prev_log2_rank, target)
+    octaves = np.abs(target - prev)
+    down = np.where(started & (target < prev), octaves, 0.0)
+    up = np.where(started & (target > prev), octaves, 0.0)
     # effective rank: a decrease keeps part of the drop, an increase counts at once; the excess fades
     rho = np.where(np.isnan(rho) | (up > 0), target, rho)
     rho = np.where(down > 0, target + p["rank_down_memory"] * (rho - target), rho)
@@ -296,9 +332,10 @@ def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarra
     else:
         k = np.clip(np.searchsorted(tables.log2_ranks, new_rho, side="right") - 1, 0, n_ranks - 2)
         w = np.clip((new_rho - tables.log2_ranks[k]) / (tables.log2_ranks[k + 1] - tables.log2_ranks[k]), 0.0, 1.0)
-    new_loss = _step_on(tables.table[tables.row_index(split, k)], loss, keep)
+    split = np.broadcast_to(np.asarray(split, dtype=float), loss.shape)
+    new_loss = _rows_at_cut(tables, split, k, loss, keep)
     if n_ranks > 1 and np.any(w > 0):
-        hi = _step_on(tables.table[tables.row_index(split, np.minimum(k + 1, n_ranks - 1))], loss, keep)
+        hi = _rows_at_cut(tables, split, np.minimum(k + 1, n_ranks - 1), loss, keep)
         new_loss = np.where(w > 0, (1.0 - w) * new_loss + w * hi, new_loss)
     # transient: the optimizer-state reset of a switch perturbs the model for a few rounds
     kick = p["rank_up_shock"] * up + p["rank_down_shock"] * down + p["cut_shock"] * moved
@@ -436,3 +473,66 @@ def fit_switch_model(schedules: Sequence[tuple[ProgressTables, Sequence[tuple[in
     report = {"schedules": len(schedules), "points": int(r_fit.size), "starts": len(x0s),
               "rmse": float(np.sqrt(np.mean(r_fit ** 2))), "rmse_memoryless": float(np.sqrt(np.mean(r_zero ** 2)))}
     return SwitchModel(**{name: float(np.clip(v, 0.0, 1.0)) for name, v in zip(names, best.x)}), report
+
+
+# ---- heterogeneous profiles ------------------------------------------------------------------------------------
+PROFILE_FORMS = ("block-mean", "geometric-mean", "global-rank", "min-rank")
+"""Candidate maps from a heterogeneous profile to the effective (cut, log2-rank) the curves are read at:
+
+* ``block-mean``: per block j, the mean over clients of the log2-rank of the copy that trains on client k's data
+  (r_k when block j runs on client k, j <= c_k, else the MS's global rank r_g), averaged over the L blocks;
+* ``geometric-mean``: the mean of log2 r_k over clients (the clients' ranks only);
+* ``global-rank``: log2 r_g (the MS's adapter rank);
+* ``min-rank``: log2 of the smallest client rank (the weakest client sets the pace).
+
+Every form reads the curves at the mean cut; each gives the homogeneous (c, r) itself."""
+
+
+PROFILE_FORM = "block-mean"
+"""The form the surrogate uses (chosen on the designed profiles' real runs; docs/surrogate.md)."""
+
+
+def effective_profile(cuts: np.ndarray, ranks: np.ndarray, n_layer: int, form: str = "block-mean",
+                      global_rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """((B,) effective cut, (B,) effective log2-rank) of (B, K) profiles under ``form`` (:data:`PROFILE_FORMS`).
+
+    Args:
+        cuts: (B, K) or (K,) cut c_k of every client (blocks 1..c_k on client k).
+        ranks: (B, K) or (K,) LoRA rank r_k of every client.
+        n_layer: L, the backbone's blocks.
+        form: One of :data:`PROFILE_FORMS`.
+        global_rank: (B,) the MS's rank r_g (None = max_k r_k).
+    """
+    cuts = np.atleast_2d(np.asarray(cuts, dtype=float))
+    log2 = np.log2(np.atleast_2d(np.asarray(ranks, dtype=float)))
+    log2_g = log2.max(axis=1) if global_rank is None else np.log2(np.asarray(global_rank, dtype=float))
+    c_eff = cuts.mean(axis=1)
+    if form == "block-mean":
+        blocks = np.arange(1, int(n_layer) + 1, dtype=float)  # 1-based block j on client k when j <= c_k
+        on_client = blocks[None, None, :] <= cuts[:, :, None]  # (B, K, L)
+        per = np.where(on_client, log2[:, :, None], log2_g[:, None, None])
+        rho = per.mean(axis=(1, 2))
+    elif form == "geometric-mean":
+        rho = log2.mean(axis=1)
+    elif form == "global-rank":
+        rho = np.asarray(log2_g, dtype=float)
+    elif form == "min-rank":
+        rho = log2.min(axis=1)
+    else:
+        raise ValueError(f"profile form must be one of {list(PROFILE_FORMS)}, got {form!r}")
+    return c_eff, rho
+
+
+def simulate_profile(tables: ProgressTables, switch: SwitchModel, initial: float, cuts: Sequence[int],
+                     ranks: Sequence[int], n_layer: int, rounds: int, form: str = "block-mean") -> np.ndarray:
+    """Clean loss after rounds 1..``rounds`` of one fixed heterogeneous profile (no switches: the effective
+    decision is the same every round)."""
+    c_eff, rho = effective_profile(np.asarray(cuts), np.asarray(ranks), n_layer, form)
+    state = ProgressState.start(initial, 1)
+    prev = np.full(1, np.nan)
+    out = np.empty(int(rounds))
+    for t in range(int(rounds)):
+        state = advance_effective(tables, switch, state, initial, prev, c_eff, rho, np.zeros(1))
+        prev = rho
+        out[t] = state.clean_loss[0]
+    return out

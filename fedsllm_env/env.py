@@ -32,6 +32,16 @@ def _check_lora_targets(config: FedsLLMConfig, shape: ModelShape) -> None:
         raise ConfigError(f"ModelConfig.lora_target_modules={list(config.model.lora_target_modules)}: {e}") from None
 
 
+def _plain(value: int | np.ndarray) -> int | list[int]:
+    """An int, or a list of ints for a per-client cut or rank (JSON-able ``info``)."""
+    return int(value) if np.ndim(value) == 0 else [int(v) for v in np.asarray(value).tolist()]
+
+
+def _shown(value: int | np.ndarray) -> str:
+    """``16``, or ``64/32/16`` for a per-client cut or rank."""
+    return str(int(value)) if np.ndim(value) == 0 else "/".join(str(int(v)) for v in np.asarray(value).tolist())
+
+
 class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
     """Split-federated LoRA fine-tuning of a GPT-2 style LLM over a wireless cell.
 
@@ -145,11 +155,18 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         """Encoder/decoder of this env's observations."""
         return self._obs_codec
 
-    def rounds_needed(self, rank: int, split: int | None = None) -> float:
+    def rounds_needed(self, rank: int | np.ndarray, split: int | np.ndarray | None = None) -> float:
         """E(r, c) from the calibration for this env's data partition (``split=None``: pooled over measured
-        cuts); ``inf`` where the calibration is censored (no convergence within its horizon)."""
+        cuts); ``inf`` where the calibration is censored (no convergence within its horizon). A per-client
+        profile ((K,) arrays) gets the surrogate's E of that profile
+        (:meth:`~fedsllm_env.calibration.Calibration.profile_rounds_needed`)."""
         part = self.config.training.partition
-        return self.calibration.rounds_needed(rank, split, part if part in self.calibration.partitions else None)
+        part = part if part in self.calibration.partitions else None
+        if np.ndim(rank) > 0 or np.ndim(split) > 0:
+            k = self.config.wireless.num_clients
+            cuts = np.broadcast_to(np.asarray(self.config.model.initial_split if split is None else split), (k,))
+            return self.calibration.profile_rounds_needed(cuts, np.broadcast_to(np.asarray(rank), (k,)), part)
+        return self.calibration.rounds_needed(rank, split, part)
 
     def action_masks(self) -> np.ndarray:
         """Valid choices of a MultiDiscrete / hybrid action (sb3-contrib MaskablePPO); see the codec's
@@ -200,7 +217,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.last_breakdown is None:
             return f"round 0 | val_loss {getattr(self, '_val_loss', float('nan')):.4f}"
         b = self.last_breakdown
-        return (f"round {self._rounds} | split {self._split} rank {self._rank} | val_loss {self._val_loss:.4f} "
+        return (f"round {self._rounds} | split {_shown(self._split)} rank {_shown(self._rank)} | val_loss "
+                f"{self._val_loss:.4f} "
                 f"| T_round {b.round_s:.4f} s (iter {b.iteration_s:.4f} s, LoRA up {np.max(b.lora_upload_s):.4f} s)")
 
     # ---- stages ----------------------------------------------------------------------------------
@@ -232,8 +250,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         e_r = self.rounds_needed(decision.rank, decision.split)
         info = {
             "round": self._rounds,
-            "split": int(decision.split),
-            "rank": int(decision.rank),
+            "split": _plain(decision.split),
+            "rank": _plain(decision.rank),
             "train_loss": float(outcome.train_loss),
             "val_loss": float(outcome.val_loss),
             "target_val_loss": float(self.target_val_loss),

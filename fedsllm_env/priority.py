@@ -17,9 +17,13 @@ deadline_ms         1       T = D_ref exp(DEADLINE_SCALE a), D_ref = max_k D_k a
                             exceeds p_th all budgets shrink uniformly; each client water-fills its
                             budget over its own subchannels (p_i = max(0, mu - N0 B / g_i))
 deadline_fs         1       same for the FS link (LoRA upload, no compute before it)
-split               1       c = 1 + bin of (a + 1) / 2 into L - 1 bins (memory limit projected)
-rank                1       r = ranks[bin of (a + 1) / 2 into len(ranks) bins]
+split               1 (K)   c = 1 + bin of (a + 1) / 2 into L - 1 bins (memory limit projected)
+rank                1 (K)   r = ranks[bin of (a + 1) / 2 into len(ranks) bins]
 ==================  ======  =====================================================================
+
+With ``heterogeneous=True`` the split and rank blocks hold one entry per client (``4 K + 2`` in all): client k
+runs blocks 1..c_k at rank r_k, each (c_k, r_k) projected onto the memory limit on its own, and on the FS link
+each client's LoRA payload is its own.
 
 With a = 0 the rule is a cheap heuristic (the paper's greedy with equal-share estimates, deadline at the
 equal-share straggler); the agent steers who is served first and how hard each link pushes. Every
@@ -39,7 +43,8 @@ from gymnasium import spaces
 from fedsllm_env.batched import first_argmax
 from fedsllm_env.codecs.base import refuse_non_real
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import client_compute_s, noise_psd_w_per_hz, payload_bits, project_split_rank
+from fedsllm_env.delay import client_compute_s, client_payload_bits, noise_psd_w_per_hz, payload_bits, \
+    project_split_rank
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.types import Decision
 
@@ -58,9 +63,10 @@ HEURISTIC_DEADLINE = -0.5
 (grid -1..0 in steps of about 0.15; ``docs/benchmark.md``), i.e. T = e^-0.5 D_ref."""
 
 
-def priority_space(num_clients: int) -> spaces.Box:
-    """``Box(-1, 1, (2 K + 4,))``."""
-    return spaces.Box(-1.0, 1.0, shape=(2 * num_clients + 4,), dtype=np.float32)
+def priority_space(num_clients: int, heterogeneous: bool = False) -> spaces.Box:
+    """``Box(-1, 1, (2 K + 4,))``; per client (``heterogeneous``) ``Box(-1, 1, (4 K + 2,))``."""
+    d = num_clients if heterogeneous else 1
+    return spaces.Box(-1.0, 1.0, shape=(2 * num_clients + 2 + 2 * d,), dtype=np.float32)
 
 
 def greedy_assign(gain: np.ndarray, weight: np.ndarray, bits: np.ndarray, fixed_s: np.ndarray, share_w: np.ndarray,
@@ -70,7 +76,7 @@ def greedy_assign(gain: np.ndarray, weight: np.ndarray, bits: np.ndarray, fixed_
     Args:
         gain: (B, K, S) linear gains.
         weight: (B, K) priority weights w_k > 0.
-        bits: (B,) bits each client sends on this link.
+        bits: (B,) bits each client sends on this link, or (B, K) one number per client.
         fixed_s: (B, K) time before the upload starts (forward pass on the MS link, 0 on the FS link), s.
         share_w: (B, K) equal power share of each client, W.
         bandwidth_hz: subchannel bandwidth, Hz.
@@ -96,9 +102,11 @@ def greedy_assign(gain: np.ndarray, weight: np.ndarray, bits: np.ndarray, fixed_
         snr = (share_w[rows, client] / counts[rows, client])[:, None] * g / nb
         rate[rows, client] = np.where(mine, bandwidth_hz * np.log2(1.0 + snr), 0.0).sum(axis=1)
 
+    per_client_bits = bits if bits.ndim == 2 else bits[:, None]
+
     def delays() -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return fixed_s + bits[:, None] / rate
+            return fixed_s + per_client_bits / rate
 
     for j in range(k):
         give(order[:, j])
@@ -157,7 +165,8 @@ def decode_link(gain: np.ndarray, priority: np.ndarray, deadline: np.ndarray, bi
     noise = n0_w_per_hz * bandwidth_hz / np.maximum(owner_gain, 1e-300)
     slack = target[:, None] - fixed_s
     ok = slack > 0
-    need = min_power_for_rate(noise, owner, bits[:, None] / np.where(ok, slack, 1.0), bandwidth_hz)
+    per_client_bits = bits if bits.ndim == 2 else bits[:, None]
+    need = min_power_for_rate(noise, owner, per_client_bits / np.where(ok, slack, 1.0), bandwidth_hz)
     budget = np.where(ok & np.isfinite(need), np.minimum(need, max_power_w), max_power_w)
     total = budget.sum(axis=1, keepdims=True)
     budget = np.where(total > total_power_w, budget * (total_power_w / total), budget)
@@ -173,10 +182,11 @@ def decode_priority(cfg: FedsLLMConfig, action: np.ndarray, gain_ms: np.ndarray,
 
     Args:
         cfg: env config.
-        action: (B, 2 K + 4) validated actions (clipped here).
+        action: (B, 2 K + 4) validated actions (clipped here); per client (B, 4 K + 2).
         gain_ms, gain_fs: (B, K, M), (B, K, N) linear gains.
         fwd_s: (B, K) client forward time at the decoded split/rank, s.
-        up_bits, lora_bits: (B,) activation + label bits per iteration, LoRA bits per round.
+        up_bits, lora_bits: (B,) activation + label bits per iteration, LoRA bits per round (``lora_bits`` may
+            be (B, K), one per client).
         max_power_w: (B, K) p_max, W.
     """
     w = cfg.wireless
@@ -191,12 +201,14 @@ def decode_priority(cfg: FedsLLMConfig, action: np.ndarray, gain_ms: np.ndarray,
 
 
 def split_rank_bins(cfg: FedsLLMConfig, n_layer: int, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B,) split and rank indices from the last two entries (the Box codec's binning)."""
+    """(B,) split and rank indices from the last two entries (the Box codec's binning); per client
+    (``cfg.heterogeneous``) (B, K) each from the last 2 K entries."""
     n_split, n_rank = n_layer - 1, len(cfg.model.ranks)
-    a = np.clip(action[:, -2:], -1.0, 1.0)
-    split_idx = np.minimum(((a[:, 0] + 1.0) / 2.0 * n_split).astype(np.int64), n_split - 1)
-    rank_idx = np.minimum(((a[:, 1] + 1.0) / 2.0 * n_rank).astype(np.int64), n_rank - 1)
-    return split_idx, rank_idx
+    d = cfg.wireless.num_clients if cfg.heterogeneous else 1
+    a = np.clip(action[:, -2 * d:], -1.0, 1.0)
+    split_idx = np.minimum(((a[:, :d] + 1.0) / 2.0 * n_split).astype(np.int64), n_split - 1)
+    rank_idx = np.minimum(((a[:, d:] + 1.0) / 2.0 * n_rank).astype(np.int64), n_rank - 1)
+    return (split_idx, rank_idx) if cfg.heterogeneous else (split_idx[:, 0], rank_idx[:, 0])
 
 
 def validate(action: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -228,7 +240,7 @@ class PriorityEnv(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         base = env.unwrapped
-        self.action_space = priority_space(base.config.wireless.num_clients)
+        self.action_space = priority_space(base.config.wireless.num_clients, base.config.heterogeneous)
         self.decode_time_s = 0.0
         """Wall time spent decoding actions since construction, s (kept out of ``info``: not reproducible)."""
         self.decode_count = 0
@@ -240,12 +252,20 @@ class PriorityEnv(gym.Wrapper):
         cfg, shape, scenario, channel = base.config, base.shape, base.scenario, base.channel
         a = validate(action, self.action_space.shape)[None]
         split_idx, rank_idx = split_rank_bins(cfg, shape.n_layer, a)
-        split, rank = project_split_rank(int(split_idx[0]) + 1, cfg.model.ranks[int(rank_idx[0])], shape, cfg)
+        if cfg.heterogeneous:
+            pairs = [project_split_rank(int(c) + 1, cfg.model.ranks[int(r)], shape, cfg)
+                     for c, r in zip(split_idx[0], rank_idx[0])]
+            split = np.array([c for c, _ in pairs], dtype=np.int64)
+            rank = np.array([r for _, r in pairs], dtype=np.int64)
+            act, label, lora = client_payload_bits(shape, split, rank, cfg)
+            act, label = act[0], label[0]  # the cut activation and labels are the same for every client
+        else:
+            split, rank = project_split_rank(int(split_idx[0]) + 1, cfg.model.ranks[int(rank_idx[0])], shape, cfg)
+            act, label, lora = payload_bits(shape, split, rank, cfg)
         fwd, _ = client_compute_s(shape, split, rank, scenario, channel.load, cfg)
-        act, label, lora = payload_bits(shape, split, rank, cfg)
         own_ms, p_ms, own_fs, p_fs = decode_priority(
             cfg, a, channel.gain_ms[None], channel.gain_fs[None], fwd[None], np.array([act + label]),
-            np.array([lora]), scenario.client_max_power_w[None])
+            np.asarray(lora, dtype=float)[None], scenario.client_max_power_w[None])
         return Decision(own_ms[0], own_fs[0], p_ms[0], p_fs[0], split, rank)
 
     def step(self, action: np.ndarray):
@@ -270,15 +290,22 @@ class PriorityHeuristic:
     codec (no optimisation, about a millisecond per decision), and a behaviour-cloning teacher.
 
     Args:
-        env: a priority env (any wrapper of :class:`PriorityEnv`) or its action space.
+        env: a priority env (any wrapper of :class:`PriorityEnv`) or its action space (the paper's shared layout;
+            pass the env for a heterogeneous one).
     """
 
     def __init__(self, env: gym.Env | spaces.Box):
         space = env if isinstance(env, spaces.Box) else env.action_space
-        k = (space.shape[0] - 4) // 2
+        if isinstance(env, spaces.Box):
+            k, d = (space.shape[0] - 4) // 2, 1
+        else:
+            cfg = env.unwrapped.config
+            k = cfg.wireless.num_clients
+            d = k if cfg.heterogeneous else 1
         self.action = np.zeros(space.shape, dtype=np.float32)
         self.action[2 * k: 2 * k + 2] = HEURISTIC_DEADLINE
-        self.action[-2], self.action[-1] = -1.0, 1.0
+        self.action[-2 * d: -d] = -1.0  # the smallest split for every client
+        self.action[-d:] = 1.0  # the largest rank
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:

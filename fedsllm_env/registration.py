@@ -1,4 +1,7 @@
-"""The versioned env ids, one table keyed by (mode, action_mode), and their Gymnasium registration.
+"""The versioned env ids, tables keyed by (mode, action_mode), and their Gymnasium registration.
+
+:data:`ENV_IDS` are the paper's model (one cut and one rank for every client); :data:`HETERO_IDS` the same modes
+with a cut and a rank per client (``heterogeneous=True``).
 
 Every id's entry point is :class:`fedsllm_env.env.FedsLLMEnv`; the id fixes ``mode`` and
 ``action_mode`` through the ``variant`` keyword. The hybrid ids need an allocator, which the env
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ENV_IDS", "ENTRY_POINT", "PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
+__all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
            "register_envs"]
 
 Mode = Literal["real", "surrogate"]
@@ -24,6 +27,16 @@ ENV_IDS: dict[tuple[str, str], str] = {
     ("surrogate", "hybrid"): "FedsLLM-Surrogate-Hybrid-v0",
 }
 """(mode, action_mode) -> registered id."""
+
+HETERO_IDS: dict[tuple[str, str], str] = {
+    ("real", "box"): "FedsLLM-Hetero-v0",
+    ("real", "multidiscrete"): "FedsLLM-Hetero-Discrete-v0",
+    ("real", "hybrid"): "FedsLLM-Hetero-Hybrid-v0",
+    ("surrogate", "box"): "FedsLLM-Surrogate-Hetero-v0",
+    ("surrogate", "multidiscrete"): "FedsLLM-Surrogate-Hetero-Discrete-v0",
+    ("surrogate", "hybrid"): "FedsLLM-Surrogate-Hetero-Hybrid-v0",
+}
+"""(mode, action_mode) -> id of the heterogeneous variant (``heterogeneous=True``: a cut and a rank per client)."""
 
 ENTRY_POINT = "fedsllm_env.env:FedsLLMEnv"
 """Entry point of every id of :data:`ENV_IDS`."""
@@ -54,6 +67,9 @@ def variant_of(env_id_: str) -> tuple[str, str]:
     for key, value in ENV_IDS.items():
         if value == env_id_:
             return key
+    for key, value in HETERO_IDS.items():
+        if value == env_id_:
+            return key
     for mode, value in PRIORITY_IDS.items():
         if value == env_id_:
             return mode, "box"
@@ -64,6 +80,11 @@ def sibling_id(env_id_: str | None, action_mode: str, default_mode: str = "surro
     """The id with the same mode as ``env_id_`` (``default_mode`` for None or a foreign id) and another
     ``action_mode``, e.g. ``sibling_id("FedsLLM-v0", "multidiscrete") == "FedsLLM-Discrete-v0"``."""
     mode = default_mode
+    if env_id_ is not None and env_id_ in HETERO_IDS.values():
+        mode = variant_of(env_id_)[0]
+        if (mode, action_mode) not in HETERO_IDS:
+            raise ValueError(f"no heterogeneous id for action_mode={action_mode!r}; valid: {sorted(HETERO_IDS)}")
+        return HETERO_IDS[(mode, action_mode)]
     if env_id_ is not None and (env_id_ in ENV_IDS.values() or env_id_ in PRIORITY_IDS.values()):
         mode = variant_of(env_id_)[0]
     return env_id(mode, action_mode)
@@ -83,6 +104,12 @@ def register_envs() -> None:
         register(id=id_, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
                  kwargs={"config": None, "variant": {"mode": mode, "action_mode": action_mode}},
                  nondeterministic=False, disable_env_checker=False)
+    for (mode, action_mode), id_ in HETERO_IDS.items():
+        if id_ not in registry:
+            register(id=id_, entry_point=ENTRY_POINT,
+                     kwargs={"config": None, "variant": {"mode": mode, "action_mode": action_mode,
+                                                          "heterogeneous": True}},
+                     nondeterministic=False, disable_env_checker=False)
     for mode, id_ in PRIORITY_IDS.items():
         if id_ not in registry:
             register(id=id_, entry_point="fedsllm_env.priority:make_priority_env",

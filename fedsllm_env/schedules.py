@@ -8,6 +8,14 @@ trailing ``*`` repeats every phase in a cycle (then every phase needs ``x``)::
     "c1r64x8;c1r8"       rank 64 for rounds 1-8, then rank 8
     "c1r64x3;c1r8x3*"    rank 64 and rank 8, three rounds each, alternating
 
+A heterogeneous profile (SPEC.md, "Heterogeneous clients": a cut and a rank per client, fixed for a whole
+run) is written ``c<cuts>r<ranks>[@<rule>]``, each of cuts and ranks one integer (every client's) or K
+integers joined by ``.``, and the optional rule the aggregation of mixed ranks (``zero_pad``, the default,
+or ``svd``)::
+
+    "c1r64.16.16.4.4"            every client cuts at 1; ranks 64, 16, 16, 4, 4 (K = 5), zero-padding
+    "c5.5.3.1.1r64.32.16.8.4@svd" a cut and a rank per client, FlexLoRA's SVD redistribution
+
 numpy only; used by the calibration runner (real training), the surrogate's progress-model fit and
 ``fedsllm fidelity``.
 """
@@ -19,7 +27,8 @@ from dataclasses import dataclass
 
 from fedsllm_env.errors import UsageError
 
-__all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "FIDELITY_SCHEDULES"]
+__all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "FIDELITY_SCHEDULES", "Profile", "parse_profile",
+           "DESIGNED_PROFILES", "HELD_OUT_PROFILES"]
 
 _PHASE = re.compile(r"c(\d+)r(\d+)(?:x(\d+))?")
 
@@ -108,6 +117,8 @@ DESIGNED_SCHEDULES: tuple[str, ...] = (
     "c1r64x3;c1r8x3*",   # rank oscillation
     "c3r32x8;c1r8",      # cut back and rank down at once
     "c1r64x2;c1r32x2*",  # fast one-octave oscillation (added after the fidelity check overpriced one)
+    "c1r64x18;c1r32x1;c1r64",  # a late one-round rank blip (the optimizer's habit on narrow-fs-uplink)
+    "c1r16x2;c1r8x2*",   # fast low-rank alternation
 )
 """Switch schedules measured by ``fedsllm calibrate --schedules designed`` to fit the surrogate's switch model."""
 
@@ -123,3 +134,91 @@ FIDELITY_SCHEDULES: tuple[str, ...] = (
     "c1r32x2;c1r16x2*",
 )
 """Open-loop schedules of ``fedsllm fidelity`` (none of the switch schedules is in :data:`DESIGNED_SCHEDULES`)."""
+
+
+_PROFILE = re.compile(r"c(\d+(?:\.\d+)*)r(\d+(?:\.\d+)*)(?:@(\w+))?")
+PROFILE_RULES = ("zero_pad", "svd")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A fixed heterogeneous decision: (K,) cuts, (K,) ranks and the aggregation rule of mixed ranks."""
+
+    cuts: tuple[int, ...]
+    ranks: tuple[int, ...]
+    aggregation: str = "zero_pad"
+
+    @property
+    def num_clients(self) -> int:
+        """K (1 when both cuts and ranks are single integers: every client's)."""
+        return max(len(self.cuts), len(self.ranks))
+
+    @property
+    def text(self) -> str:
+        """The profile in the notation of :func:`parse_profile` (round-trips)."""
+        body = "c" + ".".join(map(str, self.cuts)) + "r" + ".".join(map(str, self.ranks))
+        return body + ("" if self.aggregation == "zero_pad" else f"@{self.aggregation}")
+
+    @property
+    def name(self) -> str:
+        """A file-name-safe form of :attr:`text` (``@`` -> ``_``)."""
+        return self.text.replace("@", "_")
+
+    def per_client(self, num_clients: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """((K,) cuts, (K,) ranks) with a single integer repeated for every client.
+
+        Raises:
+            UsageError: the profile lists a number of clients other than ``num_clients``.
+        """
+        out = []
+        for label, values in (("cuts", self.cuts), ("ranks", self.ranks)):
+            if len(values) == 1:
+                values = values * int(num_clients)
+            if len(values) != int(num_clients):
+                raise UsageError(f"profile {self.text!r} lists {len(values)} {label} but the run has "
+                                 f"K = {num_clients} clients")
+            out.append(tuple(values))
+        return out[0], out[1]
+
+
+def parse_profile(text: str) -> Profile:
+    """Parse ``"c5.5.3.1.1r64.32.16.8.4@svd"``-style text (see the module docstring).
+
+    Raises:
+        UsageError: text not in the notation, a cut or rank < 1, cuts and ranks of different lengths
+            (both > 1), or an unknown aggregation rule.
+    """
+    m = _PROFILE.fullmatch(str(text).strip())
+    if m is None:
+        raise UsageError(f"profile {text!r} is not c<cuts>r<ranks>[@rule] with K values joined by '.' "
+                         "(e.g. 'c1r64.16.16.4.4' or 'c5.5.3.1.1r64.32.16.8.4@svd')")
+    cuts = tuple(int(v) for v in m[1].split("."))
+    ranks = tuple(int(v) for v in m[2].split("."))
+    rule = m[3] or "zero_pad"
+    if min(cuts) < 1 or min(ranks) < 1:
+        raise UsageError(f"profile {text!r}: every cut and rank must be >= 1")
+    if len(cuts) > 1 and len(ranks) > 1 and len(cuts) != len(ranks):
+        raise UsageError(f"profile {text!r}: {len(cuts)} cuts but {len(ranks)} ranks (give K of each, or one)")
+    if rule not in PROFILE_RULES:
+        raise UsageError(f"profile {text!r}: aggregation rule {rule!r} is not one of {list(PROFILE_RULES)}")
+    return Profile(cuts, ranks, rule)
+
+
+DESIGNED_PROFILES: tuple[str, ...] = (
+    "c1r64.64.16.16.16",            # mixed ranks, two strong clients
+    "c1r64.16.16.4.4",              # a wide rank spread
+    "c1.1.3.5.5r16",                # mixed cuts at one rank
+    "c5.5.3.1.1r64.32.16.8.4",      # both mixed: strong clients cut deep with a high rank
+    "c1r64.16.16.4.4@svd",          # the wide rank spread under FlexLoRA's rule
+    "c5.5.3.1.1r64.32.16.8.4@svd",  # both mixed under FlexLoRA's rule
+)
+"""Heterogeneous profiles (K = 5) measured by ``fedsllm calibrate --profiles designed`` to fit the surrogate's
+model of E for mixed profiles."""
+
+HELD_OUT_PROFILES: tuple[str, ...] = (
+    "c1r32.32.8.8.8",
+    "c3.3.3.1.1r32.32.8.8.8",
+    "c1.5.1.5.1r16.64.16.64.16@svd",
+    "c1r64.64.64.64.4",
+)
+"""Heterogeneous profiles measured the same way but never used in the fit: the model's held-out check."""

@@ -9,8 +9,8 @@ gain_ms               K*M          channel gain in dB mapped from [-200, -40] dB
 gain_fs               K*N          same for the FS link
 load                  K            device load / load_max, in [0, 1]
 compute               K            f_k kappa_k / (max f * max kappa), in (0, 1]
-split                 1            (c - 1) / (L - 2) (0 when L = 2)
-rank                  1            index of r in ``ranks`` / (len(ranks) - 1) (0 for one rank)
+split                 1 (K)        (c - 1) / (L - 2) (0 when L = 2); per client (``heterogeneous``): K entries
+rank                  1 (K)        index of r in ``ranks`` / (len(ranks) - 1) (0 for one rank); per client: K
 val_loss              1            validation loss / initial validation loss, clipped to [0, 2]
 round                 1            rounds done / max_rounds, clipped to [0, 1]
 ====================  ===========  ==================================================================
@@ -48,8 +48,9 @@ class ObservationCodec:
         """Length of each observation block, in order."""
         w = self.cfg.wireless
         k = w.num_clients
+        d = k if self.cfg.heterogeneous else 1
         return {"gain_ms": k * w.num_subchannels_ms, "gain_fs": k * w.num_subchannels_fs, "load": k,
-                "compute": k, "split": 1, "rank": 1, "val_loss": 1, "round": 1}
+                "compute": k, "split": d, "rank": d, "val_loss": 1, "round": 1}
 
     def space(self) -> spaces.Box:
         """The flat float32 observation Box."""
@@ -64,9 +65,9 @@ class ObservationCodec:
         c = self.cfg.compute
         return c.client_cpu_freq_range_hz[1] * max(c.client_flops_per_cycle_choices)
 
-    def encode(self, channel: ChannelState, scenario: Scenario, split: int, rank: int, val_loss: float,
-               initial_val_loss: float, rounds_done: int) -> np.ndarray:
-        """Observation vector of the current state."""
+    def encode(self, channel: ChannelState, scenario: Scenario, split: int | np.ndarray, rank: int | np.ndarray,
+               val_loss: float, initial_val_loss: float, rounds_done: int) -> np.ndarray:
+        """Observation vector of the current state (``split``/``rank``: ints, or (K,) arrays per client)."""
         lo, hi = GAIN_DB_RANGE
         k = scenario.num_clients
         out = np.empty(self._size, dtype=np.float64)
@@ -84,8 +85,15 @@ class ObservationCodec:
         out[n_g + k:n_g + 2 * k] = scenario.client_peak_flops / self._peak_scale()
         np.minimum(np.maximum(out[n_g:n_g + 2 * k], 0.0, out=out[n_g:n_g + 2 * k]), 1.0, out=out[n_g:n_g + 2 * k])
         n_layer, ranks = self.shape.n_layer, self.cfg.model.ranks
-        out[-4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
-        out[-3] = ranks.index(rank) / (len(ranks) - 1) if len(ranks) > 1 else 0.0
+        d = self.sizes["split"]
+        if d == 1:
+            out[-4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
+            out[-3] = ranks.index(rank) / (len(ranks) - 1) if len(ranks) > 1 else 0.0
+        else:
+            cuts = np.broadcast_to(np.asarray(split, dtype=float), (d,))
+            idx = np.array([ranks.index(int(r)) for r in np.broadcast_to(np.asarray(rank), (d,))], dtype=float)
+            out[-2 - 2 * d: -2 - d] = (cuts - 1) / (n_layer - 2) if n_layer > 2 else 0.0
+            out[-2 - d: -2] = idx / (len(ranks) - 1) if len(ranks) > 1 else 0.0
         out[-2] = min(max(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
         out[-1] = min(rounds_done / self.cfg.training.max_rounds, 1.0)
         return out.astype(np.float32)

@@ -34,7 +34,8 @@ from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.calibration import (Calibration, fit_progress_model, load_calibration, load_calibration_from_dict,
                                      progress_model_to_json)
 from fedsllm_env.errors import FedsLLMError, UsageError
-from fedsllm_env.schedules import DESIGNED_SCHEDULES, parse_schedule
+from fedsllm_env.schedules import DESIGNED_PROFILES, DESIGNED_SCHEDULES, HELD_OUT_PROFILES, parse_profile, \
+    parse_schedule
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.presets import with_preset
 from train_scripts._checks import help_description
@@ -83,8 +84,12 @@ class Args:
     schedules: tuple[str, ...] = ()
     """Switch schedules measured beside the grid to fit the surrogate's switch model: "designed" (the package's set,
     fedsllm_env.schedules.DESIGNED_SCHEDULES) and/or schedules such as "c1r64x8;c1r8" (empty = none)."""
+    profiles: tuple[str, ...] = ()
+    """Heterogeneous profiles (a cut and a rank per client) measured beside the grid: "designed" and/or "held-out"
+    (fedsllm_env.schedules.DESIGNED_PROFILES / HELD_OUT_PROFILES) and/or profiles such as "c1r64.16.16.4.4@svd"
+    (empty = none); they run with the schedules' seeds and partitions."""
     schedule_seeds: tuple[int, ...] = ()
-    """Seeds of the schedule runs (empty = --seeds)."""
+    """Seeds of the schedule and profile runs (empty = --seeds)."""
     schedule_partitions: tuple[Literal["iid", "dirichlet"], ...] = ("iid",)
     """Partitions of the schedule runs."""
     refit: str = ""
@@ -139,6 +144,7 @@ def _check_args(args: Args) -> None:
             check_grid([1], [1], list(args.schedule_partitions), list(args.schedule_seeds), args.max_rounds,
                        args.threads)
         _schedules(args)
+        _profiles(args)
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -149,6 +155,18 @@ def _schedules(args: Args) -> list[str]:
     for text in args.schedules:
         for item in (DESIGNED_SCHEDULES if text == "designed" else (text,)):
             text_norm = parse_schedule(item).text
+            if text_norm not in out:
+                out.append(text_norm)
+    return out
+
+
+def _profiles(args: Args) -> list[str]:
+    """--profiles with "designed" / "held-out" expanded, each checked (UsageError naming a bad one)."""
+    named = {"designed": DESIGNED_PROFILES, "held-out": HELD_OUT_PROFILES}
+    out: list[str] = []
+    for text in args.profiles:
+        for item in named.get(text, (text,)):
+            text_norm = parse_profile(item).text
             if text_norm not in out:
                 out.append(text_norm)
     return out
@@ -212,7 +230,7 @@ def run(args: Args, command: str = "fedsllm calibrate") -> Path:
                   target_val_loss=args.target_val_loss or None, target_fraction=args.target_fraction,
                   command=command, log=lambda line: print(line, flush=True), schedules=_schedules(args),
                   schedule_seeds=list(args.schedule_seeds) or None,
-                  schedule_partitions=list(args.schedule_partitions))
+                  schedule_partitions=list(args.schedule_partitions), profiles=_profiles(args))
     if args.ray_address:
         from train_scripts._ray import ray_map_unordered, ray_session
 

@@ -170,6 +170,16 @@ class SplitRankCodec:
         raise NotImplementedError
 
     @property
+    def per_client(self) -> bool:
+        """A cut and a rank per client (``cfg.heterogeneous``): K split and K rank entries in every action."""
+        return bool(self.cfg.heterogeneous)
+
+    @property
+    def num_decisions(self) -> int:
+        """Entries of each of the split and rank blocks of an action: K per-client, else 1."""
+        return self.cfg.wireless.num_clients if self.per_client else 1
+
+    @property
     def num_splits(self) -> int:
         """L - 1 candidate cuts."""
         return self.shape.n_layer - 1
@@ -185,12 +195,28 @@ class SplitRankCodec:
         return project_split_rank(int(split_idx) + 1, int(self.cfg.model.ranks[int(rank_idx)]), self.shape,
                                   self.cfg)
 
-    def split_rank_indices(self, decision: Decision) -> tuple[int, int]:
-        """0-based (split, rank) bin indices of a decision."""
-        return int(decision.split) - 1, self.cfg.model.ranks.index(int(decision.rank))
+    def decisions_of(self, split_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[int | np.ndarray, int | np.ndarray]:
+        """(split, rank) of the split and rank blocks of an action (each of :attr:`num_decisions` 0-based bin
+        indices): two ints, or per client two (K,) int64 arrays, each client projected onto the memory limit
+        on its own (:meth:`split_rank`)."""
+        if not self.per_client:
+            return self.split_rank(int(split_idx[0]), int(rank_idx[0]))
+        pairs = [self.split_rank(int(c), int(r)) for c, r in zip(split_idx, rank_idx)]
+        return (np.array([c for c, _ in pairs], dtype=np.int64), np.array([r for _, r in pairs], dtype=np.int64))
+
+    def decision_indices(self, decision: Decision) -> tuple[np.ndarray, np.ndarray]:
+        """The split and rank blocks (0-based bin indices, :attr:`num_decisions` each) of a decision; a shared
+        (split, rank) fills every client's entry in the per-client layout."""
+        ranks = self.cfg.model.ranks
+        n = self.num_decisions
+        splits = np.broadcast_to(np.asarray(decision.split, dtype=np.int64), (n,)) - 1
+        rank_idx = np.array([ranks.index(int(r)) for r in np.broadcast_to(np.asarray(decision.rank), (n,))],
+                            dtype=np.int64)
+        return splits.astype(np.int64), rank_idx
 
     def split_rank_masks(self) -> np.ndarray:
         """Concatenated (L-1,) split and (R,) rank feasibility under the memory limit
-        (:func:`fedsllm_env.delay.split_rank_feasibility`)."""
+        (:func:`fedsllm_env.delay.split_rank_feasibility`); per client, K split masks then K rank masks."""
         split_ok, rank_ok = split_rank_feasibility(self.shape, self.cfg)
-        return np.concatenate([split_ok, rank_ok])
+        n = self.num_decisions
+        return np.concatenate([np.tile(split_ok, n), np.tile(rank_ok, n)])

@@ -33,7 +33,8 @@ class BoxCodec(SplitRankCodec):
     def _build_space(self) -> spaces.Box:
         w, k = self.cfg.wireless, self.cfg.wireless.num_clients
         m, n = w.num_subchannels_ms, w.num_subchannels_fs
-        return spaces.Box(-1.0, 1.0, shape=(m * k + n * k + m + n + 2 * k + 2,), dtype=np.float32)
+        return spaces.Box(-1.0, 1.0, shape=(m * k + n * k + m + n + 2 * k + 2 * self.num_decisions,),
+                          dtype=np.float32)
 
     def decode(self, action: np.ndarray, scenario: Scenario, channel: ChannelState | None = None) -> Decision:
         """Feasible decision of a Box action (values outside [-1, 1] are clipped; ``channel`` unused)."""
@@ -49,7 +50,9 @@ class BoxCodec(SplitRankCodec):
         w_fs = (a[o: o + n] + 1.0) / 2.0; o += n
         b_ms = np.maximum((a[o: o + k] + 1.0) / 2.0, MIN_BUDGET_FRACTION); o += k
         b_fs = np.maximum((a[o: o + k] + 1.0) / 2.0, MIN_BUDGET_FRACTION); o += k
-        split, rank = self.split_rank(_bin(a[o], self.num_splits), _bin(a[o + 1], self.num_ranks))
+        d = self.num_decisions
+        split, rank = self.decisions_of(np.array([_bin(x, self.num_splits) for x in a[o: o + d]]),
+                                        np.array([_bin(x, self.num_ranks) for x in a[o + d: o + 2 * d]]))
         own_ms = repair_assignment(np.argmax(logit_ms, axis=1), logit_ms, k)
         own_fs = repair_assignment(np.argmax(logit_fs, axis=1), logit_fs, k)
         p_ms = project_total_power(spread_power(own_ms, w_ms, pmax * b_ms, k), w.total_power_ms_w)
@@ -59,7 +62,7 @@ class BoxCodec(SplitRankCodec):
     def encode(self, decision: Decision, scenario: Scenario) -> np.ndarray:
         """A Box action that decodes exactly to ``decision`` (bin centres for split and rank)."""
         w, k = self.cfg.wireless, self.cfg.wireless.num_clients
-        s_idx, r_idx = self.split_rank_indices(decision)
+        s_idx, r_idx = self.decision_indices(decision)
         pmax = scenario.client_max_power_w
         parts = []
         for own, s in ((decision.assign_ms, w.num_subchannels_ms), (decision.assign_fs, w.num_subchannels_fs)):
@@ -74,7 +77,7 @@ class BoxCodec(SplitRankCodec):
             parts.append(np.where(peak[own] > 0, pw / np.where(peak[own] > 0, peak[own], 1.0), 1.0) * 2.0 - 1.0)
             budgets.append(np.clip(per_client / pmax, 0.0, 1.0) * 2.0 - 1.0)
         centre = lambda i, nb: (i + 0.5) / nb * 2.0 - 1.0  # noqa: E731 - middle of bin i
-        action = np.concatenate(parts + budgets + [[centre(s_idx, self.num_splits), centre(r_idx, self.num_ranks)]])
+        action = np.concatenate(parts + budgets + [centre(s_idx, self.num_splits), centre(r_idx, self.num_ranks)])
         return action.astype(np.float32)
 
     def action_masks(self) -> np.ndarray:

@@ -76,7 +76,8 @@ def make_allocator(name: str = DEFAULT_ALLOCATOR) -> Allocator:
 
 @dataclass(frozen=True)
 class HybridCodec(SplitRankCodec):
-    """``MultiDiscrete([L-1, R])``: split and rank bins; the allocator does the rest."""
+    """``MultiDiscrete([L-1, R])`` (per client ``[L-1]*K + [R]*K``): split and rank bins; the allocator does
+    the rest."""
 
     allocator: Allocator | None = None
 
@@ -86,14 +87,16 @@ class HybridCodec(SplitRankCodec):
             raise ConfigError(f"action_mode='hybrid' needs a callable allocator, got {self.allocator!r}")
 
     def _build_space(self) -> spaces.MultiDiscrete:
-        return spaces.MultiDiscrete([self.num_splits, self.num_ranks])
+        d = self.num_decisions
+        return spaces.MultiDiscrete([self.num_splits] * d + [self.num_ranks] * d)
 
     def decode(self, action: np.ndarray, scenario: Scenario, channel: ChannelState) -> Decision:
         """(split, rank) bins, projected onto the memory limit, then the allocator's decision for ``channel``
         (checked: InfeasibleDecisionError if the allocator breaks a constraint)."""
         a = validate_action(action, self.space.shape, self.mode)
         idx = discrete_index(a, self.space.nvec)  # type: ignore[attr-defined]
-        split, rank = self.split_rank(idx[0], idx[1])
+        d = self.num_decisions
+        split, rank = self.decisions_of(idx[:d], idx[d:])
         assert self.allocator is not None
         decision = self.allocator(scenario, channel, self.shape, self.cfg, split, rank)
         check_feasible(decision, scenario, self.shape, self.cfg)
@@ -101,7 +104,7 @@ class HybridCodec(SplitRankCodec):
 
     def encode(self, decision: Decision, scenario: Scenario) -> np.ndarray:
         """The (split, rank) bin indices of ``decision``."""
-        return np.array(self.split_rank_indices(decision), dtype=np.int64)
+        return np.concatenate(self.decision_indices(decision)).astype(np.int64)
 
     def action_masks(self) -> np.ndarray:
         """Split and rank feasibility under the memory limit, concatenated."""

@@ -27,7 +27,9 @@ class MultiDiscreteCodec(SplitRankCodec):
     def _build_space(self) -> spaces.MultiDiscrete:
         w, k, p = self.cfg.wireless, self.cfg.wireless.num_clients, self.cfg.power_levels
         m, n = w.num_subchannels_ms, w.num_subchannels_fs
-        return spaces.MultiDiscrete([k] * m + [k] * n + [p] * m + [p] * n + [self.num_splits, self.num_ranks])
+        d = self.num_decisions
+        return spaces.MultiDiscrete([k] * m + [k] * n + [p] * m + [p] * n + [self.num_splits] * d +
+                                    [self.num_ranks] * d)
 
     def decode(self, action: np.ndarray, scenario: Scenario, channel: ChannelState | None = None) -> Decision:
         """Feasible decision of a MultiDiscrete action (out-of-range entries clipped; ``channel`` unused)."""
@@ -41,7 +43,8 @@ class MultiDiscreteCodec(SplitRankCodec):
         own_fs = idx[o: o + n]; o += n
         lv_ms = (idx[o: o + m] + 1.0) / p; o += m
         lv_fs = (idx[o: o + n] + 1.0) / p; o += n
-        split, rank = self.split_rank(idx[o], idx[o + 1])
+        d = self.num_decisions
+        split, rank = self.decisions_of(idx[o: o + d], idx[o + d: o + 2 * d])
         own_ms = repair_assignment(own_ms, np.eye(k)[own_ms], k)
         own_fs = repair_assignment(own_fs, np.eye(k)[own_fs], k)
         # a client's budget is p_max times the mean level of its subchannels; levels weight the spread
@@ -54,7 +57,7 @@ class MultiDiscreteCodec(SplitRankCodec):
     def encode(self, decision: Decision, scenario: Scenario) -> np.ndarray:
         """The nearest MultiDiscrete action: owners exact, power levels rounded."""
         k, p = self.cfg.wireless.num_clients, self.cfg.power_levels
-        s_idx, r_idx = self.split_rank_indices(decision)
+        s_idx, r_idx = self.decision_indices(decision)
         pmax = scenario.client_max_power_w
         levels = []
         for own, pw in ((decision.assign_ms, decision.power_ms_w), (decision.assign_fs, decision.power_fs_w)):
@@ -62,7 +65,7 @@ class MultiDiscreteCodec(SplitRankCodec):
             frac = pw * cnt[own] / pmax[own]  # power relative to an equal split of p_max
             levels.append(np.clip(np.round(frac * p) - 1, 0, p - 1))
         return np.concatenate([decision.assign_ms, decision.assign_fs, levels[0], levels[1],
-                               [s_idx, r_idx]]).astype(np.int64)
+                               s_idx, r_idx]).astype(np.int64)
 
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over every choice (sb3-contrib MaskablePPO convention).

@@ -36,9 +36,9 @@ from fedsllm_env.calibration import DEFAULT_TARGET_FRACTION, build_calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import CalibrationError, TrainingDiverged, UsageError
 from fedsllm_env.splitfed.model import backbone_fingerprint
-from fedsllm_env.schedules import parse_schedule
+from fedsllm_env.schedules import parse_profile, parse_schedule
 
-__all__ = ["RunSpec", "schedule_specs", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
+__all__ = ["RunSpec", "schedule_specs", "profile_specs", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
            "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND",
            "recheck_cell"]
 
@@ -48,11 +48,14 @@ RUN_KIND = "fedsllm-calibration-run"
 
 @dataclass(frozen=True, order=True)
 class RunSpec:
-    """One calibration run: LoRA rank, cut index, data partition, training seed, and optionally a schedule.
+    """One calibration run: LoRA rank, cut index, data partition, training seed, and optionally a schedule
+    or a heterogeneous profile.
 
-    A run without ``schedule`` trains at the fixed (``split``, ``rank``) every round (a cell of the E(r, c)
-    grid); a run with one plays the schedule (:mod:`fedsllm_env.schedules`; ``split`` and ``rank`` are then
-    its first round's) to measure how training reacts when the rank or the cut switches.
+    A run without ``schedule`` or ``profile`` trains at the fixed (``split``, ``rank``) every round (a cell of
+    the E(r, c) grid); a run with a schedule plays it (:mod:`fedsllm_env.schedules`; ``split`` and ``rank`` are
+    then its first round's) to measure how training reacts when the rank or the cut switches; a run with a
+    profile (``"c5.5.3.1.1r64.32.16.8.4@svd"``) trains every round with a cut and a rank per client and that
+    aggregation rule (``split`` and ``rank`` are then the largest cut and rank, for sorting only).
     """
 
     rank: int
@@ -60,24 +63,36 @@ class RunSpec:
     partition: str
     seed: int
     schedule: str = ""
+    profile: str = ""
 
     @property
     def name(self) -> str:
-        """File-name stem of the run's record, e.g. ``rank4_split1_iid_seed0`` or
-        ``sched_c1r64x8_c1r8_iid_seed0``."""
+        """File-name stem of the run's record, e.g. ``rank4_split1_iid_seed0``,
+        ``sched_c1r64x8_c1r8_iid_seed0`` or ``prof_c1r64.16.16.4.4_svd_iid_seed0``."""
+        if self.profile:
+            return f"prof_{parse_profile(self.profile).name}_{self.partition}_seed{self.seed}"
         if self.schedule:
             return f"sched_{parse_schedule(self.schedule).name}_{self.partition}_seed{self.seed}"
         return f"rank{self.rank}_split{self.split}_{self.partition}_seed{self.seed}"
 
-    def decision(self, round_index: int) -> tuple[int, int]:
-        """(split, rank) of round ``round_index`` (1-based)."""
+    def decision(self, round_index: int, num_clients: int = 1) -> tuple[Any, Any]:
+        """(split, rank) of round ``round_index`` (1-based); for a profile run ((K,) cuts, (K,) ranks)."""
+        if self.profile:
+            return parse_profile(self.profile).per_client(num_clients)
         return parse_schedule(self.schedule).at(round_index) if self.schedule else (self.split, self.rank)
 
+    @property
+    def aggregation(self) -> str:
+        """The rule for adapters of mixed ranks (``zero_pad`` unless a profile names another)."""
+        return parse_profile(self.profile).aggregation if self.profile else "zero_pad"
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON); ``schedule`` only when there is one (fixed runs keep their earlier records)."""
+        """Plain dict (JSON); ``schedule``/``profile`` only when there is one (fixed runs keep their records)."""
         out: dict[str, Any] = {"rank": self.rank, "split": self.split, "partition": self.partition, "seed": self.seed}
         if self.schedule:
             out["schedule"] = self.schedule
+        if self.profile:
+            out["profile"] = self.profile
         return out
 
 
@@ -88,6 +103,16 @@ def schedule_specs(schedules: Iterable[str], partitions: Iterable[str], seeds: I
         sched = parse_schedule(text)
         split, rank = sched.at(1)
         specs += [RunSpec(rank, split, str(p), int(s), sched.text) for p in partitions for s in seeds]
+    return sorted(specs)
+
+
+def profile_specs(profiles: Iterable[str], partitions: Iterable[str], seeds: Iterable[int]) -> list[RunSpec]:
+    """One run per (heterogeneous profile, partition, seed), sorted; each profile's text is normalised."""
+    specs = []
+    for text in profiles:
+        prof = parse_profile(text)
+        specs += [RunSpec(max(prof.ranks), max(prof.cuts), str(p), int(s), profile=prof.text)
+                  for p in partitions for s in seeds]
     return sorted(specs)
 
 
@@ -135,13 +160,34 @@ def check_grid(ranks: Sequence[int], splits: Sequence[int], partitions: Sequence
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
 
 
+DIGEST_LATER_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("heterogeneous",), False),
+    (("model", "aggregation"), "zero_pad"),
+)
+"""Config fields added after the v3 calibration, with their defaults: they enter a run's digest only when set to
+something else, so runs measured before the fields existed stay reusable (none of them changes a run at its
+default; a profile run's aggregation rule is part of its spec)."""
+
+
+def digest_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the fields of :data:`DIGEST_LATER_DEFAULTS` that hold their default."""
+    out = json.loads(json.dumps(config))
+    for path, default in DIGEST_LATER_DEFAULTS:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and path[-1] in node and node[path[-1]] == default:
+            del node[path[-1]]
+    return out
+
+
 def run_digest(config: dict[str, Any], max_rounds: int, threads: int) -> str:
     """Hex digest of everything a run's losses depend on besides its spec (config, horizon, torch threads).
 
     Two runs with the same spec and digest are the same measurement; a record with another digest is never
     reused or mixed into a table.
     """
-    blob = json.dumps({"config": config, "max_rounds": int(max_rounds), "threads": int(threads),
+    blob = json.dumps({"config": digest_config(config), "max_rounds": int(max_rounds), "threads": int(threads),
                        "torch": torch.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -172,15 +218,16 @@ def run_one(config: dict[str, Any], spec: RunSpec, max_rounds: int, threads: int
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        engine = SplitFedEngine(_run_config(config, spec.partition), progress=False)
-        initial = float(engine.reset(spec.seed, split=spec.split, rank=spec.rank))
+        engine = SplitFedEngine(_run_config(config, spec.partition), progress=False, aggregation=spec.aggregation)
+        k = engine.num_clients
+        initial = float(engine.reset(spec.seed, *spec.decision(1, k)))
         vals: list[float] = []
         trains: list[float] = []
         walls: list[float] = []
         diverged = None
         for t in range(1, max_rounds + 1):
             try:
-                out = engine.run_round(*spec.decision(t))
+                out = engine.run_round(*spec.decision(t, k))
             except TrainingDiverged:  # the engine stops on a non-finite loss or adapter
                 diverged = t
                 break
@@ -248,7 +295,7 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
               mapper: Mapper | None = None, command: str = "", log: Callable[[str], None] | None = None,
               extra_settings: dict[str, Any] | None = None, schedules: Sequence[str] = (),
               schedule_seeds: Sequence[int] | None = None,
-              schedule_partitions: Sequence[str] | None = None) -> dict[str, Any]:
+              schedule_partitions: Sequence[str] | None = None, profiles: Sequence[str] = ()) -> dict[str, Any]:
     """Run the sweep's unfinished runs, write each as it finishes, merge all into ``out_path`` (schema v2).
 
     Args:
@@ -270,6 +317,9 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
             surrogate's switch model; they never enter E(r, c) or the target).
         schedule_seeds: Seeds of the schedule runs (None = ``seeds``).
         schedule_partitions: Partitions of the schedule runs (None = ``partitions``).
+        profiles: Heterogeneous profiles (:func:`fedsllm_env.schedules.parse_profile`; K must be the config's),
+            one run per (profile, partition, seed) with the schedules' seeds and partitions, stored in the
+            table's ``profiles`` (they fit the surrogate's model of mixed profiles; never in E(r, c)).
 
     Returns:
         The merged calibration dict (also written to ``out_path``).
@@ -295,6 +345,16 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
         check_grid(sorted({r for _, r, _ in plan.phases}), sorted({c for c, _, _ in plan.phases}),
                    [spec.partition], [spec.seed], max_rounds, threads, n_layer=n_layer)
     specs += sched_specs
+    prof_specs = profile_specs(profiles, partitions if schedule_partitions is None else schedule_partitions,
+                               seeds if schedule_seeds is None else schedule_seeds)
+    for spec in prof_specs:
+        cuts, prof_ranks = parse_profile(spec.profile).per_client(cfg.wireless.num_clients)
+        try:
+            check_grid(sorted(set(prof_ranks)), sorted(set(cuts)), [spec.partition], [spec.seed], max_rounds,
+                       threads, n_layer=n_layer)
+        except ValueError as e:
+            raise UsageError(f"profile {spec.profile!r}: {e}") from e
+    specs += prof_specs
     runs_dir = runs_dir_for(out_path)
     done = finished_runs(runs_dir, specs, digest)
     todo = [s for s in specs if s not in done]
@@ -312,6 +372,7 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
     records = [done[s] for s in specs]
     settings = {"config": config, "ranks": ranks, "splits": splits, "partitions": partitions, "seeds": seeds,
                 "schedules": sorted({s.schedule for s in sched_specs}),
+                **({"profiles": sorted({s.profile for s in prof_specs})} if prof_specs else {}),
                 "max_rounds": int(max_rounds), "threads": int(threads), "digest": digest,
                 "backbone": backbone_fingerprint(cfg.model, cfg.training.seq_len),
                 "runs_dir": str(runs_dir), "torch": torch.__version__, "python": platform.python_version(),

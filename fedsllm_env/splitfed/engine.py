@@ -139,7 +139,7 @@ class SplitFedEngine:
         weight_decay: AdamW weight decay of the LoRA parameters.
         progress: Show a progress bar if the tiny backbone must be pre-trained.
         aggregation: Heterogeneous mode only: the rule for adapters of mixed ranks, "zero_pad" (HetLoRA) or
-            "svd" (FlexLoRA) (:mod:`fedsllm_env.splitfed.hetero`).
+            "svd" (FlexLoRA) (:mod:`fedsllm_env.splitfed.hetero`); None = ``cfg.model.aggregation``.
         global_rank: Heterogeneous mode only: the rank r_g of the global and MS adapters, one of ``model.ranks``
             and >= every client's rank; None: max_k r_k of the profile.
 
@@ -150,10 +150,10 @@ class SplitFedEngine:
     """
 
     def __init__(self, cfg: FedsLLMConfig, model: Any = None, tokenizer: Any = None, weight_decay: float = 0.0,
-                 progress: bool = True, aggregation: str = "zero_pad", global_rank: int | None = None) -> None:
+                 progress: bool = True, aggregation: str | None = None, global_rank: int | None = None) -> None:
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither (then cfg.model.backbone is loaded)")
-        self.aggregation = check_aggregation(aggregation)
+        self.aggregation = check_aggregation(cfg.model.aggregation if aggregation is None else aggregation)
         if global_rank is not None:
             server_rank(np.ones(1, dtype=np.int64), cfg, global_rank)  # one of model.ranks, else the error
         self.global_rank = None if global_rank is None else int(global_rank)
@@ -273,7 +273,8 @@ class SplitFedEngine:
 
         Split and rank return to ``split`` / ``rank`` when given, else ``cfg.model.initial_split`` /
         ``initial_rank`` (a fresh adapter is built directly at that rank). A (K,) sequence or array for either
-        (the other may stay a scalar or None) selects the heterogeneous mode until the next reset.
+        (the other may stay a scalar or None) selects the heterogeneous mode until the next reset; with
+        ``cfg.heterogeneous`` every reset selects it (scalars become every client's cut and rank).
 
         Returns:
             The validation loss of the backbone (before round 1).
@@ -284,7 +285,7 @@ class SplitFedEngine:
         m = self.cfg.model
         split = int(m.initial_split) if split is None else split
         rank = int(m.initial_rank) if rank is None else rank
-        hetero = is_per_client(split, rank)
+        hetero = is_per_client(split, rank) or bool(self.cfg.heterogeneous)
         if hetero:
             cuts, ranks = self._profile(split, rank)
             r_g = self._global_rank(ranks)
