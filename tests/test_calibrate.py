@@ -15,6 +15,7 @@ from fedsllm_env.splitfed.calibrate import RunSpec, calibrate, runs_dir_for, seq
 
 GRID = dict(ranks=[1, 4], splits=[1, 2], partitions=["iid", "dirichlet"], seeds=[0, 1])
 
+
 @pytest.fixture(scope="module")
 def tiny_backbone(tmp_path_factory) -> str:
     """A 3-block random GPT-2 saved as a local backbone folder (loadable by path in any process)."""
@@ -27,12 +28,14 @@ def tiny_backbone(tmp_path_factory) -> str:
     tok.save_pretrained(path)
     return str(path)
 
+
 @pytest.fixture(scope="module")
 def tiny_overrides(tiny_backbone) -> dict:
     return {"model": {"backbone": tiny_backbone, "ranks": [1, 2, 4], "initial_rank": 2},
             "training": {"batch_size": 4, "seq_len": 32, "local_iterations": 2, "learning_rate": 5e-3,
                          "num_train_samples": 160, "num_val_samples": 16, "val_batches": 2},
             "wireless": {"num_clients": 3, "num_subchannels_ms": 3, "num_subchannels_fs": 3}}
+
 
 @pytest.fixture(scope="module")
 def reference(tiny_overrides, tmp_path_factory):
@@ -41,9 +44,11 @@ def reference(tiny_overrides, tmp_path_factory):
     res = calibrate(FedsLLMConfig.from_dict(tiny_overrides), **GRID, max_rounds=4, out_path=out)
     return res, out
 
+
 def _measured(res: dict) -> tuple:
     """Everything a table measures (no timings, paths or commands)."""
     return res["cells"], res["target_val_loss"], res["initial_val_loss"], res["target_rule"], res["model_shape"]
+
 
 # ---- the runner -----------------------------------------------------------------------------------------------
 def test_sweep_writes_one_record_per_run_and_a_loadable_v2_table(reference):
@@ -62,6 +67,7 @@ def test_sweep_writes_one_record_per_run_and_a_loadable_v2_table(reference):
         np.testing.assert_array_equal(cal.seed_curves(spec.rank, spec.split, spec.partition)[spec.seed],
                                       rec["val_loss_curve"])
 
+
 def test_target_is_ninety_percent_of_the_best_configurations_reduction(reference):
     res, out = reference
     cal = load_calibration(out)
@@ -75,6 +81,7 @@ def test_target_is_ninety_percent_of_the_best_configurations_reduction(reference
     # rank 1 learns slower than rank 4 on this model: censored within 4 rounds, never given a number
     assert cal.rounds_needed(1, 1, "iid") == math.inf
     assert res["cells"][0]["mean_rounds_to_target"] is None and None in res["cells"][0]["rounds_to_target"]
+
 
 def test_killed_sweep_resumes_and_loses_only_runs_in_flight(tiny_overrides, reference, tmp_path):
     cfg = FedsLLMConfig.from_dict(tiny_overrides)
@@ -106,6 +113,7 @@ def test_killed_sweep_resumes_and_loses_only_runs_in_flight(tiny_overrides, refe
     calibrate(cfg, **GRID, max_rounds=4, out_path=out, mapper=counting)
     assert ran == []  # everything finished: nothing re-runs
 
+
 def test_records_of_other_settings_are_never_mixed_in(tiny_overrides, reference):
     _, out = reference
     cfg = FedsLLMConfig.from_dict(tiny_overrides)
@@ -114,6 +122,7 @@ def test_records_of_other_settings_are_never_mixed_in(tiny_overrides, reference)
     lr = cfg.replace(training=cfg.training.replace(learning_rate=1e-3))
     with pytest.raises(CalibrationError, match="other settings"):
         calibrate(lr, **GRID, max_rounds=4, out_path=out)
+
 
 def test_run_passes_the_config_through_and_sets_only_the_partition(tiny_overrides, monkeypatch):
     import fedsllm_env.splitfed.engine as engine_mod
@@ -138,6 +147,7 @@ def test_run_passes_the_config_through_and_sets_only_the_partition(tiny_override
     assert rec["spec"] == {"rank": 2, "split": 2, "partition": "dirichlet", "seed": 3}
     assert len(rec["val_loss_curve"]) == 2 and rec["diverged_at_round"] is None
 
+
 def test_diverged_run_is_recorded_as_measured_and_censored(tiny_overrides):
     from fedsllm_env.splitfed.calibrate import run_one
 
@@ -147,12 +157,15 @@ def test_diverged_run_is_recorded_as_measured_and_censored(tiny_overrides):
     assert rec["diverged_at_round"] is not None and len(rec["val_loss_curve"]) == rec["diverged_at_round"] - 1
     assert all(math.isfinite(v) for v in rec["val_loss_curve"])
 
+
 # ---- the merge: target rule, censoring, spread (numpy only) ---------------------------------------------------
 def _run(rank, split, part, seed, curve, initial=4.0):
     return {"rank": rank, "split": split, "partition": part, "seed": seed, "initial_val_loss": initial,
             "val_loss_curve": list(curve), "train_loss_curve": list(curve)}
 
+
 SHAPE = {"n_layer": 4, "n_embd": 8, "n_head": 2, "vocab_size": 10, "n_inner": 32, "n_positions": 16}
+
 
 def test_choose_target_and_rounds_to_target():
     means = {(1, 1, "iid"): np.array([3.5, 3.0, 2.5]), (4, 1, "iid"): np.array([3.0, 2.0, 1.0])}
@@ -163,6 +176,7 @@ def test_choose_target_and_rounds_to_target():
         choose_target(means, 4.0, 0.0)
     with pytest.raises(ValueError, match="no configuration reduced"):
         choose_target({(1, 1, "iid"): np.array([4.0, 4.1])}, 4.0)
+
 
 def test_censored_seed_censors_the_cell_and_nothing_is_invented(tmp_path):
     runs = [_run(4, 1, "iid", 0, [3.0, 2.0, 0.6]), _run(4, 1, "iid", 1, [3.0, 2.5, 1.8]),
@@ -178,6 +192,7 @@ def test_censored_seed_censors_the_cell_and_nothing_is_invented(tmp_path):
     assert cal.rounds_needed(4) == math.inf and cal.rounds_needed(1, 1) == math.inf
     assert cal.cells[(4, 1, "iid")].censored == 1
 
+
 def _v2(tmp_path, e_split: dict[int, list[float]], ranks=(1, 4), horizon=30, partitions=("iid",)):
     """A v2 table whose curves fall linearly to reach the target at the given rounds per (split -> per rank)."""
     runs = []
@@ -192,6 +207,7 @@ def _v2(tmp_path, e_split: dict[int, list[float]], ranks=(1, 4), horizon=30, par
     path.write_text(json.dumps(res))
     return load_calibration(path)
 
+
 def test_rounds_needed_by_split_interpolates_and_pools(tmp_path):
     cal = _v2(tmp_path, {1: [20, 10], 3: [24, 14]})
     e11, e13 = cal.rounds_needed(1, 1), cal.rounds_needed(1, 3)
@@ -205,6 +221,7 @@ def test_rounds_needed_by_split_interpolates_and_pools(tmp_path):
     with pytest.raises(CalibrationError, match="partition 'dirichlet' not calibrated"):
         cal.rounds_needed(1, 1, "dirichlet")
 
+
 def test_uncalibrated_rank_uses_the_fit_unless_a_neighbour_is_censored(tmp_path):
     cal = _v2(tmp_path, {1: [20, 10, 6]}, ranks=(1, 4, 16))
     f = cal.fit
@@ -212,6 +229,7 @@ def test_uncalibrated_rank_uses_the_fit_unless_a_neighbour_is_censored(tmp_path)
     censored = _v2(tmp_path, {1: [0, 10, 6]}, ranks=(1, 4, 16))  # rank 1 never converges
     assert censored.rounds_needed(1, 1) == math.inf and censored.rounds_needed(2, 1) == math.inf
     assert math.isfinite(censored.rounds_needed(8, 1))
+
 
 def test_shipped_table_is_the_real_sweep_and_loads_with_its_values():
     cal = load_calibration()
@@ -243,6 +261,7 @@ def test_shipped_table_is_the_real_sweep_and_loads_with_its_values():
     assert len(cal.schedules) >= 10 and raw["progress_model"]["switch_fit"]["schedules"] == len(cal.schedules)
     assert raw["progress_model"]["switch_fit"]["rmse"] <= raw["progress_model"]["switch_fit"]["rmse_memoryless"]
 
+
 def test_a_prefix_of_a_shipped_run_is_re_made_from_the_recorded_settings():
     """Anyone can re-run a shipped run: the backbone ships, the settings are recorded. Bit-identical on the machine
     that made the table; across CPUs the last digits differ, so two rounds must land within 1e-3 of the curve."""
@@ -252,6 +271,7 @@ def test_a_prefix_of_a_shipped_run_is_re_made_from_the_recorded_settings():
     assert result["rounds"] == 2 and len(result["curve"]) == 2
     assert result["backbone_now"] == result["backbone_recorded"]
     assert result["max_abs_diff"] < 1e-3, result
+
 
 # ---- the surrogate replays E(r, c) for the configured partition ------------------------------------------------
 def _episode_rounds(cal, split, rank, partition="iid", max_rounds=60):
@@ -267,6 +287,7 @@ def _episode_rounds(cal, split, rank, partition="iid", max_rounds=60):
             return t
     return None
 
+
 def test_surrogate_replays_split_dependent_convergence_and_censoring(tmp_path):
     cal = _v2(tmp_path, {1: [0, 10], 3: [0, 20]}, partitions=("iid", "dirichlet"))
     fast, slow = _episode_rounds(cal, 1, 4), _episode_rounds(cal, 3, 4)
@@ -276,6 +297,7 @@ def test_surrogate_replays_split_dependent_convergence_and_censoring(tmp_path):
     with pytest.raises(CalibrationError, match="training.partition='dirichlet' is not calibrated"):
         _episode_rounds(_v2(tmp_path, {1: [10, 10]}), 1, 4, "dirichlet")
 
+
 def test_env_reports_expected_rounds_of_the_chosen_split(tmp_path):
     from fedsllm_env.env import FedsLLMEnv
 
@@ -284,6 +306,7 @@ def test_env_reports_expected_rounds_of_the_chosen_split(tmp_path):
                       "model": {"ranks": [1, 4], "initial_rank": 4}})
     env.reset(seed=0)
     assert env.rounds_needed(4, 3) == cal.rounds_needed(4, 3) > env.rounds_needed(4, 1)
+
 
 # ---- the command -------------------------------------------------------------------------------------------------
 def test_cli_runs_a_tiny_sweep_and_resumes(tiny_overrides, reference, tmp_path, capsys):
@@ -303,6 +326,7 @@ def test_cli_runs_a_tiny_sweep_and_resumes(tiny_overrides, reference, tmp_path, 
     main(argv)
     assert "16 runs (16 already finished" in capsys.readouterr().out
 
+
 def test_cli_default_out_is_outside_the_package_and_stable(tiny_overrides):
     from fedsllm_env.splitfed.calibrate import package_dir
     from train_scripts.calibrate import default_out
@@ -311,6 +335,7 @@ def test_cli_default_out_is_outside_the_package_and_stable(tiny_overrides):
     a, b = default_out(cfg, 60, 1), default_out(cfg, 60, 1)
     assert a == b and a.parts[:2] == ("runs", "calibration") and not a.resolve().is_relative_to(package_dir())
     assert default_out(cfg, 61, 1) != a and default_out(cfg, 60, 2) != a
+
 
 def test_ray_sweep_equals_the_sequential_one(tiny_overrides, reference, tmp_path):
     pytest.importorskip("ray")
@@ -327,6 +352,7 @@ def test_ray_sweep_equals_the_sequential_one(tiny_overrides, reference, tmp_path
     cal = load_calibration(out)
     assert cal.raw["settings"]["ray_address"] == "local"
     assert _measured(cal.raw) == _measured(reference[0])  # bit-for-bit the sequential losses
+
 
 @pytest.mark.parametrize("device, gpus", [("cpu", 0.0), ("cuda:0", 0.25)])
 def test_ray_path_declares_cpus_and_gpu_fractions(tiny_overrides, reference, tmp_path, monkeypatch, device, gpus):
@@ -362,11 +388,11 @@ def test_ray_path_declares_cpus_and_gpu_fractions(tiny_overrides, reference, tmp
     for rank in (1, 4):
         assert cal.raw["cells"][(rank == 4)]["val_loss_curves"][0] == ref[(rank, 2, "iid")]
 
+
 # ---- heterogeneous profiles ------------------------------------------------------------------------------------
 def test_profile_runs_are_stored_apart_and_a_uniform_profile_is_the_fixed_run(tiny_overrides, reference, tmp_path):
     """A profile run trains with a cut and a rank per client; it lands in the table's ``profiles`` (never in the
     E(r, c) cells or the target), and a profile with every client at (c, r) reproduces the fixed run exactly."""
-
     out = tmp_path / "prof" / "cal.json"
     res = calibrate(FedsLLMConfig.from_dict(tiny_overrides), **GRID, max_rounds=4, out_path=out,
                     profiles=["c1r4", "c1.2.1r4.1.1@svd"], schedule_seeds=[0], schedule_partitions=["iid"])
@@ -379,6 +405,7 @@ def test_profile_runs_are_stored_apart_and_a_uniform_profile_is_the_fixed_run(ti
     np.testing.assert_array_equal(by_text["c1r4"]["val_loss_curves"][0], cal.seed_curves(4, 1, "iid")[0])
     assert not np.array_equal(by_text["c1.2.1r4.1.1@svd"]["val_loss_curves"][0], cal.seed_curves(4, 1, "iid")[0])
     assert res["settings"]["profiles"] == ["c1.2.1r4.1.1@svd", "c1r4"]
+
 
 def test_profile_errors_name_the_problem(tiny_overrides, tmp_path):
     from fedsllm_env.errors import UsageError
@@ -395,6 +422,7 @@ def test_profile_errors_name_the_problem(tiny_overrides, tmp_path):
         with pytest.raises(UsageError, match=match):
             parse_profile(text)
     assert parse_profile(" c1.2.1r4.1.1@zero_pad ").text == "c1.2.1r4.1.1"
+
 
 def test_digest_of_a_config_with_the_later_fields_at_default_is_unchanged():
     """Fields added after a table was measured (heterogeneous, model.aggregation) do not change the digest at
