@@ -133,10 +133,10 @@ class EpisodeRecord:
     """Mean over rounds of E(r) * T_round (the paper's objective for each decision), s."""
     decision_time_s: float
     """Mean wall time per step spent in ``predict``, s."""
-    splits: tuple[int, ...]
-    """Cut index chosen each round."""
-    ranks: tuple[int, ...]
-    """LoRA rank chosen each round."""
+    splits: tuple[Any, ...]
+    """Cut index chosen each round (heterogeneous mode: a tuple per round, one cut per client)."""
+    ranks: tuple[Any, ...]
+    """LoRA rank chosen each round (heterogeneous mode: a tuple per round, one rank per client)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable)."""
@@ -307,8 +307,8 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
     total_return, decide_s = 0.0, 0.0
     round_delays: list[float] = []
     expected: list[float] = []
-    splits: list[int] = []
-    ranks: list[int] = []
+    splits: list[Any] = []
+    ranks: list[Any] = []
     terminated = truncated = False
     info: dict[str, Any] = {}
     episode_start = np.ones((1,), dtype=bool)
@@ -325,8 +325,8 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
         total_return += float(reward)
         round_delays.append(float(info["round_delay_s"]))
         expected.append(float(info["expected_total_delay_s"]))
-        splits.append(int(info["split"]))
-        ranks.append(int(info["rank"]))
+        splits.append(_decision_value(info["split"]))
+        ranks.append(_decision_value(info["rank"]))
         if progress is not None:
             progress(name, int(seed), len(round_delays), bool(terminated or truncated))
     n = len(round_delays)
@@ -345,6 +345,11 @@ def run_episode(policy: Policy, env: gym.Env, seed: int, name: str = "policy",
         splits=tuple(splits),
         ranks=tuple(ranks),
     )
+
+
+def _decision_value(value: Any) -> int | tuple[int, ...]:
+    """A round's cut or rank as recorded: an int, or a tuple of ints (one per client) in the heterogeneous mode."""
+    return int(value) if np.ndim(value) == 0 else tuple(int(v) for v in np.asarray(value).ravel())
 
 
 def evaluate_policy_on_seeds(policy: Policy | PolicyFactory, env_id: str | gym.Env, seeds: Sequence[int],

@@ -32,9 +32,9 @@ def _check_lora_targets(config: FedsLLMConfig, shape: ModelShape) -> None:
         raise ConfigError(f"ModelConfig.lora_target_modules={list(config.model.lora_target_modules)}: {e}") from None
 
 
-def _plain(value: int | np.ndarray) -> int | list[int]:
-    """An int, or a list of ints for a per-client cut or rank (JSON-able ``info``)."""
-    return int(value) if np.ndim(value) == 0 else [int(v) for v in np.asarray(value).tolist()]
+def _plain(value: int | np.ndarray) -> int | np.ndarray:
+    """An int, or a (K,) int64 array for a per-client cut or rank (Gymnasium's vector envs stack it into (B, K))."""
+    return int(value) if np.ndim(value) == 0 else np.array(value, dtype=np.int64)
 
 
 def _shown(value: int | np.ndarray) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
+__all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
            "register_envs"]
 
 Mode = Literal["real", "surrogate"]
@@ -45,10 +45,17 @@ PRIORITY_IDS: dict[str, str] = {"real": "FedsLLM-Priority-v0", "surrogate": "Fed
 """mode -> id of the priority actions (:mod:`fedsllm_env.priority`, a wrapper of the Box env: its siblings are
 the Box ids)."""
 
+HETERO_PRIORITY_IDS: dict[str, str] = {"real": "FedsLLM-Hetero-Priority-v0",
+                                       "surrogate": "FedsLLM-Surrogate-Hetero-Priority-v0"}
+"""mode -> id of the priority actions with a cut and a rank per client (siblings: the heterogeneous Box ids)."""
+
 VECTOR_ENTRY_POINTS: dict[str, str] = {
     "FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
     "FedsLLM-Surrogate-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv",
     "FedsLLM-Surrogate-Priority-v0": "fedsllm_env.vector:make_priority_vector_env",
+    "FedsLLM-Surrogate-Hetero-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+    "FedsLLM-Surrogate-Hetero-Discrete-v0": "fedsllm_env.vector:SurrogateVectorEnv",
+    "FedsLLM-Surrogate-Hetero-Priority-v0": "fedsllm_env.vector:make_priority_vector_env",
 }
 """Ids with a batched numpy version (``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``)."""
 
@@ -70,7 +77,7 @@ def variant_of(env_id_: str) -> tuple[str, str]:
     for key, value in HETERO_IDS.items():
         if value == env_id_:
             return key
-    for mode, value in PRIORITY_IDS.items():
+    for mode, value in (*PRIORITY_IDS.items(), *HETERO_PRIORITY_IDS.items()):
         if value == env_id_:
             return mode, "box"
     raise ValueError(f"{env_id_!r} is not a FedsLLM id; known: {sorted(ENV_IDS.values())}")
@@ -80,7 +87,7 @@ def sibling_id(env_id_: str | None, action_mode: str, default_mode: str = "surro
     """The id with the same mode as ``env_id_`` (``default_mode`` for None or a foreign id) and another
     ``action_mode``, e.g. ``sibling_id("FedsLLM-v0", "multidiscrete") == "FedsLLM-Discrete-v0"``."""
     mode = default_mode
-    if env_id_ is not None and env_id_ in HETERO_IDS.values():
+    if env_id_ is not None and (env_id_ in HETERO_IDS.values() or env_id_ in HETERO_PRIORITY_IDS.values()):
         mode = variant_of(env_id_)[0]
         if (mode, action_mode) not in HETERO_IDS:
             raise ValueError(f"no heterogeneous id for action_mode={action_mode!r}; valid: {sorted(HETERO_IDS)}")
@@ -106,9 +113,15 @@ def register_envs() -> None:
                  nondeterministic=False, disable_env_checker=False)
     for (mode, action_mode), id_ in HETERO_IDS.items():
         if id_ not in registry:
-            register(id=id_, entry_point=ENTRY_POINT,
+            register(id=id_, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
                      kwargs={"config": None, "variant": {"mode": mode, "action_mode": action_mode,
                                                           "heterogeneous": True}},
+                     nondeterministic=False, disable_env_checker=False)
+    for mode, id_ in HETERO_PRIORITY_IDS.items():
+        if id_ not in registry:
+            register(id=id_, entry_point="fedsllm_env.priority:make_priority_env",
+                     vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
+                     kwargs={"config": None, "variant": {"mode": mode, "action_mode": "box", "heterogeneous": True}},
                      nondeterministic=False, disable_env_checker=False)
     for mode, id_ in PRIORITY_IDS.items():
         if id_ not in registry:

@@ -32,7 +32,8 @@ _NATIVE_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, n
 
 @dataclass
 class BatchedDecisions:
-    """Decisions of B envs: owners (B, S) int, powers (B, S) W, split and rank indices (B,)."""
+    """Decisions of B envs: owners (B, S) int, powers (B, S) W, split and rank indices (B,), or (B, K) with a cut
+    and a rank per client."""
 
     assign_ms: np.ndarray
     assign_fs: np.ndarray
@@ -65,8 +66,8 @@ def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray,
         cfg, shape: env config and model dimensions.
         gain: (B, K*M + K*N) linear gains, MS block then FS block, each client-major.
         load, peak_flops: (B, K) device loads and f_k kappa_k (FLOP/s).
-        split: (B,) cut index c.
-        rank_idx: (B,) index of the rank in ``cfg.model.ranks``.
+        split: (B,) cut index c, or (B, K) one per client.
+        rank_idx: (B,) index of the rank in ``cfg.model.ranks``, or (B, K) one per client.
         val_loss: (B,) current validation loss.
         initial_val_loss: the validation loss before round 1.
         rounds_done: (B,) rounds played.
@@ -88,11 +89,16 @@ def encode_observations(cfg: FedsLLMConfig, shape: ModelShape, gain: np.ndarray,
     dev[:, k:] = peak_flops / (c.client_cpu_freq_range_hz[1] * max(c.client_flops_per_cycle_choices))
     np.minimum(np.maximum(dev, 0.0, out=dev), 1.0, out=dev)
     n_layer, n_rank = shape.n_layer, len(cfg.model.ranks)
-    out = np.empty((b, n_g + 2 * k + 4), dtype=np.float32)
+    d = split.shape[1] if split.ndim == 2 else 1  # K per-client cuts and ranks (heterogeneous), else one of each
+    out = np.empty((b, n_g + 2 * k + 2 * d + 2), dtype=np.float32)
     out[:, :n_g] = g
     out[:, n_g:n_g + 2 * k] = dev
-    out[:, -4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
-    out[:, -3] = rank_idx / (n_rank - 1) if n_rank > 1 else 0.0
+    if d == 1:
+        out[:, -4] = (split - 1) / (n_layer - 2) if n_layer > 2 else 0.0
+        out[:, -3] = rank_idx / (n_rank - 1) if n_rank > 1 else 0.0
+    else:
+        out[:, -2 - 2 * d: -2 - d] = (split - 1.0) / (n_layer - 2) if n_layer > 2 else 0.0
+        out[:, -2 - d: -2] = rank_idx / (n_rank - 1) if n_rank > 1 else 0.0
     out[:, -2] = np.minimum(np.maximum(val_loss / max(initial_val_loss, 1e-9), 0.0), 2.0)
     out[:, -1] = np.minimum(rounds_done / cfg.training.max_rounds, 1.0)
     return out
@@ -143,6 +149,7 @@ class BatchedActionDecoder:
             for j, r in enumerate(ranks):
                 c, rr = codec.split_rank(s, j)
                 self._proj_split[s, j], self._proj_rank[s, j] = c - 1, ranks.index(rr)
+        self.d = codec.num_decisions  # entries of the split and rank blocks: K per client, else 1
         self._eye = np.eye(self.k)
         self._proj_flat = (self._proj_split.ravel(), self._proj_rank.ravel())
         self._bins = np.array([self.n_split, self.n_rank], dtype=float)
@@ -217,10 +224,17 @@ class BatchedActionDecoder:
                 buf = self._buffers[b] = np.empty(a.shape)
             a = np.clip(a, -1.0, 1.0, out=buf)  # = minimum(maximum(a, -1), 1) in float64: a is finite
             o = m * k + n * k + m + n + 2 * k
-            # split and rank bins together: min(int((x + 1) / 2 * n), n - 1)
-            sr = ((a[:, o: o + 2] + 1.0) / 2.0 * self._bins).astype(np.int64)
-            np.minimum(sr, self._last_bin, out=sr)
-            cell = sr[:, 0] * self.n_rank + sr[:, 1]
+            if self.d == 1:
+                # split and rank bins together: min(int((x + 1) / 2 * n), n - 1)
+                sr = ((a[:, o: o + 2] + 1.0) / 2.0 * self._bins).astype(np.int64)
+                np.minimum(sr, self._last_bin, out=sr)
+                cell = sr[:, 0] * self.n_rank + sr[:, 1]
+            else:  # K split bins, then K rank bins
+                d = self.d
+                s_bin = np.minimum(((a[:, o: o + d] + 1.0) / 2.0 * self.n_split).astype(np.int64), self.n_split - 1)
+                r_bin = np.minimum(((a[:, o + d: o + 2 * d] + 1.0) / 2.0 * self.n_rank).astype(np.int64),
+                                   self.n_rank - 1)
+                cell = s_bin * self.n_rank + r_bin
             links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
                         self._pair(a, o - 2 * k, (k,), (k,)), caps, totals)
             for logits, raw_w, raw_b, cap, total in links:
@@ -240,7 +254,10 @@ class BatchedActionDecoder:
             # documented projection, clipped in float first as the single codec does (1e20 -> the last choice)
             idx = np.clip(a, 0, self.space.nvec - 1).astype(np.int64)
             o = 2 * (m + n)
-            cell = idx[:, o] * self.n_rank + idx[:, o + 1]
+            if self.d == 1:
+                cell = idx[:, o] * self.n_rank + idx[:, o + 1]
+            else:
+                cell = idx[:, o: o + self.d] * self.n_rank + idx[:, o + self.d: o + 2 * self.d]
             for own, lv_idx, cap, total in zip(self._pair(idx, 0, (m,), (n,)), self._pair(idx, m + n, (m,), (n,)),
                                                caps, totals):
                 lv = (lv_idx + 1.0) / p
@@ -266,7 +283,7 @@ class BatchedPriorityDecoder:
 
     def __init__(self, codec: SplitRankCodec):
         self.cfg = codec.cfg
-        self.space = priority_space(self.cfg.wireless.num_clients)
+        self.space = priority_space(self.cfg.wireless.num_clients, self.cfg.heterogeneous)
         self.n_layer = codec.shape.n_layer
         self._projection = BatchedActionDecoder(codec)
 
@@ -286,8 +303,10 @@ class BatchedPriorityDecoder:
         proj = self._projection
         split_idx, rank_idx = proj._proj_split[split_req, rank_req], proj._proj_rank[split_req, rank_req]
         cell = split_idx * tables.up_bits.shape[1] + rank_idx
-        fwd = tables.client_flops.ravel()[cell][:, None] / (channel.peak_flops * (1.0 - channel.load))
-        own_ms, p_ms, own_fs, p_fs = decode_priority(self.cfg, a, channel.gain_ms, channel.gain_fs, fwd,
-                                                     tables.up_bits.ravel()[cell], tables.lora_bits.ravel()[cell],
-                                                     channel.max_power_w)
+        flops = tables.client_flops.ravel()[cell]
+        fwd = (flops if flops.ndim == 2 else flops[:, None]) / (channel.peak_flops * (1.0 - channel.load))
+        # per client ((B, K) cells): the activation and labels are every client's, the LoRA upload its own
+        up_bits = tables.up_bits.ravel()[cell if cell.ndim == 1 else cell[:, 0]]
+        own_ms, p_ms, own_fs, p_fs = decode_priority(self.cfg, a, channel.gain_ms, channel.gain_fs, fwd, up_bits,
+                                                     tables.lora_bits.ravel()[cell], channel.max_power_w)
         return BatchedDecisions(own_ms, own_fs, p_ms, p_fs, split_idx, rank_idx)

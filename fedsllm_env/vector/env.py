@@ -146,8 +146,9 @@ class SurrogateVectorEnv(VectorEnv):
         b = self.num_envs
         self._initial_val_loss = np.full(b, self._surrogate.initial_val_loss)
         self._val_loss = self._initial_val_loss.copy()
-        self._split = np.full(b, cfg.model.initial_split, dtype=np.int64)
-        self._rank_idx = np.full(b, cfg.model.ranks.index(cfg.model.initial_rank), dtype=np.int64)
+        per_env = (b, cfg.wireless.num_clients) if cfg.heterogeneous else (b,)  # a cut and a rank per client
+        self._split = np.full(per_env, cfg.model.initial_split, dtype=np.int64)
+        self._rank_idx = np.full(per_env, cfg.model.ranks.index(cfg.model.initial_rank), dtype=np.int64)
         self._rounds = np.zeros(b, dtype=np.int64)
         self._cumulative_delay_s = np.zeros(b)
         self._ranks = np.asarray(cfg.model.ranks, dtype=np.int64)
@@ -245,8 +246,11 @@ class SurrogateVectorEnv(VectorEnv):
         return dec, batched_round_delay(self._tables, self.config, dec, self._channel)
 
     def rounds_needed(self, split_idx: np.ndarray, rank_idx: np.ndarray) -> np.ndarray:
-        """E(r, c) of each env's (split index, rank index), from the calibration (inf where censored)."""
-        return self._tables.rounds_needed[split_idx, rank_idx]
+        """E(r, c) of each env's (split index, rank index), from the calibration (inf where censored); (B, K)
+        indices (a cut and a rank per client): the surrogate's E of each env's profile, as the single env's."""
+        if np.ndim(split_idx) == 1:
+            return self._tables.rounds_needed[split_idx, rank_idx]
+        return np.array([self.template.rounds_needed(self._ranks[r], s + 1) for s, r in zip(split_idx, rank_idx)])
 
     def step_batch(self, actions: np.ndarray) -> StepBatch:
         """One round in every env, with autoreset of finished envs; returns arrays (see :class:`StepBatch`)."""
@@ -278,7 +282,7 @@ class SurrogateVectorEnv(VectorEnv):
         terminated = val_loss <= self.target_val_loss
         truncated = ~terminated & (self._rounds >= cfg.training.max_rounds)
         obs = self._observe()
-        e_r = self._tables.rounds_needed[dec.split_idx, dec.rank_idx]
+        e_r = self.rounds_needed(dec.split_idx, dec.rank_idx)
         info = {
             "round": self._rounds.copy(),
             "split": self._split.copy(),
@@ -347,16 +351,17 @@ def _masked_infos(info: dict[str, Any], masks: list[np.ndarray]) -> list[dict[st
     (so in-place edits such as ``VectorEnv._add_info``'s touch nothing else).
     """
     leaves = _leaves(info)
-    by_dtype: dict[np.dtype, list[int]] = {}
-    for j, value in enumerate(leaves):
-        by_dtype.setdefault(value.dtype, []).append(j)
+    by_dtype: dict[tuple[np.dtype, tuple[int, ...]], list[int]] = {}
+    for j, value in enumerate(leaves):  # (B,) arrays, or (B, K) per-client ones (heterogeneous cuts and ranks)
+        by_dtype.setdefault((value.dtype, value.shape), []).append(j)
     stacks = [(members, np.stack([leaves[j] for j in members])) for members in by_dtype.values()]
     n_keys = _count_keys(info)
     outs = []
     for mask in masks:
         rows: list[np.ndarray | None] = [None] * len(leaves)
         for members, stacked in stacks:
-            for j, row in zip(members, np.where(mask, stacked, np.zeros((), dtype=stacked.dtype))):
+            where = mask.reshape(mask.shape + (1,) * (stacked.ndim - 2))
+            for j, row in zip(members, np.where(where, stacked, np.zeros((), dtype=stacked.dtype))):
                 rows[j] = row
         outs.append(_rebuild(info, iter(rows), iter(np.tile(mask, (n_keys, 1)))))
     return outs

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedsllm_env.backends import SurrogateBackend
-from fedsllm_env.convergence import ProgressState, advance, ar1_noise
+from fedsllm_env.convergence import ProgressState, advance, advance_effective, ar1_noise, effective_profile
 
 __all__ = ["BatchedSurrogate"]
 
@@ -41,6 +41,12 @@ class BatchedSurrogate:
         self.state = ProgressState.start(self.initial_val_loss, num_envs)
         self.prev_split = np.full(num_envs, -1, dtype=np.int64)
         self.prev_rank = np.full(num_envs, -1, dtype=np.int64)
+        self.ranks = np.asarray(ranks, dtype=float)
+        self.n_layer = num_splits + 1
+        self.profile_form = backend.profile_form
+        self.num_clients = backend.num_clients
+        self.prev_cuts = np.full((num_envs, self.num_clients), np.nan)  # per-client path (heterogeneous)
+        self.prev_log2 = np.full(num_envs, np.nan)
         self.rounds = np.zeros(num_envs, dtype=np.int64)
         self._noise = np.zeros((num_envs, max_rounds))
         self._noise_row_start = np.arange(num_envs) * max_rounds  # flat index of each env's round 0
@@ -62,16 +68,31 @@ class BatchedSurrogate:
             field[idx] = start
         self.prev_split[idx] = -1
         self.prev_rank[idx] = -1
+        self.prev_cuts[idx] = np.nan
+        self.prev_log2[idx] = np.nan
         self.rounds[idx] = 0
 
     def run_round(self, split_idx: np.ndarray, rank_idx: np.ndarray) -> np.ndarray:
         """Advance every env one round at cut ``split_idx + 1`` and rank ``ranks[rank_idx]``; returns the (B,)
         noisy validation losses."""
+        if np.ndim(split_idx) == 2:  # (B, K): a cut and a rank per client, as SurrogateBackend prices a profile
+            return self._run_profiles(split_idx + 1.0, self.ranks[rank_idx])
         split = split_idx + 1
         k = self._to_table[rank_idx]
         self.state = advance(self.tables, self.switch, self.state, self.initial_val_loss, self.prev_split,
                              self.prev_rank, split, k)
         self.prev_split, self.prev_rank = split, k
+        noise = self._noise.ravel()[self._noise_row_start + self.rounds]
+        self.rounds += 1
+        return self.state.clean_loss + noise
+
+    def _run_profiles(self, cuts: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """One round of (B, K) per-client profiles: each env at its profile's effective (cut, log2-rank)."""
+        c_eff, rho = effective_profile(cuts, ranks, self.n_layer, self.profile_form)
+        moved = np.where(np.isnan(self.prev_log2), 0.0, np.mean(np.abs(cuts - self.prev_cuts), axis=1))
+        self.state = advance_effective(self.tables, self.switch, self.state, self.initial_val_loss, self.prev_log2,
+                                       c_eff, rho, moved)
+        self.prev_cuts, self.prev_log2 = cuts, rho
         noise = self._noise.ravel()[self._noise_row_start + self.rounds]
         self.rounds += 1
         return self.state.clean_loss + noise
