@@ -17,15 +17,16 @@
     SVD at r_g split into B = U S / rho and A = rho V^T (:func:`svd_aggregate`; rho as in
     :func:`fedsllm_env.splitfed.lora.resize_pair`, so A keeps its scale and no direction is born dead).
 
-  Every client then receives the first r_k components of block j's global adapter (A's first r_k rows, B's
-  first r_k columns, :func:`prefix_pair`; the identity at r_k = r_g), sent at ``activation_bits``; the MS keeps
-  the global at r_g. Under ``"svd"`` the global is in SVD order (B = U S / rho, A = rho V^T), so the prefix is
-  the best rank-r_k approximation of B A (Eckart-Young), as SPEC.md asks; under ``"zero_pad"`` it is HetLoRA's
-  own truncation. Deviation from SPEC.md for ``"zero_pad"``: the best rank-r_k approximation
-  (:func:`truncate_pair`) hands a low-rank client a rotated factorization of the global, and zero-padding then
-  averages A's and B's written in different coordinate systems, so B_avg A_avg carries cross terms no client
-  trained: measured on the profile c1r32.32.8.8.8 (K = 5, tiny GPT-2), the validation loss fell to 1.8 and
-  then climbed until training diverged near round 50, on 2 of 2 seeds. The prefix keeps every copy in one
+  Every client then receives block j's global adapter cut to r_k (the identity at r_k = r_g), sent at
+  ``activation_bits``; the MS keeps the global at r_g. How it is cut depends on the rule
+  (:func:`client_copy`): under ``"svd"`` it is the best rank-r_k approximation of B A (:func:`truncate_pair`,
+  as SPEC.md asks; the rule aggregates products, so how a copy is factorised does not matter to it); under
+  ``"zero_pad"`` it is the first r_k components (A's first r_k rows, B's first r_k columns, :func:`prefix_pair`:
+  HetLoRA's own truncation). Deviation from SPEC.md for ``"zero_pad"``: the best rank-r_k approximation hands a
+  low-rank client a rotated factorisation of the global, and zero-padding then averages A's and B's written in
+  different coordinate systems, so B_avg A_avg carries cross terms no client trained: measured on the profile
+  c1r32.32.8.8.8 (K = 5, tiny GPT-2), the validation loss fell to 1.8 and then climbed until training diverged
+  near round 50, on 2 of 2 seeds (with the prefix: 0.85 / 0.82 at round 60). The prefix keeps every copy in one
   coordinate system. After a round every copy of every block holds the global adapter (or its truncation), so a
   later change of cuts moves no tensor: only the Adam state of a block that changes hands is reset. A change
   of any rank rebuilds every adapter from the global (grown with fresh A rows and zero B columns, or
@@ -49,7 +50,7 @@ from fedsllm_env.splitfed.split import SplitLoRAModel
 from fedsllm_env.splitfed.wire import send
 
 __all__ = ["AGGREGATION_RULES", "check_aggregation", "zero_pad_aggregate", "svd_aggregate", "truncate_pair",
-           "prefix_pair",
+           "prefix_pair", "client_copy",
            "aggregate_block", "HeteroSplitLoRAModel"]
 
 AGGREGATION_RULES = ("zero_pad", "svd")
@@ -153,30 +154,31 @@ def prefix_pair(a: torch.Tensor, b: torch.Tensor, rank: int) -> tuple[torch.Tens
     return a[: int(rank)].clone(), b[:, : int(rank)].clone()
 
 
-def _prefix_state(state: Mapping[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+def client_copy(a: torch.Tensor, b: torch.Tensor, rank: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a client of rank ``rank`` receives of a global adapter under ``rule``: :func:`prefix_pair` for
+    "zero_pad" (one coordinate system for every copy), :func:`truncate_pair` for "svd" (the best approximation)."""
+    return prefix_pair(a, b, rank) if check_aggregation(rule) == "zero_pad" else truncate_pair(a, b, rank)
+
+
+def _client_state(state: Mapping[str, torch.Tensor], rank: int, rule: str) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for _, (na, nb) in sorted(adapter_pairs(state).items()):
-        out[na], out[nb] = prefix_pair(state[na], state[nb], rank)
+        out[na], out[nb] = client_copy(state[na], state[nb], rank, rule)
     return out
 
 
 @torch.no_grad()
 def aggregate_block(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float], rank: int,
-                    rule: str, svd_order: bool = False) -> dict[str, torch.Tensor]:
+                    rule: str) -> dict[str, torch.Tensor]:
     """Global adapter of one block at rank ``rank`` from the holders' states (name -> tensor, ranks may differ).
 
-    When every state already has rank ``rank`` this is :func:`fedsllm_env.splitfed.lora.fedavg` (either rule),
-    re-factorised in SVD order when ``svd_order`` (the same product; the "svd" rule asks for it when some
-    client holds a lower rank, so that its prefix is the best approximation); otherwise ``rule`` ("zero_pad" or
-    "svd") aggregates each adapter's (A, B) pairs.
+    When every state already has rank ``rank`` this is :func:`fedsllm_env.splitfed.lora.fedavg` (either rule);
+    otherwise ``rule`` ("zero_pad" or "svd") aggregates each adapter's (A, B) pairs.
     """
     check_aggregation(rule)
     pairs = adapter_pairs(states[0])
     if all(st[na].shape[0] == rank for st in states for na, _ in pairs.values()):
-        avg = fedavg(states, weights)
-        if not svd_order:
-            return avg
-        states, weights = [avg], [1.0]
+        return fedavg(states, weights)
     combine = zero_pad_aggregate if rule == "zero_pad" else svd_aggregate
     out: dict[str, torch.Tensor] = {}
     for _, (na, nb) in sorted(pairs.items()):
@@ -238,14 +240,14 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
 
     @torch.no_grad()
     def _common_start(self, generator: torch.Generator) -> None:
-        """One global adapter per block at r_g (A random, B = 0) on the MS; client k loads its first r_k
-        components."""
+        """One global adapter per block at r_g (A random, B = 0) on the MS; client k loads it cut to r_k
+        (:func:`client_copy`)."""
         server = self.num_clients
         for j in range(self.n_layer):
             init_lora_(self._block(server, j), generator)
             glob = {n: p.detach() for n, p in self._block(server, j).items()}
             for k in range(self.num_clients):
-                self._load(k, j, _prefix_state(glob, self.ranks[k]))
+                self._load(k, j, _client_state(glob, self.ranks[k], self.aggregation))
 
     @torch.no_grad()
     def _load(self, owner: int, j: int, state: Mapping[str, torch.Tensor]) -> None:
@@ -294,8 +296,7 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
             if served:
                 states.append({n: p.detach().clone() for n, p in self._block(server, j).items()})
                 ws.append(sum(served))
-            glob = aggregate_block(states, ws, self.rank, self.aggregation,
-                                   svd_order=self.aggregation == "svd" and min(self.ranks) < self.rank)
+            glob = aggregate_block(states, ws, self.rank, self.aggregation)
             if len(ws) > bool(served):  # some client uploaded: the global goes back over the air
                 received = {n: send(v, bits, per_row=False)[0] for n, v in glob.items()}
             else:
@@ -306,7 +307,7 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
                     self._load(k, j, received)
                 else:
                     self._load(k, j, {n: send(v, bits, per_row=False)[0]
-                                      for n, v in _prefix_state(glob, self.ranks[k]).items()})
+                                      for n, v in _client_state(glob, self.ranks[k], self.aggregation).items()})
         return sizes
 
     # ---- profile changes ----------------------------------------------------------------------------
@@ -315,8 +316,8 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
                     generator: torch.Generator) -> tuple[bool, list[tuple[int, int]]]:
         """Apply a new profile between rounds; returns (ranks changed, the (owner, block) pairs changing hands).
 
-        A rank change rebuilds every adapter from the global (resized to the new r_g, then each client's first
-        r_k components; all parameter objects are new, so optimizers must be rebuilt). A cut change moves no tensor.
+        A rank change rebuilds every adapter from the global (resized to the new r_g, then cut to each r_k by
+        :func:`client_copy`; all parameter objects are new, so optimizers must be rebuilt). A cut change moves no tensor.
         """
         cuts_t, ranks_t, r_g = self._profile(cuts, ranks, global_rank)
         if len(cuts_t) != self.num_clients:
@@ -338,7 +339,7 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
             for j, state in enumerate(glob):
                 self._load(server, j, state)
                 for k in range(self.num_clients):
-                    self._load(k, j, _prefix_state(state, ranks_t[k]))
+                    self._load(k, j, _client_state(state, ranks_t[k], self.aggregation))
         return changed, moved
 
     def set_split(self, split: int, weights: Sequence[float] | None = None) -> list[int]:
