@@ -24,8 +24,9 @@ from fedsllm_env.units import dbm_to_watt
 
 __all__ = ["BASELINE_NAMES", "BaselinePolicy", "make_baseline_policy", "problem_from_observation"]
 
-BASELINE_NAMES: tuple[str, ...] = ("optimizer",) + tuple(SCHEMES)
-"""Names accepted by :func:`make_baseline_policy`: the paper's optimizer and the conventional schemes."""
+BASELINE_NAMES: tuple[str, ...] = ("optimizer", "hetero_optimizer") + tuple(SCHEMES)
+"""Names accepted by :func:`make_baseline_policy`: the paper's optimizer, its per-client extension (heterogeneous
+envs only) and the conventional schemes."""
 
 
 def problem_from_observation(env: FedsLLMEnv, observation: np.ndarray) -> tuple[Problem, Scenario]:
@@ -62,11 +63,23 @@ class BaselinePolicy:
         base = env.unwrapped
         if not isinstance(base, FedsLLMEnv):
             raise TypeError(f"baseline policies need a FedsLLMEnv, got {type(base).__name__}")
+        if name == "hetero_optimizer" and not base.config.heterogeneous:
+            raise ValueError("hetero_optimizer decides a cut and a rank per client: it needs a heterogeneous env "
+                             "(heterogeneous=True, or a -Hetero- id)")
         self.name = name
         self.env = base
         self.seed = int(seed)
-        self.scheme: Scheme = solve_optimizer if name == "optimizer" else SCHEMES[name]
+        self.scheme: Scheme = {"optimizer": solve_optimizer, "hetero_optimizer": self._solve_hetero}.get(
+            name) or SCHEMES[name]
         self.last_result: BaselineResult | None = None
+
+    def _solve_hetero(self, problem: Problem, rng: np.random.Generator | None = None) -> Any:
+        """:class:`baselines.hetero_optimizer.HeteroOptimizer` with the env's E of a profile (the measured E(r, c)
+        at the profile's effective cut and rank; the measured E itself on a homogeneous profile)."""
+        from baselines.hetero_optimizer import HeteroOptimizer
+
+        env = self.env
+        return HeteroOptimizer().solve(problem, lambda cuts, ranks: env.rounds_needed(ranks, cuts))
 
     def decision_rng(self, observation: np.ndarray) -> np.random.Generator:
         """The generator of one decision: seeded by (``seed``, the env's reset seed, the observation's bytes)."""

@@ -347,20 +347,29 @@ class Calibration:
         return self._progress()["weights"][key]
 
     def profile_rounds_needed(self, cuts: Sequence[int], ranks: Sequence[int], partition: str | None = None) -> float:
-        """The surrogate's E of a fixed heterogeneous profile: the first round its clean progress-model curve
-        (:func:`fedsllm_env.convergence.simulate_profile`) reaches the target; ``inf`` when it does not within the
-        measured horizon. A homogeneous profile gives the fitted curve's E (close to, not equal to, the measured
-        mean of :meth:`rounds_needed`)."""
-        from fedsllm_env.convergence import PROFILE_FORM, simulate_profile
+        """E of a fixed heterogeneous profile: the measured E(r, c) read at the profile's effective cut and
+        log2-rank (:func:`fedsllm_env.convergence.effective_profile`, form
+        :data:`fedsllm_env.convergence.PROFILE_FORM`), linear in c between cuts and in log2 r between configured
+        ranks; ``inf`` when a corner it mixes is censored. A homogeneous profile gives :meth:`rounds_needed`
+        exactly (the surrogate reads its curves at the same point)."""
+        from fedsllm_env.convergence import PROFILE_FORM, effective_profile
 
         part = self._partition(partition)
-        key = ("profile", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part)
+        key = ("profile-e", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part)
         if key not in self._fits:
-            curve = simulate_profile(self.progress_tables(self.ranks, part), self.switch_model,
-                                     self.initial_val_loss, key[1], key[2], self.shape.n_layer,
-                                     self.horizon_rounds, PROFILE_FORM)
-            hit = np.nonzero(curve <= self.target_val_loss)[0]
-            self._fits[key] = float(hit[0] + 1) if hit.size else math.inf
+            c_eff, rho = effective_profile(np.asarray(key[1]), np.asarray(key[2]), self.shape.n_layer, PROFILE_FORM)
+            c_eff, rho = float(c_eff[0]), float(rho[0])
+            log2 = np.log2(np.asarray(self.ranks, dtype=float))
+            j = int(np.clip(np.searchsorted(log2, rho, side="right") - 1, 0, max(len(log2) - 2, 0)))
+            w_r = 0.0 if len(log2) == 1 else float(np.clip((rho - log2[j]) / (log2[j + 1] - log2[j]), 0.0, 1.0))
+            c_lo = int(math.floor(c_eff))
+            w_c = c_eff - c_lo
+            total = 0.0
+            for rank_i, wr in ((j, 1.0 - w_r), (min(j + 1, len(log2) - 1), w_r)):
+                for cut, wc in ((c_lo, 1.0 - w_c), (min(c_lo + 1, self.shape.n_layer - 1), w_c)):
+                    if wr * wc > 0:
+                        total += wr * wc * self.rounds_needed(self.ranks[rank_i], cut, part)
+            self._fits[key] = float(total)
         return self._fits[key]
 
     def progress_tables(self, ranks: Sequence[int], partition: str | None = None) -> ProgressTables:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
+           "is_hetero_id", "priority_id_of", "real_id_of",
            "register_envs"]
 
 Mode = Literal["real", "surrogate"]
@@ -95,6 +96,28 @@ def sibling_id(env_id_: str | None, action_mode: str, default_mode: str = "surro
     if env_id_ is not None and (env_id_ in ENV_IDS.values() or env_id_ in PRIORITY_IDS.values()):
         mode = variant_of(env_id_)[0]
     return env_id(mode, action_mode)
+
+
+def is_hetero_id(env_id_: str | None) -> bool:
+    """Whether ``env_id_`` is one of the heterogeneous ids (a cut and a rank per client)."""
+    return env_id_ is not None and (env_id_ in HETERO_IDS.values() or env_id_ in HETERO_PRIORITY_IDS.values())
+
+
+def priority_id_of(env_id_: str | None, default_mode: str = "surrogate") -> str:
+    """The priority id with the mode of ``env_id_`` (``default_mode`` for None or a foreign id), heterogeneous
+    when ``env_id_`` is."""
+    mode = default_mode
+    if env_id_ is not None and (env_id_ in ENV_IDS.values() or env_id_ in PRIORITY_IDS.values()
+                                or is_hetero_id(env_id_)):
+        mode = variant_of(env_id_)[0]
+    return (HETERO_PRIORITY_IDS if is_hetero_id(env_id_) else PRIORITY_IDS)[mode]
+
+
+def real_id_of(env_id_: str) -> str:
+    """The real-mode id of the same action kind (and heterogeneity) as ``env_id_``."""
+    if env_id_ in PRIORITY_IDS.values() or env_id_ in HETERO_PRIORITY_IDS.values():
+        return (HETERO_PRIORITY_IDS if is_hetero_id(env_id_) else PRIORITY_IDS)["real"]
+    return (HETERO_IDS if is_hetero_id(env_id_) else ENV_IDS)[("real", variant_of(env_id_)[1])]
 
 
 def register_envs() -> None:

@@ -282,3 +282,29 @@ def test_batch_equals_single_heterogeneous_envs_bit_for_bit(mode, overrides, cal
     assert done > 0  # whole episodes and the autoreset after them
     info = got[4]
     assert info["rank"].shape == (n, overrides.get("wireless", {}).get("num_clients", 5))
+
+
+def test_priority_and_real_siblings_keep_heterogeneity():
+    from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS, priority_id_of, real_id_of
+
+    assert priority_id_of("FedsLLM-Surrogate-Hetero-v0") == HETERO_PRIORITY_IDS["surrogate"]
+    assert priority_id_of("FedsLLM-Surrogate-v0") == PRIORITY_IDS["surrogate"]
+    assert priority_id_of("FedsLLM-Hetero-Discrete-v0") == HETERO_PRIORITY_IDS["real"]
+    assert real_id_of("FedsLLM-Surrogate-Hetero-Discrete-v0") == "FedsLLM-Hetero-Discrete-v0"
+    assert real_id_of(HETERO_PRIORITY_IDS["surrogate"]) == HETERO_PRIORITY_IDS["real"]
+    assert real_id_of("FedsLLM-Surrogate-v0") == "FedsLLM-v0"
+
+
+def test_hetero_optimizer_policy_needs_a_heterogeneous_env_and_decides_per_client(small_config):
+    from baselines.policy import make_baseline_policy
+
+    with pytest.raises(ValueError, match="needs a heterogeneous env"):
+        make_baseline_policy("hetero_optimizer", _env(small_config, "box", False))
+    env = _env(small_config, "box")
+    obs, _ = env.reset(seed=0)
+    policy = make_baseline_policy("hetero_optimizer", env)
+    _, _, _, _, info = env.step(policy.predict(obs)[0])
+    np.testing.assert_array_equal(info["split"], policy.last_result.decision.split)
+    np.testing.assert_array_equal(info["rank"], policy.last_result.decision.rank)
+    # E of a homogeneous profile is the measured E(r, c) itself (the optimizer's start agrees with it)
+    assert env.rounds_needed(np.full(3, 16), np.full(3, 2)) == env.rounds_needed(16, 2)

@@ -32,7 +32,8 @@ from agents.factory import ALGOS, BOX_ENV_ID
 from agents.training import train_agent
 from fedsllm_env.errors import UsageError
 from fedsllm_env.priority import PriorityEnv, PriorityHeuristic
-from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, sibling_id, variant_of
+from fedsllm_env.registration import (ENV_IDS, HETERO_PRIORITY_IDS, PRIORITY_IDS, is_hetero_id, priority_id_of,
+                                     real_id_of, sibling_id, variant_of)
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
@@ -109,11 +110,11 @@ def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
         action_space: the agent's action space.
         own_id: the id the agent was trained on.
     """
-    if own_id in PRIORITY_IDS.values():
-        return PRIORITY_IDS[variant_of(sibling_id(env_id, "box"))[0]]
+    if own_id in PRIORITY_IDS.values() or own_id in HETERO_PRIORITY_IDS.values():
+        return priority_id_of(env_id)
     if isinstance(action_space, gym.spaces.Box):
         return sibling_id(env_id, "box")
-    if own_id in ENV_IDS.values() and variant_of(own_id)[1] == "hybrid":
+    if (own_id in ENV_IDS.values() or is_hetero_id(own_id)) and variant_of(own_id)[1] == "hybrid":
         return sibling_id(env_id, "hybrid")
     return sibling_id(env_id, "multidiscrete")
 
@@ -175,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     save_run_config(out, args, cfg)
 
     policies: list[tuple[str, Any, str, dict[str, Any]]] = []  # name, policy/factory, env id, env overrides
-    priority_id = PRIORITY_IDS[variant_of(sibling_id(args.env_id, "box"))[0]]
+    priority_id = priority_id_of(args.env_id)
     for name in names:
         policies.append((name, baseline_factory(name), priority_id if name == "priority_heuristic" else args.env_id,
                          cfg))
@@ -243,9 +244,7 @@ REAL_COLUMNS = ("policy", "real_total_delay_mean_s", "real_total_delay_std_s", "
 
 def real_id(env_id: str) -> str:
     """The real-mode id of the same action kind as ``env_id`` (surrogate or real)."""
-    if env_id in PRIORITY_IDS.values():
-        return PRIORITY_IDS["real"]
-    return ENV_IDS[("real", variant_of(env_id)[1])]
+    return real_id_of(env_id)
 
 
 def sim_to_real_rows(surrogate: dict[str, list], real: dict[str, list]) -> list[dict[str, Any]]:
