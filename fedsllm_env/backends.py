@@ -13,7 +13,7 @@ import numpy as np
 from fedsllm_env.calibration import Calibration
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.convergence import PROFILE_FORM, NoiseModel, ProgressState, advance_effective, ar1_noise, \
-    effective_profile
+    effective_profile, profile_pace
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import RoundOutcome
@@ -55,9 +55,10 @@ class SurrogateBackend:
     surrogate (:class:`fedsllm_env.vector.surrogate.BatchedSurrogate`) calls for many, so the two agree bit for bit.
 
     A heterogeneous profile (a (K,) cut and rank per client) is priced at its effective (cut, log2-rank)
-    (:func:`fedsllm_env.convergence.effective_profile`, form :data:`fedsllm_env.convergence.PROFILE_FORM`); the
-    blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A homogeneous profile gives the
-    shared decision's numbers exactly.
+    (:func:`fedsllm_env.convergence.effective_profile`, form :data:`fedsllm_env.convergence.PROFILE_FORM`), slowed
+    by the spread of its ranks (:func:`fedsllm_env.convergence.profile_pace`, the calibration's fitted
+    ``profile_slowdown``); the blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A
+    homogeneous profile gives the shared decision's numbers exactly.
     """
 
     def __init__(self, calibration: Calibration, cfg: FedsLLMConfig):
@@ -80,6 +81,7 @@ class SurrogateBackend:
         self._rank_index = {r: i for i, r in enumerate(self.tables.ranks)}
         self.num_clients = int(cfg.wireless.num_clients)
         self.profile_form = PROFILE_FORM
+        self.profile_slowdown = calibration.profile_slowdown
         self.reset(0)
 
     @property
@@ -139,14 +141,16 @@ class SurrogateBackend:
         cuts = np.broadcast_to(np.asarray(split), (self.num_clients,) if per_client else (1,))
         ranks = np.broadcast_to(np.asarray(rank), cuts.shape)
         self._check(cuts, ranks)
+        pace: np.ndarray | float = 1.0
         if per_client:
             c_eff, rho = effective_profile(cuts[None, :], ranks[None, :], self._shape.n_layer, self.profile_form)
+            pace = profile_pace(ranks[None, :], self.profile_slowdown)
         else:
             c_eff, rho = np.array([int(split)], dtype=float), np.log2(np.array([int(rank)], dtype=float))
         cuts = np.broadcast_to(cuts.astype(float), (self.num_clients,))
         moved = np.where(np.isnan(self._prev_log2), 0.0, np.mean(np.abs(cuts - self._prev_cuts)))
         self._state = advance_effective(self.tables, self.switch, self._state, self.initial_val_loss,
-                                        self._prev_log2, c_eff, rho, moved)
+                                        self._prev_log2, c_eff, rho, moved, pace)
         self._prev_cuts, self._prev_log2 = cuts, rho
         if self._round >= len(self._normals):  # past max_rounds: the noise process continues
             more = self._rng.standard_normal(self.noise_block)

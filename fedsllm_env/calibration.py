@@ -72,8 +72,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fedsllm_env.convergence import (CURVE_TAUS, SWITCH_MODEL, NoiseModel, ProgressTables, SwitchModel, fit_curve,
-                                     fit_noise, fit_switch_model)
+from fedsllm_env.convergence import (CURVE_TAUS, PROFILE_FORM, SWITCH_MODEL, NoiseModel, ProgressTables, SwitchModel,
+                                     effective_profile, fit_curve, fit_noise, fit_profile_slowdown, fit_switch_model,
+                                     rank_spread, simulate_profile)
 from fedsllm_env.errors import CalibrationError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.schedules import parse_profile, parse_schedule
@@ -331,6 +332,12 @@ class Calibration:
         return self._fits["progress"]
 
     @property
+    def profile_slowdown(self) -> float:
+        """How much a heterogeneous profile's spread of ranks slows training
+        (:func:`fedsllm_env.convergence.profile_pace`; fitted to the designed profiles, 0 without them)."""
+        return float(self._progress().get("profile_slowdown", 0.0))
+
+    @property
     def switch_model(self) -> SwitchModel:
         """How training reacts to rank and cut switches (fitted to the measured schedules; 0 without them)."""
         return self._progress()["switch"]
@@ -350,10 +357,9 @@ class Calibration:
         """E of a fixed heterogeneous profile: the measured E(r, c) read at the profile's effective cut and
         log2-rank (:func:`fedsllm_env.convergence.effective_profile`, form
         :data:`fedsllm_env.convergence.PROFILE_FORM`), linear in c between cuts and in log2 r between configured
-        ranks; ``inf`` when a corner it mixes is censored. A homogeneous profile gives :meth:`rounds_needed`
-        exactly (the surrogate reads its curves at the same point)."""
-        from fedsllm_env.convergence import PROFILE_FORM, effective_profile
-
+        ranks (``inf`` when a corner it mixes is censored), times 1 + :attr:`profile_slowdown` x the spread of the
+        clients' log2-ranks (:func:`fedsllm_env.convergence.profile_pace`). A homogeneous profile gives
+        :meth:`rounds_needed` exactly (the surrogate reads its curves at the same point)."""
         part = self._partition(partition)
         key = ("profile-e", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part)
         if key not in self._fits:
@@ -369,8 +375,44 @@ class Calibration:
                 for cut, wc in ((c_lo, 1.0 - w_c), (min(c_lo + 1, self.shape.n_layer - 1), w_c)):
                     if wr * wc > 0:
                         total += wr * wc * self.rounds_needed(self.ranks[rank_i], cut, part)
-            self._fits[key] = float(total)
+            self._fits[key] = float(total) * (1.0 + self.profile_slowdown * float(rank_spread(np.asarray(key[2]))[0]))
         return self._fits[key]
+
+    def profile_report(self, form: str | None = None, slowdown: float | None = None) -> list[dict[str, Any]]:
+        """How the surrogate prices each measured heterogeneous profile against its real runs.
+
+        Per profile: ``measured`` (rounds to the target per seed, None = censored) and their ``measured_mean``
+        (a censored seed counts as the horizon + 1), ``episode_e`` (the round the surrogate's clean curve
+        reaches the target, :func:`fedsllm_env.convergence.simulate_profile`; horizon + 1 if it does not) and
+        ``error`` (episode_e / measured_mean - 1), and ``table_e`` (:meth:`profile_rounds_needed`, the E the
+        optimizer uses; only for ``form`` None, the shipped form). ``slowdown``: the rank-spread slowdown to price
+        with (None = :attr:`profile_slowdown`). ``held_out`` marks the profiles of
+        :data:`fedsllm_env.schedules.HELD_OUT_PROFILES`.
+        """
+        from fedsllm_env.schedules import HELD_OUT_PROFILES
+
+        held = {parse_profile(t).text for t in HELD_OUT_PROFILES}
+        rows = []
+        for entry in self.profiles:
+            prof = parse_profile(entry["profile"])
+            k = max(len(prof.cuts), len(prof.ranks), int(self.raw.get("settings", {}).get("config", {})
+                                                         .get("wireless", {}).get("num_clients", 5)))
+            cuts, ranks = prof.per_client(k)
+            part = entry["partition"]
+            horizon = self.horizon_rounds
+            hits = list(entry["rounds_to_target"])
+            mean = float(np.mean([horizon + 1 if h is None else h for h in hits]))
+            curve = simulate_profile(self.progress_tables(self.ranks, part), self.switch_model,
+                                     self.initial_val_loss, cuts, ranks, self.shape.n_layer, horizon,
+                                     form or PROFILE_FORM, self.profile_slowdown if slowdown is None else slowdown)
+            hit = np.nonzero(curve <= self.target_val_loss)[0]
+            episode_e = float(hit[0] + 1) if hit.size else float(horizon + 1)
+            rows.append({"profile": prof.text, "partition": part, "held_out": prof.text in held,
+                         "measured": hits, "measured_mean": mean, "episode_e": episode_e,
+                         "error": episode_e / mean - 1.0,
+                         "table_e": None if form or slowdown is not None else
+                         self.profile_rounds_needed(cuts, ranks, part)})
+        return rows
 
     def progress_tables(self, ranks: Sequence[int], partition: str | None = None) -> ProgressTables:
         """The fitted curves of ``ranks`` (all measured) at every cut, for the surrogate (cached)."""
@@ -424,7 +466,29 @@ def fit_progress_model(cal: "Calibration", fit_switch: bool = True) -> dict[str,
             measured = np.mean([c[:horizon] for c in curves], axis=0)
             fits.append((tables, parse_schedule(entry["schedule"]).decisions(horizon), measured))
         out["switch"], out["switch_fit"] = fit_switch_model(fits, cal.initial_val_loss)
+    designed = [e for e in cal.profiles if parse_profile(e["profile"]).text in _designed_profiles()]
+    if designed:
+        k = int(cal.raw.get("settings", {}).get("config", {}).get("wireless", {}).get("num_clients", 5)) \
+            if isinstance(cal.raw, dict) else 5
+        fits_p = []
+        for entry in designed:
+            part = entry["partition"]
+            tables = ProgressTables.build({(r, c): weights[(r, c, part)] for r in cal.ranks for c in cal.splits},
+                                          cal.splits, cal.ranks, cal.shape.n_layer, cal.horizon_rounds)
+            cuts, ranks = parse_profile(entry["profile"]).per_client(k)
+            curves = [np.asarray(c, float) for c in entry["val_loss_curves"]]
+            horizon = min(len(c) for c in curves)
+            fits_p.append((tables, cuts, ranks, np.mean([c[:horizon] for c in curves], axis=0)))
+        out["profile_slowdown"], out["profile_fit"] = fit_profile_slowdown(
+            fits_p, out["switch"], cal.initial_val_loss, cal.shape.n_layer, PROFILE_FORM)
+        out["profile_fit"]["form"] = PROFILE_FORM
     return out
+
+
+def _designed_profiles() -> set[str]:
+    from fedsllm_env.schedules import DESIGNED_PROFILES
+
+    return {parse_profile(t).text for t in DESIGNED_PROFILES}
 
 
 def progress_model_to_json(fit: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +497,9 @@ def progress_model_to_json(fit: dict[str, Any]) -> dict[str, Any]:
             "cells": [{"rank": r, "split": c, "partition": p, "weights": [float(x) for x in w]}
                       for (r, c, p), w in sorted(fit["weights"].items())],
             "noise": {p: n.to_dict() for p, n in sorted(fit["noise"].items())},
-            "switch_model": SWITCH_MODEL, "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"]}
+            "switch_model": SWITCH_MODEL, "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"],
+            **({"profile_slowdown": float(fit["profile_slowdown"]), "profile_fit": fit["profile_fit"]}
+               if "profile_slowdown" in fit else {})}
 
 
 def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
@@ -473,7 +539,17 @@ def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
         if isinstance(e, CalibrationError):
             raise
         raise ck.fail("progress_model", f"is invalid ({e})") from e
-    return {"weights": weights, "noise": noise, "switch": switch, "switch_fit": raw.get("switch_fit", {})}
+    out = {"weights": weights, "noise": noise, "switch": switch, "switch_fit": raw.get("switch_fit", {})}
+    if "profile_slowdown" in raw:
+        out["profile_slowdown"] = ck.number(raw["profile_slowdown"], "progress_model.profile_slowdown")
+        if out["profile_slowdown"] < 0:
+            raise ck.fail("progress_model.profile_slowdown", f"= {out['profile_slowdown']} must be >= 0")
+        out["profile_fit"] = raw.get("profile_fit", {})
+        if out["profile_fit"].get("form", PROFILE_FORM) != PROFILE_FORM:
+            raise ck.fail("progress_model.profile_fit.form", f"= {out['profile_fit'].get('form')!r} is not this "
+                          f"package's profile form {PROFILE_FORM!r}; refit with `fedsllm calibrate --refit FILE`")
+    return out
+
 
 
 # ---- building a v2 table from run records ------------------------------------------------------------------

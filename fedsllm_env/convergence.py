@@ -53,6 +53,7 @@ import numpy as np
 
 __all__ = ["CURVE_TAUS", "SWITCH_MODEL", "NOISE_FROM_ROUND", "SwitchModel", "NoiseModel", "fit_curve", "curve_at",
            "ProgressTables", "ProgressState", "advance", "advance_effective", "PROFILE_FORMS", "PROFILE_FORM", "effective_profile",
+           "rank_spread", "profile_pace", "fit_profile_slowdown",
            "simulate_profile", "ar1_noise", "fit_noise", "simulate_schedule",
            "simulate_schedules", "fit_switch_model", "TABLE_HORIZON_FACTOR"]
 
@@ -222,11 +223,11 @@ def _at(rows: np.ndarray, t: np.ndarray) -> np.ndarray:
     return fp_i + (rows[b, i + 1] - fp_i) * (t - i)
 
 
-def _step_on(rows: np.ndarray, loss: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Loss one round after the point where each row passes ``loss``, that point first scaled by ``keep`` (the
-    share of the equivalent progress kept: 1 = none lost). A loss at or below a row's last value stays (never
-    pushed back up); with ``keep`` = 1 the loss never rises."""
-    t = _equivalent_round(rows, loss) * keep + 1.0
+def _step_on(rows: np.ndarray, loss: np.ndarray, keep: np.ndarray, pace: np.ndarray | float = 1.0) -> np.ndarray:
+    """Loss ``pace`` rounds (1: one round) after the point where each row passes ``loss``, that point first scaled by
+    ``keep`` (the share of the equivalent progress kept: 1 = none lost). A loss at or below a row's last value stays
+    (never pushed back up); with ``keep`` = 1 the loss never rises."""
+    t = _equivalent_round(rows, loss) * keep + pace
     new = _at(rows, t)
     new = np.where(keep >= 1.0, np.minimum(new, loss), new)
     return np.where(loss <= rows[:, -1], loss, new)
@@ -280,21 +281,21 @@ def advance(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarra
 
 
 def _rows_at_cut(tables: ProgressTables, split: np.ndarray, k: np.ndarray, loss: np.ndarray,
-                 keep: np.ndarray) -> np.ndarray:
+                 keep: np.ndarray, pace: np.ndarray | float = 1.0) -> np.ndarray:
     """:func:`_step_on` along the curve of rank index ``k`` at cut ``split``; a fractional cut (a heterogeneous
     profile's effective cut) interpolates linearly between the curves of the two integer cuts around it."""
     lo = np.floor(split).astype(np.int64)
     frac = split - lo
-    out = _step_on(tables.table[tables.row_index(lo, k)], loss, keep)
+    out = _step_on(tables.table[tables.row_index(lo, k)], loss, keep, pace)
     if np.any(frac > 0):
-        hi = _step_on(tables.table[tables.row_index(np.minimum(lo + 1, tables.num_splits), k)], loss, keep)
+        hi = _step_on(tables.table[tables.row_index(np.minimum(lo + 1, tables.num_splits), k)], loss, keep, pace)
         out = np.where(frac > 0, (1.0 - frac) * out + frac * hi, out)
     return out
 
 
 def advance_effective(tables: ProgressTables, switch: SwitchModel | Mapping[str, np.ndarray],
                       state: ProgressState, initial_loss: float, prev_log2_rank: np.ndarray, split: np.ndarray,
-                      log2_rank: np.ndarray, moved: np.ndarray) -> ProgressState:
+                      log2_rank: np.ndarray, moved: np.ndarray, pace: np.ndarray | float = 1.0) -> ProgressState:
     """:func:`advance` on an effective decision: a (possibly fractional) cut and log2-rank per env.
 
     Args:
@@ -303,6 +304,8 @@ def advance_effective(tables: ProgressTables, switch: SwitchModel | Mapping[str,
         split: This round's (effective) cut, in [1, L-1] (fractional: the curves of the cuts around it mix).
         log2_rank: This round's (effective) log2-rank (between two configured ranks: their curves mix).
         moved: Blocks that changed sides of the cut since the previous round (0 before the first round).
+        pace: Rounds of the curve one round moves along (1; a heterogeneous profile's ranks spread slows it,
+            :func:`profile_pace`).
 
     Returns:
         The state after the round (with integer cuts and configured ranks exactly :func:`advance`'s).
@@ -333,9 +336,9 @@ def advance_effective(tables: ProgressTables, switch: SwitchModel | Mapping[str,
         k = np.clip(np.searchsorted(tables.log2_ranks, new_rho, side="right") - 1, 0, n_ranks - 2)
         w = np.clip((new_rho - tables.log2_ranks[k]) / (tables.log2_ranks[k + 1] - tables.log2_ranks[k]), 0.0, 1.0)
     split = np.broadcast_to(np.asarray(split, dtype=float), loss.shape)
-    new_loss = _rows_at_cut(tables, split, k, loss, keep)
+    new_loss = _rows_at_cut(tables, split, k, loss, keep, pace)
     if n_ranks > 1 and np.any(w > 0):
-        hi = _rows_at_cut(tables, split, np.minimum(k + 1, n_ranks - 1), loss, keep)
+        hi = _rows_at_cut(tables, split, np.minimum(k + 1, n_ranks - 1), loss, keep, pace)
         new_loss = np.where(w > 0, (1.0 - w) * new_loss + w * hi, new_loss)
     # transient: the optimizer-state reset of a switch perturbs the model for a few rounds
     kick = p["rank_up_shock"] * up + p["rank_down_shock"] * down + p["cut_shock"] * moved
@@ -523,16 +526,62 @@ def effective_profile(cuts: np.ndarray, ranks: np.ndarray, n_layer: int, form: s
     return c_eff, rho
 
 
+def rank_spread(ranks: np.ndarray) -> np.ndarray:
+    """(B,) standard deviation over clients of log2 r_k of (B, K) or (K,) ranks (0 for a shared rank)."""
+    return np.std(np.log2(np.atleast_2d(np.asarray(ranks, dtype=float))), axis=1)
+
+
+def profile_pace(ranks: np.ndarray, slowdown: float) -> np.ndarray:
+    """(B,) rounds of the curve one round of a profile moves along: 1 / (1 + ``slowdown`` x :func:`rank_spread`);
+    1 exactly for a shared rank (every client's copy of a block then covers the same directions, so nothing is
+    averaged with a zero-padded or truncated copy)."""
+    return 1.0 / (1.0 + float(slowdown) * rank_spread(ranks))
+
+
 def simulate_profile(tables: ProgressTables, switch: SwitchModel, initial: float, cuts: Sequence[int],
-                     ranks: Sequence[int], n_layer: int, rounds: int, form: str = "block-mean") -> np.ndarray:
+                     ranks: Sequence[int], n_layer: int, rounds: int, form: str = "block-mean",
+                     slowdown: float = 0.0) -> np.ndarray:
     """Clean loss after rounds 1..``rounds`` of one fixed heterogeneous profile (no switches: the effective
-    decision is the same every round)."""
+    decision is the same every round; ``slowdown``: :func:`profile_pace`)."""
     c_eff, rho = effective_profile(np.asarray(cuts), np.asarray(ranks), n_layer, form)
+    pace = profile_pace(np.asarray(ranks), slowdown)
     state = ProgressState.start(initial, 1)
     prev = np.full(1, np.nan)
     out = np.empty(int(rounds))
     for t in range(int(rounds)):
-        state = advance_effective(tables, switch, state, initial, prev, c_eff, rho, np.zeros(1))
+        state = advance_effective(tables, switch, state, initial, prev, c_eff, rho, np.zeros(1), pace)
         prev = rho
         out[t] = state.clean_loss[0]
     return out
+
+
+def fit_profile_slowdown(profiles: Sequence[tuple[ProgressTables, Sequence[int], Sequence[int], np.ndarray]],
+                         switch: SwitchModel, initial: float, n_layer: int, form: str = PROFILE_FORM,
+                         grid: np.ndarray | None = None) -> tuple[float, dict[str, Any]]:
+    """The ``slowdown`` of :func:`profile_pace` that best matches measured profile curves.
+
+    Args:
+        profiles: (tables of the profile's partition, (K,) cuts, (K,) ranks, the seed-mean measured curve).
+        switch, initial, n_layer, form: as :func:`simulate_profile`.
+        grid: candidate values (default 0, 0.005, ..., 1).
+
+    Returns:
+        (slowdown, report): the value with the least squared error of the clean simulated curves against the
+        measured ones over every profile and round, and ``{"profiles", "points", "rmse", "rmse_no_slowdown"}``.
+    """
+    grid = np.round(np.arange(0.0, 1.0001, 0.005), 3) if grid is None else np.asarray(grid, dtype=float)
+
+    def sse(value: float) -> tuple[float, int]:
+        total, n = 0.0, 0
+        for tables, cuts, ranks, measured in profiles:
+            sim = simulate_profile(tables, switch, initial, cuts, ranks, n_layer, len(measured), form, value)
+            total += float(np.sum((sim - measured) ** 2))
+            n += len(measured)
+        return total, n
+
+    errors = [sse(float(v))[0] for v in grid]
+    best = float(grid[int(np.argmin(errors))])
+    n = sse(best)[1]
+    return best, {"profiles": len(profiles), "points": n, "rmse": math.sqrt(min(errors) / max(n, 1)),
+                  "rmse_no_slowdown": math.sqrt(sse(0.0)[0] / max(n, 1)), "grid_step": float(grid[1] - grid[0])
+                  if grid.size > 1 else 0.0}

@@ -308,6 +308,43 @@ def print_summary(cal: Calibration) -> None:
     print()
     print_grid(cal)
     print_progress_model(cal)
+    print_profiles(cal)
+
+
+def print_profiles(cal: Calibration) -> None:
+    """The measured heterogeneous profiles against the surrogate's price of them, under every candidate form of
+    the effective decision (the shipped one first); "held-out" rows were not used to choose the form."""
+    if not cal.profiles:
+        return
+    import numpy as np
+
+    from fedsllm_env.convergence import PROFILE_FORM, PROFILE_FORMS
+
+    fit = cal.raw.get("progress_model", {}).get("profile_fit", {})
+    print()
+    print(f"heterogeneous profiles (K per client; E = rounds to the target; surrogate: the round its clean curve "
+          f"reaches it, form {PROFILE_FORM!r}, rank-spread slowdown {cal.profile_slowdown:.3f}"
+          + (f" fitted to {fit['profiles']} designed profiles, rmse {fit['rmse']:.4f} (none: "
+             f"{fit['rmse_no_slowdown']:.4f})" if fit else "") + f"; {cal.horizon_rounds + 1} = not within the horizon)")
+    print("| profile | partition | set | measured E per seed | measured mean | surrogate E | error | table E |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
+    for row in cal.profile_report():
+        seeds = ", ".join("censored" if h is None else str(h) for h in row["measured"])
+        print(f"| `{row['profile']}` | {row['partition']} | {'held-out' if row['held_out'] else 'designed'} | "
+              f"{seeds} | {row['measured_mean']:.1f} | {row['episode_e']:.0f} | {100 * row['error']:+.1f} % | "
+              f"{row['table_e']:.1f} |")
+    print()
+    print("| form | slowdown | mean abs error, designed | mean abs error, held-out | within 5 %, all |")
+    print("|---|---:|---:|---:|---:|")
+    variants = [(PROFILE_FORM, None)] + [(f, 0.0) for f in PROFILE_FORMS]
+    for form, slowdown in variants:
+        rows = cal.profile_report(form, slowdown)
+        des = [abs(r["error"]) for r in rows if not r["held_out"]]
+        held = [abs(r["error"]) for r in rows if r["held_out"]]
+        within = sum(abs(r["error"]) <= 0.05 for r in rows)
+        shown = f"{cal.profile_slowdown:.3f} (shipped)" if slowdown is None else f"{slowdown:.3f}"
+        print(f"| {form} | {shown} | {100 * np.mean(des) if des else math.nan:.1f} % | "
+              f"{100 * np.mean(held) if held else math.nan:.1f} % | {within}/{len(rows)} |")
 
 
 def print_progress_model(cal: Calibration) -> None:

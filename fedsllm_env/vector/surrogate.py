@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from fedsllm_env.backends import SurrogateBackend
-from fedsllm_env.convergence import ProgressState, advance, advance_effective, ar1_noise, effective_profile
+from fedsllm_env.convergence import PROFILE_FORM, ProgressState, advance, advance_effective, ar1_noise, \
+    effective_profile, profile_pace
 
 __all__ = ["BatchedSurrogate"]
 
@@ -43,8 +44,10 @@ class BatchedSurrogate:
         self.prev_rank = np.full(num_envs, -1, dtype=np.int64)
         self.ranks = np.asarray(ranks, dtype=float)
         self.n_layer = num_splits + 1
-        self.profile_form = backend.profile_form
-        self.num_clients = backend.num_clients
+        # the heterogeneous path's settings (a bare stand-in backend without them prices shared decisions only)
+        self.profile_form = getattr(backend, "profile_form", PROFILE_FORM)
+        self.profile_slowdown = float(getattr(backend, "profile_slowdown", 0.0))
+        self.num_clients = int(getattr(backend, "num_clients", 1))
         self.prev_cuts = np.full((num_envs, self.num_clients), np.nan)  # per-client path (heterogeneous)
         self.prev_log2 = np.full(num_envs, np.nan)
         self.rounds = np.zeros(num_envs, dtype=np.int64)
@@ -91,7 +94,7 @@ class BatchedSurrogate:
         c_eff, rho = effective_profile(cuts, ranks, self.n_layer, self.profile_form)
         moved = np.where(np.isnan(self.prev_log2), 0.0, np.mean(np.abs(cuts - self.prev_cuts), axis=1))
         self.state = advance_effective(self.tables, self.switch, self.state, self.initial_val_loss, self.prev_log2,
-                                       c_eff, rho, moved)
+                                       c_eff, rho, moved, profile_pace(ranks, self.profile_slowdown))
         self.prev_cuts, self.prev_log2 = cuts, rho
         noise = self._noise.ravel()[self._noise_row_start + self.rounds]
         self.rounds += 1
