@@ -57,7 +57,7 @@ class SurrogateBackend:
     A heterogeneous profile (a (K,) cut and rank per client) is priced at its effective (cut, log2-rank)
     (:func:`fedsllm_env.convergence.effective_profile`, form :data:`fedsllm_env.convergence.PROFILE_FORM`), slowed
     by the spread of its ranks (:func:`fedsllm_env.convergence.profile_pace`, the calibration's fitted
-    ``profile_slowdown``); the blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A
+    ``profile_slowdown`` of ``model.aggregation``); the blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A
     homogeneous profile gives the shared decision's numbers exactly.
     """
 
@@ -81,7 +81,7 @@ class SurrogateBackend:
         self._rank_index = {r: i for i, r in enumerate(self.tables.ranks)}
         self.num_clients = int(cfg.wireless.num_clients)
         self.profile_form = PROFILE_FORM
-        self.profile_slowdown = calibration.profile_slowdown
+        self.profile_slowdown = calibration.profile_slowdown(cfg.model.aggregation)
         self.reset(0)
 
     @property
@@ -144,7 +144,7 @@ class SurrogateBackend:
         pace: np.ndarray | float = 1.0
         if per_client:
             c_eff, rho = effective_profile(cuts[None, :], ranks[None, :], self._shape.n_layer, self.profile_form)
-            pace = profile_pace(ranks[None, :], self.profile_slowdown)
+            pace = profile_pace(cuts[None, :], ranks[None, :], self._shape.n_layer, self.profile_slowdown)
         else:
             c_eff, rho = np.array([int(split)], dtype=float), np.log2(np.array([int(rank)], dtype=float))
         cuts = np.broadcast_to(cuts.astype(float), (self.num_clients,))

@@ -331,11 +331,10 @@ class Calibration:
                                       else fit_progress_model(self, fit_switch=False))
         return self._fits["progress"]
 
-    @property
-    def profile_slowdown(self) -> float:
-        """How much a heterogeneous profile's spread of ranks slows training
-        (:func:`fedsllm_env.convergence.profile_pace`; fitted to the designed profiles, 0 without them)."""
-        return float(self._progress().get("profile_slowdown", 0.0))
+    def profile_slowdown(self, rule: str = "zero_pad") -> float:
+        """How much a heterogeneous profile's spread of ranks slows training under aggregation ``rule``
+        (:func:`fedsllm_env.convergence.profile_pace`; fitted to the designed profiles of that rule, 0 without)."""
+        return float(self._progress().get("profile_slowdown", {}).get(rule, 0.0))
 
     @property
     def switch_model(self) -> SwitchModel:
@@ -353,15 +352,16 @@ class Calibration:
             raise CalibrationError(f"(rank {rank}, split {split}, partition {key[2]!r}) not measured in {self.path}")
         return self._progress()["weights"][key]
 
-    def profile_rounds_needed(self, cuts: Sequence[int], ranks: Sequence[int], partition: str | None = None) -> float:
+    def profile_rounds_needed(self, cuts: Sequence[int], ranks: Sequence[int], partition: str | None = None,
+                              rule: str = "zero_pad") -> float:
         """E of a fixed heterogeneous profile: the measured E(r, c) read at the profile's effective cut and
         log2-rank (:func:`fedsllm_env.convergence.effective_profile`, form
         :data:`fedsllm_env.convergence.PROFILE_FORM`), linear in c between cuts and in log2 r between configured
-        ranks (``inf`` when a corner it mixes is censored), times 1 + :attr:`profile_slowdown` x the spread of the
-        clients' log2-ranks (:func:`fedsllm_env.convergence.profile_pace`). A homogeneous profile gives
+        ranks (``inf`` when a corner it mixes is censored), times 1 + :meth:`profile_slowdown` of the aggregation
+        ``rule`` x the profile's rank spread (:func:`fedsllm_env.convergence.profile_pace`). A homogeneous profile gives
         :meth:`rounds_needed` exactly (the surrogate reads its curves at the same point)."""
         part = self._partition(partition)
-        key = ("profile-e", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part)
+        key = ("profile-e", tuple(int(c) for c in cuts), tuple(int(r) for r in ranks), part, rule)
         if key not in self._fits:
             c_eff, rho = effective_profile(np.asarray(key[1]), np.asarray(key[2]), self.shape.n_layer, PROFILE_FORM)
             c_eff, rho = float(c_eff[0]), float(rho[0])
@@ -375,7 +375,8 @@ class Calibration:
                 for cut, wc in ((c_lo, 1.0 - w_c), (min(c_lo + 1, self.shape.n_layer - 1), w_c)):
                     if wr * wc > 0:
                         total += wr * wc * self.rounds_needed(self.ranks[rank_i], cut, part)
-            self._fits[key] = float(total) * (1.0 + self.profile_slowdown * float(rank_spread(np.asarray(key[2]))[0]))
+            spread = float(rank_spread(np.asarray(key[1]), np.asarray(key[2]), self.shape.n_layer)[0])
+            self._fits[key] = float(total) * (1.0 + self.profile_slowdown(rule) * spread)
         return self._fits[key]
 
     def profile_report(self, form: str | None = None, slowdown: float | None = None) -> list[dict[str, Any]]:
@@ -386,7 +387,7 @@ class Calibration:
         reaches the target, :func:`fedsllm_env.convergence.simulate_profile`; horizon + 1 if it does not) and
         ``error`` (episode_e / measured_mean - 1), and ``table_e`` (:meth:`profile_rounds_needed`, the E the
         optimizer uses; only for ``form`` None, the shipped form). ``slowdown``: the rank-spread slowdown to price
-        with (None = :attr:`profile_slowdown`). ``held_out`` marks the profiles of
+        with (None = each profile's rule's :meth:`profile_slowdown`). ``held_out`` marks the profiles of
         :data:`fedsllm_env.schedules.HELD_OUT_PROFILES`.
         """
         from fedsllm_env.schedules import HELD_OUT_PROFILES
@@ -404,14 +405,15 @@ class Calibration:
             mean = float(np.mean([horizon + 1 if h is None else h for h in hits]))
             curve = simulate_profile(self.progress_tables(self.ranks, part), self.switch_model,
                                      self.initial_val_loss, cuts, ranks, self.shape.n_layer, horizon,
-                                     form or PROFILE_FORM, self.profile_slowdown if slowdown is None else slowdown)
+                                     form or PROFILE_FORM,
+                                     self.profile_slowdown(prof.aggregation) if slowdown is None else slowdown)
             hit = np.nonzero(curve <= self.target_val_loss)[0]
             episode_e = float(hit[0] + 1) if hit.size else float(horizon + 1)
             rows.append({"profile": prof.text, "partition": part, "held_out": prof.text in held,
                          "measured": hits, "measured_mean": mean, "episode_e": episode_e,
                          "error": episode_e / mean - 1.0,
                          "table_e": None if form or slowdown is not None else
-                         self.profile_rounds_needed(cuts, ranks, part)})
+                         self.profile_rounds_needed(cuts, ranks, part, prof.aggregation)})
         return rows
 
     def progress_tables(self, ranks: Sequence[int], partition: str | None = None) -> ProgressTables:
@@ -470,18 +472,23 @@ def fit_progress_model(cal: "Calibration", fit_switch: bool = True) -> dict[str,
     if designed:
         k = int(cal.raw.get("settings", {}).get("config", {}).get("wireless", {}).get("num_clients", 5)) \
             if isinstance(cal.raw, dict) else 5
-        fits_p = []
-        for entry in designed:
-            part = entry["partition"]
-            tables = ProgressTables.build({(r, c): weights[(r, c, part)] for r in cal.ranks for c in cal.splits},
-                                          cal.splits, cal.ranks, cal.shape.n_layer, cal.horizon_rounds)
-            cuts, ranks = parse_profile(entry["profile"]).per_client(k)
-            curves = [np.asarray(c, float) for c in entry["val_loss_curves"]]
-            horizon = min(len(c) for c in curves)
-            fits_p.append((tables, cuts, ranks, np.mean([c[:horizon] for c in curves], axis=0)))
-        out["profile_slowdown"], out["profile_fit"] = fit_profile_slowdown(
-            fits_p, out["switch"], cal.initial_val_loss, cal.shape.n_layer, PROFILE_FORM)
-        out["profile_fit"]["form"] = PROFILE_FORM
+        out["profile_slowdown"], out["profile_fit"] = {}, {"form": PROFILE_FORM}
+        for rule in ("zero_pad", "svd"):  # a shared-rank profile is the same under either rule
+            fits_p = []
+            for entry in designed:
+                prof = parse_profile(entry["profile"])
+                if prof.aggregation != rule and len(set(prof.ranks)) > 1:
+                    continue
+                part = entry["partition"]
+                tables = ProgressTables.build({(r, c): weights[(r, c, part)] for r in cal.ranks for c in cal.splits},
+                                              cal.splits, cal.ranks, cal.shape.n_layer, cal.horizon_rounds)
+                cuts, ranks = prof.per_client(k)
+                curves = [np.asarray(c, float) for c in entry["val_loss_curves"]]
+                horizon = min(len(c) for c in curves)
+                fits_p.append((tables, cuts, ranks, np.mean([c[:horizon] for c in curves], axis=0)))
+            if any(len(set(r)) > 1 for _, _, r, _ in fits_p):
+                out["profile_slowdown"][rule], out["profile_fit"][rule] = fit_profile_slowdown(
+                    fits_p, out["switch"], cal.initial_val_loss, cal.shape.n_layer, PROFILE_FORM)
     return out
 
 
@@ -498,8 +505,8 @@ def progress_model_to_json(fit: dict[str, Any]) -> dict[str, Any]:
                       for (r, c, p), w in sorted(fit["weights"].items())],
             "noise": {p: n.to_dict() for p, n in sorted(fit["noise"].items())},
             "switch_model": SWITCH_MODEL, "switch": fit["switch"].to_dict(), "switch_fit": fit["switch_fit"],
-            **({"profile_slowdown": float(fit["profile_slowdown"]), "profile_fit": fit["profile_fit"]}
-               if "profile_slowdown" in fit else {})}
+            **({"profile_slowdown": {r: float(v) for r, v in fit["profile_slowdown"].items()},
+                "profile_fit": fit["profile_fit"]} if "profile_slowdown" in fit else {})}
 
 
 def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
@@ -541,9 +548,13 @@ def _parse_progress(raw: Any, cal: "Calibration") -> dict[str, Any]:
         raise ck.fail("progress_model", f"is invalid ({e})") from e
     out = {"weights": weights, "noise": noise, "switch": switch, "switch_fit": raw.get("switch_fit", {})}
     if "profile_slowdown" in raw:
-        out["profile_slowdown"] = ck.number(raw["profile_slowdown"], "progress_model.profile_slowdown")
-        if out["profile_slowdown"] < 0:
-            raise ck.fail("progress_model.profile_slowdown", f"= {out['profile_slowdown']} must be >= 0")
+        slow = raw["profile_slowdown"]
+        if not isinstance(slow, dict) or set(slow) - {"zero_pad", "svd"}:
+            raise ck.fail("progress_model.profile_slowdown", f"must map 'zero_pad' / 'svd' to a number, got {slow!r}")
+        out["profile_slowdown"] = {r: ck.number(v, f"progress_model.profile_slowdown.{r}") for r, v in slow.items()}
+        bad = {r: v for r, v in out["profile_slowdown"].items() if v < 0}
+        if bad:
+            raise ck.fail("progress_model.profile_slowdown", f"= {bad} must be >= 0")
         out["profile_fit"] = raw.get("profile_fit", {})
         if out["profile_fit"].get("form", PROFILE_FORM) != PROFILE_FORM:
             raise ck.fail("progress_model.profile_fit.form", f"= {out['profile_fit'].get('form')!r} is not this "

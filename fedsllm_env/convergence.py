@@ -298,8 +298,9 @@ def advance_effective(tables: ProgressTables, switch: SwitchModel | Mapping[str,
                       log2_rank: np.ndarray, moved: np.ndarray, pace: np.ndarray | float = 1.0) -> ProgressState:
     """:func:`advance` on an effective decision: a (possibly fractional) cut and log2-rank per env.
 
+    ``tables``, ``switch``, ``state`` and ``initial_loss`` are as in :func:`advance`.
+
     Args:
-        tables, switch, state, initial_loss: as in :func:`advance`.
         prev_log2_rank: The previous round's (effective) log2-rank (NaN = no round yet).
         split: This round's (effective) cut, in [1, L-1] (fractional: the curves of the cuts around it mix).
         log2_rank: This round's (effective) log2-rank (between two configured ranks: their curves mix).
@@ -526,16 +527,23 @@ def effective_profile(cuts: np.ndarray, ranks: np.ndarray, n_layer: int, form: s
     return c_eff, rho
 
 
-def rank_spread(ranks: np.ndarray) -> np.ndarray:
-    """(B,) standard deviation over clients of log2 r_k of (B, K) or (K,) ranks (0 for a shared rank)."""
-    return np.std(np.log2(np.atleast_2d(np.asarray(ranks, dtype=float))), axis=1)
+def rank_spread(cuts: np.ndarray, ranks: np.ndarray, n_layer: int, global_rank: np.ndarray | None = None) -> np.ndarray:
+    """(B,) how unequal the copies aggregated per block are: for each block j, the standard deviation over clients
+    of the log2-rank of the copy trained on client k's data (r_k when j <= c_k, else the MS's r_g), averaged over
+    the L blocks; 0 when every client has the same rank. (B, K) or (K,) cuts and ranks."""
+    cuts = np.atleast_2d(np.asarray(cuts, dtype=float))
+    log2 = np.log2(np.atleast_2d(np.asarray(ranks, dtype=float)))
+    log2_g = log2.max(axis=1) if global_rank is None else np.log2(np.asarray(global_rank, dtype=float))
+    blocks = np.arange(1, int(n_layer) + 1, dtype=float)
+    per = np.where(blocks[None, None, :] <= cuts[:, :, None], log2[:, :, None], log2_g[:, None, None])  # (B, K, L)
+    return per.std(axis=1).mean(axis=1)
 
 
-def profile_pace(ranks: np.ndarray, slowdown: float) -> np.ndarray:
+def profile_pace(cuts: np.ndarray, ranks: np.ndarray, n_layer: int, slowdown: float) -> np.ndarray:
     """(B,) rounds of the curve one round of a profile moves along: 1 / (1 + ``slowdown`` x :func:`rank_spread`);
-    1 exactly for a shared rank (every client's copy of a block then covers the same directions, so nothing is
-    averaged with a zero-padded or truncated copy)."""
-    return 1.0 / (1.0 + float(slowdown) * rank_spread(ranks))
+    1 exactly for a shared rank (every copy of a block then covers the same directions, so nothing is averaged
+    with a zero-padded or truncated copy)."""
+    return 1.0 / (1.0 + float(slowdown) * rank_spread(cuts, ranks, n_layer))
 
 
 def simulate_profile(tables: ProgressTables, switch: SwitchModel, initial: float, cuts: Sequence[int],
@@ -544,7 +552,7 @@ def simulate_profile(tables: ProgressTables, switch: SwitchModel, initial: float
     """Clean loss after rounds 1..``rounds`` of one fixed heterogeneous profile (no switches: the effective
     decision is the same every round; ``slowdown``: :func:`profile_pace`)."""
     c_eff, rho = effective_profile(np.asarray(cuts), np.asarray(ranks), n_layer, form)
-    pace = profile_pace(np.asarray(ranks), slowdown)
+    pace = profile_pace(np.asarray(cuts), np.asarray(ranks), n_layer, slowdown)
     state = ProgressState.start(initial, 1)
     prev = np.full(1, np.nan)
     out = np.empty(int(rounds))
@@ -560,16 +568,17 @@ def fit_profile_slowdown(profiles: Sequence[tuple[ProgressTables, Sequence[int],
                          grid: np.ndarray | None = None) -> tuple[float, dict[str, Any]]:
     """The ``slowdown`` of :func:`profile_pace` that best matches measured profile curves.
 
+    ``switch``, ``initial``, ``n_layer`` and ``form`` are as in :func:`simulate_profile`.
+
     Args:
         profiles: (tables of the profile's partition, (K,) cuts, (K,) ranks, the seed-mean measured curve).
-        switch, initial, n_layer, form: as :func:`simulate_profile`.
-        grid: candidate values (default 0, 0.005, ..., 1).
+        grid: candidate values (default 0, 0.005, ..., 2).
 
     Returns:
         (slowdown, report): the value with the least squared error of the clean simulated curves against the
         measured ones over every profile and round, and ``{"profiles", "points", "rmse", "rmse_no_slowdown"}``.
     """
-    grid = np.round(np.arange(0.0, 1.0001, 0.005), 3) if grid is None else np.asarray(grid, dtype=float)
+    grid = np.round(np.arange(0.0, 2.0001, 0.005), 3) if grid is None else np.asarray(grid, dtype=float)
 
     def sse(value: float) -> tuple[float, int]:
         total, n = 0.0, 0

@@ -165,7 +165,8 @@ class FedsLLMEnv(gym.Env[np.ndarray, np.ndarray]):
         if np.ndim(rank) > 0 or np.ndim(split) > 0:
             k = self.config.wireless.num_clients
             cuts = np.broadcast_to(np.asarray(self.config.model.initial_split if split is None else split), (k,))
-            return self.calibration.profile_rounds_needed(cuts, np.broadcast_to(np.asarray(rank), (k,)), part)
+            return self.calibration.profile_rounds_needed(cuts, np.broadcast_to(np.asarray(rank), (k,)), part,
+                                                          self.config.model.aggregation)
         return self.calibration.rounds_needed(rank, split, part)
 
     def action_masks(self) -> np.ndarray:

@@ -16,10 +16,17 @@ from fedsllm_env.schedules import DESIGNED_PROFILES, HELD_OUT_PROFILES, parse_pr
 
 
 def test_pace_is_one_for_a_shared_rank_and_slower_with_spread():
-    np.testing.assert_array_equal(profile_pace(np.array([[16] * 5, [4] * 5]), 0.7), [1.0, 1.0])
-    spread = rank_spread(np.array([64, 64, 64, 64, 4]))[0]
-    assert spread == pytest.approx(np.std([6, 6, 6, 6, 2]))
-    assert profile_pace(np.array([64, 64, 64, 64, 4]), 0.5)[0] == pytest.approx(1 / (1 + 0.5 * spread))
+    cuts = np.array([[1, 1, 3, 5, 5], [2] * 5])
+    np.testing.assert_array_equal(profile_pace(cuts, np.array([[16] * 5, [4] * 5]), 6, 0.7), [1.0, 1.0])
+    # by hand, L = 6: at cut 1 only block 1 holds the clients' own ranks [6, 6, 6, 6, 2]; blocks 2-6 run on the
+    # MS at r_g = 64 for everyone (spread 0)
+    spread = rank_spread(np.ones(5), np.array([64, 64, 64, 64, 4]), 6)[0]
+    assert spread == pytest.approx(np.std([6, 6, 6, 6, 2]) / 6)
+    # cuts 5, 5, 3, 1, 1 with ranks 64, 32, 16, 8, 4: blocks 2-3 [6, 5, 4, 6, 6], blocks 4-5 [6, 5, 6, 6, 6]
+    deep = rank_spread(np.array([5, 5, 3, 1, 1]), np.array([64, 32, 16, 8, 4]), 6)[0]
+    want = (np.std([6, 5, 4, 3, 2]) + 2 * np.std([6, 5, 4, 6, 6]) + 2 * np.std([6, 5, 6, 6, 6])) / 6
+    assert deep == pytest.approx(want)
+    assert profile_pace(np.ones(5), np.array([64, 64, 64, 64, 4]), 6, 0.5)[0] == pytest.approx(1 / (1 + 0.5 * spread))
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +80,21 @@ def test_refit_stores_the_slowdown_and_the_surrogate_and_table_e_use_it(cal):
     raw = _with_profiles(cal, list(DESIGNED_PROFILES[:2]) + list(HELD_OUT_PROFILES[:1]))
     fresh = load_calibration_from_dict(raw, "<test>")
     fit = fit_progress_model(fresh, fit_switch=False)  # fixed profiles never switch: the switch model is moot
-    assert fit["profile_fit"]["profiles"] == 2  # held-out profiles never enter the fit
-    assert fit["profile_slowdown"] == pytest.approx(0.2, abs=0.006)
+    assert fit["profile_fit"]["zero_pad"]["profiles"] == 2  # held-out profiles never enter the fit
+    assert fit["profile_slowdown"] == {"zero_pad": pytest.approx(0.2, abs=0.006)}  # no svd profile: no svd fit
     raw["progress_model"] = json.loads(json.dumps(progress_model_to_json(fit)))
     fitted = load_calibration_from_dict(raw, "<test>")
-    assert fitted.profile_slowdown == pytest.approx(fit["profile_slowdown"])
+    assert fitted.profile_slowdown("zero_pad") == pytest.approx(fit["profile_slowdown"]["zero_pad"])
+    assert fitted.profile_slowdown("svd") == 0.0
     report = {r["profile"]: r for r in fitted.profile_report()}
     held = parse_profile(HELD_OUT_PROFILES[0]).text
     assert report[held]["held_out"] and abs(report[held]["error"]) <= 0.05
     cuts, ranks = parse_profile(DESIGNED_PROFILES[1]).per_client(5)
     base = load_calibration_from_dict(_strip_slowdown(raw), "<test>")
-    assert base.profile_slowdown == 0.0
+    assert base.profile_slowdown("zero_pad") == 0.0
+    spread = rank_spread(cuts, ranks, 6)[0]
     assert fitted.profile_rounds_needed(cuts, ranks, "iid") == pytest.approx(
-        base.profile_rounds_needed(cuts, ranks, "iid") * (1 + fitted.profile_slowdown * rank_spread(ranks)[0]))
+        base.profile_rounds_needed(cuts, ranks, "iid") * (1 + fitted.profile_slowdown("zero_pad") * spread))
     assert fitted.profile_rounds_needed([2] * 5, [16] * 5, "iid") == fitted.rounds_needed(16, 2, "iid")
 
 
@@ -101,10 +110,13 @@ def test_bad_stored_slowdown_is_refused(cal):
     raw["progress_model"] = json.loads(json.dumps(progress_model_to_json(fit_progress_model(
         load_calibration_from_dict(raw, "<test>"), fit_switch=False))))
     bad = copy.deepcopy(raw)
-    bad["progress_model"]["profile_slowdown"] = -0.1
+    bad["progress_model"]["profile_slowdown"] = {"zero_pad": -0.1}
     with pytest.raises(CalibrationError, match="profile_slowdown"):
-        load_calibration_from_dict(bad, "<test>").profile_slowdown
+        load_calibration_from_dict(bad, "<test>").profile_slowdown()
+    bad["progress_model"]["profile_slowdown"] = 0.1
+    with pytest.raises(CalibrationError, match="profile_slowdown"):
+        load_calibration_from_dict(bad, "<test>").profile_slowdown()
     bad = copy.deepcopy(raw)
     bad["progress_model"]["profile_fit"]["form"] = "min-rank"
     with pytest.raises(CalibrationError, match="profile form"):
-        load_calibration_from_dict(bad, "<test>").profile_slowdown
+        load_calibration_from_dict(bad, "<test>").profile_slowdown()

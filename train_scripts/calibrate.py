@@ -34,8 +34,8 @@ from fedsllm_env.atomic import atomic_write_json
 from fedsllm_env.calibration import (Calibration, fit_progress_model, load_calibration, load_calibration_from_dict,
                                      progress_model_to_json)
 from fedsllm_env.errors import FedsLLMError, UsageError
-from fedsllm_env.schedules import DESIGNED_PROFILES, DESIGNED_SCHEDULES, HELD_OUT_PROFILES, parse_profile, \
-    parse_schedule
+from fedsllm_env.schedules import CANDIDATE_SCHEDULES, DESIGNED_PROFILES, DESIGNED_SCHEDULES, HELD_OUT_PROFILES, \
+    parse_profile, parse_schedule
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.presets import with_preset
 from train_scripts._checks import help_description
@@ -83,7 +83,8 @@ class Args:
     """Print the E(r, c) tables of this existing calibration JSON and exit (nothing trained; "" = run the sweep)."""
     schedules: tuple[str, ...] = ()
     """Switch schedules measured beside the grid to fit the surrogate's switch model: "designed" (the package's set,
-    fedsllm_env.schedules.DESIGNED_SCHEDULES) and/or schedules such as "c1r64x8;c1r8" (empty = none)."""
+    fedsllm_env.schedules.DESIGNED_SCHEDULES), "candidates" (CANDIDATE_SCHEDULES, not in the shipped fit) and/or
+    schedules such as "c1r64x8;c1r8" (empty = none)."""
     profiles: tuple[str, ...] = ()
     """Heterogeneous profiles (a cut and a rank per client) measured beside the grid: "designed" and/or "held-out"
     (fedsllm_env.schedules.DESIGNED_PROFILES / HELD_OUT_PROFILES) and/or profiles such as "c1r64.16.16.4.4@svd"
@@ -153,7 +154,7 @@ def _schedules(args: Args) -> list[str]:
     """--schedules with "designed" expanded, each checked (UsageError naming a bad one)."""
     out: list[str] = []
     for text in args.schedules:
-        for item in (DESIGNED_SCHEDULES if text == "designed" else (text,)):
+        for item in {"designed": DESIGNED_SCHEDULES, "candidates": CANDIDATE_SCHEDULES}.get(text, (text,)):
             text_norm = parse_schedule(item).text
             if text_norm not in out:
                 out.append(text_norm)
@@ -322,10 +323,12 @@ def print_profiles(cal: Calibration) -> None:
 
     fit = cal.raw.get("progress_model", {}).get("profile_fit", {})
     print()
+    fitted = "; ".join(f"{rule} {cal.profile_slowdown(rule):.3f}" + (
+        f" (fitted to {fit[rule]['profiles']} designed profiles, curve rmse {fit[rule]['rmse']:.4f}, without it "
+        f"{fit[rule]['rmse_no_slowdown']:.4f})" if rule in fit else "") for rule in ("zero_pad", "svd"))
     print(f"heterogeneous profiles (K per client; E = rounds to the target; surrogate: the round its clean curve "
-          f"reaches it, form {PROFILE_FORM!r}, rank-spread slowdown {cal.profile_slowdown:.3f}"
-          + (f" fitted to {fit['profiles']} designed profiles, rmse {fit['rmse']:.4f} (none: "
-             f"{fit['rmse_no_slowdown']:.4f})" if fit else "") + f"; {cal.horizon_rounds + 1} = not within the horizon)")
+          f"reaches it, form {PROFILE_FORM!r}, rank-spread slowdown {fitted}; {cal.horizon_rounds + 1} = not within "
+          "the horizon)")
     print("| profile | partition | set | measured E per seed | measured mean | surrogate E | error | table E |")
     print("|---|---|---|---|---:|---:|---:|---:|")
     for row in cal.profile_report():
@@ -342,7 +345,7 @@ def print_profiles(cal: Calibration) -> None:
         des = [abs(r["error"]) for r in rows if not r["held_out"]]
         held = [abs(r["error"]) for r in rows if r["held_out"]]
         within = sum(abs(r["error"]) <= 0.05 for r in rows)
-        shown = f"{cal.profile_slowdown:.3f} (shipped)" if slowdown is None else f"{slowdown:.3f}"
+        shown = "fitted (shipped)" if slowdown is None else f"{slowdown:.3f}"
         print(f"| {form} | {shown} | {100 * np.mean(des) if des else math.nan:.1f} % | "
               f"{100 * np.mean(held) if held else math.nan:.1f} % | {within}/{len(rows)} |")
 

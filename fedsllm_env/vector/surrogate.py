@@ -94,7 +94,8 @@ class BatchedSurrogate:
         c_eff, rho = effective_profile(cuts, ranks, self.n_layer, self.profile_form)
         moved = np.where(np.isnan(self.prev_log2), 0.0, np.mean(np.abs(cuts - self.prev_cuts), axis=1))
         self.state = advance_effective(self.tables, self.switch, self.state, self.initial_val_loss, self.prev_log2,
-                                       c_eff, rho, moved, profile_pace(ranks, self.profile_slowdown))
+                                       c_eff, rho, moved,
+                                       profile_pace(cuts, ranks, self.n_layer, self.profile_slowdown))
         self.prev_cuts, self.prev_log2 = cuts, rho
         noise = self._noise.ravel()[self._noise_row_start + self.rounds]
         self.rounds += 1
