@@ -329,6 +329,15 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
     check_grid(ranks, splits or [1], partitions, seeds, max_rounds, threads)
     out_path = check_out_path(out_path, create=False)
     n_layer = _n_layer(cfg, threads)  # config, data and backbone are checked before any folder is made
+    prof_specs = profile_specs(profiles, partitions if schedule_partitions is None else schedule_partitions,
+                               seeds if schedule_seeds is None else schedule_seeds)
+    for spec in prof_specs:
+        cuts, prof_ranks = parse_profile(spec.profile).per_client(cfg.wireless.num_clients)
+        try:
+            check_grid(sorted(set(prof_ranks)), sorted(set(cuts)), [spec.partition], [spec.seed], max_rounds,
+                       threads, n_layer=n_layer)
+        except ValueError as e:
+            raise UsageError(f"profile {spec.profile!r}: {e}") from e
     out_path = check_out_path(out_path)
     splits = splits or list(default_splits(n_layer))
     check_grid(ranks, splits, partitions, seeds, max_rounds, threads, n_layer=n_layer)
@@ -345,15 +354,6 @@ def calibrate(cfg: FedsLLMConfig, ranks: Sequence[int], splits: Sequence[int], p
         check_grid(sorted({r for _, r, _ in plan.phases}), sorted({c for c, _, _ in plan.phases}),
                    [spec.partition], [spec.seed], max_rounds, threads, n_layer=n_layer)
     specs += sched_specs
-    prof_specs = profile_specs(profiles, partitions if schedule_partitions is None else schedule_partitions,
-                               seeds if schedule_seeds is None else schedule_seeds)
-    for spec in prof_specs:
-        cuts, prof_ranks = parse_profile(spec.profile).per_client(cfg.wireless.num_clients)
-        try:
-            check_grid(sorted(set(prof_ranks)), sorted(set(cuts)), [spec.partition], [spec.seed], max_rounds,
-                       threads, n_layer=n_layer)
-        except ValueError as e:
-            raise UsageError(f"profile {spec.profile!r}: {e}") from e
     specs += prof_specs
     runs_dir = runs_dir_for(out_path)
     done = finished_runs(runs_dir, specs, digest)
