@@ -769,48 +769,45 @@ def _parse_v2(raw: dict[str, Any], ck: _Checker) -> dict[str, Any]:
                                f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
     if default not in parts:
         raise ck.fail("default_partition", f"= {default!r} is not one of the measured partitions {parts}")
-    schedules = []
-    for i, entry in enumerate(raw.get("schedules") or []):
-        name = f"schedules[{i}]"
-        text = ck.get(entry, "schedule", f"{name}.schedule")
-        try:
-            plan = parse_schedule(text)
-        except ValueError as e:
-            raise ck.fail(f"{name}.schedule", f"is invalid ({e})") from e
-        part = ck.get(entry, "partition", f"{name}.partition")
-        if part not in parts:
-            raise ck.fail(f"{name}.partition", f"= {part!r} is not one of the measured partitions {parts}")
-        bad = sorted({r for _, r, _ in plan.phases if r not in ranks} | {c for c, _, _ in plan.phases if c < 1})
-        if bad:
-            raise ck.fail(f"{name}.schedule", f"= {text!r} uses ranks or cuts {bad} outside the measured grid")
-        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in
-                  enumerate(ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"),
-                                   f"{name}.val_loss_curves"))]
-        schedules.append({"schedule": plan.text, "partition": part, "seeds": list(entry.get("seeds", [])),
-                          "val_loss_curves": curves})
+    schedules = [out for out, _, _ in _measured_runs(raw, ck, "schedules", "schedule", parse_schedule,
+                                                      lambda plan: ({r for _, r, _ in plan.phases},
+                                                                    {c for c, _, _ in plan.phases}), ranks, parts)]
     profiles = []
-    for i, entry in enumerate(raw.get("profiles") or []):
-        name = f"profiles[{i}]"
-        text = ck.get(entry, "profile", f"{name}.profile")
-        try:
-            prof = parse_profile(text)
-        except ValueError as e:
-            raise ck.fail(f"{name}.profile", f"is invalid ({e})") from e
-        part = ck.get(entry, "partition", f"{name}.partition")
-        if part not in parts:
-            raise ck.fail(f"{name}.partition", f"= {part!r} is not one of the measured partitions {parts}")
-        bad = sorted({r for r in prof.ranks if r not in ranks} | {c for c in prof.cuts if c < 1})
-        if bad:
-            raise ck.fail(f"{name}.profile", f"= {text!r} uses ranks or cuts {bad} outside the measured grid")
-        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in
-                  enumerate(ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"),
-                                   f"{name}.val_loss_curves"))]
-        hits = ck.hits(ck.get(entry, "rounds_to_target", f"{name}.rounds_to_target"),
-                       f"{name}.rounds_to_target", curves)
-        profiles.append({"profile": prof.text, "partition": part, "seeds": list(entry.get("seeds", [])),
-                         "rounds_to_target": hits, "val_loss_curves": curves})
+    for out, name, entry in _measured_runs(raw, ck, "profiles", "profile", parse_profile,
+                                           lambda prof: (set(prof.ranks), set(prof.cuts)), ranks, parts):
+        out["rounds_to_target"] = ck.hits(ck.get(entry, "rounds_to_target", f"{name}.rounds_to_target"),
+                                          f"{name}.rounds_to_target", out["val_loss_curves"])
+        profiles.append(out)
     return {"cells": cells, "horizon": horizon, "default_partition": default, "stored_fit": None,
             "schedules": tuple(schedules), "profiles": tuple(profiles)}
+
+
+def _measured_runs(raw: dict[str, Any], ck: "_Checker", section: str, key: str, parse: Any, uses: Any,
+                   ranks: list[int], parts: list[str]) -> list[tuple[dict[str, Any], str, Any]]:
+    """The checked entries of a table's ``schedules`` or ``profiles`` section: per entry (``{key: normalised
+    text, "partition", "seeds", "val_loss_curves"}``, its field name, the raw entry); ``parse`` reads the text,
+    ``uses`` gives the (ranks, cuts) it plays, which must lie in the measured grid."""
+    out = []
+    for i, entry in enumerate(raw.get(section) or []):
+        name = f"{section}[{i}]"
+        text = ck.get(entry, key, f"{name}.{key}")
+        try:
+            plan = parse(text)
+        except ValueError as e:
+            raise ck.fail(f"{name}.{key}", f"is invalid ({e})") from e
+        part = ck.get(entry, "partition", f"{name}.partition")
+        if part not in parts:
+            raise ck.fail(f"{name}.partition", f"= {part!r} is not one of the measured partitions {parts}")
+        used_ranks, used_cuts = uses(plan)
+        bad = sorted({r for r in used_ranks if r not in ranks} | {c for c in used_cuts if c < 1})
+        if bad:
+            raise ck.fail(f"{name}.{key}", f"= {text!r} uses ranks or cuts {bad} outside the measured grid")
+        curves = [ck.curve(c, f"{name}.val_loss_curves[{j}]") for j, c in
+                  enumerate(ck.seq(ck.get(entry, "val_loss_curves", f"{name}.val_loss_curves"),
+                                   f"{name}.val_loss_curves"))]
+        out.append(({key: plan.text, "partition": part, "seeds": list(entry.get("seeds", [])),
+                     "val_loss_curves": curves}, name, entry))
+    return out
 
 
 def _parse(raw: Any, where: str) -> Calibration:

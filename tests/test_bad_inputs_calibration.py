@@ -63,6 +63,13 @@ def _drop(path: str):
 
 NAN, INF = float("nan"), float("inf")
 
+
+def _profile_entry(raw: dict, text: str) -> dict:
+    """A measured-profile entry of a table (the first cell's first curve stands in for its run)."""
+    curve = raw["cells"][0]["val_loss_curves"][0]
+    return {"profile": text, "partition": "iid", "seeds": [0], "rounds_to_target": [None],
+            "val_loss_curves": [curve], "initial_val_losses": [raw["initial_val_loss"]]}
+
 FILE_CASES = [
     # (id, base, mutation -> raw JSON value or bytes, error, message fragment)
     ("nan-in-curve-v1", _v1, _set("ranks.4.val_loss_curves.0.3", NAN), CalibrationError,
@@ -117,6 +124,16 @@ FILE_CASES = [
     ("partition-empty", _v2, _set("cells.0.partition", ""), CalibrationError,
      "'cells[0].partition' must be a non-empty string"),
     ("rank-bool", _v2, _set("cells.0.rank", True), CalibrationError, "'cells[0].rank' must be an int >= 1"),
+    ("profile-not-notation", _v2, lambda raw: {**raw, "profiles": [_profile_entry(raw, "r1c1")]}, CalibrationError,
+     "'profiles[0].profile' is invalid"),
+    ("profile-rank-unmeasured", _v2, lambda raw: {**raw, "profiles": [_profile_entry(raw, "c1r1.3")]},
+     CalibrationError, "uses ranks or cuts [3] outside the measured grid"),
+    ("profile-partition-unmeasured", _v2,
+     lambda raw: {**raw, "profiles": [{**_profile_entry(raw, "c1r1.4"), "partition": "dirichlet"}]},
+     CalibrationError, "'profiles[0].partition' = 'dirichlet' is not one of the measured partitions"),
+    ("profile-hits-length", _v2,
+     lambda raw: {**raw, "profiles": [{**_profile_entry(raw, "c1r1.4"), "rounds_to_target": [2, 3]}]},
+     CalibrationError, "'profiles[0].rounds_to_target' has 2 entries for 1 loss curves"),
     ("top-level-list", _v1, lambda raw: [raw], CalibrationError, "must hold a JSON object, got list"),
     ("top-level-null", _v1, lambda raw: None, CalibrationError, "must hold a JSON object, got NoneType"),
     ("top-level-number", _v2, lambda raw: 3, CalibrationError, "must hold a JSON object, got int"),
