@@ -209,6 +209,18 @@ def _upload_time_s(bits: np.ndarray, rates_bps: np.ndarray, out: np.ndarray | No
     return np.divide(bits, rates_bps, out=out, where=rates_bps > 0)
 
 
+def _link_rates(tables: DelayTables, dec: BatchedDecisions, channel: BatchedChannel) -> tuple[np.ndarray, np.ndarray]:
+    """(B, K) sum rate of every client on the MS link and on the FS link, bit/s (both links in one pass)."""
+    k = channel.k
+    assign, power_w = dec.both_links()
+    links = tables.links
+    # each subchannel's owner gain: flat index of gain[b, link block + owner * S_link + i]
+    owner_gain = take_rows(channel.gain, assign * links.stride + links.base)
+    rates = batched_client_rates_bps(owner_gain, assign + links.client_offset, power_w, 2 * k, links.bandwidth_hz,
+                                     tables.n0_w_per_hz, links.noise_w)
+    return rates[:, :k], rates[:, k:]
+
+
 def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDecisions,
                         channel: BatchedChannel) -> BatchedDelay:
     """:func:`fedsllm_env.delay.round_delay` for B envs at once (no feasibility check), s.
@@ -222,14 +234,7 @@ def batched_round_delay(tables: DelayTables, cfg: FedsLLMConfig, dec: BatchedDec
     """
     if dec.split_idx.ndim != 1 or dec.rank_idx.ndim != 1:
         return batched_round_delay_per_client(tables, cfg, dec, channel)
-    k = channel.k
-    assign, power_w = dec.both_links()
-    links = tables.links
-    # each subchannel's owner gain: flat index of gain[b, link block + owner * S_link + i]
-    owner_gain = take_rows(channel.gain, assign * links.stride + links.base)
-    rates = batched_client_rates_bps(owner_gain, assign + links.client_offset, power_w, 2 * k, links.bandwidth_hz,
-                                     tables.n0_w_per_hz, links.noise_w)
-    rate_ms, rate_fs = rates[:, :k], rates[:, k:]
+    rate_ms, rate_fs = _link_rates(tables, dec, channel)
     cell = dec.split_idx * tables.up_bits.shape[1] + dec.rank_idx  # flat (split, rank) table index
     available = channel.peak_flops * (1.0 - channel.load)
     # the per-client terms in one block, so their maxima over the clients come from one column loop:
@@ -301,12 +306,7 @@ def batched_round_delay_per_client(tables: DelayTables, cfg: FedsLLMConfig, dec:
     n_split, n_rank = tables.up_bits.shape
     b = dec.split_idx.shape[0]
     split_idx, rank_idx = per_client_indices(dec.split_idx, dec.rank_idx, b, k, n_split, n_rank)
-    assign, power_w = dec.both_links()
-    links = tables.links
-    owner_gain = take_rows(channel.gain, assign * links.stride + links.base)
-    rates = batched_client_rates_bps(owner_gain, assign + links.client_offset, power_w, 2 * k, links.bandwidth_hz,
-                                     tables.n0_w_per_hz, links.noise_w)
-    rate_ms, rate_fs = rates[:, :k], rates[:, k:]
+    rate_ms, rate_fs = _link_rates(tables, dec, channel)
     cell = split_idx * n_rank + rank_idx  # (B, K) flat (split, rank) table index of every client
     available = channel.peak_flops * (1.0 - channel.load)
     fwd = tables.client_flops.ravel()[cell] / available
