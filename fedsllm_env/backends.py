@@ -51,14 +51,15 @@ class SurrogateBackend:
     ``training.max_rounds``. The reported loss adds AR(1) noise with the measured seed-to-seed level and
     correlation, drawn from ``default_rng(seed)`` at ``reset`` (``max_rounds`` normals at a time).
 
-    The arithmetic is :func:`fedsllm_env.convergence.advance` on arrays of one env, the same function the batched
-    surrogate (:class:`fedsllm_env.vector.surrogate.BatchedSurrogate`) calls for many, so the two agree bit for bit.
+    The arithmetic is :func:`fedsllm_env.convergence.advance_effective` on arrays of one env; the batched
+    surrogate (:class:`fedsllm_env.vector.surrogate.BatchedSurrogate`) calls it (or :func:`~fedsllm_env.convergence.
+    advance`, its wrapper for shared decisions, the same numbers) for many, so the two agree bit for bit.
 
     A heterogeneous profile (a (K,) cut and rank per client) is priced at its effective (cut, log2-rank)
     (:func:`fedsllm_env.convergence.effective_profile`, form :data:`fedsllm_env.convergence.PROFILE_FORM`), slowed
-    by the spread of its ranks (:func:`fedsllm_env.convergence.profile_pace`, the calibration's fitted
-    ``profile_slowdown`` of ``model.aggregation``); the blocks that change sides between rounds are the clients' mean |c_k - c_k'|. A
-    homogeneous profile gives the shared decision's numbers exactly.
+    by the spread of its ranks (:func:`fedsllm_env.convergence.profile_pace` with the calibration's
+    ``profile_slowdown`` of ``model.aggregation``); the blocks that change sides between rounds are the clients'
+    mean |c_k - c_k'|. A homogeneous profile gives the shared decision's numbers exactly.
     """
 
     def __init__(self, calibration: Calibration, cfg: FedsLLMConfig):

@@ -52,7 +52,8 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 __all__ = ["CURVE_TAUS", "SWITCH_MODEL", "NOISE_FROM_ROUND", "SwitchModel", "NoiseModel", "fit_curve", "curve_at",
-           "ProgressTables", "ProgressState", "advance", "advance_effective", "PROFILE_FORMS", "PROFILE_FORM", "effective_profile",
+           "ProgressTables", "ProgressState", "advance", "advance_effective", "PROFILE_FORMS", "PROFILE_FORM",
+           "effective_profile",
            "rank_spread", "profile_pace", "fit_profile_slowdown",
            "simulate_profile", "ar1_noise", "fit_noise", "simulate_schedule",
            "simulate_schedules", "fit_switch_model", "TABLE_HORIZON_FACTOR"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS", "env_id", "variant_of", "sibling_id",
+__all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS",
+           "env_id", "variant_of", "sibling_id",
            "is_hetero_id", "priority_id_of", "real_id_of",
            "register_envs"]
 

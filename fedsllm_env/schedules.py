@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from fedsllm_env.errors import UsageError
 
-__all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "CANDIDATE_SCHEDULES", "FIDELITY_SCHEDULES", "Profile", "parse_profile",
+__all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "CANDIDATE_SCHEDULES", "FIDELITY_SCHEDULES",
+           "Profile", "parse_profile",
            "DESIGNED_PROFILES", "HELD_OUT_PROFILES"]
 
 _PHASE = re.compile(r"c(\d+)r(\d+)(?:x(\d+))?")

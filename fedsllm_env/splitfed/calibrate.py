@@ -38,7 +38,8 @@ from fedsllm_env.errors import CalibrationError, TrainingDiverged, UsageError
 from fedsllm_env.splitfed.model import backbone_fingerprint
 from fedsllm_env.schedules import parse_profile, parse_schedule
 
-__all__ = ["RunSpec", "schedule_specs", "profile_specs", "sweep_grid", "run_one", "run_digest", "runs_dir_for", "finished_runs", "calibrate",
+__all__ = ["RunSpec", "schedule_specs", "profile_specs", "sweep_grid", "run_one", "run_digest", "runs_dir_for",
+           "finished_runs", "calibrate",
            "default_splits", "check_grid", "check_out_path", "package_dir", "sequential_map", "RUN_KIND",
            "recheck_cell"]
 

@@ -317,7 +317,8 @@ class HeteroSplitLoRAModel(SplitLoRAModel):
         """Apply a new profile between rounds; returns (ranks changed, the (owner, block) pairs changing hands).
 
         A rank change rebuilds every adapter from the global (resized to the new r_g, then cut to each r_k by
-        :func:`client_copy`; all parameter objects are new, so optimizers must be rebuilt). A cut change moves no tensor.
+        :func:`client_copy`; all parameter objects are new, so optimizers must be rebuilt). A cut change moves no
+        tensor.
         """
         cuts_t, ranks_t, r_g = self._profile(cuts, ranks, global_rank)
         if len(cuts_t) != self.num_clients:
