@@ -79,8 +79,8 @@ class FedsLLMInfoCallback(BaseCallback):
                 for key, value in info.get("reward_terms", {}).items():
                     record(f"{p}/reward/{key}", float(value))
                 for key in _SCALARS:
-                    if key in info:
-                        record(f"{p}/{key}", float(info[key]))
+                    if key in info:  # per-client cuts and ranks (heterogeneous envs) are logged by their mean
+                        record(f"{p}/{key}", float(np.mean(info[key])))
             if done:
                 terminated = not info.get("TimeLimit.truncated", False) and float(info["val_loss"]) <= float(
                     info.get("target_val_loss", -np.inf))

@@ -308,3 +308,19 @@ def test_hetero_optimizer_policy_needs_a_heterogeneous_env_and_decides_per_clien
     np.testing.assert_array_equal(info["rank"], policy.last_result.decision.rank)
     # E of a homogeneous profile is the measured E(r, c) itself (the optimizer's start agrees with it)
     assert env.rounds_needed(np.full(3, 16), np.full(3, 2)) == env.rounds_needed(16, 2)
+
+
+def test_an_agent_trains_and_acts_on_a_heterogeneous_id(tmp_path, calibration_path):
+    """PPO on the heterogeneous priority id (the batched surrogate underneath): it trains, logs per-client cuts and
+    ranks by their mean, and its greedy policy plays a (K,) profile in the single env."""
+    from agents.training import train_agent
+
+    result = train_agent("ppo", tmp_path / "ppo", env_id=HETERO_VECTOR_IDS["priority"], seed=0,
+                         total_timesteps=128, config={"calibration_path": calibration_path},
+                         hyperparams={"n_steps": 32, "batch_size": 32})
+    env = gym.make(HETERO_VECTOR_IDS["priority"], config={"calibration_path": calibration_path})
+    obs, _ = env.reset(seed=0)
+    action, _ = result.model.predict(obs, deterministic=True)
+    assert action.shape == env.action_space.shape == (4 * 5 + 2,)
+    _, _, _, _, info = env.step(action)
+    assert info["split"].shape == (5,) and info["rank"].shape == (5,)
