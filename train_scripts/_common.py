@@ -197,15 +197,17 @@ def check_bc_teacher(name: str, env_id: str, flag: str = "--bc-teacher") -> None
     Raises:
         UsageError: naming the flag, the env id and the teachers that fit it.
     """
-    from fedsllm_env.registration import PRIORITY_IDS
+    from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
 
-    if env_id in PRIORITY_IDS.values():
-        if name not in PRIORITY_TEACHERS:
-            raise UsageError(f"{flag} {name}: on {env_id} the teacher is one of {list(PRIORITY_TEACHERS)} "
+    if env_id in PRIORITY_IDS.values() or env_id in HETERO_PRIORITY_IDS.values():
+        # the search teacher prices one shared (cut, rank); per client only the fixed heuristic teaches
+        allowed = PRIORITY_TEACHERS if env_id in PRIORITY_IDS.values() else ("priority_heuristic",)
+        if name not in allowed:
+            raise UsageError(f"{flag} {name}: on {env_id} the teacher is one of {list(allowed)} "
                              f"(baselines act in the Box ids)")
     elif name in PRIORITY_TEACHERS:
         raise UsageError(f"{flag} {name} acts with priority actions: it teaches the Priority ids "
-                         f"{sorted(PRIORITY_IDS.values())}, not {env_id}")
+                         f"{sorted(PRIORITY_IDS.values()) + sorted(HETERO_PRIORITY_IDS.values())}, not {env_id}")
     else:
         check_baselines([name], flag)
 
@@ -275,9 +277,9 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
             names = baseline_names()
         except ImportError:
             names = ()
-        from fedsllm_env.registration import PRIORITY_IDS
+        from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
 
-        priority_ids = sorted(PRIORITY_IDS.values())
+        priority_ids = sorted(PRIORITY_IDS.values()) + sorted(HETERO_PRIORITY_IDS.values())
         if spec == "priority_heuristic":  # acts with priority actions: the Priority ids only
             own_id = env_id or PRIORITY_IDS["surrogate"]
             if own_id not in priority_ids:
