@@ -312,6 +312,8 @@ def _train_cases():
         (["--env-id", "FedsLLM-Surrogate-Priority-v0", "--bc-teacher", "equal_power"], UsageError,
          "on FedsLLM-Surrogate-Priority-v0 the teacher is one of ['search', 'priority_heuristic']"),
         (["--bc-teacher", "search"], UsageError, "--bc-teacher search acts with priority actions"),
+        (["--env-id", "FedsLLM-Surrogate-Hetero-Priority-v0", "--bc-teacher", "search"], UsageError,
+         "on FedsLLM-Surrogate-Hetero-Priority-v0 the teacher is one of ['priority_heuristic']"),
         (["--algo", "sac", "--bc-teacher", "equal_power"], UsageError, "needs an actor-critic agent"),
         (["--calibration-path", "{d}/missing.json"], CalibrationError, "missing.json does not exist"),
         (["--config", "{d}/missing.yml"], MissingFileError, "config file {d}/missing.yml does not exist"),
