@@ -573,14 +573,12 @@ def fit_profile_slowdown(profiles: Sequence[tuple[ProgressTables, Sequence[int],
 
     Args:
         profiles: (tables of the profile's partition, (K,) cuts, (K,) ranks, the seed-mean measured curve).
-        grid: candidate values (default 0, 0.005, ..., 2).
+        grid: candidate values (default: 0, 0.05, ..., 2, then steps of 0.005 within 0.05 of the best of those).
 
     Returns:
         (slowdown, report): the value with the least squared error of the clean simulated curves against the
         measured ones over every profile and round, and ``{"profiles", "points", "rmse", "rmse_no_slowdown"}``.
     """
-    grid = np.round(np.arange(0.0, 2.0001, 0.005), 3) if grid is None else np.asarray(grid, dtype=float)
-
     def sse(value: float) -> tuple[float, int]:
         total, n = 0.0, 0
         for tables, cuts, ranks, measured in profiles:
@@ -589,9 +587,16 @@ def fit_profile_slowdown(profiles: Sequence[tuple[ProgressTables, Sequence[int],
             n += len(measured)
         return total, n
 
-    errors = [sse(float(v))[0] for v in grid]
-    best = float(grid[int(np.argmin(errors))])
+    def search(values: np.ndarray) -> tuple[float, float]:
+        errors = [sse(float(v))[0] for v in values]
+        return float(values[int(np.argmin(errors))]), float(min(errors))
+
+    if grid is None:  # coarse, then fine around the coarse optimum
+        coarse, _ = search(np.round(np.arange(0.0, 2.0001, 0.05), 3))
+        grid = np.round(np.arange(max(coarse - 0.05, 0.0), coarse + 0.0501, 0.005), 3)
+    grid = np.asarray(grid, dtype=float)
+    best, best_sse = search(grid)
     n = sse(best)[1]
-    return best, {"profiles": len(profiles), "points": n, "rmse": math.sqrt(min(errors) / max(n, 1)),
+    return best, {"profiles": len(profiles), "points": n, "rmse": math.sqrt(best_sse / max(n, 1)),
                   "rmse_no_slowdown": math.sqrt(sse(0.0)[0] / max(n, 1)), "grid_step": float(grid[1] - grid[0])
                   if grid.size > 1 else 0.0}
