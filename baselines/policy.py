@@ -22,11 +22,14 @@ from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.types import ChannelState, Scenario
 from fedsllm_env.units import dbm_to_watt
 
-__all__ = ["BASELINE_NAMES", "BaselinePolicy", "make_baseline_policy", "problem_from_observation"]
+__all__ = ["BASELINE_NAMES", "HETERO_BASELINE_NAMES", "KNOWN_BASELINE_NAMES", "BaselinePolicy", "make_baseline_policy", "problem_from_observation"]
 
-BASELINE_NAMES: tuple[str, ...] = ("optimizer", "hetero_optimizer") + tuple(SCHEMES)
-"""Names accepted by :func:`make_baseline_policy`: the paper's optimizer, its per-client extension (heterogeneous
-envs only) and the conventional schemes."""
+BASELINE_NAMES: tuple[str, ...] = ("optimizer",) + tuple(SCHEMES)
+"""The paper's optimizer and the conventional schemes: the baselines of every env (the default lists)."""
+HETERO_BASELINE_NAMES: tuple[str, ...] = ("hetero_optimizer",)
+"""Baselines of the heterogeneous envs only (a cut and a rank per client)."""
+KNOWN_BASELINE_NAMES: tuple[str, ...] = BASELINE_NAMES + HETERO_BASELINE_NAMES
+"""Every name :func:`make_baseline_policy` accepts."""
 
 
 def problem_from_observation(env: FedsLLMEnv, observation: np.ndarray) -> tuple[Problem, Scenario]:
@@ -50,14 +53,15 @@ class BaselinePolicy:
     env's RNG, still draws anew through its observation.
 
     Args:
-        name: one of :data:`BASELINE_NAMES`.
+        name: one of :data:`KNOWN_BASELINE_NAMES` (those of :data:`HETERO_BASELINE_NAMES` in heterogeneous envs
+            only).
         env: the env (or a wrapper of it) whose observations and actions this policy speaks.
         seed: base seed of the scheme's randomness (random schemes only), mixed with the episode's.
     """
 
     def __init__(self, name: str, env: gym.Env, seed: int = 0):
-        if name not in BASELINE_NAMES:
-            raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINE_NAMES}")
+        if name not in KNOWN_BASELINE_NAMES:
+            raise ValueError(f"unknown baseline {name!r}; choose one of {KNOWN_BASELINE_NAMES}")
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
             raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         base = env.unwrapped

@@ -518,6 +518,10 @@ def k5_agent(tmp_path_factory, calibration_path) -> Path:
 
 
 CLI_CASES = [
+    (["evaluate", "--policies", "hetero_optimizer"], "['hetero_optimizer'] decide a cut and a rank per client: "
+     "they need a heterogeneous env id"),
+    (["benchmark", "--baselines", "hetero_optimizer", "--train-algos"], "need a heterogeneous env id (e.g. "
+     "FedsLLM-Surrogate-Hetero-v0), not FedsLLM-Surrogate-v0"),
     (["evaluate", "--seeds", "-3"], "--seeds -3: every seed must be an int >= 0"),
     (["evaluate", "--seeds", "1", "-3"], "--seeds -3"),
     (["evaluate", "--torch-threads", "100000"], "--torch-threads must be <= 1024, got 100000"),
@@ -534,7 +538,8 @@ CLI_CASES = [
     (["evaluate", "--policies", "{agent}", "--config", "{cfg}"], "was trained with K = 5, M = 10, N = 10 "
      "(observation Box(114,), action Box(132,)), but FedsLLM-Surrogate-v0 has K = 6, M = 10, N = 10"),
     (["evaluate", "--policies", "priority_heuristic", "--env-id", "FedsLLM-Surrogate-v0"], "priority_heuristic acts "
-     "with priority actions, in ['FedsLLM-Priority-v0', 'FedsLLM-Surrogate-Priority-v0'] only, not in --env-id "
+     "with priority actions, in ['FedsLLM-Priority-v0', 'FedsLLM-Surrogate-Priority-v0', 'FedsLLM-Hetero-Priority-v0', "
+     "'FedsLLM-Surrogate-Hetero-Priority-v0'] only, not in --env-id "
      "FedsLLM-Surrogate-v0"),
     (["evaluate", "--policies", "optimizer", "--env-id", "FedsLLM-Surrogate-Priority-v0"], "baseline optimizer acts "
      "in the Box / Discrete ids, not in the Priority id"),

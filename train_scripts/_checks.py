@@ -136,13 +136,20 @@ def check_n_envs(overrides: dict[str, Any], n_envs: int, n_steps: int = 0, flag:
         check_num_envs(FedsLLMConfig.from_dict(overrides), n_envs, n_steps, flag=flag)
 
 
-def check_baselines(names: Iterable[str], flag: str = "--baselines") -> None:
-    """Every name is a baseline of :data:`baselines.policy.BASELINE_NAMES`."""
-    from baselines.policy import BASELINE_NAMES
+def check_baselines(names: Iterable[str], flag: str = "--baselines", env_id: str | None = None) -> None:
+    """Every name is a baseline of :data:`baselines.policy.KNOWN_BASELINE_NAMES`, and the heterogeneous ones
+    (:data:`baselines.policy.HETERO_BASELINE_NAMES`) play only in a heterogeneous ``env_id`` when one is given."""
+    from baselines.policy import HETERO_BASELINE_NAMES, KNOWN_BASELINE_NAMES
+    from fedsllm_env.registration import is_hetero_id
 
-    unknown = [n for n in names if n not in BASELINE_NAMES]
+    names = list(names)
+    unknown = [n for n in names if n not in KNOWN_BASELINE_NAMES]
     if unknown:
-        raise UsageError(f"{flag}: unknown baseline(s) {unknown}; choose from {list(BASELINE_NAMES)}")
+        raise UsageError(f"{flag}: unknown baseline(s) {unknown}; choose from {list(KNOWN_BASELINE_NAMES)}")
+    hetero = [n for n in names if n in HETERO_BASELINE_NAMES]
+    if hetero and env_id is not None and not is_hetero_id(env_id):
+        raise UsageError(f"{flag}: {hetero} decide a cut and a rank per client: they need a heterogeneous env id "
+                         f"(e.g. FedsLLM-Surrogate-Hetero-v0), not {env_id}")
 
 
 def new_output_dir(path: str | Path) -> Path:

@@ -177,13 +177,14 @@ def save_run_config(run_dir: str | Path, args: Any, env_config: dict[str, Any] |
     return write_json(Path(run_dir) / "config.json", data)
 
 
-def baseline_names() -> tuple[str, ...]:
-    """Names of the baseline policies (``baselines.policy.BASELINE_NAMES``)."""
+def baseline_names(known: bool = False) -> tuple[str, ...]:
+    """Names of the baseline policies of every env (``baselines.policy.BASELINE_NAMES``, the default lists), or
+    with ``known`` every name accepted (``KNOWN_BASELINE_NAMES``: the heterogeneous envs' ones too)."""
     try:
-        from baselines.policy import BASELINE_NAMES
+        from baselines.policy import BASELINE_NAMES, KNOWN_BASELINE_NAMES
     except ImportError as e:
         raise ImportError(f"baseline policies need baselines.policy ({e})") from e
-    return tuple(BASELINE_NAMES)
+    return tuple(KNOWN_BASELINE_NAMES if known else BASELINE_NAMES)
 
 
 PRIORITY_TEACHERS = ("search", "priority_heuristic")
@@ -209,7 +210,7 @@ def check_bc_teacher(name: str, env_id: str, flag: str = "--bc-teacher") -> None
         raise UsageError(f"{flag} {name} acts with priority actions: it teaches the Priority ids "
                          f"{sorted(PRIORITY_IDS.values()) + sorted(HETERO_PRIORITY_IDS.values())}, not {env_id}")
     else:
-        check_baselines([name], flag)
+        check_baselines([name], flag, env_id)
 
 
 def bc_teacher_arg(name: str) -> str | PolicyFactory | None:
@@ -230,10 +231,10 @@ def baseline_factory(name: str) -> PolicyFactory:
             return PriorityHeuristic(env)
 
         return heuristic
-    from baselines.policy import BASELINE_NAMES, make_baseline_policy
+    from baselines.policy import KNOWN_BASELINE_NAMES, make_baseline_policy
 
-    if name not in BASELINE_NAMES:
-        raise UsageError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
+    if name not in KNOWN_BASELINE_NAMES:
+        raise UsageError(f"unknown baseline {name!r}; choose one of {list(KNOWN_BASELINE_NAMES)}")
 
     def build(env: gym.Env) -> Policy:
         return make_baseline_policy(name, env)
@@ -274,7 +275,7 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
     path = Path(spec)
     if not path.exists():
         try:
-            names = baseline_names()
+            names = baseline_names(known=True)
         except ImportError:
             names = ()
         from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
@@ -287,6 +288,7 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
                                  f"--env-id {own_id}; drop --env-id or evaluate it in its own command")
             return ResolvedPolicy(spec, baseline_factory(spec), own_id, {}, None)
         if spec in names:
+            check_baselines([spec], "--policies", env_id or BOX_ENV_ID)
             if env_id in priority_ids:
                 raise UsageError(f"baseline {spec} acts in the Box / Discrete ids, not in the Priority id --env-id "
                                  f"{env_id} (there only priority_heuristic and agents trained on it play)")

@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
              ray_gpus_per_task=(args.ray_gpus_per_task, 0))
     check_env_id(args.env_id)
     names = tuple(args.baselines) or baseline_names()
-    check_baselines([n for n in names if n != "priority_heuristic"])
+    check_baselines([n for n in names if n != "priority_heuristic"], env_id=args.env_id)
     if "optimizer" not in names:
         names = ("optimizer",) + tuple(names)
     cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, preset=args.preset)
