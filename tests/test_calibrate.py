@@ -393,7 +393,10 @@ def test_ray_path_declares_cpus_and_gpu_fractions(tiny_overrides, reference, tmp
 def test_profile_runs_are_stored_apart_and_a_uniform_profile_is_the_fixed_run(tiny_overrides, reference, tmp_path):
     """A profile run trains with a cut and a rank per client; it lands in the table's ``profiles`` (never in the
     E(r, c) cells or the target), and a profile with every client at (c, r) reproduces the fixed run exactly."""
+    import shutil
+
     out = tmp_path / "prof" / "cal.json"
+    shutil.copytree(runs_dir_for(reference[1]), runs_dir_for(out))  # the grid's runs are reused, not re-trained
     res = calibrate(FedsLLMConfig.from_dict(tiny_overrides), **GRID, max_rounds=4, out_path=out,
                     profiles=["c1r4", "c1.2.1r4.1.1@svd"], schedule_seeds=[0], schedule_partitions=["iid"])
     assert _measured(res) == _measured(reference[0])

@@ -177,14 +177,22 @@ def save_run_config(run_dir: str | Path, args: Any, env_config: dict[str, Any] |
     return write_json(Path(run_dir) / "config.json", data)
 
 
-def baseline_names(known: bool = False) -> tuple[str, ...]:
-    """Names of the baseline policies of every env (``baselines.policy.BASELINE_NAMES``, the default lists), or
-    with ``known`` every name accepted (``KNOWN_BASELINE_NAMES``: the heterogeneous envs' ones too)."""
+def baseline_names() -> tuple[str, ...]:
+    """Names of the baseline policies of every env (``baselines.policy.BASELINE_NAMES``, the default lists)."""
     try:
-        from baselines.policy import BASELINE_NAMES, KNOWN_BASELINE_NAMES
+        from baselines.policy import BASELINE_NAMES
     except ImportError as e:
         raise ImportError(f"baseline policies need baselines.policy ({e})") from e
-    return tuple(KNOWN_BASELINE_NAMES if known else BASELINE_NAMES)
+    return tuple(BASELINE_NAMES)
+
+
+def hetero_baseline_names() -> tuple[str, ...]:
+    """Names of the baselines of the heterogeneous envs only (``baselines.policy.HETERO_BASELINE_NAMES``)."""
+    try:
+        from baselines.policy import HETERO_BASELINE_NAMES
+    except ImportError as e:
+        raise ImportError(f"baseline policies need baselines.policy ({e})") from e
+    return tuple(HETERO_BASELINE_NAMES)
 
 
 PRIORITY_TEACHERS = ("search", "priority_heuristic")
@@ -275,7 +283,7 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
     path = Path(spec)
     if not path.exists():
         try:
-            names = baseline_names(known=True)
+            names = baseline_names() + hetero_baseline_names()
         except ImportError:
             names = ()
         from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
