@@ -396,8 +396,7 @@ class Calibration:
         rows = []
         for entry in self.profiles:
             prof = parse_profile(entry["profile"])
-            k = max(len(prof.cuts), len(prof.ranks), int(self.raw.get("settings", {}).get("config", {})
-                                                         .get("wireless", {}).get("num_clients", 5)))
+            k = max(len(prof.cuts), len(prof.ranks), _settings_clients(self))
             cuts, ranks = prof.per_client(k)
             part = entry["partition"]
             horizon = self.horizon_rounds
@@ -470,8 +469,7 @@ def fit_progress_model(cal: "Calibration", fit_switch: bool = True) -> dict[str,
         out["switch"], out["switch_fit"] = fit_switch_model(fits, cal.initial_val_loss)
     designed = [e for e in cal.profiles if parse_profile(e["profile"]).text in _designed_profiles()]
     if designed:
-        k = int(cal.raw.get("settings", {}).get("config", {}).get("wireless", {}).get("num_clients", 5)) \
-            if isinstance(cal.raw, dict) else 5
+        k = _settings_clients(cal)
         out["profile_slowdown"], out["profile_fit"] = {}, {"form": PROFILE_FORM}
         for rule in ("zero_pad", "svd"):  # a shared-rank profile is the same under either rule
             fits_p = []
@@ -490,6 +488,12 @@ def fit_progress_model(cal: "Calibration", fit_switch: bool = True) -> dict[str,
                 out["profile_slowdown"][rule], out["profile_fit"][rule] = fit_profile_slowdown(
                     fits_p, out["switch"], cal.initial_val_loss, cal.shape.n_layer, PROFILE_FORM)
     return out
+
+
+def _settings_clients(cal: "Calibration") -> int:
+    """K of the configuration the table was measured with (5, the default, when it records none)."""
+    raw = cal.raw if isinstance(cal.raw, dict) else {}
+    return int(raw.get("settings", {}).get("config", {}).get("wireless", {}).get("num_clients", 5))
 
 
 def _designed_profiles() -> set[str]:

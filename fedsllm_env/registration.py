@@ -14,7 +14,7 @@ from typing import Literal
 
 __all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS",
            "env_id", "variant_of", "sibling_id",
-           "is_hetero_id", "priority_id_of", "real_id_of",
+           "is_hetero_id", "priority_id_of", "id_in_mode",
            "register_envs"]
 
 Mode = Literal["real", "surrogate"]
@@ -114,11 +114,11 @@ def priority_id_of(env_id_: str | None, default_mode: str = "surrogate") -> str:
     return (HETERO_PRIORITY_IDS if is_hetero_id(env_id_) else PRIORITY_IDS)[mode]
 
 
-def real_id_of(env_id_: str) -> str:
-    """The real-mode id of the same action kind (and heterogeneity) as ``env_id_``."""
+def id_in_mode(env_id_: str, mode: str) -> str:
+    """The id of ``mode`` ("real" or "surrogate") with the same action kind (and heterogeneity) as ``env_id_``."""
     if env_id_ in PRIORITY_IDS.values() or env_id_ in HETERO_PRIORITY_IDS.values():
-        return (HETERO_PRIORITY_IDS if is_hetero_id(env_id_) else PRIORITY_IDS)["real"]
-    return (HETERO_IDS if is_hetero_id(env_id_) else ENV_IDS)[("real", variant_of(env_id_)[1])]
+        return (HETERO_PRIORITY_IDS if is_hetero_id(env_id_) else PRIORITY_IDS)[mode]
+    return (HETERO_IDS if is_hetero_id(env_id_) else ENV_IDS)[(mode, variant_of(env_id_)[1])]
 
 
 def register_envs() -> None:

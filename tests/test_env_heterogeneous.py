@@ -285,7 +285,10 @@ def test_batch_equals_single_heterogeneous_envs_bit_for_bit(mode, overrides, cal
 
 
 def test_priority_and_real_siblings_keep_heterogeneity():
-    from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS, priority_id_of, real_id_of
+    from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS, id_in_mode, priority_id_of
+
+    def real_id_of(env_id):
+        return id_in_mode(env_id, "real")
 
     assert priority_id_of("FedsLLM-Surrogate-Hetero-v0") == HETERO_PRIORITY_IDS["surrogate"]
     assert priority_id_of("FedsLLM-Surrogate-v0") == PRIORITY_IDS["surrogate"]
@@ -293,6 +296,7 @@ def test_priority_and_real_siblings_keep_heterogeneity():
     assert real_id_of("FedsLLM-Surrogate-Hetero-Discrete-v0") == "FedsLLM-Hetero-Discrete-v0"
     assert real_id_of(HETERO_PRIORITY_IDS["surrogate"]) == HETERO_PRIORITY_IDS["real"]
     assert real_id_of("FedsLLM-Surrogate-v0") == "FedsLLM-v0"
+    assert id_in_mode("FedsLLM-Hetero-Priority-v0", "surrogate") == HETERO_PRIORITY_IDS["surrogate"]
 
 
 def test_hetero_optimizer_policy_needs_a_heterogeneous_env_and_decides_per_client(small_config):

@@ -63,14 +63,7 @@ def env_overrides(config_file: str = "", calibration_path: str = "", max_rounds:
     Returns:
         The merged overrides dict (validated by building a FedsLLMConfig).
     """
-    loaded: dict[str, Any] = {}
-    if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise MissingFileError(f"config file {path} does not exist")
-        loaded = read_json_or_yaml(path)
-        if not isinstance(loaded, dict):
-            raise UsageError(f"config file {path} must hold a mapping of overrides, got {type(loaded).__name__}")
+    loaded = load_overrides_file(config_file, flag="config file")
     out = merge_overrides(base, preset_overrides(preset) if preset else None, loaded,
                           {"calibration_path": calibration_path} if calibration_path else None,
                           {"training": {"max_rounds": int(max_rounds)}} if max_rounds else None)

@@ -33,7 +33,7 @@ from agents.training import train_agent
 from fedsllm_env.errors import UsageError
 from fedsllm_env.priority import PriorityEnv, PriorityHeuristic
 from fedsllm_env.registration import (ENV_IDS, HETERO_PRIORITY_IDS, PRIORITY_IDS, is_hetero_id, priority_id_of,
-                                     real_id_of, sibling_id, variant_of)
+                                     id_in_mode, sibling_id, variant_of)
 from train_scripts._checks import at_least, check_baselines, check_env_config, check_env_id, new_output_dir, non_empty
 from train_scripts._checks import parse_hyperparams
 from train_scripts._common import (
@@ -244,7 +244,7 @@ REAL_COLUMNS = ("policy", "real_total_delay_mean_s", "real_total_delay_std_s", "
 
 def real_id(env_id: str) -> str:
     """The real-mode id of the same action kind as ``env_id`` (surrogate or real)."""
-    return real_id_of(env_id)
+    return id_in_mode(env_id, "real")
 
 
 def sim_to_real_rows(surrogate: dict[str, list], real: dict[str, list]) -> list[dict[str, Any]]:

@@ -138,19 +138,15 @@ def _env_id(kind: str, mode: str, policy_env_id: str = "") -> str:
 
 
 def _real_id(env_id: str) -> str:
-    from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, variant_of
+    from fedsllm_env.registration import id_in_mode
 
-    if env_id in PRIORITY_IDS.values():
-        return PRIORITY_IDS["real"]
-    return ENV_IDS[("real", variant_of(env_id)[1])]
+    return id_in_mode(env_id, "real")
 
 
 def _surrogate_id(env_id: str) -> str:
-    from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS, variant_of
+    from fedsllm_env.registration import id_in_mode
 
-    if env_id in PRIORITY_IDS.values():
-        return PRIORITY_IDS["surrogate"]
-    return ENV_IDS[("surrogate", variant_of(env_id)[1])]
+    return id_in_mode(env_id, "surrogate")
 
 
 def run_fidelity_job(job: FidelityJob, torch_threads: int = 1) -> dict[str, Any]:
