@@ -229,11 +229,8 @@ class BatchedActionDecoder:
                 sr = ((a[:, o: o + 2] + 1.0) / 2.0 * self._bins).astype(np.int64)
                 np.minimum(sr, self._last_bin, out=sr)
                 cell = sr[:, 0] * self.n_rank + sr[:, 1]
-            else:  # K split bins, then K rank bins
-                d = self.d
-                s_bin = np.minimum(((a[:, o: o + d] + 1.0) / 2.0 * self.n_split).astype(np.int64), self.n_split - 1)
-                r_bin = np.minimum(((a[:, o + d: o + 2 * d] + 1.0) / 2.0 * self.n_rank).astype(np.int64),
-                                   self.n_rank - 1)
+            else:  # K split bins, then K rank bins: the action's last 2 K entries, binned as the priority actions'
+                s_bin, r_bin = split_rank_bins(self.cfg, self.codec.shape.n_layer, a)
                 cell = s_bin * self.n_rank + r_bin
             links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
                         self._pair(a, o - 2 * k, (k,), (k,)), caps, totals)
