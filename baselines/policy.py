@@ -22,7 +22,8 @@ from fedsllm_env.env import FedsLLMEnv
 from fedsllm_env.types import ChannelState, Scenario
 from fedsllm_env.units import dbm_to_watt
 
-__all__ = ["BASELINE_NAMES", "HETERO_BASELINE_NAMES", "KNOWN_BASELINE_NAMES", "BaselinePolicy", "make_baseline_policy", "problem_from_observation"]
+__all__ = ["BASELINE_NAMES", "HETERO_BASELINE_NAMES", "KNOWN_BASELINE_NAMES", "BaselinePolicy", "make_baseline_policy",
+           "problem_from_observation"]
 
 BASELINE_NAMES: tuple[str, ...] = ("optimizer",) + tuple(SCHEMES)
 """The paper's optimizer and the conventional schemes: the baselines of every env (the default lists)."""
