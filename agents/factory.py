@@ -271,6 +271,10 @@ def build_agent(algo: str, env: gym.Env | VecEnv, seed: int | None, params: dict
     check_compatible(algo, env.action_space, env_id)
     kwargs, _ = split_hyperparams(copy.deepcopy(params))
     policy = kwargs.pop("policy", "MlpPolicy")
+    if policy == "ClientSetPolicy":  # the K-invariant Deep Sets policy of the AnyK ids (not one of SB3's names)
+        from agents.set_policy import ClientSetPolicy
+
+        policy = ClientSetPolicy
     kwargs["policy_kwargs"] = _resolve_policy_kwargs(kwargs.get("policy_kwargs"))
     noise_type, noise_std = kwargs.pop("noise_type", None), kwargs.pop("noise_std", None)
     if noise_type is not None:

@@ -14,7 +14,7 @@ from typing import Literal
 
 __all__ = ["ENV_IDS", "HETERO_IDS", "ENTRY_POINT", "PRIORITY_IDS", "HETERO_PRIORITY_IDS", "VECTOR_ENTRY_POINTS",
            "env_id", "variant_of", "sibling_id",
-           "is_hetero_id", "priority_id_of", "id_in_mode",
+           "is_hetero_id", "priority_id_of", "id_in_mode", "ANYK_IDS",
            "register_envs"]
 
 Mode = Literal["real", "surrogate"]
@@ -50,6 +50,10 @@ the Box ids)."""
 HETERO_PRIORITY_IDS: dict[str, str] = {"real": "FedsLLM-Hetero-Priority-v0",
                                        "surrogate": "FedsLLM-Surrogate-Hetero-Priority-v0"}
 """mode -> id of the priority actions with a cut and a rank per client (siblings: the heterogeneous Box ids)."""
+
+ANYK_IDS: dict[bool, str] = {False: "FedsLLM-Surrogate-AnyK-v0", True: "FedsLLM-Surrogate-Hetero-AnyK-v0"}
+"""heterogeneous -> id of the client-set layout (:mod:`fedsllm_env.client_set`: surrogate priority actions padded
+per client, K drawn per episode; for K-invariant policies)."""
 
 VECTOR_ENTRY_POINTS: dict[str, str] = {
     "FedsLLM-Surrogate-v0": "fedsllm_env.vector:SurrogateVectorEnv",
@@ -152,4 +156,9 @@ def register_envs() -> None:
             register(id=id_, entry_point="fedsllm_env.priority:make_priority_env",
                      vector_entry_point=VECTOR_ENTRY_POINTS.get(id_),
                      kwargs={"config": None, "variant": {"mode": mode, "action_mode": "box"}},
+                     nondeterministic=False, disable_env_checker=False)
+    for hetero, id_ in ANYK_IDS.items():
+        if id_ not in registry:
+            register(id=id_, entry_point="fedsllm_env.client_set:make_client_set_env",
+                     kwargs={"config": None, "variant": {"heterogeneous": hetero}},
                      nondeterministic=False, disable_env_checker=False)

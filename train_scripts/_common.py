@@ -199,9 +199,13 @@ def check_bc_teacher(name: str, env_id: str, flag: str = "--bc-teacher") -> None
     Raises:
         UsageError: naming the flag, the env id and the teachers that fit it.
     """
-    from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
+    from fedsllm_env.registration import ANYK_IDS, HETERO_PRIORITY_IDS, PRIORITY_IDS
 
-    if env_id in PRIORITY_IDS.values() or env_id in HETERO_PRIORITY_IDS.values():
+    if env_id in ANYK_IDS.values():
+        if name != "priority_heuristic":
+            raise UsageError(f"{flag} {name}: on {env_id} the teacher is priority_heuristic (the K-client "
+                             f"heuristic of each episode's K)")
+    elif env_id in PRIORITY_IDS.values() or env_id in HETERO_PRIORITY_IDS.values():
         # the search teacher prices one shared (cut, rank); per client only the fixed heuristic teaches
         allowed = PRIORITY_TEACHERS if env_id in PRIORITY_IDS.values() else ("priority_heuristic",)
         if name not in allowed:
@@ -229,6 +233,10 @@ def baseline_factory(name: str) -> PolicyFactory:
         from fedsllm_env.priority import PriorityHeuristic
 
         def heuristic(env: gym.Env) -> Policy:
+            from fedsllm_env.client_set import ClientSetEnv, SetTeacher
+
+            if isinstance(env.unwrapped, ClientSetEnv):  # the AnyK ids: the heuristic of the episode's K
+                return SetTeacher(env, PriorityHeuristic)
             return PriorityHeuristic(env)
 
         return heuristic
@@ -322,6 +330,18 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
     env_id = env_id or run_cfg.get("env_id") or default_env_id(algo)
     model = load_agent(path, algo=algo)
     name = f"{algo} ({path.parent.name})" if path.name == "model.zip" else f"{algo} ({path.stem})"
+    from agents.set_policy import ClientSetAgent, is_client_set_agent
+
+    if is_client_set_agent(model):  # K-invariant: acts in the priority id of its kind, at any K
+        from fedsllm_env.registration import ANYK_IDS, HETERO_PRIORITY_IDS, PRIORITY_IDS
+
+        agent = ClientSetAgent(model)
+        ids = HETERO_PRIORITY_IDS if agent.heterogeneous else PRIORITY_IDS
+        if env_id in ANYK_IDS.values():
+            env_id = ids["surrogate"]
+        elif env_id not in ids.values():
+            raise UsageError(f"{spec} is a client-set agent: it acts in {sorted(ids.values())}, not {env_id}")
+        return ResolvedPolicy(name, agent, env_id, dict(run_cfg.get("env_overrides", {})), algo)
     return ResolvedPolicy(name, model, env_id, dict(run_cfg.get("env_overrides", {})), algo)
 
 

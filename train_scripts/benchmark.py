@@ -102,12 +102,12 @@ class Args:
     --seeds."""
 
 
-def _sibling(env_id: str, action_space: gym.Space, own_id: str) -> str:
+def _sibling(env_id: str, action_space: gym.Space | None, own_id: str) -> str:
     """The id an agent acts in when the baselines use ``env_id``: same mode, the agent's kind of action.
 
     Args:
         env_id: the baselines' id.
-        action_space: the agent's action space.
+        action_space: the agent's action space (None for a client-set agent, which acts in the Priority ids).
         own_id: the id the agent was trained on.
     """
     if own_id in PRIORITY_IDS.values() or own_id in HETERO_PRIORITY_IDS.values():
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     agents = [resolve_policy(spec) for spec in args.agents]  # a bad path fails before any training
     agent_envs = []  # (env id, env overrides) of each agent; a fixed-K agent that cannot act there fails now too
     for spec, res in zip(args.agents, agents):
-        agent_id = _sibling(args.env_id, res.policy.action_space, res.env_id)
+        agent_id = _sibling(args.env_id, getattr(res.policy, "action_space", None), res.env_id)
         agent_cfg = env_overrides(args.config, args.calibration_path, args.max_rounds, base=res.env_overrides,
                                   preset=args.preset)
         check_agent_fits(res, agent_cfg, "--agents", spec, agent_id,

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train_scripts.train", "train an RL agent (PPO/SAC/A2C/TD3/MaskablePPO) on a FedsLLM env"),
     "evaluate": ("train_scripts.evaluate", "evaluate saved agents and baselines on held-out seeds"),
     "benchmark": ("train_scripts.benchmark", "agents vs the paper's optimizer and the heuristics, same seeds"),
+    "clients-sweep": ("train_scripts.clients_sweep",
+                      "agents (K-invariant ones at every K) vs the optimizer at several numbers of clients"),
     "figures": ("train_scripts.figures", "delay vs clients / bandwidth / power / rank, training curves"),
     "demo": ("train_scripts.demo", "train PPO on the surrogate, compare with the optimizer in real training"),
     "calibrate": ("train_scripts.calibrate", "measure E(r, c) and loss curves with real split-fed training (Ray optional)"),
