@@ -1,0 +1,138 @@
+"""Clients as agents: a PettingZoo ``ParallelEnv`` over the priority env, each client deciding for itself.
+
+Agent ``client_k`` (k = 0..K-1) observes its own row of the client-set layout (:mod:`fedsllm_env.client_set`: 12
+features of its channel, load, compute, cut and rank) and the 7 features of the cell context (training progress
+among them): ``Box(-1, 1, (19,))``. It acts with ``Box(-1, 1, (6,))``:
+
+=================  =====================================================================================
+shared cut/rank    (priority_ms, priority_fs, deadline_ms vote, deadline_fs vote, split vote, rank vote)
+heterogeneous      (priority_ms, priority_fs, its own split, its own rank, deadline_ms vote, deadline_fs vote)
+=================  =====================================================================================
+
+The priorities (and, heterogeneous, the client's own cut and rank) are the client's entries of the priority
+action; every cell-level entry (the deadlines, and the shared cut and rank) is the mean of the clients' votes, so the
+joint action is one priority action of the K-client env (:func:`joint_action`). Every agent gets the env's reward
+(-T_round / scale: a shared team reward); all agents terminate or truncate together. ``reset(seed)`` resets the
+K-client env with that seed, so an episode is the same as the single env's for the same joint actions.
+
+Optional: needs ``pip install "fedsllm-env[marl]"`` (PettingZoo); :func:`parallel_env` builds it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from fedsllm_env.client_set import CLIENT_FEATURES, CONTEXT_FEATURES, ClientSetLayout
+from fedsllm_env.config import FedsLLMConfig
+from fedsllm_env.errors import ConfigError, DependencyNotInstalled, InvalidActionError
+
+__all__ = ["AGENT_ACTIONS", "joint_action", "parallel_env"]
+
+AGENT_ACTIONS = 6
+"""Action entries per client agent (module docstring)."""
+
+MARL_INSTALL_HINT = 'pip install "fedsllm-env[marl]"'
+
+
+def joint_action(actions: np.ndarray, heterogeneous: bool) -> np.ndarray:
+    """The K-client priority action of the agents' actions (K, 6): own entries kept, votes averaged."""
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != AGENT_ACTIONS:
+        raise InvalidActionError(f"agent actions have shape {a.shape}, expected (K, {AGENT_ACTIONS})")
+    if not np.isfinite(a).all():
+        raise InvalidActionError("an agent's action contains NaN/inf")
+    a = np.clip(a, -1.0, 1.0)
+    if heterogeneous:
+        return np.concatenate([a[:, 0], a[:, 1], a[:, 4:6].mean(0), a[:, 2], a[:, 3]]).astype(np.float32)
+    return np.concatenate([a[:, 0], a[:, 1], a[:, 2:6].mean(0)]).astype(np.float32)
+
+
+def _require_pettingzoo() -> Any:
+    try:
+        import pettingzoo
+    except ImportError as e:
+        raise DependencyNotInstalled(f"clients as agents need PettingZoo ({e}): {MARL_INSTALL_HINT}") from e
+    return pettingzoo
+
+
+def parallel_env(config: FedsLLMConfig | dict[str, Any] | None = None, mode: str = "surrogate",
+                 heterogeneous: bool | None = None, render_mode: str | None = None) -> Any:
+    """The clients-as-agents ``ParallelEnv`` (module docstring) of a K-client cell.
+
+    Args:
+        config: the cell (K = ``wireless.num_clients``).
+        mode: "surrogate" or "real" (real split-federated training each round).
+        heterogeneous: a cut and a rank per client (default: the config's ``heterogeneous``).
+        render_mode: passed to the underlying env.
+    """
+    pettingzoo = _require_pettingzoo()
+    from fedsllm_env.priority import make_priority_env
+
+    base = config.to_dict() if isinstance(config, FedsLLMConfig) else dict(config or {})
+    hetero = bool(FedsLLMConfig.from_dict(base).heterogeneous if heterogeneous is None else heterogeneous)
+    if mode not in ("surrogate", "real"):
+        raise ConfigError(f"mode must be 'surrogate' or 'real', got {mode!r}")
+
+    class ClientsParallelEnv(pettingzoo.ParallelEnv):
+        """Each client of the cell is an agent (:mod:`fedsllm_env.multiagent`)."""
+
+        metadata = {"name": "fedsllm_clients_v0", "render_modes": []}
+
+        def __init__(self) -> None:
+            self.env = make_priority_env(base, variant={"mode": mode, "action_mode": "box", "heterogeneous": hetero},
+                                         render_mode=render_mode)
+            self.config = self.env.unwrapped.config
+            self.render_mode = render_mode
+            k = self.config.wireless.num_clients
+            self.layout = ClientSetLayout(k, hetero)
+            self.possible_agents = [f"client_{i}" for i in range(k)]
+            self.agents: list[str] = []
+            self._obs_space = spaces.Box(-1.0, 1.0, (CLIENT_FEATURES + CONTEXT_FEATURES,), dtype=np.float32)
+            self._act_space = spaces.Box(-1.0, 1.0, (AGENT_ACTIONS,), dtype=np.float32)
+
+        @functools.lru_cache(maxsize=None)
+        def observation_space(self, agent: str) -> spaces.Box:
+            return self._obs_space
+
+        @functools.lru_cache(maxsize=None)
+        def action_space(self, agent: str) -> spaces.Box:
+            return self._act_space
+
+        def _observe(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+            x = self.layout.encode(self.config, obs)
+            k = self.layout.max_clients
+            rows = x[k: k * (1 + CLIENT_FEATURES)].reshape(k, CLIENT_FEATURES)
+            context = x[-CONTEXT_FEATURES:]
+            return {a: np.concatenate([rows[i], context]).astype(np.float32) for i, a in enumerate(self.agents)}
+
+        def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+            obs, info = self.env.reset(seed=seed, options=options)
+            self.agents = list(self.possible_agents)
+            return self._observe(obs), {a: dict(info) for a in self.agents}
+
+        def step(self, actions: dict[str, np.ndarray]) -> tuple[dict, dict, dict, dict, dict]:
+            missing = [a for a in self.agents if a not in actions]
+            if missing:
+                raise InvalidActionError(f"no action for agents {missing}")
+            joint = joint_action(np.stack([np.asarray(actions[a], dtype=np.float64).reshape(-1)
+                                           for a in self.agents]), hetero)
+            obs, reward, terminated, truncated, info = self.env.step(joint)
+            agents = list(self.agents)
+            out_obs = self._observe(obs)
+            rewards = {a: float(reward) for a in agents}
+            terms = {a: bool(terminated) for a in agents}
+            truncs = {a: bool(truncated) for a in agents}
+            infos = {a: dict(info) for a in agents}
+            if terminated or truncated:
+                self.agents = []
+            return out_obs, rewards, terms, truncs, infos
+
+        def close(self) -> None:
+            self.env.close()
+
+    return ClientsParallelEnv()
