@@ -61,6 +61,9 @@ __all__ = [
     "RLlibTrainResult",
     "train_rllib",
     "RLlibPolicy",
+    "CLIENTS_IDS",
+    "make_rllib_clients_env",
+    "RLlibClientsPolicy",
 ]
 
 RLLIB_INSTALL_HINT = "pip install 'fedsllm-env[rllib]' (or 'fedsllm-env[all]')"
@@ -68,6 +71,12 @@ RLLIB_INSTALL_HINT = "pip install 'fedsllm-env[rllib]' (or 'fedsllm-env[all]')"
 
 RLLIB_ALGOS = ("ppo",)
 """Algorithms ``fedsllm train --framework rllib`` builds (PPO: every action space of the ids)."""
+
+CLIENTS_IDS: dict[bool, str] = {False: "FedsLLM-Surrogate-Clients-v0", True: "FedsLLM-Surrogate-Hetero-Clients-v0"}
+"""heterogeneous -> RLlib-only id of the clients-as-agents env (:mod:`fedsllm_env.multiagent`, surrogate): a
+multi-agent env with one shared policy ``"shared"`` (not a Gymnasium id)."""
+CLIENTS_MODULE = "shared"
+"""Module id of the policy every client agent shares."""
 
 _SEED_KEY = "seed"
 _VECTOR_COUNTER = "_fedsllm_next_vector_index"
@@ -183,11 +192,46 @@ def register_rllib_envs(env_ids: list[str] | None = None) -> list[str]:
     require_rllib()
     from ray.tune.registry import register_env
 
-    ids = list(env_ids) if env_ids is not None else fedsllm_env_ids()
+    ids = list(env_ids) if env_ids is not None else fedsllm_env_ids() + sorted(CLIENTS_IDS.values())
     for env_id in ids:
+        if env_id in CLIENTS_IDS.values():
+            hetero = env_id == CLIENTS_IDS[True]
+            register_env(env_id, functools.partial(make_rllib_clients_env, hetero))
+            continue
         gym.spec(env_id)  # unknown ids fail here, with gymnasium's message
         register_env(env_id, functools.partial(make_rllib_env, env_id))
     return ids
+
+
+def make_rllib_clients_env(heterogeneous: bool, env_config: dict[str, Any] | None = None) -> Any:
+    """RLlib's creator of the clients-as-agents env: PettingZoo's ParallelEnv behind RLlib's
+    ``ParallelPettingZooEnv``, reset seeds mixed with the runner position as :class:`RunnerSeed` does.
+
+    Args:
+        heterogeneous: a cut and a rank per client.
+        env_config: ``config`` (nested overrides) and ``seed`` (base seed), plus RLlib's indices.
+    """
+    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+    from fedsllm_env.multiagent import parallel_env
+
+    ctx = env_config if env_config is not None else {}
+    base_seed = int(ctx.get(_SEED_KEY, 0))
+    worker = int(getattr(ctx, "worker_index", 0) or 0)
+    vector = int(getattr(ctx, "vector_index", 0) or 0)
+
+    class SeededClients(ParallelPettingZooEnv):
+        _seeded = False
+
+        def reset(self, *, seed: int | None = None, options: dict | None = None):
+            if seed is None and not self._seeded:
+                seed = base_seed
+            if seed is not None:
+                seed = runner_seed(seed, worker, vector)
+                self._seeded = True
+            return super().reset(seed=seed, options=options)
+
+    return SeededClients(parallel_env(dict(ctx.get("config") or {}), mode="surrogate", heterogeneous=heterogeneous))
 
 
 def default_gpus_per_env_runner(env_id: str, config: dict[str, Any] | None, num_env_runners: int) -> float:
@@ -238,8 +282,9 @@ def ppo_config(env_id: str = "FedsLLM-Surrogate-v0", *, config: dict[str, Any] |
     FedsLLMConfig.from_dict(config or {})  # fail early on typos, in the driver
     register_rllib_envs()
     gpus = num_gpus_per_env_runner
+    clients = env_id in CLIENTS_IDS.values()
     if gpus is None:
-        gpus = default_gpus_per_env_runner(env_id, config, num_env_runners)
+        gpus = 0.0 if clients else default_gpus_per_env_runner(env_id, config, num_env_runners)
     train_kwargs = dict(training or {})
     if "model" in train_kwargs:
         raise ValueError("the old API stack's 'model' option has no effect here; use 'model_config' "
@@ -254,10 +299,16 @@ def ppo_config(env_id: str = "FedsLLM-Surrogate-v0", *, config: dict[str, Any] |
           .debugging(seed=int(seed)))
     if model_config is not None:
         pc = pc.rl_module(model_config=dict(model_config))
+    if clients:  # every client agent acts with one shared policy
+        pc = pc.multi_agent(policies={CLIENTS_MODULE}, policy_mapping_fn=_shared_module)
     try:
         return pc.training(**train_kwargs)
     except TypeError as e:
         raise ValueError(f"unknown PPO training option in {sorted(train_kwargs)}: {e}") from e
+
+
+def _shared_module(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
+    return CLIENTS_MODULE
 
 
 @dataclass
@@ -300,6 +351,8 @@ def _runner_envs(runner: Any) -> list[dict[str, int]]:
     """The :class:`RunnerSeed` envs of one env runner (runs inside the runner)."""
     vec = runner.env
     while not hasattr(vec, "envs"):  # RLlib's DictInfoToList around gymnasium's SyncVectorEnv
+        if not hasattr(vec, "env"):
+            return []  # a multi-agent runner (the clients-as-agents env): no gymnasium vector env
         vec = vec.env
     out = []
     for env in vec.envs:
@@ -413,3 +466,59 @@ class RLlibPolicy:
         if isinstance(self.action_space, gym.spaces.Box):
             action = np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
         return (action[0] if single else action), None
+
+
+class RLlibClientsPolicy:
+    """The shared client policy of a clients-as-agents RLlib run, acting in a K-client priority env (a
+    ``PolicyFactory``: ``RLlibClientsPolicy(module, heterogeneous)(env)`` has SB3's ``predict``).
+
+    Each client's observation is built from the env's flat observation exactly as
+    :mod:`fedsllm_env.multiagent` builds it, the module acts for all K clients at once (deterministic: the mode),
+    and :func:`fedsllm_env.multiagent.joint_action` turns the K actions into the env's priority action.
+    """
+
+    def __init__(self, module: Any, heterogeneous: bool):
+        self.module = module
+        self.heterogeneous = bool(heterogeneous)
+        self._dist_cls = module.get_inference_action_dist_cls()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, heterogeneous: bool) -> "RLlibClientsPolicy":
+        """Load the shared module of a :func:`train_rllib` checkpoint of a :data:`CLIENTS_IDS` run."""
+        return cls(RLlibPolicy.from_checkpoint(checkpoint, CLIENTS_MODULE).module, heterogeneous)
+
+    def __call__(self, env: gym.Env) -> "_BoundClients":
+        """Bind to a K-client priority env (shared or heterogeneous cut/rank as the run was trained)."""
+        from fedsllm_env.client_set import ClientSetLayout
+        from fedsllm_env.errors import ConfigError
+
+        cfg = getattr(env.unwrapped, "config", None)
+        if cfg is None or bool(cfg.heterogeneous) != self.heterogeneous or \
+                env.action_space.shape != (4 * cfg.wireless.num_clients + 2 if self.heterogeneous
+                                           else 2 * cfg.wireless.num_clients + 4,):
+            raise ConfigError(f"the clients-as-agents policy acts in the {'heterogeneous ' if self.heterogeneous else ''}"
+                              f"priority ids, not in {getattr(getattr(env, 'spec', None), 'id', env)}")
+        return _BoundClients(self, ClientSetLayout(cfg.wireless.num_clients, self.heterogeneous), cfg)
+
+
+class _BoundClients:
+    def __init__(self, owner: RLlibClientsPolicy, layout: Any, cfg: Any):
+        self.owner, self.layout, self.cfg = owner, layout, cfg
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """The K-client priority action of one flat observation."""
+        import torch
+
+        from fedsllm_env.client_set import CLIENT_FEATURES, CONTEXT_FEATURES
+        from fedsllm_env.multiagent import joint_action
+
+        x = self.layout.encode(self.cfg, observation)
+        k = self.layout.max_clients
+        rows = x[k: k * (1 + CLIENT_FEATURES)].reshape(k, CLIENT_FEATURES)
+        per_agent = np.concatenate([rows, np.repeat(x[None, -CONTEXT_FEATURES:], k, axis=0)], axis=1)
+        with torch.no_grad():
+            out = self.owner.module.forward_inference({"obs": torch.from_numpy(per_agent.astype(np.float32))})
+            dist = self.owner._dist_cls.from_logits(out["action_dist_inputs"])
+            acts = (dist.to_deterministic() if deterministic else dist).sample().cpu().numpy()
+        return joint_action(acts, self.owner.heterogeneous), None

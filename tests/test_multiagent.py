@@ -56,3 +56,48 @@ def test_an_episode_equals_the_single_env_with_the_joint_action(hetero, calibrat
     with pytest.raises(InvalidActionError, match="no action"):
         penv.reset(seed=1)
         penv.step({"client_0": np.zeros(6)})
+
+
+def test_rllib_clients_env_is_seeded_from_its_runner_place_and_the_policy_maps_back(calibration_path):
+    pytest.importorskip("ray.rllib")
+    import torch
+    from ray.rllib.models.torch.torch_distributions import TorchDiagGaussian
+
+    from agents.rllib import CLIENTS_IDS, RLlibClientsPolicy, make_rllib_clients_env, ppo_config
+
+    class Ctx(dict):
+        worker_index, vector_index = 1, 0
+
+    def first_obs(vector):
+        ctx = Ctx(config=_cfg(calibration_path), seed=3)
+        ctx.vector_index = vector
+        env = make_rllib_clients_env(False, ctx)
+        obs, _ = env.reset()
+        return np.concatenate([obs[a] for a in sorted(obs)])
+
+    np.testing.assert_array_equal(first_obs(0), first_obs(0))
+    assert not np.array_equal(first_obs(0), first_obs(1))
+    cfg = ppo_config(CLIENTS_IDS[False], config=_cfg(calibration_path), num_env_runners=0)
+    assert set(cfg.policies) == {"shared"}
+
+    class StubModule:  # a Gaussian head whose mean is each client's first feature
+        def get_inference_action_dist_cls(self):
+            return TorchDiagGaussian
+
+        def forward_inference(self, batch):
+            obs = batch["obs"]
+            mean = obs[:, :1].repeat(1, 6)
+            return {"action_dist_inputs": torch.cat([mean, torch.zeros_like(mean)], dim=1)}
+
+    env = make_priority_env(_cfg(calibration_path, k=4),
+                            variant={"mode": "surrogate", "action_mode": "box", "heterogeneous": False})
+    obs, _ = env.reset(seed=2)
+    act, _ = RLlibClientsPolicy(StubModule(), False)(env).predict(obs)
+    m = env.unwrapped.config.wireless.num_subchannels_ms
+    top = obs[: 4 * m].reshape(4, m).max(1)  # feature 0 of each client: its best MS gain
+    expected = joint_action(np.repeat(top[:, None], 6, axis=1), False)
+    np.testing.assert_allclose(act, expected, rtol=1e-6)
+    from fedsllm_env.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="priority ids"):
+        RLlibClientsPolicy(StubModule(), True)(env)

@@ -312,7 +312,16 @@ def resolve_policy(spec: str, algo: str = "", env_id: str = "") -> ResolvedPolic
             if not isinstance(run_cfg, dict):
                 raise UsageError(f"{cfg_path} must hold a JSON object, got {type(run_cfg).__name__}")
         if (path / "rllib_checkpoint").is_dir():  # a `train --framework rllib` run
-            from agents.rllib import RLlibPolicy
+            from agents.rllib import CLIENTS_IDS, RLlibClientsPolicy, RLlibPolicy
+
+            if run_cfg.get("env_id") in CLIENTS_IDS.values():  # clients as agents: one shared policy, any K
+                from fedsllm_env.registration import HETERO_PRIORITY_IDS, PRIORITY_IDS
+
+                hetero = run_cfg["env_id"] == CLIENTS_IDS[True]
+                return ResolvedPolicy(f"rllib clients {run_cfg.get('algo', 'ppo')} ({path.name})",
+                                      RLlibClientsPolicy.from_checkpoint(path / "rllib_checkpoint", hetero),
+                                      env_id or (HETERO_PRIORITY_IDS if hetero else PRIORITY_IDS)["surrogate"],
+                                      dict(run_cfg.get("env_overrides", {})), "rllib")
 
             return ResolvedPolicy(f"rllib {run_cfg.get('algo', 'ppo')} ({path.name})",
                                   RLlibPolicy.from_checkpoint(path / "rllib_checkpoint"),

@@ -374,7 +374,10 @@ def plan_rllib_run(args: Args) -> RunPlan:
     if not isinstance(overrides, dict):
         raise UsageError(f"--hyperparams must be a JSON object of PPOConfig.training options, got {args.hyperparams!r}")
     env_id = args.env_id or default_env_id(args.algo)
-    check_env_id(env_id)
+    from agents.rllib import CLIENTS_IDS
+
+    if env_id not in CLIENTS_IDS.values():  # the clients-as-agents ids exist for RLlib only
+        check_env_id(env_id)
     env_config = env_overrides(args.config, args.calibration_path, args.max_rounds)
     check_env_config(env_config)
     try:  # PPO options checked without starting Ray
