@@ -242,3 +242,12 @@ def test_train_then_clients_sweep_cli(tmp_path, calibration_path):
     assert all(r["relative_to_optimizer"] > 0 for r in rows)
     assert all(r["worst_seed_ratio"] == pytest.approx(r["relative_to_optimizer"]) for r in rows)  # one seed
     assert (out / "clients_sweep.png").is_file()
+    # the figures' clients sweep draws the K-invariant agent at every K
+    from train_scripts.figures import main as figures_main
+
+    figures_main(["--agent", str(tmp_path / "runs" / "anyk"), "--clients", "2", "7", "--bandwidths-mhz", "1",
+                  "--power-budgets-w", "0.4", "--ranks", "64", "--seeds", "7", "--rounds-per-point", "1",
+                  "--policies", "equal_power", "--config", str(cfg_file), "--out-dir", str(tmp_path / "fig")])
+    curves = json.loads((tmp_path / "fig" / "figures.json").read_text())["clients"]["curves"]
+    agent = next(v for name, v in curves.items() if name.startswith("ppo"))
+    assert len(agent) == 2 and all(np.isfinite(agent))

@@ -163,7 +163,10 @@ AGENT_IDS = (BOX_ENV_ID, PRIORITY_IDS["surrogate"], ENV_IDS[("surrogate", "multi
 
 def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
     """The surrogate id (Box, Priority, Discrete or Hybrid) whose spaces fit the agent at this config (same kind,
-    shape and choices: :func:`agents.evaluation.spaces_fit`), None if none does."""
+    shape and choices: :func:`agents.evaluation.spaces_fit`), None if none does; a K-invariant agent (no spaces
+    of its own: it binds to each env) acts in the Priority id at every config."""
+    if not hasattr(model, "observation_space"):
+        return PRIORITY_IDS["surrogate"]
     for id_ in AGENT_IDS:
         env = make_eval_env(id_, cfg)
         try:
@@ -178,6 +181,8 @@ def agent_cell(policy: Any, trained_with: dict[str, Any], defaults: dict[str, An
     """The cell a fixed-K agent was trained in, for the printed lines: ``K = 5, M = 10, N = 10`` from its run's
     config, else the K its spaces were built for (:func:`agents.evaluation.clients_of_spaces`, with the figures'
     M + N for a hybrid agent)."""
+    if not hasattr(policy, "observation_space"):
+        return "any K (a K-invariant agent)"
     if trained_with:
         try:
             w = FedsLLMConfig.from_dict(trained_with).wireless
