@@ -510,15 +510,11 @@ class _BoundClients:
         """The K-client priority action of one flat observation."""
         import torch
 
-        from fedsllm_env.client_set import CLIENT_FEATURES, CONTEXT_FEATURES
         from fedsllm_env.multiagent import joint_action
 
-        x = self.layout.encode(self.cfg, observation)
-        k = self.layout.max_clients
-        rows = x[k: k * (1 + CLIENT_FEATURES)].reshape(k, CLIENT_FEATURES)
-        per_agent = np.concatenate([rows, np.repeat(x[None, -CONTEXT_FEATURES:], k, axis=0)], axis=1)
+        per_agent = self.layout.agent_observations(self.cfg, observation)
         with torch.no_grad():
-            out = self.owner.module.forward_inference({"obs": torch.from_numpy(per_agent.astype(np.float32))})
+            out = self.owner.module.forward_inference({"obs": torch.from_numpy(per_agent)})
             dist = self.owner._dist_cls.from_logits(out["action_dist_inputs"])
             acts = (dist.to_deterministic() if deterministic else dist).sample().cpu().numpy()
         return joint_action(acts, self.owner.heterogeneous), None

@@ -131,6 +131,14 @@ class ClientSetLayout:
                    min(n / k, 4.0) / 4.0]
         return np.concatenate([mask, rows.ravel(), context]).astype(np.float32)
 
+    def agent_observations(self, cfg: FedsLLMConfig, obs: np.ndarray) -> np.ndarray:
+        """Each present client's row followed by the cell context, (K, F + G) float32: what a client sees when it
+        acts for itself (:mod:`fedsllm_env.multiagent`)."""
+        x = self.encode(cfg, obs)
+        k, n = cfg.wireless.num_clients, self.max_clients
+        rows = x[n: n * (1 + CLIENT_FEATURES)].reshape(n, CLIENT_FEATURES)[:k]
+        return np.concatenate([rows, np.repeat(x[None, -CONTEXT_FEATURES:], k, axis=0)], axis=1).astype(np.float32)
+
     def to_priority(self, action: np.ndarray, num_clients: int) -> np.ndarray:
         """The priority action (size 2 K + 4, or 4 K + 2 heterogeneous) of a set action; padding rows dropped."""
         a = np.asarray(action, dtype=np.float32)

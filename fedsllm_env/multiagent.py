@@ -103,11 +103,8 @@ def parallel_env(config: FedsLLMConfig | dict[str, Any] | None = None, mode: str
             return self._act_space
 
         def _observe(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-            x = self.layout.encode(self.config, obs)
-            k = self.layout.max_clients
-            rows = x[k: k * (1 + CLIENT_FEATURES)].reshape(k, CLIENT_FEATURES)
-            context = x[-CONTEXT_FEATURES:]
-            return {a: np.concatenate([rows[i], context]).astype(np.float32) for i, a in enumerate(self.agents)}
+            per_agent = self.layout.agent_observations(self.config, obs)
+            return {a: per_agent[i] for i, a in enumerate(self.agents)}
 
         def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:

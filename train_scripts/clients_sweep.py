@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import tyro
 
 from agents.evaluation import comparison_rows, evaluate_policies, markdown_table
