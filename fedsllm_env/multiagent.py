@@ -11,7 +11,10 @@ heterogeneous      (priority_ms, priority_fs, its own split, its own rank, deadl
 
 The priorities (and, heterogeneous, the client's own cut and rank) are the client's entries of the priority
 action; every cell-level entry (the deadlines, and the shared cut and rank) is the mean of the clients' votes, so the
-joint action is one priority action of the K-client env (:func:`joint_action`). Every agent gets the env's reward
+joint action is one priority action of the K-client env (:func:`joint_action`). Agent actions are *residuals*
+around the priority heuristic (:class:`fedsllm_env.priority.PriorityHeuristic`: neutral priorities, deadlines at
+``HEURISTIC_DEADLINE``, the smallest cut, the largest rank): the priority action is ``clip(heuristic + a, -1, 1)``
+entry by entry, so all-zero actions play the heuristic and a fresh policy (zero-mean) starts next to it. Every agent gets the env's reward
 (-T_round / scale: a shared team reward); all agents terminate or truncate together. ``reset(seed)`` resets the
 K-client env with that seed, so an episode is the same as the single env's for the same joint actions.
 
@@ -29,6 +32,7 @@ from gymnasium import spaces
 from fedsllm_env.client_set import CLIENT_FEATURES, CONTEXT_FEATURES, ClientSetLayout
 from fedsllm_env.config import FedsLLMConfig
 from fedsllm_env.errors import ConfigError, DependencyNotInstalled, InvalidActionError
+from fedsllm_env.priority import heuristic_action, make_priority_env
 
 __all__ = ["AGENT_ACTIONS", "joint_action", "parallel_env"]
 
@@ -39,16 +43,20 @@ MARL_INSTALL_HINT = 'pip install "fedsllm-env[marl]"'
 
 
 def joint_action(actions: np.ndarray, heterogeneous: bool) -> np.ndarray:
-    """The K-client priority action of the agents' actions (K, 6): own entries kept, votes averaged."""
+    """The K-client priority action of the agents' actions (K, 6): own entries kept, votes averaged, each added to
+    the priority heuristic's entry and clipped to [-1, 1] (module docstring)."""
     a = np.asarray(actions, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != AGENT_ACTIONS:
         raise InvalidActionError(f"agent actions have shape {a.shape}, expected (K, {AGENT_ACTIONS})")
     if not np.isfinite(a).all():
         raise InvalidActionError("an agent's action contains NaN/inf")
     a = np.clip(a, -1.0, 1.0)
+    k = a.shape[0]
     if heterogeneous:
-        return np.concatenate([a[:, 0], a[:, 1], a[:, 4:6].mean(0), a[:, 2], a[:, 3]]).astype(np.float32)
-    return np.concatenate([a[:, 0], a[:, 1], a[:, 2:6].mean(0)]).astype(np.float32)
+        residual = np.concatenate([a[:, 0], a[:, 1], a[:, 4:6].mean(0), a[:, 2], a[:, 3]])
+    else:
+        residual = np.concatenate([a[:, 0], a[:, 1], a[:, 2:6].mean(0)])
+    return np.clip(heuristic_action(k, heterogeneous) + residual, -1.0, 1.0).astype(np.float32)
 
 
 def _require_pettingzoo() -> Any:
@@ -70,7 +78,6 @@ def parallel_env(config: FedsLLMConfig | dict[str, Any] | None = None, mode: str
         render_mode: passed to the underlying env.
     """
     pettingzoo = _require_pettingzoo()
-    from fedsllm_env.priority import make_priority_env
 
     base = config.to_dict() if isinstance(config, FedsLLMConfig) else dict(config or {})
     hetero = bool(FedsLLMConfig.from_dict(base).heterogeneous if heterogeneous is None else heterogeneous)

@@ -48,7 +48,7 @@ from fedsllm_env.delay import client_compute_s, client_payload_bits, noise_psd_w
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.types import Decision
 
-__all__ = ["BETA", "DEADLINE_SCALE", "HEURISTIC_DEADLINE", "PriorityHeuristic", "priority_space", "greedy_assign",
+__all__ = ["BETA", "DEADLINE_SCALE", "HEURISTIC_DEADLINE", "PriorityHeuristic", "heuristic_action", "priority_space", "greedy_assign",
            "min_power_for_rate", "water_fill",
            "decode_link", "decode_priority", "PriorityEnv", "make_priority_env"]
 
@@ -284,6 +284,18 @@ def make_priority_env(config: FedsLLMConfig | dict[str, Any] | None = None, **kw
     return PriorityEnv(FedsLLMEnv(config, **kwargs))
 
 
+def heuristic_action(num_clients: int, heterogeneous: bool = False) -> np.ndarray:
+    """The priority action of :class:`PriorityHeuristic` for K clients: neutral priorities, both deadlines at
+    :data:`HEURISTIC_DEADLINE`, the smallest split and the largest rank (for every client when heterogeneous)."""
+    k = int(num_clients)
+    d = k if heterogeneous else 1
+    action = np.zeros(priority_space(k, heterogeneous).shape, dtype=np.float32)
+    action[2 * k: 2 * k + 2] = HEURISTIC_DEADLINE
+    action[-2 * d: -d] = -1.0  # the smallest split for every client
+    action[-d:] = 1.0  # the largest rank
+    return action
+
+
 class PriorityHeuristic:
     """A fixed priority action (SB3 ``predict`` interface): neutral priorities, both deadlines at
     :data:`HEURISTIC_DEADLINE`, the smallest split and the largest rank. The cheap heuristic of the priority
@@ -295,17 +307,11 @@ class PriorityHeuristic:
     """
 
     def __init__(self, env: gym.Env | spaces.Box):
-        space = env if isinstance(env, spaces.Box) else env.action_space
         if isinstance(env, spaces.Box):
-            k, d = (space.shape[0] - 4) // 2, 1
+            self.action = heuristic_action((env.shape[0] - 4) // 2)
         else:
             cfg = env.unwrapped.config
-            k = cfg.wireless.num_clients
-            d = k if cfg.heterogeneous else 1
-        self.action = np.zeros(space.shape, dtype=np.float32)
-        self.action[2 * k: 2 * k + 2] = HEURISTIC_DEADLINE
-        self.action[-2 * d: -d] = -1.0  # the smallest split for every client
-        self.action[-d:] = 1.0  # the largest rank
+            self.action = heuristic_action(cfg.wireless.num_clients, cfg.heterogeneous)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:

@@ -11,7 +11,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
 
 from fedsllm_env.errors import InvalidActionError  # noqa: E402
 from fedsllm_env.multiagent import joint_action, parallel_env  # noqa: E402
-from fedsllm_env.priority import make_priority_env  # noqa: E402
+from fedsllm_env.priority import heuristic_action, make_priority_env  # noqa: E402
 
 
 def _cfg(calibration_path, k=3, hetero=False):
@@ -25,11 +25,14 @@ def test_parallel_api_and_seed_tests_pass(hetero, calibration_path):
     parallel_seed_test(lambda: parallel_env(_cfg(calibration_path, hetero=hetero)))
 
 
-def test_joint_action_keeps_own_entries_and_averages_votes():
+def test_joint_action_keeps_own_entries_averages_votes_around_the_heuristic():
     a = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [-0.1, -0.2, -0.5, 0.0, 0.1, 1.0]])
-    np.testing.assert_allclose(joint_action(a, False), [0.1, -0.1, 0.2, -0.2, -0.1, 0.2, 0.3, 0.8], rtol=1e-6)
-    np.testing.assert_allclose(joint_action(a, True), [0.1, -0.1, 0.2, -0.2, 0.3, 0.8, 0.3, -0.5, 0.4, 0.0],
+    # heuristic: priorities 0, deadlines -0.5, split -1, rank +1; sums clipped to [-1, 1]
+    np.testing.assert_allclose(joint_action(a, False), [0.1, -0.1, 0.2, -0.2, -0.6, -0.3, -0.7, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(joint_action(a, True), [0.1, -0.1, 0.2, -0.2, -0.2, 0.3, -0.7, -1.0, 1.0, 1.0],
                                rtol=1e-6)
+    for hetero in (False, True):
+        np.testing.assert_array_equal(joint_action(np.zeros((3, 6)), hetero), heuristic_action(3, hetero))
     with pytest.raises(InvalidActionError, match="NaN"):
         joint_action(np.full((2, 6), np.nan), False)
     with pytest.raises(InvalidActionError, match="shape"):
