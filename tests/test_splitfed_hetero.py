@@ -303,6 +303,34 @@ def test_profile_changes_keep_the_global_model(base, tok):
     assert np.isfinite(out.val_loss) and eng.current_profile == ((3, 1, 2), (1, 4, 2))
 
 
+def test_a_rank_change_resets_only_the_adam_state_of_owners_whose_rank_changed(base, tok):
+    eng = engine(base, tok, dropout=0.0)
+    eng.reset(1, split=[1, 2, 3], rank=[1, 2, 2])
+    eng.run_round([1, 2, 3], [1, 2, 2])
+    opts = eng.client_opts + [eng.server_opt]
+
+    def adam(owner):
+        return {j: [{k: v.clone() for k, v in opts[owner].state[p].items()} if p in opts[owner].state else None
+                    for p in eng.model.block_params(owner, j)] for j in range(4)}
+
+    before = [adam(o) for o in range(K + 1)]
+    values = [[p.detach().clone() for p in eng.model.client_params(k)] for k in range(K)]
+    info = eng._apply_profile((1, 2, 3), (1, 2, 1))  # client 2: 2 -> 1; r_g stays 2
+    assert info["rank_changed"] == 1.0
+    opts = eng.client_opts + [eng.server_opt]
+    after = [adam(o) for o in range(K + 1)]
+    for owner, held in [(0, [0]), (1, [0, 1]), (K, [1, 2, 3])]:  # rank kept: state carried to the new parameters
+        for j in held:
+            assert all(s is not None for s in before[owner][j])
+            for s_old, s_new in zip(before[owner][j], after[owner][j]):
+                assert s_new is not None and all(torch.equal(s_old[k], s_new[k]) for k in s_old)
+    assert all(s is None for j in range(4) for s in after[2][j])  # client 2 changed rank: fresh Adam
+    for k in (0, 1):  # and the kept owners' adapters are the same numbers
+        assert all(torch.equal(a, b) for a, b in zip(values[k], eng.model.client_params(k)))
+    out = eng.run_round((1, 2, 3), (1, 2, 1))
+    assert np.isfinite(out.val_loss)
+
+
 def test_mixed_profile_is_deterministic_and_leaves_the_global_rng(base, tok):
     def run(seed):
         eng = engine(base, tok, aggregation="svd")

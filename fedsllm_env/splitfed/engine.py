@@ -31,7 +31,8 @@ to change dtype, float32 never is).
 Optimizers (AdamW on LoRA parameters only, weight decay 0 by default, the base is frozen): one per client
 (its copy of all blocks' adapters; only the blocks it owns get gradients) and one on the server. Their state
 persists across rounds. When the cut moves, the Adam state of the moved blocks is reset on every side;
-when the rank changes all adapters are rebuilt (SVD resize) and every optimizer is re-created (state reset).
+when the rank changes all adapters are rebuilt (SVD resize) and every optimizer is re-created (state reset; in the
+heterogeneous mode only the state of owners whose rank changed is reset).
 Client Adam moments are per client and are not averaged by FedAvg.
 
 Heterogeneous clients (opt-in, SPEC.md "Heterogeneous clients"): ``reset`` and ``run_round`` given a (K,) cut
@@ -406,15 +407,28 @@ class SplitFedEngine:
         return info
 
     def _apply_profile(self, cuts: tuple[int, ...], ranks: tuple[int, ...]) -> dict[str, float]:
-        """Heterogeneous mode: the new profile; Adam state of every (owner, block) changing hands is reset, and a
-        rank change rebuilds the adapters (every optimizer re-created)."""
+        """Heterogeneous mode: the new profile; Adam state of every (owner, block) changing hands is reset. A rank
+        change rebuilds the adapters (new parameter objects, new optimizers); the Adam state of every owner whose
+        rank did not change (the server: r_g unchanged) moves to its rebuilt parameters for the blocks it keeps,
+        whose values the rebuild leaves as they were (the global, cut to the same rank)."""
         model = self.model
         assert isinstance(model, HeteroSplitLoRAModel)
+        owners = range(self.num_clients + 1)
+        opts = self.client_opts + [self.server_opt]
+        old_ranks = [*model.ranks, model.rank]
+        kept = {(o, j): [opts[o].state.get(p) for p in model.block_params(o, j)]
+                for o in owners for j in range(model.n_layer)}
         changed, moved = model.set_profile(cuts, ranks, self._global_rank(ranks), self._resize_gen)
         if changed:
             self._make_optimizers()
-        else:
             opts = self.client_opts + [self.server_opt]
+            same_rank = [old == new for old, new in zip(old_ranks, [*model.ranks, model.rank])]
+            for (o, j), states in kept.items():
+                if same_rank[o] and (o, j) not in moved:
+                    for p, state in zip(model.block_params(o, j), states):
+                        if state is not None:
+                            opts[o].state[p] = state
+        else:
             for owner, j in moved:
                 for p in model.block_params(owner, j):
                     opts[owner].state.pop(p, None)
