@@ -51,6 +51,7 @@ EXTRA_OF: dict[str, str] = {
     "matplotlib": "figures",
     "cvxpy": "dev",
     "numba": "fast",
+    "pettingzoo": "marl",
 }
 """Top-level module of each optional dependency -> the pyproject extra that installs it."""
 

@@ -31,15 +31,13 @@ from gymnasium import spaces
 
 from fedsllm_env.client_set import CLIENT_FEATURES, CONTEXT_FEATURES, ClientSetLayout
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.errors import ConfigError, DependencyNotInstalled, InvalidActionError
+from fedsllm_env.errors import ConfigError, InvalidActionError, require_extra
 from fedsllm_env.priority import heuristic_action, make_priority_env
 
 __all__ = ["AGENT_ACTIONS", "joint_action", "parallel_env"]
 
 AGENT_ACTIONS = 6
 """Action entries per client agent (module docstring)."""
-
-MARL_INSTALL_HINT = 'pip install "fedsllm-env[marl]"'
 
 
 def joint_action(actions: np.ndarray, heterogeneous: bool) -> np.ndarray:
@@ -59,12 +57,6 @@ def joint_action(actions: np.ndarray, heterogeneous: bool) -> np.ndarray:
     return np.clip(heuristic_action(k, heterogeneous) + residual, -1.0, 1.0).astype(np.float32)
 
 
-def _require_pettingzoo() -> Any:
-    try:
-        import pettingzoo
-    except ImportError as e:
-        raise DependencyNotInstalled(f"clients as agents need PettingZoo ({e}): {MARL_INSTALL_HINT}") from e
-    return pettingzoo
 
 
 def parallel_env(config: FedsLLMConfig | dict[str, Any] | None = None, mode: str = "surrogate",
@@ -77,7 +69,8 @@ def parallel_env(config: FedsLLMConfig | dict[str, Any] | None = None, mode: str
         heterogeneous: a cut and a rank per client (default: the config's ``heterogeneous``).
         render_mode: passed to the underlying env.
     """
-    pettingzoo = _require_pettingzoo()
+    require_extra("marl", "clients as agents (fedsllm_env.multiagent)", "pettingzoo")
+    import pettingzoo
 
     base = config.to_dict() if isinstance(config, FedsLLMConfig) else dict(config or {})
     hetero = bool(FedsLLMConfig.from_dict(base).heterogeneous if heterogeneous is None else heterogeneous)

@@ -14,7 +14,7 @@ from fedsllm_env.errors import EXTRA_OF
 ROOT = Path(__file__).resolve().parents[1]
 
 BLOCKED = ("torch", "transformers", "peft", "tokenizers", "stable_baselines3", "sb3_contrib", "tensorboard",
-           "matplotlib", "cvxpy", "ray", "tyro", "yaml", "tqdm", "rich", "numba", "llvmlite")
+           "matplotlib", "cvxpy", "ray", "tyro", "yaml", "tqdm", "rich", "numba", "llvmlite", "pettingzoo")
 """Every non-core dependency: the subprocess below refuses to import any of them."""
 
 _SESSION = """
@@ -58,6 +58,7 @@ for env_id in ("FedsLLM-Surrogate-Discrete-v0", "FedsLLM-Surrogate-Hybrid-v0"):
 for what, call, extra in (
         ("real mode", lambda: gym.make("FedsLLM-v0"), "train"),
         ("agents", lambda: __import__("agents"), "agents"),
+        ("clients as agents", lambda: __import__("fedsllm_env.multiagent").multiagent.parallel_env(), "marl"),
         ("the cvxpy reference", lambda: __import__("baselines").reference_link_power_cvxpy(None, None), "dev")):
     try:
         call()
@@ -100,7 +101,7 @@ def test_pyproject_extras_match_the_modules_that_need_them():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert _requirement_names(project["dependencies"]) == {"numpy", "scipy", "gymnasium"}
     extras = project["optional-dependencies"]
-    assert extras["all"] == ["fedsllm-env[train,agents,ray,rllib,figures,fast]"]
+    assert extras["all"] == ["fedsllm-env[train,agents,ray,rllib,figures,fast,marl]"]
     assert _requirement_names(extras["rllib"]) == {"ray"} and "[rllib]" in extras["rllib"][0]
     distribution = {"yaml": "pyyaml", "stable_baselines3": "stable-baselines3", "sb3_contrib": "sb3-contrib"}
     for module, extra in EXTRA_OF.items():
