@@ -25,8 +25,8 @@ __all__ = ["collect_demonstrations", "search_demonstrations", "behaviour_clone"]
 
 
 def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_samples: int, seed: int,
-                           config: dict[str, Any] | None = None, progress: bool = True
-                           ) -> tuple[np.ndarray, np.ndarray]:
+                           config: dict[str, Any] | None = None, progress: bool = True,
+                           env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Roll out ``teacher`` for ``n_samples`` env steps (episode i reset with ``seed + i``).
 
     Args:
@@ -36,13 +36,14 @@ def collect_demonstrations(env_id: str, teacher: Callable[[gym.Env], Policy], n_
         seed: reset seed of the first episode.
         config: nested env config overrides.
         progress: show a progress bar.
+        env_kwargs: extra ``gym.make`` keyword arguments of the env.
 
     Returns:
         ``(observations (n, obs_dim) float32, actions (n, act_dim))``.
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    env = make_eval_env(env_id, config)
+    env = make_eval_env(env_id, config, env_kwargs=env_kwargs)
     policy = teacher(env)
     observations, actions = [], []
     episode = 0

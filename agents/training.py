@@ -115,7 +115,7 @@ def _make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any] | None = None,
                       monitor_dir: str | Path | None = None, append_monitor: bool = False,
-                      vec_env: str = "") -> VecEnv:
+                      vec_env: str = "", env_kwargs: dict[str, Any] | None = None) -> VecEnv:
     """n training envs of a FedsLLM id: env i is reset with ``seed + i`` first, episodes monitored.
 
     ``vec_env="batched"`` steps them as one numpy batch (:mod:`agents.vec_env`; surrogate Box, Discrete and
@@ -135,13 +135,17 @@ def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any
         append_monitor: append to existing Monitor CSVs (a resumed run) instead of starting them anew.
         vec_env: "batched", a key of :data:`VEC_ENVS` ("dummy": all envs in this process; "subproc": one
             process per env, for real-mode envs whose rounds take long), or "" (batched when the id has a
-            batched version, ``n_envs`` > 1 and the run is fresh, else "dummy").
+            batched version, ``n_envs`` > 1, the run is fresh and there are no ``env_kwargs``, else "dummy").
+        env_kwargs: extra ``gym.make`` keyword arguments of every env (not for the batched envs).
 
     Returns:
         The VecEnv.
     """
-    kind = vec_env or ("batched" if has_batched_env(env_id) and n_envs > 1 and not append_monitor else "dummy")
+    kind = vec_env or ("batched" if has_batched_env(env_id) and n_envs > 1 and not append_monitor and not env_kwargs
+                       else "dummy")
     if kind == "batched":
+        if env_kwargs:
+            raise ValueError("the batched envs take no extra keyword arguments (env_kwargs): use vec_env='dummy'")
         if append_monitor:
             raise ValueError("a resumed run continues per-env Monitor logs: resume with --vec-env dummy (same data)")
         return make_batched_vec_env(env_id, n_envs, seed, config, monitor_dir)
@@ -150,15 +154,16 @@ def make_training_env(env_id: str, n_envs: int, seed: int, config: dict[str, Any
     append = {"monitor_kwargs": {"override_existing": False}, "wrapper_class": continue_monitor} \
         if append_monitor and monitor_dir is not None else {}
     return make_vec_env(functools.partial(_make_env, env_id), n_envs=n_envs, seed=seed,
-                        env_kwargs={"config": config or {}, "render_mode": None},
+                        env_kwargs={"config": config or {}, "render_mode": None, **(env_kwargs or {})},
                         monitor_dir=None if monitor_dir is None else str(monitor_dir), vec_env_cls=VEC_ENVS[kind],
                         **append)
 
 
 def _eval_callback(algo: str, env_id: str, config: dict[str, Any], run_dir: Path, eval_freq: int,
                    eval_episodes: int, eval_seed: int, verbose: int,
-                   vec_env: str = "") -> BaseCallback:
-    eval_env = make_training_env(env_id, 1, eval_seed, config, vec_env=vec_env)  # same kind as training
+                   vec_env: str = "", env_kwargs: dict[str, Any] | None = None) -> BaseCallback:
+    eval_env = make_training_env(env_id, 1, eval_seed, config, vec_env=vec_env,
+                                 env_kwargs=env_kwargs)  # same kind as training
     kwargs = dict(n_eval_episodes=eval_episodes, eval_freq=eval_freq, log_path=str(run_dir / "eval"),
                   best_model_save_path=None, deterministic=True, verbose=verbose)
     if algo == "maskable_ppo":
@@ -177,7 +182,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 bc_teacher: Callable[[gym.Env], Policy] | str | None = None, bc_samples: int = 8000,
                 bc_epochs: int = 100, bc_seed: int = 20_000, save_replay_buffer: bool = False,
                 n_envs_before: int | None = None, rl: bool = True,
-                wall_time_before_s: float | None = None) -> TrainResult:
+                wall_time_before_s: float | None = None, env_kwargs: dict[str, Any] | None = None) -> TrainResult:
     """Train ``algo`` on ``env_id`` and save ``<run_dir>/model.zip`` atomically.
 
     Args:
@@ -218,6 +223,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         wall_time_before_s: with ``resume_from``: the run's training wall time up to the checkpoint, s
             (None: the checkpoint's ``_clock.json``, 0 when it has none). Every checkpoint and model.zip get
             a ``_clock.json`` with the run's total so far, and ``wall_time_s`` of the result counts it.
+        env_kwargs: extra ``gym.make`` keyword arguments of every env the run makes (training, evaluation, teacher),
+            e.g. ``{"clients": (3, 40)}`` for the AnyK ids.
 
     Returns:
         A :class:`TrainResult`.
@@ -239,7 +246,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
         else:
             (run_dir / EPISODE_LOG).unlink(missing_ok=True)  # a fresh run starts its logs anew, like the Monitor
         env = make_training_env(env_id, params["n_envs"], seed, env_config, run_dir / "monitor",
-                                append_monitor=resume_from is not None, vec_env=vec_env)
+                                append_monitor=resume_from is not None, vec_env=vec_env, env_kwargs=env_kwargs)
         if params.get("normalize_reward", False):
             # delays span orders of magnitude under exploration; scale rewards by a running return std
             stats = None if resume_from is None else sidecar(resume_from, "vecnormalize")
@@ -262,7 +269,8 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                 callbacks.append(ckpt_cb)
             if eval_freq > 0:
                 eval_cb = _eval_callback(algo, env_id, env_config, run_dir, eval_freq, eval_episodes, eval_seed,
-                                         verbose, "dummy" if resume_from is not None else vec_env)
+                                         verbose, "dummy" if resume_from is not None else vec_env,
+                                         env_kwargs=env_kwargs)
                 if resume_from is not None:
                     restore_evaluations(eval_cb, checkpoint_timesteps(resume_from))
                 callbacks.append(eval_cb)
@@ -285,7 +293,7 @@ def train_agent(algo: str, run_dir: str | Path, *, env_id: str | None = None, se
                     raise ValueError(f"unknown bc_teacher {bc_teacher!r}: give a policy factory or 'search'")
                 elif bc_teacher is not None:
                     obs, actions = collect_demonstrations(env_id, bc_teacher, bc_samples, bc_seed, env_config,
-                                                          progress=show_progress)
+                                                          progress=show_progress, env_kwargs=env_kwargs)
                 if bc_teacher is not None:
                     bc_losses = behaviour_clone(model, obs, actions, epochs=bc_epochs, seed=seed,
                                                 progress=show_progress)

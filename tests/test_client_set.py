@@ -230,8 +230,13 @@ def test_train_then_clients_sweep_cli(tmp_path, calibration_path):
     train_main(["--algo", "ppo", "--env-id", "FedsLLM-Surrogate-AnyK-v0", "--total-timesteps", "64",
                 "--n-envs", "2", "--hyperparams", '{"n_steps": 32, "batch_size": 32, "n_epochs": 1}',
                 "--bc-teacher", "priority_heuristic", "--bc-samples", "40", "--bc-epochs", "2",
+                "--env-kwargs", '{"clients": [2, 6], "max_clients": 6}', "--eval-freq", "16",
                 "--config", str(cfg_file), "--runs-dir", str(tmp_path / "runs"), "--run-name", "anyk",
                 "--no-progress-bar", "--no-tensorboard"])
+    from stable_baselines3 import PPO
+
+    trained = PPO.load(tmp_path / "runs" / "anyk" / "model.zip", device="cpu")
+    assert trained.observation_space.shape == (6 * 13 + 7,)  # the layout of --env-kwargs' max_clients
     out = sweep_main(["--agents", str(tmp_path / "runs" / "anyk"), "--clients", "2", "5", "--seeds", "7",
                       "--config", str(cfg_file), "--runs-dir", str(tmp_path / "runs")])
     report = json.loads((out / "clients_sweep.json").read_text())
@@ -251,3 +256,19 @@ def test_train_then_clients_sweep_cli(tmp_path, calibration_path):
     curves = json.loads((tmp_path / "fig" / "figures.json").read_text())["clients"]["curves"]
     agent = next(v for name, v in curves.items() if name.startswith("ppo"))
     assert len(agent) == 2 and all(np.isfinite(agent))
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ("{oops", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"config": {}}', "cannot set"),
+    ('{"nope": 1}', "does not take them"),
+])
+def test_train_env_kwargs_errors_are_one_line(kwargs, fragment, tmp_path):
+    from fedsllm_env.errors import UsageError
+    from train_scripts.train import main as train_main
+
+    with pytest.raises(UsageError, match=fragment):
+        train_main(["--algo", "ppo", "--env-id", "FedsLLM-Surrogate-AnyK-v0", "--env-kwargs", kwargs,
+                    "--runs-dir", str(tmp_path), "--run-name", "x", "--no-progress-bar"])
+    assert not (tmp_path / "x").exists()

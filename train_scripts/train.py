@@ -21,7 +21,7 @@ import inspect
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -79,6 +79,9 @@ class Args:
     """RLlib only: GPU share of the learner."""
     hyperparams: str = ""
     """JSON object of hyperparameter overrides, e.g. '{"n_steps": 256, "learning_rate": 1e-4}'."""
+    env_kwargs: str = ""
+    """JSON object of extra ``gym.make`` keyword arguments of the env id, for the training, evaluation and teacher
+    envs, e.g. '{"clients": [3, 40]}' (the K range of the AnyK ids); a resumed run keeps its own."""
     calibration_path: str = ""
     """Calibration JSON of the env ("" = the table shipped with the package)."""
     config: str = ""
@@ -141,6 +144,8 @@ class RunPlan:
     resume_timesteps: int = 0
     resumed_run: dict[str, Any] | None = None
     """config.json of the run the checkpoint belongs to (None: a bare checkpoint)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra ``gym.make`` keyword arguments of the env (``--env-kwargs``)."""
 
 
 SEED_MAX = 2**32 - 1
@@ -280,6 +285,7 @@ def plan_run(args: Args) -> RunPlan:
     base = source.get("env_overrides") if isinstance(source.get("env_overrides"), dict) else None
     env_config = env_overrides(args.config, args.calibration_path, args.max_rounds, base=base, preset=args.preset)
     check_env_config(env_config)
+    env_kwargs = _env_kwargs(args, env_id, env_config, source)
     if resume is None and overrides:
         check_agent(args.algo, env_id, env_config, overrides)
     previous = source.get("hyperparams") if isinstance(source.get("hyperparams"), dict) else {}
@@ -322,7 +328,38 @@ def plan_run(args: Args) -> RunPlan:
         what = "resume it with --resume " + str(run_dir) if resume is None else "resume into its own run folder"
         raise UsageError(f"run folder {run_dir} already holds another run ({', '.join(held)}); {what}, "
                          "or choose another --run-name")
-    return RunPlan(run_dir, env_id, env_config, overrides, total, n_envs, resume, steps, resumed_run)
+    return RunPlan(run_dir, env_id, env_config, overrides, total, n_envs, resume, steps, resumed_run, env_kwargs)
+
+
+_RESERVED_ENV_KWARGS = ("config", "variant", "render_mode")
+
+
+def _env_kwargs(args: Args, env_id: str, env_config: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """``--env-kwargs`` parsed and tried on one env (a resumed run: its own, and a different one is refused)."""
+    try:
+        kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--env-kwargs is not valid JSON ({e})") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError(f"--env-kwargs must be a JSON object of gym.make keyword arguments, got {args.env_kwargs!r}")
+    previous = ((source.get("args") or {}).get("env_kwargs") or "") if source else ""
+    if source and previous:
+        if kwargs and kwargs != json.loads(previous):
+            raise UsageError(f"--env-kwargs {args.env_kwargs} differs from the resumed run's {previous}")
+        kwargs, args.env_kwargs = json.loads(previous), previous
+    bad = [k for k in kwargs if k in _RESERVED_ENV_KWARGS]
+    if bad:
+        raise UsageError(f"--env-kwargs cannot set {bad}: use --config / --preset for the env config")
+    if kwargs:
+        if args.vec_env == "batched":
+            raise UsageError("--env-kwargs: the batched envs take no extra keyword arguments; use --vec-env dummy")
+        import gymnasium as gym
+
+        try:
+            gym.make(env_id, config=env_config, **kwargs).close()
+        except TypeError as e:
+            raise UsageError(f"--env-kwargs {args.env_kwargs}: {env_id} does not take them ({e})") from None
+    return kwargs
 
 
 def _json_safe(value: Any) -> Any:
@@ -344,7 +381,8 @@ def agent_hyperparams(model: Any, algo: str) -> dict[str, Any]:
     return {n: _json_safe(getattr(model, n)) for n in sorted(names) if hasattr(model, n)}
 
 
-_SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "bc_only", "save_replay_buffer")
+_SB3_ONLY = ("vec_env", "checkpoint_freq", "eval_freq", "resume", "bc_teacher", "bc_only", "save_replay_buffer",
+             "env_kwargs")
 
 """--bc-teacher values that are not baselines of baselines.policy (teachers in the priority action space)."""
 
@@ -488,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             checkpoint_freq=args.checkpoint_freq, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes or 5,
             progress_bar=args.progress_bar, tensorboard=args.tensorboard, verbose=args.verbose, vec_env=args.vec_env,
             resume_from=plan.resume, bc_teacher=bc_teacher_arg(args.bc_teacher), rl=not args.bc_only,
+            env_kwargs=plan.env_kwargs,
             bc_samples=args.bc_samples, bc_epochs=args.bc_epochs, save_replay_buffer=args.save_replay_buffer,
             n_envs_before=((plan.resumed_run or {}).get("hyperparams") or {}).get("n_envs"),
             wall_time_before_s=wall_before)
