@@ -272,3 +272,24 @@ def test_train_env_kwargs_errors_are_one_line(kwargs, fragment, tmp_path):
         train_main(["--algo", "ppo", "--env-id", "FedsLLM-Surrogate-AnyK-v0", "--env-kwargs", kwargs,
                     "--runs-dir", str(tmp_path), "--run-name", "x", "--no-progress-bar"])
     assert not (tmp_path / "x").exists()
+
+
+def test_a_resumed_run_keeps_its_env_kwargs(tmp_path, calibration_path):
+    import json
+
+    from fedsllm_env.errors import UsageError
+    from train_scripts.train import main as train_main
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"calibration_path": str(calibration_path), "training": {"max_rounds": 4}}))
+    common = ["--algo", "ppo", "--env-id", "FedsLLM-Surrogate-AnyK-v0", "--n-envs", "1", "--config", str(cfg_file),
+              "--hyperparams", '{"n_steps": 16, "batch_size": 16, "n_epochs": 1}', "--runs-dir", str(tmp_path),
+              "--no-progress-bar", "--no-tensorboard"]
+    train_main(common + ["--total-timesteps", "16", "--checkpoint-freq", "16", "--run-name", "r",
+                         "--env-kwargs", '{"clients": [2, 3], "max_clients": 3}'])
+    ckpt = next((tmp_path / "r" / "checkpoints").glob("*.zip"))
+    with pytest.raises(UsageError, match="differs from the resumed run"):
+        train_main(common + ["--total-timesteps", "32", "--resume", str(ckpt), "--env-kwargs", '{"clients": [2, 5]}'])
+    train_main(common + ["--total-timesteps", "32", "--resume", str(ckpt)])  # its own (3-row layout) again
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert json.loads(saved["args"]["env_kwargs"]) == {"clients": [2, 3], "max_clients": 3}

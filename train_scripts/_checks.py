@@ -59,16 +59,28 @@ def non_empty(**flags: Iterable[Any]) -> None:
             raise UsageError(f"--{name.replace('_', '-')} is empty; give at least one value")
 
 
-def parse_hyperparams(text: str, algos: Iterable[str]) -> dict[str, Any]:
-    """``--hyperparams``: a JSON object whose keys every algorithm in ``algos`` accepts."""
+def parse_json_object(text: str, flag: str, what: str = "") -> dict[str, Any]:
+    """A flag's JSON object ({} for ""); UsageError naming ``flag`` for bad JSON or another JSON value.
+
+    Args:
+        text: the flag's value.
+        flag: the flag, for the message (e.g. ``--hyperparams``).
+        what: what the object holds, for the message (e.g. " of gym.make keyword arguments").
+    """
     if not text:
         return {}
     try:
-        overrides = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"--hyperparams is not valid JSON ({e}): {text!r}") from e
-    if not isinstance(overrides, dict):
-        raise UsageError(f"--hyperparams must be a JSON object, got {text!r}")
+        raise UsageError(f"{flag} is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} must be a JSON object{what}, got {text!r}")
+    return value
+
+
+def parse_hyperparams(text: str, algos: Iterable[str]) -> dict[str, Any]:
+    """``--hyperparams``: a JSON object whose keys every algorithm in ``algos`` accepts."""
+    overrides = parse_json_object(text, "--hyperparams")
     from agents.factory import ALGOS, SCRIPT_KEYS
 
     for algo in algos:

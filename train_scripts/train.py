@@ -37,6 +37,7 @@ from train_scripts._checks import (
     check_env_id,
     check_n_envs,
     parse_hyperparams,
+    parse_json_object,
 )
 from train_scripts._common import (bc_teacher_arg, check_bc_teacher, env_overrides, run_name, save_run_config,
                                    write_json)
@@ -336,17 +337,13 @@ _RESERVED_ENV_KWARGS = ("config", "variant", "render_mode")
 
 def _env_kwargs(args: Args, env_id: str, env_config: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """``--env-kwargs`` parsed and tried on one env (a resumed run: its own, and a different one is refused)."""
-    try:
-        kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--env-kwargs is not valid JSON ({e})") from None
-    if not isinstance(kwargs, dict):
-        raise UsageError(f"--env-kwargs must be a JSON object of gym.make keyword arguments, got {args.env_kwargs!r}")
-    previous = ((source.get("args") or {}).get("env_kwargs") or "") if source else ""
-    if source and previous:
-        if kwargs and kwargs != json.loads(previous):
+    kwargs = parse_json_object(args.env_kwargs, "--env-kwargs", " of gym.make keyword arguments")
+    previous = (source.get("args") or {}).get("env_kwargs") or ""
+    if previous:
+        recorded = parse_json_object(previous, "the resumed run's --env-kwargs")
+        if kwargs and kwargs != recorded:
             raise UsageError(f"--env-kwargs {args.env_kwargs} differs from the resumed run's {previous}")
-        kwargs, args.env_kwargs = json.loads(previous), previous
+        kwargs, args.env_kwargs = recorded, previous
     bad = [k for k in kwargs if k in _RESERVED_ENV_KWARGS]
     if bad:
         raise UsageError(f"--env-kwargs cannot set {bad}: use --config / --preset for the env config")
@@ -405,12 +402,7 @@ def plan_rllib_run(args: Args) -> RunPlan:
     args.ray_address = check_ray_address(args.ray_address)
     check_ray_gpus(args.gpus_per_learner, "--gpus-per-learner", args.ray_address)
     check_ray_gpus(args.gpus_per_env_runner, "--gpus-per-env-runner", args.ray_address)
-    try:
-        overrides = json.loads(args.hyperparams) if args.hyperparams else {}
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--hyperparams is not valid JSON ({e})") from e
-    if not isinstance(overrides, dict):
-        raise UsageError(f"--hyperparams must be a JSON object of PPOConfig.training options, got {args.hyperparams!r}")
+    overrides = parse_json_object(args.hyperparams, "--hyperparams", " of PPOConfig.training options")
     env_id = args.env_id or default_env_id(args.algo)
     from agents.rllib import CLIENTS_IDS
 
