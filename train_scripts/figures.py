@@ -34,7 +34,7 @@ from agents.evaluation import clients_of_spaces, evaluate_policy_on_seeds, make_
 from fedsllm_env.calibration import load_calibration
 from fedsllm_env.config import FedsLLMConfig, merge_overrides
 from fedsllm_env.errors import ConfigError, MissingFileError, UsageError
-from fedsllm_env.registration import ENV_IDS, PRIORITY_IDS
+from fedsllm_env.registration import ENV_IDS, HETERO_PRIORITY_IDS, PRIORITY_IDS
 from train_scripts._checks import at_least, check_baselines, check_env_config, non_empty
 from train_scripts._common import (
     BOX_ENV_ID,
@@ -164,9 +164,9 @@ AGENT_IDS = (BOX_ENV_ID, PRIORITY_IDS["surrogate"], ENV_IDS[("surrogate", "multi
 def _agent_env_id(model: Any, cfg: dict[str, Any]) -> str | None:
     """The surrogate id (Box, Priority, Discrete or Hybrid) whose spaces fit the agent at this config (same kind,
     shape and choices: :func:`agents.evaluation.spaces_fit`), None if none does; a K-invariant agent (no spaces
-    of its own: it binds to each env) acts in the Priority id at every config."""
+    of its own: it binds to each env) acts in the Priority id of its kind (shared or heterogeneous) at every config."""
     if not hasattr(model, "observation_space"):
-        return PRIORITY_IDS["surrogate"]
+        return (HETERO_PRIORITY_IDS if getattr(model, "heterogeneous", False) else PRIORITY_IDS)["surrogate"]
     for id_ in AGENT_IDS:
         env = make_eval_env(id_, cfg)
         try:
