@@ -148,7 +148,9 @@ class ProfileModel:
         down_bwd = np.max(self._act_bits / cfg.wireless.downlink_rate_bps + cfg.compute.backward_factor * fwd,
                           axis=-1)
         bcast = np.max(lora, axis=-1) / cfg.wireless.broadcast_rate_bps
-        fits = np.all(tab.fits_memory[ci, ri], axis=-1)
+        k = ci.shape[-1]
+        per_client = tab.fits_memory_client
+        fits = np.all(per_client[ci, ri, np.arange(k)] if per_client is not None else tab.fits_memory[ci, ri], axis=-1)
         return fwd, lora, server, down_bwd, bcast, fits
 
     def links(self, ci: np.ndarray, ri: np.ndarray) -> tuple[LinkSpec, LinkSpec]:
@@ -445,7 +447,8 @@ def brute_force_profiles(problem: Problem, e_of_profile: EOfProfile | None = Non
     e_of_profile = e_conservative_stand_in(problem) if e_of_profile is None else e_of_profile
     model = ProfileModel(problem, e_of_profile)
     k, tab = problem.num_clients, problem.tables
-    cells = [(i, j) for i in range(len(tab.splits)) for j in range(len(tab.ranks)) if tab.fits_memory[i, j]]
+    fits_any = tab.fits_memory if tab.fits_memory_client is None else np.any(tab.fits_memory_client, axis=-1)
+    cells = [(i, j) for i in range(len(tab.splits)) for j in range(len(tab.ranks)) if fits_any[i, j]]
     n = len(cells) ** k
     if n > max_profiles:
         raise ValueError(f"{n} profiles ({len(cells)} (cut, rank) cells per client, K = {k}); the brute force is "
@@ -456,7 +459,7 @@ def brute_force_profiles(problem: Problem, e_of_profile: EOfProfile | None = Non
     splits, ranks_set = np.asarray(tab.splits), np.asarray(tab.ranks)
     if allocation == "exact":
         w = problem.cfg.wireless
-        fwd, lora, server, down_bwd, bcast, _ = model.fixed_terms(ci, ri)
+        fwd, lora, server, down_bwd, bcast, fits = model.fixed_terms(ci, ri)
         levels, powers, assigns = [], [], []
         ms, fs = model.links(ci[0], ri[0])
         for spec, n_sub, bits, off in ((ms, w.num_subchannels_ms, np.broadcast_to(ms.bits, fwd.shape), fwd),
@@ -479,7 +482,7 @@ def brute_force_profiles(problem: Problem, e_of_profile: EOfProfile | None = Non
             assigns.append(a[best_a])
         rounds = np.array([_rounds(e_of_profile, splits[ci[q]], ranks_set[ri[q]]) for q in range(len(profiles))])
         t_round = tab.local_iterations * (levels[0] + server + down_bwd) + levels[1] + bcast
-        total = expected_total_delay_s(rounds, t_round)
+        total = np.where(fits, expected_total_delay_s(rounds, t_round), np.inf)  # a client over its own cap
         q = int(np.argmin(total))
         decision = Decision(assigns[0][q].copy(), assigns[1][q].copy(), powers[0][q].copy(), powers[1][q].copy(),
                             splits[ci[q]], ranks_set[ri[q]])

@@ -338,6 +338,15 @@ class ComputeConfig(_Validated):
     client_memory_bytes: float = 0.0
     """Memory a client may spend on its part of the model (frozen weights, LoRA + AdamW state, cut
     activations), bytes; 0 = unlimited. Splits/ranks that do not fit are masked / projected."""
+    device_class_flops_per_cycle: tuple[float, ...] = ()
+    """A fleet of device classes (empty: off): client k belongs to class ``k mod len(classes)`` and its
+    kappa_k is this entry (replacing the draw from ``client_flops_per_cycle_choices``, which is still made so
+    the channel draws stay those of the same seed without classes), FLOPs/cycle. f_k is still drawn per
+    episode from ``client_cpu_freq_range_hz``."""
+    device_class_memory_bytes: tuple[float, ...] = ()
+    """Memory cap of each device class, bytes (0 = unlimited for that class; empty: every client has
+    ``client_memory_bytes``). Same length as ``device_class_flops_per_cycle`` when both are set. A shared
+    (split, rank) must fit the smallest cap of the cell; per client (``heterogeneous``) each client its own."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -364,6 +373,20 @@ class ComputeConfig(_Validated):
         _require(0 <= self.load_ar_coef < 1, n, "load_ar_coef", self.load_ar_coef, "must be in [0, 1)")
         _require(self.load_noise_std >= 0, n, "load_noise_std", self.load_noise_std, "must be >= 0")
         _require(self.client_memory_bytes >= 0, n, "client_memory_bytes", self.client_memory_bytes, "must be >= 0")
+        _require(all(float(x) > 0 for x in self.device_class_flops_per_cycle), n, "device_class_flops_per_cycle",
+                 self.device_class_flops_per_cycle, "must hold positive numbers (or be empty)")
+        low, high, unit = PHYSICAL_BOUNDS["client_flops_per_cycle_choices"]
+        _require(all(low <= v <= high for v in self.device_class_flops_per_cycle), n, "device_class_flops_per_cycle",
+                 self.device_class_flops_per_cycle, f"must hold values in [{low:g}, {high:g}] {unit}")
+        _require(all(float(x) >= 0 for x in self.device_class_memory_bytes), n, "device_class_memory_bytes",
+                 self.device_class_memory_bytes, "must hold numbers >= 0 (0 = unlimited)")
+        _require(not (self.device_class_flops_per_cycle and self.device_class_memory_bytes)
+                 or len(self.device_class_flops_per_cycle) == len(self.device_class_memory_bytes), n,
+                 "device_class_memory_bytes", self.device_class_memory_bytes,
+                 f"must have one entry per device class ({len(self.device_class_flops_per_cycle)}, the length of "
+                 "device_class_flops_per_cycle)")
+        _require(not (self.device_class_memory_bytes and self.client_memory_bytes > 0), n, "client_memory_bytes",
+                 self.client_memory_bytes, "must be 0 when device_class_memory_bytes sets a cap per class (set one)")
 
 
 @dataclass(frozen=True)

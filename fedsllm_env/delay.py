@@ -58,6 +58,8 @@ __all__ = [
     "expected_total_delay_s",
     "client_memory_bytes",
     "memory_violations",
+    "client_memory_limits_bytes",
+    "shared_memory_limit_bytes",
     "split_rank_feasibility",
     "project_split_rank",
     "decision_violations",
@@ -364,6 +366,32 @@ def client_memory_bytes(split: int | np.ndarray, rank: int | np.ndarray, shape: 
                                      DTYPE_BITS[m.dtype])
 
 
+def client_memory_limits_bytes(cfg: FedsLLMConfig, num_clients: int | None = None) -> np.ndarray:
+    """(K,) memory cap of each client, bytes (0 = unlimited): ``compute.device_class_memory_bytes`` of client k's
+    class (``k mod len(classes)``), else ``compute.client_memory_bytes`` for every client. K defaults to
+    ``wireless.num_clients``."""
+    k = cfg.wireless.num_clients if num_clients is None else int(num_clients)
+    classes = cfg.compute.device_class_memory_bytes
+    if classes:
+        return np.asarray(classes, dtype=float)[np.arange(k) % len(classes)]
+    return np.full(k, float(cfg.compute.client_memory_bytes))
+
+
+def shared_memory_limit_bytes(cfg: FedsLLMConfig) -> float:
+    """The cap a shared (split, rank) must fit, bytes: the smallest cap of the cell's clients, 0 (unlimited)
+    when no client has one. Equal to ``compute.client_memory_bytes`` without device classes."""
+    limits = client_memory_limits_bytes(cfg)
+    capped = limits[limits > 0]
+    return float(capped.min()) if capped.size else 0.0
+
+
+def _limit_source(cfg: FedsLLMConfig) -> str:
+    """Where the default memory limit of a message comes from."""
+    if cfg.compute.device_class_memory_bytes:
+        return "the smallest device-class cap (compute.device_class_memory_bytes)"
+    return "compute.client_memory_bytes"
+
+
 def memory_violations(split: int | np.ndarray, rank: int | np.ndarray, shape: ModelShape, cfg: FedsLLMConfig,
                       limit_bytes: float | np.ndarray | None = None) -> list[str]:
     """The client-memory constraint of (split, rank) as readable strings (empty: fits, or no limit set).
@@ -373,11 +401,18 @@ def memory_violations(split: int | np.ndarray, rank: int | np.ndarray, shape: Mo
         rank: the shared rank (int) or one per client ((K,) array).
         shape: model dimensions.
         cfg: env config.
-        limit_bytes: memory limit, bytes: one for every client or (K,) one per device; None means
-            ``cfg.compute.client_memory_bytes``. A limit <= 0 means unlimited.
+        limit_bytes: memory limit, bytes: one for every client or (K,) one per device; None means the
+            config's: for a shared (split, rank) the smallest client cap (:func:`shared_memory_limit_bytes`),
+            per client each client's own (:func:`client_memory_limits_bytes`). A limit <= 0 means unlimited.
     """
-    limit = cfg.compute.client_memory_bytes if limit_bytes is None else limit_bytes
-    if not is_per_client(split, rank) and np.ndim(limit) == 0:
+    per_client = is_per_client(split, rank)
+    if limit_bytes is not None:
+        limit = limit_bytes
+    elif per_client:
+        limit = client_memory_limits_bytes(cfg, max(np.size(split), np.size(rank)))
+    else:
+        limit = shared_memory_limit_bytes(cfg)
+    if not per_client and np.ndim(limit) == 0:
         limit = float(limit)
         if np.isnan(limit):
             raise InfeasibleDecisionError([f"memory limit must be a number of bytes, got {limit!r}"])
@@ -386,7 +421,7 @@ def memory_violations(split: int | np.ndarray, rank: int | np.ndarray, shape: Mo
         need = client_memory_bytes(split, rank, shape, cfg)
         if need <= limit:
             return []
-        source = "compute.client_memory_bytes" if limit_bytes is None else "the memory limit"
+        source = _limit_source(cfg) if limit_bytes is None else "the memory limit"
         return [f"split {int(split)} / rank {int(rank)} needs {need:.6g} B of client memory > "
                 f"{source} {limit:.6g} B"]
     k = max(np.size(split), np.size(rank)) if is_per_client(split, rank) else int(np.size(limit))
@@ -401,12 +436,15 @@ def memory_violations(split: int | np.ndarray, rank: int | np.ndarray, shape: Mo
             f"limit {limits[j]:.6g} B" for j in range(k) if limits[j] > 0 and need[j] > limits[j]]
 
 
-def split_rank_feasibility(shape: ModelShape, cfg: FedsLLMConfig) -> tuple[np.ndarray, np.ndarray]:
+def split_rank_feasibility(shape: ModelShape, cfg: FedsLLMConfig,
+                           limit_bytes: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """((L-1,) splits, (R,) ranks) boolean: split c fits with the smallest rank, rank r fits at split 1.
 
-    At least one entry of each stays True (the smallest choice), so a mask never empties.
+    ``limit_bytes`` (bytes, <= 0 unlimited) defaults to the cap a shared decision must fit
+    (:func:`shared_memory_limit_bytes`). At least one entry of each stays True (the smallest choice), so a
+    mask never empties.
     """
-    limit = cfg.compute.client_memory_bytes
+    limit = shared_memory_limit_bytes(cfg) if limit_bytes is None else float(limit_bytes)
     ranks = cfg.model.ranks
     splits = range(1, shape.n_layer)
     if limit <= 0:
@@ -420,10 +458,13 @@ def split_rank_feasibility(shape: ModelShape, cfg: FedsLLMConfig) -> tuple[np.nd
     return split_ok, rank_ok
 
 
-def project_split_rank(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig) -> tuple[int, int]:
+def project_split_rank(split: int, rank: int, shape: ModelShape, cfg: FedsLLMConfig,
+                       limit_bytes: float | None = None) -> tuple[int, int]:
     """Projection onto the memory limit: the largest split, then the largest rank, not above the request
-    that fits (split 1 with the smallest rank when nothing fits)."""
-    limit = cfg.compute.client_memory_bytes
+    that fits (split 1 with the smallest rank when nothing fits). ``limit_bytes`` (bytes, <= 0 unlimited)
+    defaults to the cap a shared decision must fit (:func:`shared_memory_limit_bytes`); pass a client's own
+    cap (:func:`client_memory_limits_bytes`) to project its (c_k, r_k)."""
+    limit = shared_memory_limit_bytes(cfg) if limit_bytes is None else float(limit_bytes)
     if limit <= 0:
         return int(split), int(rank)
     for c in range(int(split), 0, -1):

@@ -37,6 +37,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "non-iid": {
         "training": {"partition": "dirichlet"},
     },
+    "heterogeneous-devices": {
+        "wireless": {"num_clients": 10},
+        "compute": {"server_flops_per_cycle": 4.0, "device_class_flops_per_cycle": [2.0, 8.0, 20.0],
+                    "device_class_memory_bytes": [3.0e6, 12.0e6, 30.0e6]},
+    },
+    "mixed-fleet": {
+        "compute": {"device_class_flops_per_cycle": [4.0, 16.0], "device_class_memory_bytes": [2.2e6, 12.0e6]},
+    },
 }
 """Preset name -> nested config overrides (``FedsLLMConfig.from_dict`` accepts each as is)."""
 
@@ -79,6 +87,24 @@ PRESET_DOCS: dict[str, str] = {
         "(``training.partition = 'dirichlet'``, alpha 0.5, the common non-IID benchmark of Hsu, Qi and "
         "Brown 2019), so convergence E(r, c) is the one measured under that partition (the calibration "
         "measures IID and Dirichlet per rank and cut)."),
+    "heterogeneous-devices": (
+        "A fleet of three device classes on a scarce server, made for the heterogeneous ids (a cut and a rank "
+        "per client, ``FedsLLM-Surrogate-Hetero-v0``; with the shared ids every client gets the weakest class's "
+        "choices). Client k is class k mod 3 (``compute.device_class_*``): 2, 8 and 20 FLOPs/cycle "
+        "at 1-2 GHz, so the class means are 3, 12 and 30 GFLOP/s, a 10x spread between the weakest and the "
+        "strongest class; memory caps of 3, 12 and 30 MB, proportional to compute as in one edge product line "
+        "(NVIDIA Jetson Orin: Orin Nano 8 GB at 40 TOPS, Orin NX 16 GB at 100 TOPS, AGX Orin 64 GB at 275 TOPS, "
+        "0.16-0.23 GB per TOPS), scaled as memory-capped's so that on the default backbone the weakest class "
+        "holds only cut 1 (2.83 MB at r = 64) and the two others every (cut, rank) (10.45 MB at cut 5, r = 64). "
+        "K = 10 (the default M = N = 10) and a main server of 3 GHz x 4 FLOPs/cycle = 12 GFLOP/s, 1.2 GFLOP/s "
+        "per client as in server-scarce, where a deeper cut pays. A shared (cut, rank) must fit the weakest "
+        "class (cut 1); per client, the strong classes may offload the server."),
+    "mixed-fleet": (
+        "The paper's cell (K = 5, the default server) with two device classes, made for the heterogeneous ids: "
+        "memory-starved phones (class 0: clients 0, 2, 4; 4 FLOPs/cycle, 2.2 MB, which holds cut 1 only up to "
+        "r = 8 on the default backbone) and laptops (class 1: clients 1, 3; 16 FLOPs/cycle, 12 MB, every (cut, "
+        "rank)). A shared (cut, rank) must fit the phones (r <= 8); per client the laptops may train larger "
+        "ranks (HetLoRA's setting, arXiv:2401.06432), whose aggregation the heterogeneous engine prices."),
 }
 """Preset name -> the regime it models and the source of its numbers."""
 

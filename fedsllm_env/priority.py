@@ -43,8 +43,8 @@ from gymnasium import spaces
 from fedsllm_env.batched import first_argmax
 from fedsllm_env.codecs.base import refuse_non_real
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import client_compute_s, client_payload_bits, noise_psd_w_per_hz, payload_bits, \
-    project_split_rank
+from fedsllm_env.delay import client_compute_s, client_memory_limits_bytes, client_payload_bits, noise_psd_w_per_hz, \
+    payload_bits, project_split_rank
 from fedsllm_env.errors import InvalidActionError
 from fedsllm_env.types import Decision
 
@@ -253,8 +253,9 @@ class PriorityEnv(gym.Wrapper):
         a = validate(action, self.action_space.shape)[None]
         split_idx, rank_idx = split_rank_bins(cfg, shape.n_layer, a)
         if cfg.heterogeneous:
-            pairs = [project_split_rank(int(c) + 1, cfg.model.ranks[int(r)], shape, cfg)
-                     for c, r in zip(split_idx[0], rank_idx[0])]
+            limits = client_memory_limits_bytes(cfg)
+            pairs = [project_split_rank(int(c) + 1, cfg.model.ranks[int(r)], shape, cfg, float(lim))
+                     for c, r, lim in zip(split_idx[0], rank_idx[0], limits)]
             split = np.array([c for c, _ in pairs], dtype=np.int64)
             rank = np.array([r for _, r in pairs], dtype=np.int64)
             act, label, lora = client_payload_bits(shape, split, rank, cfg)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from fedsllm_env.channel.base import ChannelModel, draw_devices, initial_load, step_load
+from fedsllm_env.channel.base import ChannelModel, device_class_flops_per_cycle, draw_devices, initial_load, step_load
 from fedsllm_env.channel.macro import (
     CellDraw,
     FadingState,
@@ -40,6 +40,7 @@ __all__ = [
     "CellDraw",
     "FadingState",
     "draw_devices",
+    "device_class_flops_per_cycle",
     "initial_load",
     "step_load",
     "path_loss_db",

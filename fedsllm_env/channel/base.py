@@ -20,7 +20,7 @@ from fedsllm_env.config import ComputeConfig, WirelessConfig
 from fedsllm_env.types import ChannelState, Scenario
 from fedsllm_env.units import dbm_to_watt
 
-__all__ = ["ChannelModel", "draw_devices", "step_load", "initial_load"]
+__all__ = ["ChannelModel", "draw_devices", "device_class_flops_per_cycle", "step_load", "initial_load"]
 
 
 @runtime_checkable
@@ -52,7 +52,8 @@ class ChannelModel(Protocol):
 
 
 def draw_devices(rng: np.random.Generator, wcfg: WirelessConfig, ccfg: ComputeConfig, hidden: Any = None) -> Scenario:
-    """Scenario with f_k ~ U(client_cpu_freq_range_hz) Hz, kappa_k drawn from the choices, p_max = the dBm cap in W.
+    """Scenario with f_k ~ U(client_cpu_freq_range_hz) Hz, kappa_k drawn from the choices (or set by the client's
+    device class, :func:`device_class_flops_per_cycle`), p_max = the dBm cap in W.
 
     Args:
         rng: the episode's generator (draws f_k, then kappa_k).
@@ -64,8 +65,16 @@ def draw_devices(rng: np.random.Generator, wcfg: WirelessConfig, ccfg: ComputeCo
     lo, hi = ccfg.client_cpu_freq_range_hz
     freq = rng.uniform(lo, hi, k)
     kappa = rng.choice(np.asarray(ccfg.client_flops_per_cycle_choices, dtype=float), size=k)
+    if ccfg.device_class_flops_per_cycle:
+        kappa = device_class_flops_per_cycle(k, ccfg)
     pmax = np.full(k, float(dbm_to_watt(wcfg.client_max_power_dbm)))
     return Scenario(freq, kappa, pmax, hidden)
+
+
+def device_class_flops_per_cycle(num_clients: int, ccfg: ComputeConfig) -> np.ndarray:
+    """(K,) kappa_k of a fleet of device classes: client k is class ``k mod len(classes)``, FLOPs/cycle."""
+    classes = np.asarray(ccfg.device_class_flops_per_cycle, dtype=float)
+    return classes[np.arange(num_clients) % classes.size]
 
 
 def initial_load(rng: np.random.Generator, num_clients: int, cfg: ComputeConfig) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 from gymnasium import spaces
 
 from fedsllm_env.config import FedsLLMConfig
-from fedsllm_env.delay import memory_violations, project_split_rank, split_rank_feasibility
+from fedsllm_env.delay import (client_memory_limits_bytes, memory_violations, project_split_rank,
+                               split_rank_feasibility)
 from fedsllm_env.errors import ConfigError, InvalidActionError
 from fedsllm_env.profile import ModelShape
 from fedsllm_env.types import ChannelState, Decision, Scenario
@@ -156,6 +157,11 @@ class SplitRankCodec:
         if smallest:
             raise ConfigError(f"no (split, rank) fits the client memory limit: {smallest[0]}")
 
+    @cached_property
+    def memory_limits_bytes(self) -> np.ndarray:
+        """(K,) each client's memory cap, bytes (0 = unlimited; :func:`fedsllm_env.delay.client_memory_limits_bytes`)."""
+        return client_memory_limits_bytes(self.cfg)
+
     @property
     def mode(self) -> str:
         """The config's action mode."""
@@ -189,11 +195,13 @@ class SplitRankCodec:
         """R candidate ranks."""
         return len(self.cfg.model.ranks)
 
-    def split_rank(self, split_idx: int, rank_idx: int) -> tuple[int, int]:
+    def split_rank(self, split_idx: int, rank_idx: int, client: int | None = None) -> tuple[int, int]:
         """(c, r) from 0-based bin indices, projected onto the client-memory limit
-        (:func:`fedsllm_env.delay.project_split_rank`)."""
+        (:func:`fedsllm_env.delay.project_split_rank`): client ``client``'s own cap, or (None) the cap a
+        shared decision must fit."""
+        limit = None if client is None else float(self.memory_limits_bytes[int(client)])
         return project_split_rank(int(split_idx) + 1, int(self.cfg.model.ranks[int(rank_idx)]), self.shape,
-                                  self.cfg)
+                                  self.cfg, limit)
 
     def decisions_of(self, split_idx: np.ndarray, rank_idx: np.ndarray) -> tuple[int | np.ndarray, int | np.ndarray]:
         """(split, rank) of the split and rank blocks of an action (each of :attr:`num_decisions` 0-based bin
@@ -201,7 +209,7 @@ class SplitRankCodec:
         on its own (:meth:`split_rank`)."""
         if not self.per_client:
             return self.split_rank(int(split_idx[0]), int(rank_idx[0]))
-        pairs = [self.split_rank(int(c), int(r)) for c, r in zip(split_idx, rank_idx)]
+        pairs = [self.split_rank(int(c), int(r), k) for k, (c, r) in enumerate(zip(split_idx, rank_idx))]
         return (np.array([c for c, _ in pairs], dtype=np.int64), np.array([r for _, r in pairs], dtype=np.int64))
 
     def decision_indices(self, decision: Decision) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +224,9 @@ class SplitRankCodec:
 
     def split_rank_masks(self) -> np.ndarray:
         """Concatenated (L-1,) split and (R,) rank feasibility under the memory limit
-        (:func:`fedsllm_env.delay.split_rank_feasibility`); per client, K split masks then K rank masks."""
-        split_ok, rank_ok = split_rank_feasibility(self.shape, self.cfg)
-        n = self.num_decisions
-        return np.concatenate([np.tile(split_ok, n), np.tile(rank_ok, n)])
+        (:func:`fedsllm_env.delay.split_rank_feasibility`); per client, K split masks then K rank masks, each
+        under the client's own cap."""
+        if not self.per_client:
+            return np.concatenate(split_rank_feasibility(self.shape, self.cfg))
+        masks = [split_rank_feasibility(self.shape, self.cfg, float(lim)) for lim in self.memory_limits_bytes]
+        return np.concatenate([m[0] for m in masks] + [m[1] for m in masks])

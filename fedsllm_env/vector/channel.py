@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedsllm_env.channel import large_scale_gain, step_load
+from fedsllm_env.channel import device_class_flops_per_cycle, large_scale_gain, step_load
 from fedsllm_env.config import ComputeConfig, WirelessConfig
 from fedsllm_env.errors import ConfigError
 from fedsllm_env.units import dbm_to_watt
@@ -62,6 +62,8 @@ class BatchedChannel:
         self.gain = np.zeros((b, self.kmn))
         self._ls_flat = np.ones((b, self.kmn))  # large-scale gain of each entry's client
         self._kappas = np.asarray(ccfg.client_flops_per_cycle_choices, dtype=float)
+        # a fleet of device classes fixes kappa_k (the choice is still drawn: same stream as without classes)
+        self._class_kappa = device_class_flops_per_cycle(k, ccfg) if ccfg.device_class_flops_per_cycle else None
         # client of every entry of the flat link layout; initial_channel's draw (MS re, MS im, FS re, FS im) in the
         # fading layout (re then im, MS then FS within each)
         self._client_of = np.concatenate([np.repeat(np.arange(k), m), np.repeat(np.arange(k), n)])
@@ -131,7 +133,8 @@ class BatchedChannel:
         gain *= ls_flat
         self.positions_m[idx] = pos
         self.shadowing_db[idx] = shadow
-        self.peak_flops[idx] = (lo + (hi - lo) * d[:, 3 * k: 4 * k]) * self._kappas[kappa_idx]
+        kappa = self._class_kappa if self._class_kappa is not None else self._kappas[kappa_idx]
+        self.peak_flops[idx] = (lo + (hi - lo) * d[:, 3 * k: 4 * k]) * kappa
         self.load[idx] = np.clip(c.load_mean + c.load_noise_std * z[:, -k:], 0.0, c.load_max)
         self.large_scale[idx] = ls
         self._ls_flat[idx] = ls_flat

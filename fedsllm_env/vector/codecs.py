@@ -142,14 +142,19 @@ class BatchedActionDecoder:
         self.k, self.m, self.n = w.num_clients, w.num_subchannels_ms, w.num_subchannels_fs
         ranks = self.cfg.model.ranks
         self.n_split, self.n_rank = codec.shape.n_layer - 1, len(ranks)
-        # memory projection of every (split, rank) request, tabulated once through the single codec
-        self._proj_split = np.empty((self.n_split, self.n_rank), dtype=np.int64)
-        self._proj_rank = np.empty((self.n_split, self.n_rank), dtype=np.int64)
-        for s in range(self.n_split):
-            for j, r in enumerate(ranks):
-                c, rr = codec.split_rank(s, j)
-                self._proj_split[s, j], self._proj_rank[s, j] = c - 1, ranks.index(rr)
         self.d = codec.num_decisions  # entries of the split and rank blocks: K per client, else 1
+        # memory projection of every (split, rank) request, tabulated once through the single codec: (1, C, R)
+        # under the cap a shared decision must fit, or per client (K, C, R) under each client's own cap
+        owners = [None] if self.d == 1 else list(range(self.k))
+        self._proj_split = np.empty((len(owners), self.n_split, self.n_rank), dtype=np.int64)
+        self._proj_rank = np.empty((len(owners), self.n_split, self.n_rank), dtype=np.int64)
+        for i, client in enumerate(owners):
+            for s in range(self.n_split):
+                for j, r in enumerate(ranks):
+                    c, rr = codec.split_rank(s, j, client)
+                    self._proj_split[i, s, j], self._proj_rank[i, s, j] = c - 1, ranks.index(rr)
+        # offset of each decision's table in the flat layout (0 for a shared decision)
+        self._cell_offset = np.arange(len(owners)) * (self.n_split * self.n_rank) if self.d > 1 else 0
         self._eye = np.eye(self.k)
         self._proj_flat = (self._proj_split.ravel(), self._proj_rank.ravel())
         self._bins = np.array([self.n_split, self.n_rank], dtype=float)
@@ -231,7 +236,7 @@ class BatchedActionDecoder:
                 cell = sr[:, 0] * self.n_rank + sr[:, 1]
             else:  # K split bins, then K rank bins: the action's last 2 K entries, binned as the priority actions'
                 s_bin, r_bin = split_rank_bins(self.cfg, self.codec.shape.n_layer, a)
-                cell = s_bin * self.n_rank + r_bin
+                cell = s_bin * self.n_rank + r_bin + self._cell_offset
             links = zip(self._pair(a, 0, (m, k), (n, k)), self._pair(a, m * k + n * k, (m,), (n,)),
                         self._pair(a, o - 2 * k, (k,), (k,)), caps, totals)
             for logits, raw_w, raw_b, cap, total in links:
@@ -254,7 +259,7 @@ class BatchedActionDecoder:
             if self.d == 1:
                 cell = idx[:, o] * self.n_rank + idx[:, o + 1]
             else:
-                cell = idx[:, o: o + self.d] * self.n_rank + idx[:, o + self.d: o + 2 * self.d]
+                cell = idx[:, o: o + self.d] * self.n_rank + idx[:, o + self.d: o + 2 * self.d] + self._cell_offset
             for own, lv_idx, cap, total in zip(self._pair(idx, 0, (m,), (n,)), self._pair(idx, m + n, (m,), (n,)),
                                                caps, totals):
                 lv = (lv_idx + 1.0) / p
@@ -298,7 +303,8 @@ class BatchedPriorityDecoder:
         a = _validate_priority(actions, (b, *self.space.shape))
         split_req, rank_req = split_rank_bins(self.cfg, self.n_layer, a)
         proj = self._projection
-        split_idx, rank_idx = proj._proj_split[split_req, rank_req], proj._proj_rank[split_req, rank_req]
+        owner = np.arange(proj.d) if proj.d > 1 else 0  # each client's own projection table, or the shared one
+        split_idx, rank_idx = proj._proj_split[owner, split_req, rank_req], proj._proj_rank[owner, split_req, rank_req]
         cell = split_idx * tables.up_bits.shape[1] + rank_idx
         flops = tables.client_flops.ravel()[cell]
         fwd = (flops if flops.ndim == 2 else flops[:, None]) / (channel.peak_flops * (1.0 - channel.load))
