@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from fedsllm_env.errors import UsageError
 
 __all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "CANDIDATE_SCHEDULES", "FIDELITY_SCHEDULES",
-           "Profile", "parse_profile",
+           "Profile", "parse_profile", "ProfileSchedule", "parse_profile_schedule", "is_profile_schedule",
+           "PROFILE_FIDELITY_SCHEDULES",
            "DESIGNED_PROFILES", "HELD_OUT_PROFILES"]
 
 _PHASE = re.compile(r"c(\d+)r(\d+)(?:x(\d+))?")
@@ -208,6 +209,99 @@ def parse_profile(text: str) -> Profile:
     if rule not in PROFILE_RULES:
         raise UsageError(f"profile {text!r}: aggregation rule {rule!r} is not one of {list(PROFILE_RULES)}")
     return Profile(cuts, ranks, rule)
+
+
+_PROFILE_PHASE = re.compile(r"c(\d+(?:\.\d+)*)r(\d+(?:\.\d+)*)(?:x(\d+))?")
+
+
+@dataclass(frozen=True)
+class ProfileSchedule:
+    """Phases ``(profile, rounds)`` of heterogeneous profiles (``rounds`` None = until the end), whether they
+    cycle, and the aggregation rule of mixed ranks for the whole run."""
+
+    phases: tuple[tuple[Profile, int | None], ...]
+    cycle: bool = False
+    aggregation: str = "zero_pad"
+
+    @property
+    def text(self) -> str:
+        """The schedule in the notation of :func:`parse_profile_schedule` (round-trips)."""
+        body = ";".join(p.text.partition("@")[0] + (f"x{n}" if n is not None else "") for p, n in self.phases)
+        return body + ("*" if self.cycle else "") + ("" if self.aggregation == "zero_pad" else f"@{self.aggregation}")
+
+    @property
+    def name(self) -> str:
+        """A file-name-safe form of :attr:`text`."""
+        return self.text.replace(";", "_").replace("*", "_cycle").replace("@", "_")
+
+    def at(self, round_index: int) -> Profile:
+        """Profile played in round ``round_index`` (1-based); a finite schedule past its end keeps its last."""
+        if round_index < 1:
+            raise ValueError(f"rounds are counted from 1, got {round_index}")
+        t = round_index - 1
+        if self.cycle:
+            t %= sum(n for _, n in self.phases)
+        for profile, n in self.phases:
+            if n is None or t < n:
+                return profile
+            t -= n
+        return self.phases[-1][0]
+
+    def cuts_and_ranks(self) -> tuple[set[int], set[int]]:
+        """Every cut and every rank any phase uses."""
+        return ({c for p, _ in self.phases for c in p.cuts}, {r for p, _ in self.phases for r in p.ranks})
+
+
+def is_profile_schedule(text: str) -> bool:
+    """True when ``text`` is a schedule of heterogeneous profiles (a phase lists K values, or an ``@rule``)."""
+    return "." in str(text) or "@" in str(text)
+
+
+def parse_profile_schedule(text: str) -> ProfileSchedule:
+    """Parse ``"c1r64x8;c1r64.64.8.8.8@svd"``-style text: phases of profiles (each ``c<cuts>r<ranks>[x<n>]``,
+    cuts and ranks one integer or K joined by ``.``), ``;`` between phases, an optional trailing ``*`` (cycle)
+    and ``@rule`` (aggregation of mixed ranks for the whole run: ``zero_pad``, the default, or ``svd``).
+
+    Raises:
+        UsageError: text that is not in the notation, a cut or rank < 1, phases listing different numbers of
+            clients, a bounded last phase without ``*``, a cycle with an unbounded phase, or an unknown rule.
+    """
+    raw = str(text).strip()
+    body, _, rule = raw.partition("@")
+    rule = rule or "zero_pad"
+    if rule not in PROFILE_RULES:
+        raise UsageError(f"schedule {text!r}: aggregation rule {rule!r} is not one of {list(PROFILE_RULES)}")
+    cycle = body.endswith("*")
+    body = body[:-1] if cycle else body
+    phases: list[tuple[Profile, int | None]] = []
+    for part in body.split(";"):
+        m = _PROFILE_PHASE.fullmatch(part.strip())
+        if m is None:
+            raise UsageError(f"schedule {text!r}: phase {part!r} is not c<cuts>r<ranks>[x<rounds>] with K values "
+                             "joined by '.' (e.g. 'c1r64x8;c1r64.64.8.8.8')")
+        profile = parse_profile(f"c{m[1]}r{m[2]}@{rule}")
+        n = int(m[3]) if m[3] is not None else None
+        if n is not None and n < 1:
+            raise UsageError(f"schedule {text!r}: phase {part!r} needs rounds >= 1")
+        phases.append((profile, n))
+    sizes = {p.num_clients for p, _ in phases} - {1}
+    if len(sizes) > 1:
+        raise UsageError(f"schedule {text!r}: phases list different numbers of clients {sorted(sizes)}")
+    if cycle and any(n is None for _, n in phases):
+        raise UsageError(f"schedule {text!r}: a cycle ('*') needs a number of rounds (x<n>) on every phase")
+    if not cycle and any(n is None for _, n in phases[:-1]):
+        raise UsageError(f"schedule {text!r}: only the last phase may omit its number of rounds")
+    return ProfileSchedule(tuple(phases), cycle, rule)
+
+
+PROFILE_FIDELITY_SCHEDULES: tuple[str, ...] = (
+    "c1r64x8;c1r64.64.8.8.8",        # three clients cut their rank (the rest keep theirs)
+    "c1r16x8;c1r64.64.16.16.16",     # two clients raise their rank
+    "c1r64x6;c5.5.1.1.1r64",         # two clients move their cut deeper
+    "c5.5.3.1.1r64.32.16.8.4x8;c1r64",  # a mixed profile back to the shared decision
+)
+"""Switches of heterogeneous profiles (K = 5) for ``fedsllm fidelity --schedules`` in a ``-Hetero-`` env (none
+was used in any fit)."""
 
 
 DESIGNED_PROFILES: tuple[str, ...] = (

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from fedsllm_env.errors import UsageError
-from fedsllm_env.schedules import DESIGNED_SCHEDULES, FIDELITY_SCHEDULES, parse_schedule
+from fedsllm_env.schedules import (DESIGNED_PROFILES, DESIGNED_SCHEDULES, FIDELITY_SCHEDULES, HELD_OUT_PROFILES,
+                                   PROFILE_FIDELITY_SCHEDULES, is_profile_schedule, parse_profile,
+                                   parse_profile_schedule, parse_schedule)
 
 
 def test_schedule_notation_round_trips_and_plays_by_round():
@@ -59,6 +61,62 @@ def test_schedule_policy_plays_its_schedule_in_the_hybrid_env(calibration_path):
         SchedulePolicy(parse_schedule("c1r12"), (4, 8))
 
 
+def test_profile_schedule_notation_round_trips_and_plays_by_round():
+    s = parse_profile_schedule("c1r64x2;c5.5.1.1.1r64.64.8.8.8x1*@svd")
+    assert s.text == "c1r64x2;c5.5.1.1.1r64.64.8.8.8x1*@svd" and s.aggregation == "svd" and s.cycle
+    assert [s.at(t).per_client(5) for t in (1, 2, 3, 4)] == [((1,) * 5, (64,) * 5)] * 2 + [
+        ((5, 5, 1, 1, 1), (64, 64, 8, 8, 8)), ((1,) * 5, (64,) * 5)]
+    assert s.cuts_and_ranks() == ({1, 5}, {8, 64})
+    assert is_profile_schedule("c1r64x8;c1r64.64.8.8.8") and is_profile_schedule("c1r64@svd")
+    assert not is_profile_schedule("c1r64x8;c1r8")
+    for text in PROFILE_FIDELITY_SCHEDULES:
+        assert parse_profile_schedule(text).text == text
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("c1r64.64x2;c1r8.8.8", "different numbers of clients"),
+    ("c1r64.64;c1r8.8", "only the last phase"),
+    ("c1r64.64x2;c1r8.8*@mean", "aggregation rule"),
+    ("c1r64.64x0;c1r8.8", "rounds >= 1"),
+    ("c1.1r64.64;;", "is not c<cuts>r<ranks>"),
+])
+def test_bad_profile_schedules_are_named(text, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        parse_profile_schedule(text)
+
+
+def test_profile_switches_of_the_suite_were_never_fitted():
+    fitted = {parse_profile(t).text for t in DESIGNED_PROFILES + HELD_OUT_PROFILES}
+    for text in PROFILE_FIDELITY_SCHEDULES:
+        plan = parse_profile_schedule(text)
+        assert len(plan.phases) >= 2 and len({p.text for p, _ in plan.phases}) >= 2  # a switch
+        assert not {p.text for p, _ in plan.phases} <= fitted
+
+
+def test_profile_schedule_policy_plays_its_profiles_in_the_heterogeneous_env(calibration_path):
+    import gymnasium as gym
+
+    from train_scripts.fidelity import ProfileSchedulePolicy
+
+    text = "c1r64x2;c3.3.1r8.64.64"
+    env = gym.make("FedsLLM-Surrogate-Hetero-Hybrid-v0", config={
+        "calibration_path": calibration_path, "training": {"max_rounds": 4},
+        "wireless": {"num_clients": 3, "num_subchannels_ms": 4, "num_subchannels_fs": 4}})
+    plan = parse_profile_schedule(text)
+    policy = ProfileSchedulePolicy(plan, env.unwrapped.config.model.ranks, 3)
+    obs, _ = env.reset(seed=0)
+    played = []
+    for t in range(4):
+        action, _ = policy.predict(obs, episode_start=np.array([t == 0]))
+        obs, _, term, trunc, info = env.step(action)
+        played.append((tuple(info["split"].tolist()), tuple(info["rank"].tolist())))
+        if term or trunc:
+            break
+    assert played == [plan.at(t + 1).per_client(3) for t in range(len(played))]
+    with pytest.raises(UsageError, match="K = 5 clients"):
+        ProfileSchedulePolicy(parse_profile_schedule("c1r8.8.8"), (8, 64), 5)
+
+
 @pytest.mark.slow
 def test_tiny_fidelity_run_pairs_real_and_surrogate_rounds_on_the_same_channel(tmp_path):
     """Two real rounds of the shipped backbone and two surrogate rounds per noise seed: the same decisions on the
@@ -69,12 +127,16 @@ def test_tiny_fidelity_run_pairs_real_and_surrogate_rounds_on_the_same_channel(t
     from train_scripts.fidelity import Args, run
 
     out = tmp_path / "fidelity.json"
-    result = run(Args(schedules=("c1r64x1;c2r8",), policies=(), noise_seeds=(0, 1), max_rounds=2, out=str(out)))
-    (row,) = result["rows"]
-    assert row["real_rounds"] == 2 and row["surrogate_rounds_min"] == row["surrogate_rounds_max"] == 2
-    assert row["error"] == pytest.approx(0.0, abs=1e-12) and row["real_rounds_in_range"]
-    real = [e for e in result["episodes"] if e["mode"] == "real"][0]
-    assert list(zip(real["splits"], real["ranks"])) == [(1, 64), (2, 8)]
+    hetero = "c1r64x1;c2.2.1.1.1r8.64.64.64.64@svd"
+    result = run(Args(schedules=("c1r64x1;c2r8", hetero), policies=(), noise_seeds=(0, 1), max_rounds=2,
+                      out=str(out)))
+    assert [r["entry"] for r in result["rows"]] == ["c1r64x1;c2r8", hetero]
+    for row in result["rows"]:
+        assert row["real_rounds"] == 2 and row["surrogate_rounds_min"] == row["surrogate_rounds_max"] == 2
+        assert row["error"] == pytest.approx(0.0, abs=1e-12) and row["real_rounds_in_range"]
+    real = {e["entry"]: e for e in result["episodes"] if e["mode"] == "real"}
+    assert list(zip(real["c1r64x1;c2r8"]["splits"], real["c1r64x1;c2r8"]["ranks"])) == [(1, 64), (2, 8)]
+    assert real[hetero]["splits"] == [[1] * 5, [2, 2, 1, 1, 1]] and real[hetero]["ranks"][1] == [8, 64, 64, 64, 64]
     assert json.loads(out.read_text())["rows"][0]["entry"] == "c1r64x1;c2r8"
 
 

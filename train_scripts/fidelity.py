@@ -10,7 +10,9 @@ mean total delay, and the error of that mean. Target (issue 19): every entry wit
 inside the surrogate's range.
 
 Schedules play in the hybrid ids (the entry picks the cut and rank each round, the optimizer's allocator
-fills subchannels and powers); "optimizer" plays the Box ids. Each episode is one job; with
+fills subchannels and powers); schedules of heterogeneous profiles (a phase lists K cuts or ranks, e.g.
+``"c1r64x8;c1r64.64.8.8.8"``; the suite ``PROFILE_FIDELITY_SCHEDULES``) play in the heterogeneous hybrid ids
+under their ``@rule``; "optimizer" plays the Box ids. Each episode is one job; with
 ``--ray-address`` one Ray task each (``--ray-cpus-per-task`` CPUs, one torch thread per CPU).
 
 Example::
@@ -41,9 +43,10 @@ import numpy as np
 import tyro
 
 from fedsllm_env.errors import UsageError
-from fedsllm_env.schedules import FIDELITY_SCHEDULES, Schedule, parse_schedule
+from fedsllm_env.schedules import (FIDELITY_SCHEDULES, ProfileSchedule, Schedule, is_profile_schedule,
+                                   parse_profile_schedule, parse_schedule)
 
-__all__ = ["Args", "FidelityJob", "SchedulePolicy", "run_fidelity_job", "fidelity_rows", "main", "TARGET_ERROR"]
+__all__ = ["Args", "FidelityJob", "SchedulePolicy", "ProfileSchedulePolicy", "parse_any_schedule", "run_fidelity_job", "fidelity_rows", "main", "TARGET_ERROR"]
 
 TARGET_ERROR = 0.05
 """Largest accepted |surrogate mean total delay / real total delay - 1| of an entry."""
@@ -54,7 +57,9 @@ class Args:
     """Real vs surrogate episodes of a suite of schedules and policies (see the module docstring)."""
 
     schedules: tuple[str, ...] = FIDELITY_SCHEDULES
-    """Open-loop (cut, rank) schedules (fedsllm_env.schedules notation, e.g. "c1r64x8;c1r8")."""
+    """Open-loop (cut, rank) schedules (fedsllm_env.schedules notation, e.g. "c1r64x8;c1r8"), or schedules of
+    heterogeneous profiles (e.g. "c1r64x8;c1r64.64.8.8.8", played in the heterogeneous env; the suite
+    fedsllm_env.schedules.PROFILE_FIDELITY_SCHEDULES)."""
     policies: tuple[str, ...] = ("optimizer",)
     """Baselines and agent run folders / zips played closed-loop (empty = none)."""
     real_seeds: tuple[int, ...] = (0,)
@@ -100,6 +105,45 @@ class SchedulePolicy:
         return np.array([split - 1, self.ranks.index(rank)], dtype=np.int64), None
 
 
+class ProfileSchedulePolicy:
+    """Plays an open-loop schedule of heterogeneous profiles in a heterogeneous hybrid env (action = K cuts - 1,
+    then K rank indices); round counted from reset."""
+
+    def __init__(self, schedule: ProfileSchedule, ranks: Sequence[int], num_clients: int):
+        self.schedule = schedule
+        self.ranks = tuple(int(r) for r in ranks)
+        self.num_clients = int(num_clients)
+        missing = sorted(schedule.cuts_and_ranks()[1] - set(self.ranks))
+        if missing:
+            raise UsageError(f"schedule {schedule.text!r} uses ranks {missing} outside model.ranks {list(self.ranks)}")
+        for profile, _ in schedule.phases:
+            profile.per_client(self.num_clients)  # K values or one: refused otherwise
+        self._round = 0
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """The schedule's profile of the next round as a heterogeneous hybrid action."""
+        if episode_start is not None and bool(np.asarray(episode_start).ravel()[0]):
+            self._round = 0
+        self._round += 1
+        cuts, ranks = self.schedule.at(self._round).per_client(self.num_clients)
+        return np.array([c - 1 for c in cuts] + [self.ranks.index(r) for r in ranks], dtype=np.int64), None
+
+
+def parse_any_schedule(text: str) -> Schedule | ProfileSchedule:
+    """A shared (cut, rank) schedule, or a schedule of heterogeneous profiles (:func:`is_profile_schedule`)."""
+    return parse_profile_schedule(text) if is_profile_schedule(text) else parse_schedule(text)
+
+
+def _schedule_config(text: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The env config of a schedule's episodes: a profile schedule's aggregation rule over ``config``."""
+    if not is_profile_schedule(text):
+        return config
+    from fedsllm_env.config import merge_overrides
+
+    return merge_overrides(config, {"model": {"aggregation": parse_profile_schedule(text).aggregation}})
+
+
 class _NoiseSeed(gym.Wrapper):
     """Reset as usual (scenario, channel and the training's seed from the reset seed), then redraw the
     surrogate's observation noise from ``noise_seed``: the same channel, another draw of training luck."""
@@ -128,11 +172,11 @@ class FidelityJob:
     config: dict[str, Any]
 
 
-def _env_id(kind: str, mode: str, policy_env_id: str = "") -> str:
-    from fedsllm_env.registration import ENV_IDS, sibling_id
+def _env_id(kind: str, mode: str, policy_env_id: str = "", heterogeneous: bool = False) -> str:
+    from fedsllm_env.registration import ENV_IDS, HETERO_IDS, sibling_id
 
     if kind == "schedule":
-        return ENV_IDS[(mode, "hybrid")]
+        return (HETERO_IDS if heterogeneous else ENV_IDS)[(mode, "hybrid")]
     return sibling_id(policy_env_id or ENV_IDS[("surrogate", "box")], "box") if mode == "surrogate" else \
         _real_id(policy_env_id or ENV_IDS[("surrogate", "box")])
 
@@ -160,8 +204,11 @@ def run_fidelity_job(job: FidelityJob, torch_threads: int = 1) -> dict[str, Any]
         torch.set_num_threads(max(1, int(torch_threads)))
     t0 = time.perf_counter()
     if job.kind == "schedule":
-        env = make_eval_env(_env_id("schedule", job.mode), job.config)
-        policy: Any = SchedulePolicy(parse_schedule(job.entry), env.unwrapped.config.model.ranks)
+        hetero = is_profile_schedule(job.entry)
+        env = make_eval_env(_env_id("schedule", job.mode, heterogeneous=hetero), _schedule_config(job.entry, job.config))
+        cfg = env.unwrapped.config
+        policy: Any = (ProfileSchedulePolicy(parse_profile_schedule(job.entry), cfg.model.ranks, cfg.wireless.num_clients)
+                       if hetero else SchedulePolicy(parse_schedule(job.entry), cfg.model.ranks))
         name = job.entry
     else:
         from train_scripts._common import resolve_policy
@@ -180,7 +227,12 @@ def run_fidelity_job(job: FidelityJob, torch_threads: int = 1) -> dict[str, Any]
     return {"entry": job.entry, "kind": job.kind, "mode": job.mode, "seed": job.seed,
             "noise_seed": job.noise_seed if job.mode == "surrogate" else None, "rounds": rec.rounds,
             "terminated": rec.terminated, "total_delay_s": rec.total_delay_s, "final_val_loss": rec.final_val_loss,
-            "splits": list(rec.splits), "ranks": list(rec.ranks), "wall_s": time.perf_counter() - t0}
+            "splits": _plain(rec.splits), "ranks": _plain(rec.ranks), "wall_s": time.perf_counter() - t0}
+
+
+def _plain(values: Sequence[Any]) -> list[Any]:
+    """A round's cut or rank as JSON: an int, or a list of ints per client."""
+    return [np.asarray(v).tolist() for v in values]
 
 
 def fidelity_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,7 +293,7 @@ def _check(args: Args) -> None:
     if not args.schedules and not args.policies:
         raise UsageError("nothing to check: give --schedules and/or --policies")
     for text in args.schedules:
-        parse_schedule(text)
+        parse_any_schedule(text)
 
 
 def reused_real_episodes(path: str, cfg: dict[str, Any], target_val_loss: float) -> dict[tuple[str, int], dict]:
@@ -285,10 +337,16 @@ def run(args: Args, command: str = "fedsllm fidelity") -> dict[str, Any]:
     full = FedsLLMConfig.from_dict(cfg)
     cal = load_calibration(full.calibration_path or None)
     n_layer = cal.shape.n_layer
-    for text in args.schedules:  # ranks or cuts the env does not have: refused before anything runs
-        sched = parse_schedule(text)
-        SchedulePolicy(sched, full.model.ranks)
-        bad = sorted({c for c, _, _ in sched.phases if c > n_layer - 1})
+    for text in args.schedules:  # ranks, cuts or K the env does not have: refused before anything runs
+        if is_profile_schedule(text):
+            plan = parse_profile_schedule(text)
+            ProfileSchedulePolicy(plan, full.model.ranks, full.wireless.num_clients)
+            cuts = plan.cuts_and_ranks()[0]
+        else:
+            sched = parse_schedule(text)
+            SchedulePolicy(sched, full.model.ranks)
+            cuts = {c for c, _, _ in sched.phases}
+        bad = sorted(c for c in cuts if c > n_layer - 1)
         if bad:
             raise UsageError(f"schedule {text!r}: cut(s) {bad} beyond L - 1 = {n_layer - 1}")
     for spec in args.policies:
