@@ -361,7 +361,9 @@ class HeteroOptimizer:
                             moved = True
                             continue
                         for _, cand_d in ranked[:self.probes]:
-                            found = self._probe(model, cand_d, current)
+                            # with local search (K <= pair_max_clients: small): a pair's move can need a
+                            # re-assignment greedy alone does not find
+                            found = self._probe(model, cand_d, current, refine=True)
                             if found is not None and found[0] < current * (1.0 - _REL_IMPROVEMENT):
                                 current, decision = found
                                 history.append(current)
@@ -381,13 +383,16 @@ class HeteroOptimizer:
         return _finish(model, decision, homogeneous=hom, history=tuple(history), sweeps=sweeps, moves=moves,
                        message=message, wall_s=time.perf_counter() - start)
 
-    def _probe(self, model: ProfileModel, cand: Decision, current: float) -> tuple[float, Decision] | None:
-        """The candidate profile with its subchannels re-assigned and its objective, s; None when its lower bound
-        shows that no assignment can make it beat ``current``."""
+    def _probe(self, model: ProfileModel, cand: Decision, current: float,
+               refine: bool | None = None) -> tuple[float, Decision] | None:
+        """The candidate profile with its subchannels re-assigned (local search when ``refine``, default
+        :attr:`probe_refine`) and its objective, s; None when its lower bound shows that no assignment can make it
+        beat ``current``."""
         cuts, ranks = np.asarray(cand.split), np.asarray(cand.rank)
         if model.lower_bound_s(cuts, ranks) >= current * (1.0 - _REL_IMPROVEMENT):
             return None
-        re = solve_profile_allocation(model, cuts, ranks, cand, self.probe_refine, iterated=False)
+        refine = self.probe_refine if refine is None else refine
+        re = solve_profile_allocation(model, cuts, ranks, cand, refine, iterated=False)
         return model.objective_s(cuts, ranks, re), re
 
     @staticmethod

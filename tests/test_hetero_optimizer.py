@@ -48,8 +48,10 @@ def is_mixed(result) -> bool:
 
 
 # seeds whose brute-force optimum is heterogeneous (a slow client keeps fewer blocks) and homogeneous ones
-# server-scarce 101 (K = 3) needs two clients to lower their cuts together (the pair phase)
-@pytest.mark.parametrize("regime,seed", [("server-scarce", 29), ("random-power", 39), ("server-scarce", 101)])
+# server-scarce 101 (K = 3) needs two clients to lower their cuts together (the pair phase); server-scarce 189 needs
+# the pair's probe to re-assign subchannels with local search (greedy alone stopped 1.165 % above the optimum)
+@pytest.mark.parametrize("regime,seed", [("server-scarce", 29), ("random-power", 39), ("server-scarce", 101),
+                                         ("server-scarce", 189)])
 def test_gap_to_brute_force(regime, seed):
     problem, found = solved(regime, seed)
     best = brute_force_profiles(problem, allocation="exact")
