@@ -87,6 +87,16 @@ def test_readme_links_open_and_it_stays_a_door():
         assert re.search(r"\n\s*fedsllm [a-z]", item), item  # its command, in a code block under it
 
 
+def test_no_doc_holds_an_unfilled_template_placeholder():
+    """A results table written from a template (``{real}``, ``{agent}``) must hold the table, not the placeholder
+    (two pages once shipped one)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    left = [f"{p.relative_to(ROOT)}:{i}: {line}" for p in pages
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if re.fullmatch(r"\s*\{[a-z_][a-z0-9_]*\}\s*", line)]
+    assert not left, left
+
+
 def test_readme_quick_start_runs():
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"## Quick start\n\n```python\n(.*?)```", readme, re.S).group(1)
