@@ -148,9 +148,7 @@ class ProfileModel:
         down_bwd = np.max(self._act_bits / cfg.wireless.downlink_rate_bps + cfg.compute.backward_factor * fwd,
                           axis=-1)
         bcast = np.max(lora, axis=-1) / cfg.wireless.broadcast_rate_bps
-        k = ci.shape[-1]
-        per_client = tab.fits_memory_client
-        fits = np.all(per_client[ci, ri, np.arange(k)] if per_client is not None else tab.fits_memory[ci, ri], axis=-1)
+        fits = np.all(tab.fits_memory_client[ci, ri, np.arange(ci.shape[-1])], axis=-1)
         return fwd, lora, server, down_bwd, bcast, fits
 
     def links(self, ci: np.ndarray, ri: np.ndarray) -> tuple[LinkSpec, LinkSpec]:
@@ -452,7 +450,7 @@ def brute_force_profiles(problem: Problem, e_of_profile: EOfProfile | None = Non
     e_of_profile = e_conservative_stand_in(problem) if e_of_profile is None else e_of_profile
     model = ProfileModel(problem, e_of_profile)
     k, tab = problem.num_clients, problem.tables
-    fits_any = tab.fits_memory if tab.fits_memory_client is None else np.any(tab.fits_memory_client, axis=-1)
+    fits_any = np.any(tab.fits_memory_client, axis=-1)  # the cells some client may hold
     cells = [(i, j) for i in range(len(tab.splits)) for j in range(len(tab.ranks)) if fits_any[i, j]]
     n = len(cells) ** k
     if n > max_profiles:

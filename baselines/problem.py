@@ -32,7 +32,6 @@ from fedsllm_env.delay import (
     client_memory_bytes,
     client_memory_limits_bytes,
     expected_total_delay_s,
-    memory_violations,
     noise_psd_w_per_hz,
     payload_bits,
     round_delay,
@@ -134,9 +133,9 @@ class DelayTables:
     fits_memory: np.ndarray
     """(C, R) True where (split, rank) fits every client's memory cap (``compute.client_memory_bytes`` or the
     smallest device-class cap; all True without a limit)."""
-    fits_memory_client: np.ndarray | None = None
-    """(C, R, K) True where client k may hold (split, rank) under its own cap (a per-client profile's test);
-    None: every client as :attr:`fits_memory`."""
+    fits_memory_client: np.ndarray
+    """(C, R, K) True where client k may hold (split, rank) under its own cap (a per-client profile's test;
+    :attr:`fits_memory` is its all-clients reduction)."""
 
     def index(self, split: int, rank: int) -> tuple[int, int]:
         """Table indices of (split, rank); ValueError naming the bad value otherwise."""
@@ -256,7 +255,6 @@ class Problem:
         up_bits = np.empty((n_c, n_r))
         lora = np.empty((n_c, n_r))
         bcast = np.empty((n_c, n_r))
-        fits = np.ones((n_c, n_r), dtype=bool)
         limits = client_memory_limits_bytes(cfg, k)
         fits_client = np.ones((n_c, n_r, k), dtype=bool)
         for j, r in enumerate(ranks):
@@ -274,13 +272,12 @@ class Problem:
                 up_bits[i, j] = act + labels
                 lora[i, j] = lora_bits
                 bcast[i, j] = lora_bits / cfg.wireless.broadcast_rate_bps
-                fits[i, j] = not memory_violations(c, r, self.shape, cfg)
                 fits_client[i, j] = (limits <= 0) | (client_memory_bytes(c, r, self.shape, cfg) <= limits)
         if not np.any(np.isfinite(rounds)):
             raise ValueError("rounds_needed is inf (censored) for every (split, rank) candidate: no choice converges "
                              "within the calibration's horizon")
         return DelayTables(splits, ranks, rounds, fwd, server, down_bwd, up_bits, lora, bcast,
-                           int(cfg.training.local_iterations), fits, fits_client)
+                           int(cfg.training.local_iterations), np.all(fits_client, axis=-1), fits_client)
 
     @cached_property
     def inv_snr_ms_w(self) -> np.ndarray:

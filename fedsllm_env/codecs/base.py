@@ -225,7 +225,11 @@ class SplitRankCodec:
     def split_rank_masks(self) -> np.ndarray:
         """Concatenated (L-1,) split and (R,) rank feasibility under the memory limit
         (:func:`fedsllm_env.delay.split_rank_feasibility`); per client, K split masks then K rank masks, each
-        under the client's own cap."""
+        under the client's own cap. A fresh copy (the masks depend on the config only: computed once)."""
+        return self._split_rank_masks.copy()
+
+    @cached_property
+    def _split_rank_masks(self) -> np.ndarray:
         if not self.per_client:
             return np.concatenate(split_rank_feasibility(self.shape, self.cfg))
         masks = [split_rank_feasibility(self.shape, self.cfg, float(lim)) for lim in self.memory_limits_bytes]

@@ -70,8 +70,9 @@ class MultiDiscreteCodec(SplitRankCodec):
     def action_masks(self) -> np.ndarray:
         """Flat boolean mask over every choice (sb3-contrib MaskablePPO convention).
 
-        Only split and rank choices are ever masked: those whose client memory exceeds
-        ``compute.client_memory_bytes`` even with the smallest rank (splits) or at split 1 (ranks).
+        Only split and rank choices are ever masked: those whose client memory exceeds the cap (a shared
+        decision: the smallest client cap; per client: the client's own) even with the smallest rank (splits) or
+        at split 1 (ranks).
         """
         mask = np.ones(int(self.space.nvec.sum()), dtype=bool)  # type: ignore[attr-defined]
         split_rank = self.split_rank_masks()
