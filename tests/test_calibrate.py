@@ -438,3 +438,5 @@ def test_digest_of_a_config_with_the_later_fields_at_default_is_unchanged():
     assert run_digest(cfg.to_dict(), s["max_rounds"], s["threads"]) == s["digest"]
     other = cfg.replace(model=cfg.model.replace(aggregation="svd"))
     assert run_digest(other.to_dict(), s["max_rounds"], s["threads"]) != s["digest"]
+    fleet = cfg.replace(compute=cfg.compute.replace(device_class_flops_per_cycle=(2.0, 20.0)))
+    assert run_digest(fleet.to_dict(), s["max_rounds"], s["threads"]) != s["digest"]

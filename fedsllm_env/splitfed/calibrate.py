@@ -164,6 +164,8 @@ def check_grid(ranks: Sequence[int], splits: Sequence[int], partitions: Sequence
 DIGEST_LATER_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("heterogeneous",), False),
     (("model", "aggregation"), "zero_pad"),
+    (("compute", "device_class_flops_per_cycle"), []),  # tuples arrive as JSON lists
+    (("compute", "device_class_memory_bytes"), []),
 )
 """Config fields added after the v3 calibration, with their defaults: they enter a run's digest only when set to
 something else, so runs measured before the fields existed stay reusable (none of them changes a run at its
