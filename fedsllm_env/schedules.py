@@ -35,6 +35,21 @@ __all__ = ["Schedule", "parse_schedule", "DESIGNED_SCHEDULES", "CANDIDATE_SCHEDU
 _PHASE = re.compile(r"c(\d+)r(\d+)(?:x(\d+))?")
 
 
+def _phase_at(lengths: list[int | None], cycle: bool, round_index: int) -> int:
+    """Index of the phase played in round ``round_index`` (1-based) given each phase's rounds (None = until the
+    end); a cycle repeats the phases, a finite schedule past its end keeps its last phase."""
+    if round_index < 1:
+        raise ValueError(f"rounds are counted from 1, got {round_index}")
+    t = round_index - 1
+    if cycle:
+        t %= sum(n for n in lengths if n is not None)
+    for i, n in enumerate(lengths):
+        if n is None or t < n:
+            return i
+        t -= n
+    return len(lengths) - 1
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Phases ``(split, rank, rounds)`` (``rounds`` None = until the end) and whether they cycle."""
@@ -60,17 +75,7 @@ class Schedule:
 
     def at(self, round_index: int) -> tuple[int, int]:
         """(split, rank) played in round ``round_index`` (1-based)."""
-        if round_index < 1:
-            raise ValueError(f"rounds are counted from 1, got {round_index}")
-        t = round_index - 1
-        if self.cycle:
-            period = sum(n for _, _, n in self.phases)
-            t %= period
-        for c, r, n in self.phases:
-            if n is None or t < n:
-                return c, r
-            t -= n
-        c, r, _ = self.phases[-1]  # a finite schedule past its end keeps its last phase
+        c, r, _ = self.phases[_phase_at([n for _, _, n in self.phases], self.cycle, round_index)]
         return c, r
 
     def decisions(self, rounds: int) -> list[tuple[int, int]]:
@@ -236,16 +241,7 @@ class ProfileSchedule:
 
     def at(self, round_index: int) -> Profile:
         """Profile played in round ``round_index`` (1-based); a finite schedule past its end keeps its last."""
-        if round_index < 1:
-            raise ValueError(f"rounds are counted from 1, got {round_index}")
-        t = round_index - 1
-        if self.cycle:
-            t %= sum(n for _, n in self.phases)
-        for profile, n in self.phases:
-            if n is None or t < n:
-                return profile
-            t -= n
-        return self.phases[-1][0]
+        return self.phases[_phase_at([n for _, n in self.phases], self.cycle, round_index)][0]
 
     def cuts_and_ranks(self) -> tuple[set[int], set[int]]:
         """Every cut and every rank any phase uses."""

@@ -84,49 +84,53 @@ class Args:
     """Earlier --out file whose real episodes are reused (same env config and target loss; "" = train)."""
 
 
-class SchedulePolicy:
+class _OpenLoopPolicy:
+    """What both schedule players share: the ranks check and the round counted from reset."""
+
+    def __init__(self, text: str, used_ranks: set[int], ranks: Sequence[int]):
+        self.ranks = tuple(int(r) for r in ranks)
+        missing = sorted(set(used_ranks) - set(self.ranks))
+        if missing:
+            raise UsageError(f"schedule {text!r} uses ranks {missing} outside model.ranks {list(self.ranks)}")
+        self._round = 0
+
+    def _next_round(self, episode_start: Any) -> int:
+        """The 1-based round the next action is for (restarting at 1 on an episode start)."""
+        if episode_start is not None and bool(np.asarray(episode_start).ravel()[0]):
+            self._round = 0
+        self._round += 1
+        return self._round
+
+
+class SchedulePolicy(_OpenLoopPolicy):
     """Plays an open-loop schedule in a hybrid env (action = [cut - 1, rank index]); round counted from reset."""
 
     def __init__(self, schedule: Schedule, ranks: Sequence[int]):
+        super().__init__(schedule.text, {r for _, r, _ in schedule.phases}, ranks)
         self.schedule = schedule
-        self.ranks = tuple(int(r) for r in ranks)
-        missing = sorted({r for _, r, _ in schedule.phases} - set(self.ranks))
-        if missing:
-            raise UsageError(f"schedule {schedule.text!r} uses ranks {missing} outside model.ranks {list(self.ranks)}")
-        self._round = 0
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         """The schedule's (cut, rank) of the next round as a hybrid action."""
-        if episode_start is not None and bool(np.asarray(episode_start).ravel()[0]):
-            self._round = 0
-        self._round += 1
-        split, rank = self.schedule.at(self._round)
+        split, rank = self.schedule.at(self._next_round(episode_start))
         return np.array([split - 1, self.ranks.index(rank)], dtype=np.int64), None
 
 
-class ProfileSchedulePolicy:
+class ProfileSchedulePolicy(_OpenLoopPolicy):
     """Plays an open-loop schedule of heterogeneous profiles in a heterogeneous hybrid env (action = K cuts - 1,
     then K rank indices); round counted from reset."""
 
     def __init__(self, schedule: ProfileSchedule, ranks: Sequence[int], num_clients: int):
+        super().__init__(schedule.text, schedule.cuts_and_ranks()[1], ranks)
         self.schedule = schedule
-        self.ranks = tuple(int(r) for r in ranks)
         self.num_clients = int(num_clients)
-        missing = sorted(schedule.cuts_and_ranks()[1] - set(self.ranks))
-        if missing:
-            raise UsageError(f"schedule {schedule.text!r} uses ranks {missing} outside model.ranks {list(self.ranks)}")
         for profile, _ in schedule.phases:
             profile.per_client(self.num_clients)  # K values or one: refused otherwise
-        self._round = 0
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
         """The schedule's profile of the next round as a heterogeneous hybrid action."""
-        if episode_start is not None and bool(np.asarray(episode_start).ravel()[0]):
-            self._round = 0
-        self._round += 1
-        cuts, ranks = self.schedule.at(self._round).per_client(self.num_clients)
+        cuts, ranks = self.schedule.at(self._next_round(episode_start)).per_client(self.num_clients)
         return np.array([c - 1 for c in cuts] + [self.ranks.index(r) for r in ranks], dtype=np.int64), None
 
 
